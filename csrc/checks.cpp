@@ -1,0 +1,144 @@
+#include "checks.h"
+
+#include <c10/util/Exception.h>
+
+#include <cmath>
+
+namespace ifru {
+
+void check_index_tensor(const at::Tensor& t, const char* op, const char* name, const at::Device& device) {
+  TORCH_CHECK(t.dim() == 1, op, ": ", name, " must be 1-D, got shape ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", name, " must be int64, got ", t.scalar_type());
+  TORCH_CHECK(t.device() == device, op, ": ", name, " is on ", t.device(), " but the op runs on ", device);
+}
+
+void check_index_range(const at::Tensor& t, int64_t upper, const char* op, const char* name) {
+  if (t.numel() == 0) return;
+  const auto bad = at::logical_or(t < 0, t >= upper);
+  if (bad.any().item<bool>()) {
+    const int64_t at_index = bad.to(at::kByte).argmax().item<int64_t>();
+    TORCH_CHECK_VALUE(false, op, ": ", name, "[", at_index, "] = ", t[at_index].item<int64_t>(),
+                      " is out of range [0, ", upper, ")");
+  }
+}
+
+void check_csr(const at::Tensor& rowptr, const at::Tensor& col, int64_t num_rows, const char* op,
+               const at::Device& device) {
+  check_index_tensor(rowptr, op, "rowptr", device);
+  check_index_tensor(col, op, "col", device);
+  TORCH_CHECK(rowptr.numel() == num_rows + 1, op, ": rowptr must have num_rows + 1 = ", num_rows + 1,
+              " entries, got ", rowptr.numel());
+  const int64_t first = rowptr[0].item<int64_t>();
+  const int64_t last = rowptr[num_rows].item<int64_t>();
+  TORCH_CHECK_VALUE(first == 0, op, ": rowptr[0] must be 0, got ", first);
+  TORCH_CHECK_VALUE(last == col.numel(), op, ": rowptr[-1] must equal nnz = col.numel() = ", col.numel(),
+                    ", got ", last);
+  if (num_rows > 0) {
+    const auto decreasing = rowptr.slice(0, 1) < rowptr.slice(0, 0, num_rows);
+    if (decreasing.any().item<bool>()) {
+      const int64_t r = decreasing.to(at::kByte).argmax().item<int64_t>();
+      TORCH_CHECK_VALUE(false, op, ": rowptr must be non-decreasing (a sorted CSR), but rowptr[", r, "] = ",
+                        rowptr[r].item<int64_t>(), " > rowptr[", r + 1, "] = ", rowptr[r + 1].item<int64_t>());
+    }
+  }
+  check_index_range(col, num_rows, op, "col");
+}
+
+void check_float_tensor(const at::Tensor& t, at::IntArrayRef shape, at::ScalarType dtype, const char* op,
+                        const char* name, const at::Device& device) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
+              " must be float32 or float64, got ", t.scalar_type());
+  TORCH_CHECK(t.scalar_type() == dtype, op, ": ", name, " must have dtype ", dtype, " like the embeddings, got ",
+              t.scalar_type());
+  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " must have shape ", shape, ", got ", t.sizes());
+  TORCH_CHECK(t.device() == device, op, ": ", name, " is on ", t.device(), " but the op runs on ", device);
+}
+
+void check_finite(const at::Tensor& t, const char* op, const char* name) {
+  if (t.numel() == 0) return;
+  TORCH_CHECK_VALUE(at::isfinite(t).all().item<bool>(), op, ": ", name, " contains NaN or infinity");
+}
+
+}  // namespace ifru
+
+namespace ifru {
+
+void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                          const at::Tensor& x, int64_t num_layers) {
+  const char* op = "ifru::propagate";
+  TORCH_CHECK(x.dim() == 2, op, ": x must be 2-D [N, d], got shape ", x.sizes());
+  TORCH_CHECK_VALUE(num_layers >= 0, op, ": num_layers must be >= 0, got ", num_layers);
+  check_csr(rowptr, col, x.size(0), op, x.device());
+  check_float_tensor(x, x.sizes(), x.scalar_type(), op, "x", x.device());
+  check_float_tensor(weight, {col.numel()}, x.scalar_type(), op, "weight", x.device());
+  check_finite(weight, op, "weight");
+  check_finite(x, op, "x");
+}
+
+void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users, const at::Tensor& items,
+                    const at::Tensor& labels, const c10::optional<at::Tensor>& rowptr,
+                    const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
+                    int64_t num_layers, double l2, const c10::optional<at::Tensor>& keep) {
+  const char* op = "ifru::hvp";
+  TORCH_CHECK(emb.dim() == 2, op, ": emb must be 2-D [N, d], got shape ", emb.sizes());
+  const auto device = emb.device();
+  const int64_t num_nodes = emb.size(0);
+  check_float_tensor(emb, emb.sizes(), emb.scalar_type(), op, "emb", device);
+  check_float_tensor(v, emb.sizes(), emb.scalar_type(), op, "v", device);
+  check_index_tensor(users, op, "users", device);
+  check_index_tensor(items, op, "items", device);
+  TORCH_CHECK(items.numel() == users.numel(), op, ": users and items must have equal length, got ",
+              users.numel(), " and ", items.numel());
+  check_float_tensor(labels, {users.numel()}, emb.scalar_type(), op, "labels", device);
+  check_index_range(users, num_nodes, op, "users");
+  check_index_range(items, num_nodes, op, "items");
+  check_finite(labels, op, "labels");
+  if (labels.numel() > 0) {
+    TORCH_CHECK_VALUE(at::logical_and(labels >= 0, labels <= 1).all().item<bool>(), op,
+                      ": labels must lie in [0, 1]");
+  }
+  TORCH_CHECK_VALUE(num_layers >= 0, op, ": num_layers must be >= 0, got ", num_layers);
+  TORCH_CHECK_VALUE(std::isfinite(l2), op, ": l2 must be finite, got ", l2);
+  const int graph_parts = rowptr.has_value() + col.has_value() + weight.has_value();
+  TORCH_CHECK(graph_parts == 0 || graph_parts == 3, op, ": rowptr, col and weight must be given together");
+  TORCH_CHECK(num_layers == 0 || graph_parts == 3, op, ": num_layers = ", num_layers, " needs a graph (rowptr, col, weight)");
+  if (graph_parts == 3) {
+    check_csr(*rowptr, *col, num_nodes, op, device);
+    check_float_tensor(*weight, {col->numel()}, emb.scalar_type(), op, "weight", device);
+    check_finite(*weight, op, "weight");
+  }
+  if (keep.has_value()) {
+    TORCH_CHECK(keep->scalar_type() == at::kBool, op, ": keep must be bool, got ", keep->scalar_type());
+    TORCH_CHECK(keep->dim() == 1 && keep->size(0) == num_nodes, op, ": keep must have shape [N] = [", num_nodes,
+                "], got ", keep->sizes());
+    TORCH_CHECK(keep->device() == device, op, ": keep is on ", keep->device(), " but the op runs on ", device);
+  }
+  check_finite(emb, op, "emb");
+  check_finite(v, op, "v");
+}
+
+void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seed_counts,
+                           at::ArrayRef<double> ratios) {
+  const char* op = "ifru::importance";
+  TORCH_CHECK(seed_counts.dim() == 1, op, ": seed_counts must be 1-D [N], got shape ", seed_counts.sizes());
+  check_float_tensor(seed_counts, seed_counts.sizes(), seed_counts.scalar_type(), op, "seed_counts",
+                     seed_counts.device());
+  check_csr(rowptr, col, seed_counts.size(0), op, seed_counts.device());
+  TORCH_CHECK_VALUE(!ratios.empty(), op, ": ratios must hold K + 1 >= 1 values (a_0, ..., a_K)");
+  for (size_t k = 0; k < ratios.size(); ++k) {
+    TORCH_CHECK_VALUE(ratios[k] >= 0.0 && ratios[k] <= 1.0, op, ": ratios[", k, "] = ", ratios[k],
+                      " must lie in [0, 1]");
+  }
+  check_finite(seed_counts, op, "seed_counts");
+  if (seed_counts.numel() == 0) return;
+  TORCH_CHECK_VALUE((seed_counts >= 0).all().item<bool>(), op, ": seed_counts must be >= 0");
+  const auto degree = rowptr.slice(0, 1) - rowptr.slice(0, 0, seed_counts.size(0));
+  const auto seeded_isolated = at::logical_and(seed_counts > 0, degree == 0);
+  if (seeded_isolated.any().item<bool>()) {
+    const int64_t v = seeded_isolated.to(at::kByte).argmax().item<int64_t>();
+    TORCH_CHECK_VALUE(false, op, ": node ", v, " has seed_counts > 0 but no neighbours in the adjacency; "
+                      "build the adjacency from all training interactions, removed ones included");
+  }
+}
+
+}  // namespace ifru

@@ -1,0 +1,44 @@
+// Argument validation shared by every op and device (ATen ops only, so it runs on
+// CPU and CUDA tensors alike). Each check names the op and the argument and shows
+// what it received, so a bad call fails with a Python exception, never a crash.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace ifru {
+
+// 1-D int64 tensor on `device` (RuntimeError otherwise).
+void check_index_tensor(const at::Tensor& t, const char* op, const char* name, const at::Device& device);
+
+// Every value of the int64 tensor `t` lies in [0, upper) (ValueError otherwise).
+void check_index_range(const at::Tensor& t, int64_t upper, const char* op, const char* name);
+
+// A square CSR matrix with `num_rows` rows: rowptr int64 [num_rows + 1] starting at 0,
+// non-decreasing, ending at nnz; col int64 [nnz] in [0, num_rows).
+void check_csr(const at::Tensor& rowptr, const at::Tensor& col, int64_t num_rows, const char* op,
+               const at::Device& device);
+
+// A float32/float64 tensor of exactly `shape`, on `device`, of `dtype`.
+void check_float_tensor(const at::Tensor& t, at::IntArrayRef shape, at::ScalarType dtype, const char* op,
+                        const char* name, const at::Device& device);
+
+// No NaN or infinity in `t` (ValueError otherwise).
+void check_finite(const at::Tensor& t, const char* op, const char* name);
+
+}  // namespace ifru
+
+namespace ifru {
+
+// Whole-argument checks of each op, shared by its kernels on every device.
+void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                          const at::Tensor& x, int64_t num_layers);
+
+void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users, const at::Tensor& items,
+                    const at::Tensor& labels, const c10::optional<at::Tensor>& rowptr,
+                    const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
+                    int64_t num_layers, double l2, const c10::optional<at::Tensor>& keep);
+
+void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seed_counts,
+                           at::ArrayRef<double> ratios);
+
+}  // namespace ifru

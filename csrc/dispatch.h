@@ -1,0 +1,31 @@
+// Calls into `ifru` ops through the dispatcher, so composite code runs the kernel of
+// whatever device its tensors live on.
+#pragma once
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+namespace ifru {
+
+inline at::Tensor call_propagate(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                                 const at::Tensor& x, int64_t num_layers, bool symmetric) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("ifru::propagate", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, int64_t, bool)>();
+  return op.call(rowptr, col, weight, x, num_layers, symmetric);
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> call_csr_transpose(const at::Tensor& rowptr,
+                                                                         const at::Tensor& col,
+                                                                         const at::Tensor& weight) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("ifru::csr_transpose", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                                             const at::Tensor&)>();
+  return op.call(rowptr, col, weight);
+}
+
+}  // namespace ifru

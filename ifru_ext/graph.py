@@ -1,0 +1,107 @@
+"""CSR graphs over the stacked user/item table, built without a dense N×N matrix.
+
+Node ids: user ``u`` is row ``u``, item ``i`` is row ``num_users + i`` (DESIGN.md §2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class CSRGraph:
+    """A square sparse matrix ``A [num_nodes, num_nodes]`` in CSR form.
+
+    ``rowptr`` int64 [num_nodes + 1], ``col`` int64 [nnz], ``weight`` float [nnz].
+    ``symmetric`` is a declaration (``A == Aᵀ``) that lets ``propagate``'s backward
+    and ``hvp`` reuse ``A`` instead of transposing it; builders below set it only
+    when it holds by construction.
+    """
+
+    rowptr: Tensor
+    col: Tensor
+    weight: Tensor
+    num_nodes: int
+    symmetric: bool = False
+
+    @property
+    def nnz(self) -> int:
+        return int(self.col.numel())
+
+    def degree(self) -> Tensor:
+        """Row degrees (number of stored entries per row), int64 [num_nodes]."""
+        return self.rowptr[1:] - self.rowptr[:-1]
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "CSRGraph":
+        return CSRGraph(
+            self.rowptr.to(device),
+            self.col.to(device),
+            self.weight.to(device=device, dtype=dtype or self.weight.dtype),
+            self.num_nodes,
+            self.symmetric,
+        )
+
+    def to_sparse_coo(self) -> Tensor:
+        """The same matrix as a coalesced ``torch.sparse_coo_tensor`` (for references)."""
+        row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.col.device), self.degree())
+        return torch.sparse_coo_tensor(
+            torch.stack([row, self.col]), self.weight, (self.num_nodes, self.num_nodes)
+        ).coalesce()
+
+
+def _check_interactions(users: Tensor, items: Tensor, num_users: int, num_items: int) -> None:
+    if users.dim() != 1 or items.dim() != 1 or users.numel() != items.numel():
+        raise ValueError(f"users and items must be 1-D of equal length, got {tuple(users.shape)} and {tuple(items.shape)}")
+    if users.numel() == 0:
+        return
+    if int(users.min()) < 0 or int(users.max()) >= num_users:
+        raise ValueError(f"user ids must lie in [0, {num_users}), got range [{int(users.min())}, {int(users.max())}]")
+    if int(items.min()) < 0 or int(items.max()) >= num_items:
+        raise ValueError(f"item ids must lie in [0, {num_items}), got range [{int(items.min())}, {int(items.max())}]")
+
+
+def bipartite_csr(users: Tensor, items: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+    """The 0/1 user–item adjacency in both directions, duplicates merged.
+
+    users, items: int64 [n] (item ids NOT offset). Returns (rowptr [N+1], col [nnz]),
+    columns sorted within each row, N = num_users + num_items.
+    """
+    _check_interactions(users, items, num_users, num_items)
+    num_nodes = num_users + num_items
+    users = users.long()
+    items = items.long() + num_users
+    rows = torch.cat([users, items])
+    cols = torch.cat([items, users])
+    # One sorted unique key per (row, col) gives CSR order and merges duplicates.
+    keys = torch.unique(rows * num_nodes + cols)
+    rows, cols = keys // num_nodes, keys % num_nodes
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=users.device)
+    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=num_nodes), 0)
+    return rowptr, cols
+
+
+def interaction_graph(users: Tensor, items: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32) -> CSRGraph:
+    """All interactions (any label) as an unweighted symmetric graph: the ``importance`` input."""
+    rowptr, col = bipartite_csr(users, items, num_users, num_items)
+    weight = torch.ones(col.numel(), dtype=dtype, device=col.device)
+    return CSRGraph(rowptr, col, weight, num_users + num_items, symmetric=True)
+
+
+def lightgcn_graph(
+    users: Tensor, items: Tensor, labels: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32
+) -> CSRGraph:
+    """LightGCN's ``Â = D^{-1/2} A D^{-1/2}`` over the POSITIVE interactions (labels > 0.5).
+
+    users, items, labels: [n]. Zero-degree rows stay empty; no self-loops; duplicate
+    positives count once (``A`` is 0/1).
+    """
+    if labels.shape != users.shape:
+        raise ValueError(f"labels must have the shape of users {tuple(users.shape)}, got {tuple(labels.shape)}")
+    positive = labels > 0.5
+    rowptr, col = bipartite_csr(users[positive], items[positive], num_users, num_items)
+    inv_sqrt_degree = (rowptr[1:] - rowptr[:-1]).to(torch.float64).clamp(min=1).rsqrt()
+    row = torch.repeat_interleave(torch.arange(num_users + num_items, device=col.device), rowptr[1:] - rowptr[:-1])
+    weight = (inv_sqrt_degree[row] * inv_sqrt_degree[col]).to(dtype)
+    return CSRGraph(rowptr, col, weight, num_users + num_items, symmetric=True)
