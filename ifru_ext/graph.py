@@ -47,7 +47,7 @@ class CSRGraph:
         """The same matrix as a coalesced ``torch.sparse_coo_tensor`` (for references)."""
         row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.col.device), self.degree())
         return torch.sparse_coo_tensor(
-            torch.stack([row, self.col]), self.weight, (self.num_nodes, self.num_nodes)
+            torch.stack([row, self.col]), self.weight, (self.num_nodes, self.num_nodes), check_invariants=True
         ).coalesce()
 
 
