@@ -1,0 +1,119 @@
+"""Tests of ifru_ext.metrics against scikit-learn and plain-Python references."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ifru_ext.data import Interactions, RecDataset
+from ifru_ext.metrics import auc, completeness, removal_auc, removal_aucs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_matches_sklearn_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 3000))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = [0, 1]  # both classes present
+    scores = rng.integers(0, 20, n) + 0.5 * labels  # few distinct values: many ties
+    expected = roc_auc_score(labels, scores)
+    assert auc(torch.from_numpy(scores), torch.from_numpy(labels).float()) == pytest.approx(expected, abs=1e-12)
+    assert auc(scores, labels.astype(bool)) == pytest.approx(expected, abs=1e-12)  # numpy and bool inputs
+
+
+def test_auc_edge_cases() -> None:
+    assert auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert auc(torch.tensor([1.0, 2.0]), torch.tensor([0, 1])) == 1.0
+    assert auc(torch.tensor([2.0, 1.0]), torch.tensor([0, 1])) == 0.0
+    assert auc(torch.ones(6), torch.tensor([0, 1, 0, 1, 1, 0])) == 0.5
+    assert math.isnan(auc(torch.rand(5), torch.ones(5)))
+    assert math.isnan(auc(torch.zeros(0), torch.zeros(0)))
+    with pytest.raises(ValueError, match="0/1"):
+        auc(torch.rand(3), torch.tensor([0.0, 0.5, 1.0]))
+    with pytest.raises(ValueError, match="NaN"):
+        auc(torch.tensor([0.0, float("nan")]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="same length"):
+        auc(torch.rand(3), torch.tensor([0, 1]))
+
+
+def reference_removal_aucs(scores, users, items, labels, removed_users, removed_items) -> dict[str, float]:
+    """Masks built row by row with Python sets, AUCs by scikit-learn."""
+    touched_users, touched_items = set(removed_users.tolist()), set(removed_items.tolist())
+
+    def subset_auc(mask: list[bool]) -> float:
+        y, s = labels.numpy()[mask], scores.numpy()[mask]
+        return roc_auc_score(y, s) if 0 < y.sum() < len(y) else math.nan
+
+    either = [u in touched_users or i in touched_items for u, i in zip(users.tolist(), items.tolist())]
+    both = [u in touched_users and i in touched_items for u, i in zip(users.tolist(), items.tolist())]
+    return {"auc_0": subset_auc([True] * len(users)), "auc_1": subset_auc(either), "auc_2": subset_auc(both)}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_removal_aucs_match_reference(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    n = 2000
+    users, items = torch.randint(0, 50, (n,), generator=gen), torch.randint(0, 80, (n,), generator=gen)
+    labels = torch.randint(0, 2, (n,), generator=gen).float()
+    scores = torch.randint(0, 10, (n,), generator=gen).double() + labels  # informative, tied
+    removed_users = torch.randint(0, 50, (8,), generator=gen)  # repeats allowed
+    removed_items = torch.randint(0, 80, (12,), generator=gen)
+    got = removal_aucs(scores, users, items, labels, removed_users, removed_items)
+    expected = reference_removal_aucs(scores, users, items, labels, removed_users, removed_items)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], abs=1e-12)
+
+
+def small_dataset(removed: list[int]) -> RecDataset:
+    train = Interactions(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, 0, 1, 0]))
+    test = Interactions(
+        torch.tensor([0, 0, 1, 2, 3, 3, 2, 1]),
+        torch.tensor([0, 3, 1, 2, 2, 0, 1, 3]),
+        torch.tensor([1.0, 0, 1, 0, 1, 0, 1, 0]),
+    )
+    return RecDataset(
+        num_users=4,
+        num_items=4,
+        train=train,
+        valid=test,
+        test=test,
+        removed=torch.tensor(removed, dtype=torch.int64),
+        user_ids=np.arange(4),
+        item_ids=np.arange(4),
+    )
+
+
+def test_removal_auc_on_a_dataset() -> None:
+    data = small_dataset([0, 2])  # touched users {0, 2}, items {0, 2}
+    scores = torch.tensor([0.9, 0.2, 0.1, 0.4, 0.3, 0.5, 0.8, 0.6])
+    expected = removal_aucs(scores, data.test.users, data.test.items, data.test.labels, torch.tensor([0, 2]), torch.tensor([0, 2]))
+    assert removal_auc(scores, data) == expected
+    table = torch.zeros(4, 4)
+    table[data.test.users, data.test.items] = scores
+    assert removal_auc(lambda u, i: table[u, i], data, split="valid") == expected
+    # AUC_1: 6 rows, positives scored .9 .3 .8 vs negatives .2 .4 .5 → 7 of 9 pairs ordered.
+    # AUC_2: only (0,0) [y=1, s=.9] and (2,2) [y=0, s=.4] have both ends touched.
+    assert expected["auc_1"] == pytest.approx(7 / 9) and expected["auc_2"] == 1.0
+    empty = removal_auc(scores, small_dataset([]))
+    assert not math.isnan(empty["auc_0"]) and math.isnan(empty["auc_1"]) and math.isnan(empty["auc_2"])
+    with pytest.raises(ValueError, match="expected 8 scores"):
+        removal_auc(scores[:5], data)
+    with pytest.raises(ValueError, match="split"):
+        removal_auc(scores, data, split="dev")
+
+
+def test_completeness_arithmetic() -> None:
+    original = {"auc_0": 0.7342, "auc_1": 0.7407, "auc_2": 0.7376}
+    retrain = {"auc_0": 0.7382, "auc_1": 0.7458, "auc_2": 0.7536}
+    method = {"auc_0": 0.7387, "auc_1": 0.7463, "auc_2": 0.7520}
+    got = completeness(method, original, retrain)
+    assert got == pytest.approx({"auc_0": 0.0045 / 0.0040, "auc_1": 0.0056 / 0.0051, "auc_2": 0.0144 / 0.0160})
+    assert completeness(retrain, original, retrain) == {"auc_0": 1.0, "auc_1": 1.0, "auc_2": 1.0}
+    assert completeness(original, original, retrain) == {"auc_0": 0.0, "auc_1": 0.0, "auc_2": 0.0}
+    assert math.isnan(completeness({"m": 0.5}, {"m": 0.4}, {"m": 0.4})["m"])
+    with pytest.raises(KeyError):
+        completeness({"auc_3": 0.1}, original, retrain)
