@@ -117,6 +117,17 @@ void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor
   check_finite(v, op, "v");
 }
 
+void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight) {
+  const char* op = "ifru::csr_transpose";
+  TORCH_CHECK(rowptr.dim() == 1 && rowptr.numel() >= 1, op, ": rowptr must be 1-D with at least one entry, got shape ",
+              rowptr.sizes());
+  check_csr(rowptr, col, rowptr.numel() - 1, op, rowptr.device());
+  TORCH_CHECK(weight.dim() == 1 && weight.numel() == col.numel(), op, ": weight must have shape [nnz] = [",
+              col.numel(), "], got ", weight.sizes());
+  TORCH_CHECK(weight.device() == rowptr.device(), op, ": weight is on ", weight.device(), ", rowptr on ",
+              rowptr.device());
+}
+
 void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seed_counts,
                            at::ArrayRef<double> ratios) {
   const char* op = "ifru::importance";

@@ -38,6 +38,8 @@ void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor
                     const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
                     int64_t num_layers, double l2, const c10::optional<at::Tensor>& keep);
 
+void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight);
+
 void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seed_counts,
                            at::ArrayRef<double> ratios);
 

@@ -1,6 +1,7 @@
-// Aᵀ of a square CSR matrix from ATen ops alone, so one implementation serves every device.
-// A stable sort by column keeps each transposed row in ascending source-row order, which
-// makes every kernel that sums along transposed rows deterministic.
+// Aᵀ of a square CSR matrix from ATen ops alone: the fallback for every device without its
+// own kernel (CPU has a counting sort in cpu/csr_transpose.cpp). A stable sort by column keeps
+// each transposed row in ascending source-row order, which makes every kernel that sums
+// along transposed rows deterministic.
 #include <torch/library.h>
 
 #include "../checks.h"
@@ -12,15 +13,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose(const at::Tensor& r
                                                              const at::Tensor& col,     // [nnz]
                                                              const at::Tensor& weight)  // [nnz]
 {
-  const char* op = "ifru::csr_transpose";
+  check_csr_transpose_args(rowptr, col, weight);
   const int64_t num_rows = rowptr.numel() - 1;
-  TORCH_CHECK(num_rows >= 0, op, ": rowptr must have at least one entry");
-  check_csr(rowptr, col, num_rows, op, rowptr.device());
-  TORCH_CHECK(weight.dim() == 1 && weight.numel() == col.numel(), op, ": weight must have shape [nnz] = [",
-              col.numel(), "], got ", weight.sizes());
-  TORCH_CHECK(weight.device() == rowptr.device(), op, ": weight is on ", weight.device(), ", rowptr on ",
-              rowptr.device());
-
   const auto degree = rowptr.slice(0, 1) - rowptr.slice(0, 0, num_rows);
   const auto row = at::repeat_interleave(at::arange(num_rows, rowptr.options()), degree, 0, col.numel());
   const auto perm = std::get<1>(at::sort(col, /*stable=*/true, /*dim=*/0, /*descending=*/false));

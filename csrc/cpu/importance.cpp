@@ -40,14 +40,18 @@ std::tuple<at::Tensor, at::Tensor> importance_cpu(const at::Tensor& rowptr,     
   check_importance_args(rowptr, col, seed_counts, ratios);
   const int64_t num_nodes = seed_counts.numel();
   const auto rowptr_c = rowptr.contiguous();
-  const auto [t_rowptr, t_col, unused_weight] =
-      call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, seed_counts.options()));
+  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose.
+  at::Tensor t_rowptr, t_col;
+  if (ratios.size() > 1) {
+    std::tie(t_rowptr, t_col, std::ignore) =
+        call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, seed_counts.options()));
+  }
   auto scores = seed_counts.contiguous().clone();
   auto keep = at::zeros({num_nodes}, seed_counts.options().dtype(at::kBool));
   AT_DISPATCH_FLOATING_TYPES(seed_counts.scalar_type(), "ifru_importance_cpu", [&] {
     const int64_t* rp = rowptr_c.data_ptr<int64_t>();
-    const int64_t* in_ptr = t_rowptr.data_ptr<int64_t>();
-    const int64_t* in_src = t_col.data_ptr<int64_t>();
+    const int64_t* in_ptr = t_rowptr.defined() ? t_rowptr.data_ptr<int64_t>() : nullptr;
+    const int64_t* in_src = t_col.defined() ? t_col.data_ptr<int64_t>() : nullptr;
     scalar_t* s = scores.data_ptr<scalar_t>();
     bool* keep_ptr = keep.data_ptr<bool>();
     auto degree = [&](int64_t v) { return rp[v + 1] - rp[v]; };
