@@ -105,3 +105,16 @@ def lightgcn_graph(
     row = torch.repeat_interleave(torch.arange(num_users + num_items, device=col.device), rowptr[1:] - rowptr[:-1])
     weight = (inv_sqrt_degree[row] * inv_sqrt_degree[col]).to(dtype)
     return CSRGraph(rowptr, col, weight, num_users + num_items, symmetric=True)
+
+
+def add_self_loops(graph: CSRGraph) -> CSRGraph:
+    """``A + I`` (one extra unit entry per row; the authors' Algorithm 1 adjacency)."""
+    n = graph.num_nodes
+    row = torch.repeat_interleave(torch.arange(n, device=graph.col.device), graph.degree())
+    diagonal = torch.arange(n, device=graph.col.device)
+    rows, cols = torch.cat([row, diagonal]), torch.cat([graph.col, diagonal])
+    weight = torch.cat([graph.weight, torch.ones(n, dtype=graph.weight.dtype, device=graph.weight.device)])
+    order = torch.argsort(rows * n + cols, stable=True)
+    rowptr = torch.zeros(n + 1, dtype=torch.long, device=graph.col.device)
+    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return CSRGraph(rowptr, cols[order], weight[order], n, graph.symmetric)
