@@ -14,8 +14,9 @@ void check_index_tensor(const at::Tensor& t, const char* op, const char* name, c
 
 void check_index_range(const at::Tensor& t, int64_t upper, const char* op, const char* name) {
   if (t.numel() == 0) return;
-  const auto bad = at::logical_or(t < 0, t >= upper);
-  if (bad.any().item<bool>()) {
+  const auto [low, high] = at::aminmax(t);  // one pass; the offender is only searched on failure
+  if (low.item<int64_t>() < 0 || high.item<int64_t>() >= upper) {
+    const auto bad = at::logical_or(t < 0, t >= upper);
     const int64_t at_index = bad.to(at::kByte).argmax().item<int64_t>();
     TORCH_CHECK_VALUE(false, op, ": ", name, "[", at_index, "] = ", t[at_index].item<int64_t>(),
                       " is out of range [0, ", upper, ")");
@@ -34,8 +35,9 @@ void check_csr(const at::Tensor& rowptr, const at::Tensor& col, int64_t num_rows
   TORCH_CHECK_VALUE(last == col.numel(), op, ": rowptr[-1] must equal nnz = col.numel() = ", col.numel(),
                     ", got ", last);
   if (num_rows > 0) {
-    const auto decreasing = rowptr.slice(0, 1) < rowptr.slice(0, 0, num_rows);
-    if (decreasing.any().item<bool>()) {
+    const auto steps = rowptr.slice(0, 1) - rowptr.slice(0, 0, num_rows);
+    if (steps.min().item<int64_t>() < 0) {
+      const auto decreasing = steps < 0;
       const int64_t r = decreasing.to(at::kByte).argmax().item<int64_t>();
       TORCH_CHECK_VALUE(false, op, ": rowptr must be non-decreasing (a sorted CSR), but rowptr[", r, "] = ",
                         rowptr[r].item<int64_t>(), " > rowptr[", r + 1, "] = ", rowptr[r + 1].item<int64_t>());
@@ -56,7 +58,10 @@ void check_float_tensor(const at::Tensor& t, at::IntArrayRef shape, at::ScalarTy
 
 void check_finite(const at::Tensor& t, const char* op, const char* name) {
   if (t.numel() == 0) return;
-  TORCH_CHECK_VALUE(at::isfinite(t).all().item<bool>(), op, ": ", name, " contains NaN or infinity");
+  // min and max propagate NaN and are infinite iff some entry is: one pass, no mask tensor.
+  const auto [low, high] = at::aminmax(t);
+  const bool finite = std::isfinite(low.item<double>()) && std::isfinite(high.item<double>());
+  TORCH_CHECK_VALUE(finite, op, ": ", name, " contains NaN or infinity");
 }
 
 }  // namespace ifru
@@ -92,10 +97,11 @@ void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor
   check_float_tensor(labels, {users.numel()}, emb.scalar_type(), op, "labels", device);
   check_index_range(users, num_nodes, op, "users");
   check_index_range(items, num_nodes, op, "items");
-  check_finite(labels, op, "labels");
   if (labels.numel() > 0) {
-    TORCH_CHECK_VALUE(at::logical_and(labels >= 0, labels <= 1).all().item<bool>(), op,
-                      ": labels must lie in [0, 1]");
+    const auto [low, high] = at::aminmax(labels);  // NaN propagates and fails both comparisons
+    TORCH_CHECK_VALUE(low.item<double>() >= 0 && high.item<double>() <= 1, op,
+                      ": labels must lie in [0, 1] (no NaN), got range [", low.item<double>(), ", ",
+                      high.item<double>(), "]");
   }
   TORCH_CHECK_VALUE(num_layers >= 0, op, ": num_layers must be >= 0, got ", num_layers);
   TORCH_CHECK_VALUE(std::isfinite(l2), op, ": l2 must be finite, got ", l2);
