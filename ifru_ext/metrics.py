@@ -16,7 +16,7 @@ from torch import Tensor
 if TYPE_CHECKING:  # only for annotations: metrics must not import the data pipeline
     from .data import RecDataset
 
-__all__ = ["auc", "completeness", "removal_auc", "removal_aucs"]
+__all__ = ["auc", "completeness", "evaluate_model", "removal_auc", "removal_aucs"]
 
 
 def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
@@ -93,6 +93,14 @@ def removal_auc(
         raise ValueError(f"expected {len(rows)} scores for the {split} split, got {tuple(values.shape)}")
     removed_users, removed_items = dataset.touched()
     return removal_aucs(values, rows.users, rows.items, rows.labels, removed_users, removed_items)
+
+
+def evaluate_model(model, dataset: "RecDataset", splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:
+    """AUC_0/1/2 of a recommender (anything with ``score_all(users, items)``) on ``splits``."""
+    return {
+        split: removal_auc(model.score_all(getattr(dataset, split).users, getattr(dataset, split).items).cpu(), dataset, split)
+        for split in splits
+    }
 
 
 def completeness(

@@ -36,13 +36,20 @@ def conjugate_gradient(
     damping: float = 0.0,
     preconditioner: Operator | None = None,
     check_every: int = 5,
+    select: Callable[[Tensor], float] | None = None,
+    patience: int = 3,
 ) -> tuple[Tensor, SolveReport]:
     """(Preconditioned) conjugate gradients from t = 0, stopping on ‖r‖/‖g‖ < tol.
 
     ``H`` may be indefinite (the MF Hessian's user–item cross block carries ℓ'·I): when a
     search direction has pᵀ(H+δI)p ≤ 0 the iteration stops there (truncated CG) and
     reports ``negative_curvature``; raise ``damping`` δ to make the system definite.
+    With ``select`` every iterate is scored and the best is returned, stopping after
+    ``patience`` iterations without improvement (as ``adam_solve``).
     """
+    if select is not None:
+        return _select_best(_cg_iterates(apply, g, damping, preconditioner, max_iter), apply, g, damping,
+                            select, patience)
     precondition = preconditioner or (lambda r: r)
     t = torch.zeros_like(g)
     g_norm = g.norm()
@@ -77,6 +84,45 @@ def conjugate_gradient(
     return t, SolveReport(iterations, residual, status)
 
 
+def _cg_iterates(apply: Operator, g: Tensor, damping: float, preconditioner: Operator | None, max_iter: int):
+    """Plain CG iterates t_1, t_2, … (host-side control: used with per-iterate selection)."""
+    precondition = preconditioner or (lambda r: r)
+    t = torch.zeros_like(g)
+    r = g.clone()
+    z = precondition(r)
+    p, rz = z.clone(), (r * z).sum()
+    for _ in range(max_iter):
+        hp = apply(p) + damping * p
+        php = (p * hp).sum()
+        if float(php) <= 0:
+            return
+        step = rz / php
+        t = t + step * p
+        r = r - step * hp
+        yield t
+        z = precondition(r)
+        rz_next = (r * z).sum()
+        p = z + (rz_next / rz) * p
+        rz = rz_next
+
+
+def _select_best(iterates, apply: Operator, g: Tensor, damping: float, select: Callable[[Tensor], float],
+                 patience: int) -> tuple[Tensor, SolveReport]:
+    """The iterate with the highest ``select`` score (t = 0 included), stopping after ``patience`` misses."""
+    best_t, best_score, stale, iterations = torch.zeros_like(g), select(torch.zeros_like(g)), 0, 0
+    for iterations, t in enumerate(iterates, start=1):
+        score = select(t)
+        if score > best_score:
+            best_t, best_score, stale = t.detach().clone(), score, 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    g_norm = g.norm()
+    residual = _relative_residual(apply, damping, best_t, g, g_norm) if float(g_norm) > 0 else 0.0
+    return best_t, SolveReport(iterations, residual, "validation")
+
+
 def adam_solve(
     apply: Operator,
     g: Tensor,
@@ -102,25 +148,19 @@ def adam_solve(
     if float(g_norm) == 0.0:
         return t, SolveReport(0, 0.0, "zero_rhs")
     optimizer = torch.optim.Adam([t], lr=lr)
-    best_t, best_score, stale = t.clone(), float("-inf"), 0
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
-        residual = apply(t) + damping * t - g
-        t.grad = residual
-        optimizer.step()
-        if select is not None:
-            score = select(t)
-            if score > best_score:
-                best_t, best_score, stale = t.detach().clone(), score, 0
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
-        elif iterations % check_every == 0 and float(residual.norm() / g_norm) < tol:
-            break
+
+    def iterates():
+        for _ in range(max_iter):
+            t.grad = apply(t) + damping * t - g
+            optimizer.step()
+            yield t
+
     if select is not None:
-        t = best_t
-        return t, SolveReport(iterations, _relative_residual(apply, damping, t, g, g_norm), "validation")
+        return _select_best(iterates(), apply, g, damping, select, patience)
+    iterations = 0
+    for iterations, _ in enumerate(iterates(), start=1):
+        if iterations % check_every == 0 and _relative_residual(apply, damping, t, g, g_norm) < tol:
+            break
     residual = _relative_residual(apply, damping, t, g, g_norm)
     return t.detach(), SolveReport(iterations, residual, "converged" if residual < tol else "max_iter")
 

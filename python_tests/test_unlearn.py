@@ -77,7 +77,7 @@ def relative_error(model, dataset, num_layers, removal, **config):
     kept[removal] = False
     new_graph = dataset.graph(exclude=removal, dtype=torch.float64)
     optimum = minimise(model.embedding.detach(), dataset, kept, new_graph, num_layers)
-    result = unlearn(model, dataset, removal, UnlearnConfig(l2=L2, tol=1e-10, max_iter=500, ratios=NO_PRUNING, **config))
+    result = unlearn(model, dataset, removal, UnlearnConfig(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING, **config))
     assert result.solve.status == "converged"
     target = all_scores(optimum, dataset, new_graph, num_layers)
     original = all_scores(model.embedding.detach(), dataset, model.graph, num_layers)
@@ -139,9 +139,9 @@ def test_spillover_gradient_matches_finite_difference(trained):
 def test_cg_and_adam_agree_on_the_influence_system(trained):
     model, dataset, num_layers = trained
     removal = REMOVALS[32][2]
-    cg = unlearn(model, dataset, removal, UnlearnConfig(l2=L2, tol=1e-10, max_iter=500, ratios=NO_PRUNING))
-    adam = unlearn(model, dataset, removal, UnlearnConfig(l2=L2, solver="adam", adam_lr=2.0, tol=1e-6, max_iter=5000,
-                                                          ratios=NO_PRUNING))
+    exact = dict(l2=L2, validation_select=False, ratios=NO_PRUNING)
+    cg = unlearn(model, dataset, removal, UnlearnConfig(solver="cg", tol=1e-10, max_iter=500, **exact))
+    adam = unlearn(model, dataset, removal, UnlearnConfig(solver="adam", adam_lr=2.0, tol=1e-6, max_iter=5000, **exact))
     delta_cg = (cg.model.embedding - model.embedding).detach()
     delta_adam = (adam.model.embedding - model.embedding).detach()
     assert float((delta_adam - delta_cg).norm() / delta_cg.norm()) < 0.02
@@ -150,7 +150,7 @@ def test_cg_and_adam_agree_on_the_influence_system(trained):
 def test_block_jacobi_preconditioner_solves_the_same_system_in_fewer_iterations(trained):
     model, dataset, num_layers = trained
     removal = REMOVALS[32][0]
-    base = dict(l2=L2, tol=1e-10, max_iter=500, ratios=NO_PRUNING)
+    base = dict(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING)
     plain = unlearn(model, dataset, removal, UnlearnConfig(**base))
     preconditioned = unlearn(model, dataset, removal, UnlearnConfig(preconditioner="block-jacobi", **base))
     torch.testing.assert_close(preconditioned.model.embedding, plain.model.embedding, rtol=1e-6, atol=1e-8)

@@ -1,0 +1,167 @@
+"""The paper's experiment: Original vs Retrain vs unlearning methods, with a report.
+
+For one dataset and backbone: train Original on the attacked data ``D`` and Retrain on
+``D_{-r}`` (both cached as checkpoints in the output folder, so reruns only re-answer
+the request), run each unlearning method on Original, and score every model by test
+AUC_0/1/2, completeness (DESIGN.md §6) and the wall seconds of the whole request.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import RecDataset, load_dataset
+from .metrics import completeness, evaluate_model
+from .models import Recommender, build_model
+from .train import TrainConfig, train
+from .unlearn import UnlearnConfig, UnlearnResult, unlearn
+
+logger = logging.getLogger(__name__)
+
+# Named unlearning methods; "retrain" is the trained Retrain checkpoint itself.
+METHODS: dict[str, UnlearnConfig] = {
+    # ours: exact Hessian, exact spillover, new graph; Adam iterate picked by validation AUC
+    "ifru": UnlearnConfig(),
+    "ifru-reference": UnlearnConfig.preset("reference"),  # the authors' released-code choices
+    "ifru-cg": UnlearnConfig(solver="cg", validation_select=False),  # the exact Newton step
+    "ifru-cg-val": UnlearnConfig(solver="cg"),  # CG iterate picked by validation AUC
+    "ifru-no-spillover": UnlearnConfig(spillover=False),
+    "ifru-no-pruning": UnlearnConfig(ratios=(1.0, 1.0, 1.0)),
+    "scif": UnlearnConfig(method="scif"),
+}
+METRICS = ("auc_0", "auc_1", "auc_2")
+
+
+@dataclass
+class ExperimentSpec:
+    """What to run. ``dataset``: ``load_dataset`` keyword arguments (attack included)."""
+
+    dataset: dict[str, Any]
+    model: str = "mf"
+    methods: tuple[str, ...] = ("ifru", "scif")
+    out: Path = Path("runs/experiment")
+    device: str = "cpu"
+    schedule: str = "paper"
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    method_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _trained(path: Path, spec: ExperimentSpec, dataset: RecDataset, exclude) -> tuple[Recommender, float]:
+    """A trained model and its training seconds: the checkpoint at ``path`` if it fits, else a new run."""
+    if path.exists():
+        try:
+            checkpoint = load_checkpoint(path, dataset, expected_model=spec.model, device=spec.device)
+            logger.info("reusing %s (trained in %.1f s)", path, checkpoint.meta["seconds"])
+            return checkpoint.model, float(checkpoint.meta["seconds"])
+        except (ValueError, KeyError) as error:
+            logger.warning("not reusing %s: %s", path, error)
+    config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
+    model = build_model(spec.model, dataset.num_users, dataset.num_items, seed=config.seed)
+    result = train(model, dataset, config, exclude=exclude, progress=False)
+    save_checkpoint(path, model, dataset, exclude, meta={"seconds": result.seconds, "best_epoch": result.best_epoch,
+                                                         "epochs": result.epochs, "train": asdict(config)})
+    return model, result.seconds
+
+
+def _method_entry(result: UnlearnResult, aucs: dict, original: dict, retrain: dict, retrain_seconds: float) -> dict:
+    entry: dict[str, Any] = {key: aucs["test"][key] for key in METRICS}
+    entry["valid"] = aucs["valid"]
+    entry["completeness"] = completeness({k: aucs["test"][k] for k in METRICS}, original, retrain)
+    entry["seconds"] = result.seconds
+    entry["speedup_vs_retrain"] = retrain_seconds / result.seconds if result.seconds > 0 else math.inf
+    entry["phases"] = result.phases
+    entry["kept_rows"] = result.kept_rows
+    if result.solve is not None:
+        entry["solver"] = asdict(result.solve)
+    return entry
+
+
+def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
+    """Run everything and write ``report.json`` and ``report.md`` into ``spec.out``; returns the report."""
+    unknown = [m for m in spec.methods if m not in METHODS and m != "retrain"]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}: choose from {sorted(METHODS) + ['retrain']}")
+    spec.out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(**spec.dataset)
+    if dataset.removed.numel() == 0:
+        raise ValueError("the removal set is empty: set a positive attack fraction")
+    original_model, original_seconds = _trained(spec.out / "original.pt", spec, dataset, None)
+    retrain_model, retrain_seconds = _trained(spec.out / "retrain.pt", spec, dataset, dataset.removed)
+
+    original_aucs, retrain_aucs = evaluate_model(original_model, dataset), evaluate_model(retrain_model, dataset)
+    original_test = {k: original_aucs["test"][k] for k in METRICS}
+    retrain_test = {k: retrain_aucs["test"][k] for k in METRICS}
+    methods: dict[str, Any] = {
+        "original": {**original_test, "valid": original_aucs["valid"], "train_seconds": original_seconds},
+        "retrain": {**retrain_test, "valid": retrain_aucs["valid"], "seconds": retrain_seconds,
+                    "completeness": {k: 1.0 for k in METRICS}, "speedup_vs_retrain": 1.0},
+    }
+    for name in spec.methods:
+        if name == "retrain":
+            continue
+        config = replace(METHODS[name], **spec.method_overrides)
+        result = unlearn(original_model, dataset, dataset.removed, config)
+        aucs = evaluate_model(result.model, dataset)
+        methods[name] = _method_entry(result, aucs, original_test, retrain_test, retrain_seconds)
+        logger.info("%s: test AUC_0 %.4f, %.2f s", name, methods[name]["auc_0"], result.seconds)
+
+    report = {
+        "dataset": str(spec.dataset.get("name_or_path", "bookcrossing")),
+        "model": spec.model,
+        "removal_fraction": spec.dataset.get("attack_fraction"),
+        "device": spec.device,
+        "torch": torch.__version__,
+        "stats": {k: v for k, v in dataset.stats().items() if isinstance(v, (int, float, str)) or v is None},
+        "methods": methods,
+    }
+    (spec.out / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    (spec.out / "report.md").write_text(render_markdown(report))
+    return report
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf → None recursively (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report's headline table: test AUCs, completeness, seconds and speed-up per method."""
+    def number(value, digits=4):
+        return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+    stats = report["stats"]
+    lines = [
+        f"# {report['model']} on {report['dataset']} — removal fraction {report['removal_fraction']}",
+        "",
+        f"train {stats.get('train')} rows ({stats.get('users')} users, {stats.get('items')} items), "
+        f"removal set {stats.get('removed')} rows; device {report['device']}, torch {report['torch']}",
+        "",
+        "| method | AUC_0 | AUC_1 | AUC_2 | completeness 0 / 1 / 2 | seconds | speed-up vs Retrain | solver |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in report["methods"].items():
+        comp = entry.get("completeness")
+        comp_text = " / ".join(number(comp[k], 2) for k in METRICS) if comp else ""
+        seconds = entry.get("seconds", entry.get("train_seconds"))
+        solver = entry.get("solver")
+        solver_text = f"{solver['iterations']} it, res {solver['residual']:.1e}, {solver['status']}" if solver else ""
+        speedup = entry.get("speedup_vs_retrain")
+        lines.append(
+            f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_1'])} | {number(entry['auc_2'])} | {comp_text} "
+            f"| {number(seconds, 2)} | {number(speedup, 0) + '×' if speedup else ''} | {solver_text} |"
+        )
+    return "\n".join(lines) + "\n"
