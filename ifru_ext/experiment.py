@@ -22,6 +22,7 @@ from .data import RecDataset, load_dataset
 from .metrics import completeness, evaluate_model
 from .models import Recommender, build_model
 from .train import TrainConfig, train
+from . import studies
 from .unlearn import UnlearnConfig, UnlearnResult, unlearn
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ METHODS: dict[str, UnlearnConfig] = {
     "scif": UnlearnConfig(method="scif"),
 }
 METRICS = ("auc_0", "auc_1", "auc_2")
+STUDIES = ("pruning", "spillover", "timing", "harmless")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ExperimentSpec:
     schedule: str = "paper"
     train_overrides: dict[str, Any] = field(default_factory=dict)
     method_overrides: dict[str, Any] = field(default_factory=dict)
+    studies: tuple[str, ...] = ()  # any of STUDIES
 
 
 def _trained(path: Path, spec: ExperimentSpec, dataset: RecDataset, exclude) -> tuple[Recommender, float]:
@@ -89,6 +92,9 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
     unknown = [m for m in spec.methods if m not in METHODS and m != "retrain"]
     if unknown:
         raise ValueError(f"unknown methods {unknown}: choose from {sorted(METHODS) + ['retrain']}")
+    unknown = [s for s in spec.studies if s not in STUDIES]
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}: choose from {list(STUDIES)}")
     spec.out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(**spec.dataset)
     if dataset.removed.numel() == 0:
@@ -113,6 +119,7 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
         methods[name] = _method_entry(result, aucs, original_test, retrain_test, retrain_seconds)
         logger.info("%s: test AUC_0 %.4f, %.2f s", name, methods[name]["auc_0"], result.seconds)
 
+    studies = _run_studies(spec, original_model, dataset, original_test, retrain_test, retrain_seconds)
     report = {
         "dataset": str(spec.dataset.get("name_or_path", "bookcrossing")),
         "model": spec.model,
@@ -121,10 +128,29 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
         "torch": torch.__version__,
         "stats": {k: v for k, v in dataset.stats().items() if isinstance(v, (int, float, str)) or v is None},
         "methods": methods,
+        "studies": studies,
     }
     (spec.out / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
     (spec.out / "report.md").write_text(render_markdown(report))
     return report
+
+
+def _run_studies(spec: ExperimentSpec, original, dataset: RecDataset, original_test, retrain_test,
+                 retrain_seconds: float) -> dict[str, Any]:
+    """The requested in-depth studies, with their figures written next to the report."""
+    base = replace(METHODS["ifru"], **spec.method_overrides)
+    results: dict[str, Any] = {}
+    if "pruning" in spec.studies:
+        results["pruning"] = studies.pruning_study(original, dataset, base, original_test, retrain_test)
+        studies.plot_pruning(results["pruning"], spec.out / "pruning.png")
+    if "spillover" in spec.studies and original.num_layers > 0:
+        results["spillover"] = studies.spillover_study(original, dataset, base, original_test, retrain_test)
+    if "timing" in spec.studies:
+        results["timing"] = studies.timing_study(original, dataset, base)
+        studies.plot_timing(results["timing"], retrain_seconds, spec.out / "timing.png")
+    if "harmless" in spec.studies:
+        results["harmless"] = studies.harmlessness_study(original, dataset, base)
+    return results
 
 
 def _json_safe(value: Any) -> Any:
@@ -164,4 +190,32 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_1'])} | {number(entry['auc_2'])} | {comp_text} "
             f"| {number(seconds, 2)} | {number(speedup, 0) + '×' if speedup else ''} | {solver_text} |"
         )
+    lines += _render_studies(report.get("studies", {}), number)
     return "\n".join(lines) + "\n"
+
+
+def _render_studies(results: dict[str, Any], number) -> list[str]:
+    lines: list[str] = []
+    if "pruning" in results:
+        lines += ["", "## Pruning ratios (Fig. 7)", "", "| (a_0, a_1) | kept rows | AUC_0 | completeness AUC_0 | seconds |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| ({r['a0']:.1f}, {r['a1']:.1f}) | {r['kept_rows']} | {number(r['auc_0'])} | "
+                  f"{number(r['completeness']['auc_0'], 2)} | {number(r['seconds'], 2)} |" for r in results["pruning"]]
+        lines += ["", "![pruning](pruning.png)"]
+    if "spillover" in results:
+        lines += ["", "## Spillover (Fig. 6)", "", "| spillover | AUC_0 | AUC_1 | AUC_2 | completeness 0 / 1 / 2 |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['spillover']} | {number(r['auc_0'])} | {number(r['auc_1'])} | {number(r['auc_2'])} | "
+                  + " / ".join(number(r["completeness"][k], 2) for k in METRICS) + " |" for r in results["spillover"]]
+    if "timing" in results:
+        lines += ["", "## Seconds per request vs removal ratio (Table 3)", "", "| ratio | rows removed | kept rows | seconds |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['fraction'] * 100:g}% | {r['removed']} | {r['kept_rows']} | {number(r['seconds'], 3)} |"
+                  for r in results["timing"]]
+        lines += ["", "![timing](timing.png)"]
+    if "harmless" in results:
+        h = results["harmless"]
+        lines += ["", "## Harmlessness (Fig. 4)", "",
+                  f"Unlearning the empty set: parameters identical = {h['identical_parameters']}; test AUC_0 "
+                  f"{number(h['before']['auc_0'])} before, {number(h['after']['auc_0'])} after."]
+    return lines
