@@ -40,9 +40,14 @@ std::tuple<at::Tensor, at::Tensor> importance_cuda(const at::Tensor& rowptr,    
   const c10::cuda::CUDAGuard device_guard(seed_counts.device());
   const int64_t num_nodes = seed_counts.numel();
   const auto rowptr_c = rowptr.contiguous();
-  const auto transposed = call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, seed_counts.options()));
-  const at::Tensor& in_rowptr = std::get<0>(transposed);
-  const at::Tensor& in_src = std::get<1>(transposed);
+  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose.
+  at::Tensor in_rowptr, in_src;
+  if (ratios.size() > 1) {
+    std::tie(in_rowptr, in_src, std::ignore) =
+        call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, seed_counts.options()));
+    in_rowptr = in_rowptr.contiguous();
+    in_src = in_src.contiguous();
+  }
   auto scores = seed_counts.contiguous().clone();
   auto member = at::empty({num_nodes}, seed_counts.options().dtype(at::kBool));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();

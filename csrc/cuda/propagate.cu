@@ -13,13 +13,13 @@ using namespace cuda_detail;
 // VEC-wide column packs l, l + G, …. The group walks the row G entries at a time: each lane
 // loads one (col, weight) and the group broadcasts them, so index loads are not repeated per lane.
 template <typename scalar_t, int VEC>
-__global__ void propagate_layer_kernel(const int64_t* __restrict__ rowptr,    // [N+1]
-                           const int64_t* __restrict__ col,       // [nnz]
-                           const scalar_t* __restrict__ weight,   // [nnz]
-                           const scalar_t* __restrict__ cur,      // [N, d]
-                           scalar_t* __restrict__ next,           // [N, d] or nullptr
-                           scalar_t* __restrict__ acc,            // [N, d]
-                           scalar_t acc_scale, int64_t num_rows, int64_t d, int group_size) {
+__global__ void propagate_layer_kernel(const int64_t* __restrict__ rowptr,   // [N+1]
+                                       const int64_t* __restrict__ col,      // [nnz]
+                                       const scalar_t* __restrict__ weight,  // [nnz]
+                                       const scalar_t* __restrict__ cur,     // [N, d]
+                                       scalar_t* __restrict__ next,          // [N, d] or nullptr
+                                       scalar_t* __restrict__ acc,           // [N, d]
+                                       scalar_t acc_scale, int64_t num_rows, int64_t d, int group_size) {
   const Group g = this_group(group_size);
   const int64_t packs = d / VEC;
   for (int64_t row = g.first; row < num_rows; row += g.stride) {
