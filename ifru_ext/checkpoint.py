@@ -1,0 +1,148 @@
+"""Model checkpoints tied to the dataset split they were trained on.
+
+A checkpoint is ``torch.save`` of a plain dict — tensors, str, numbers, lists,
+dicts, None — so it loads with ``torch.load(weights_only=True)`` (no pickled code):
+
+``format``      "ifru-checkpoint-v1"
+``model``       ``Recommender.config()`` (rebuilds the architecture)
+``state``       the model's ``state_dict`` on the CPU (the graph is not in it)
+``split_hash``  ``RecDataset.split_hash`` of the training data
+``exclude``     int64 [r] training rows left out (Retrain on ``D_{-r}``), or None;
+                a LightGCN graph is rebuilt as ``dataset.graph(exclude)``
+``meta``        free plain data (training config, dataset arguments, results)
+
+Writes are atomic: a temporary file in the target directory, then ``os.replace``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .data import RecDataset
+from .models import Recommender, build_model
+
+__all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+
+FORMAT = "ifru-checkpoint-v1"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (graph set when it has layers), the excluded rows, meta."""
+
+    model: Recommender
+    exclude: Tensor | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: Recommender,
+    dataset: RecDataset,
+    exclude: Tensor | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` trained on ``dataset`` minus ``exclude`` (int64 train indices) to ``path``.
+
+    ``meta`` must hold plain data only (what ``torch.load(weights_only=True)`` accepts).
+    Parent directories are created. Returns the path.
+    """
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "model": model.config(),
+        "state": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "split_hash": dataset.split_hash,
+        "exclude": None if exclude is None else torch.as_tensor(exclude, dtype=torch.int64).cpu(),
+        "meta": dict(meta or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A temp file in the same directory makes os.replace an atomic rename: readers see
+    # the old checkpoint or the new one, never a partial file. os.open with mode 0o666
+    # honours the umask (mkstemp would force 0o600).
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw checkpoint dict, structurally validated but not checked against a dataset.
+
+    Raises FileNotFoundError for a missing file and ValueError for anything that is
+    not an intact checkpoint of this format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: not an {FORMAT} checkpoint (format {found!r})")
+    expected = {"model": dict, "state": dict, "split_hash": str, "meta": dict}
+    for key, kind in expected.items():
+        if not isinstance(payload.get(key), kind):
+            raise ValueError(f"{path}: checkpoint field {key!r} is missing or not a {kind.__name__}")
+    exclude = payload.get("exclude")
+    if exclude is not None and not (isinstance(exclude, Tensor) and exclude.dtype == torch.int64 and exclude.dim() == 1):
+        raise ValueError(f"{path}: checkpoint field 'exclude' must be None or an int64 vector")
+    return payload
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    dataset: RecDataset,
+    expected_model: str | None = None,
+    device: torch.device | str = "cpu",
+) -> Checkpoint:
+    """Load a checkpoint written by ``save_checkpoint`` for ``dataset``.
+
+    Refuses, with a ValueError naming both sides, a checkpoint of another split
+    (``split_hash``), another model kind than ``expected_model`` ("mf" | "lightgcn"),
+    a user/item count other than the dataset's, or parameters whose shapes disagree
+    with the recorded architecture; also a file that is not an intact checkpoint.
+    A model with layers gets the graph ``dataset.graph(exclude)``.
+    """
+    payload = read_checkpoint(path)
+    config = payload["model"]
+    if payload["split_hash"] != dataset.split_hash:
+        raise ValueError(
+            f"{path}: checkpoint belongs to another dataset split (split hash {payload['split_hash'][:12]}…, "
+            f"this dataset {dataset.split_hash[:12]}…): check the dataset, threshold, k-core, seeds and attack fraction"
+        )
+    if expected_model is not None and config.get("name") != expected_model:
+        raise ValueError(f"{path}: checkpoint holds a {config.get('name')!r} model, expected {expected_model!r}")
+    sizes = (config.get("num_users"), config.get("num_items"))
+    if sizes != (dataset.num_users, dataset.num_items):
+        raise ValueError(f"{path}: checkpoint has (users, items) = {sizes}, the dataset {(dataset.num_users, dataset.num_items)}")
+    try:
+        model = build_model(**config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: invalid model config {config}: {error}") from None
+    expected_shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found_shapes = {key: tuple(value.shape) if isinstance(value, Tensor) else None for key, value in payload["state"].items()}
+    if found_shapes != expected_shapes:
+        raise ValueError(f"{path}: parameter shapes {found_shapes} do not match the {config['name']} model {expected_shapes}")
+    model.load_state_dict(payload["state"])
+    model.to(device)
+    exclude = payload["exclude"]
+    if model.num_layers > 0:
+        model.set_graph(dataset.graph(exclude))
+    return Checkpoint(model=model, exclude=exclude, meta=payload["meta"])

@@ -1,0 +1,207 @@
+"""Training with the paper's protocol (DESIGN.md §6).
+
+Adam on the mean BCE-with-logits over all labelled training pairs (no negative
+sampling; optional ``(λ/2)‖E‖²``), shuffled mini-batches of 2048 from a seeded
+generator, early stopping on the whole-validation AUC with patience 10, and the
+best state loaded back. ``exclude`` trains on ``D_{-r}`` (Retrain): those rows leave
+the loss AND, for LightGCN, the graph.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, TypedDict
+
+import torch
+from torch import Tensor
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+from .data import RecDataset
+from .metrics import auc
+from .models import Recommender
+
+try:  # optional: a progress bar when tqdm is installed
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+except ImportError:  # pragma: no cover - depends on the environment
+    tqdm = None
+
+__all__ = ["SCHEDULES", "EpochLog", "TrainConfig", "TrainResult", "train"]
+
+logger = logging.getLogger(__name__)
+
+# Named learning-rate schedules per model. "paper" is the authors' setting and the
+# default. "fast" trades ~0.004 validation AUC for ~3x fewer LightGCN epochs; MF is
+# already fast and keeps its lr. Measured on BookCrossing (1% attack, seed 1024),
+# best whole-validation AUC @ best epoch: lr 1e-4 (paper) 0.6577 @ 132;
+# lr 3e-4 0.6535 @ 36; lr 4e-4 with batch 8192 0.6526 @ 52; lr 1e-3 0.6472 @ 9.
+# The smaller step size generalises better, so no faster setting matched the paper's.
+SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"mf": {"lr": 1e-3}, "lightgcn": {"lr": 1e-4}},
+    "fast": {"mf": {"lr": 1e-3}, "lightgcn": {"lr": 3e-4}},
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. ``for_model`` fills in a named schedule's values.
+
+    ``l2`` is λ of the objective ``mean BCE + (λ/2)‖E‖²`` (the authors use 0); the
+    unlearning Hessian must use the same λ. ``log_every``: one log line every that
+    many epochs (and at the last).
+    """
+
+    lr: float = 1e-3
+    batch_size: int = 2048
+    max_epochs: int = 1000
+    patience: int = 10
+    seed: int = 1024
+    device: str = "cpu"
+    log_every: int = 1
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.batch_size <= 0 or self.max_epochs <= 0 or self.patience <= 0 or self.log_every <= 0:
+            raise ValueError(f"lr, batch_size, max_epochs, patience and log_every must be positive: {self}")
+        if self.l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {self.l2}")
+
+    @classmethod
+    def for_model(cls, model: str, schedule: str = "paper", **overrides: Any) -> "TrainConfig":
+        """The ``schedule`` ("paper" | "fast") preset for ``model``, then ``overrides`` (None = keep)."""
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}")
+        if model not in SCHEDULES[schedule]:
+            raise ValueError(f"schedule {schedule!r} has no preset for model {model!r}")
+        preset = cls(**SCHEDULES[schedule][model])
+        return replace(preset, **{key: value for key, value in overrides.items() if value is not None})
+
+
+class EpochLog(TypedDict):
+    """One epoch: mean BCE over its batches (without the l2 term), whole-validation AUC,
+    wall seconds (train + eval)."""
+
+    epoch: int
+    loss: float
+    valid_auc: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """Outcome of ``train``; the model passed in already holds the best state.
+
+    ``epochs`` counts the epochs run (1-based ``best_epoch`` among them); ``seconds``
+    is the wall time of the whole call; ``history`` has one ``EpochLog`` per epoch.
+    """
+
+    best_epoch: int
+    best_valid_auc: float
+    epochs: int
+    seconds: float
+    stopped_early: bool
+    history: list[EpochLog] = field(default_factory=list)
+
+
+def _progress_bar(stack: contextlib.ExitStack, config: TrainConfig, enabled: bool) -> Any:
+    """A tqdm bar over epochs entered on ``stack`` (log lines routed around it), or None."""
+    if not enabled or tqdm is None:
+        return None
+    stack.enter_context(logging_redirect_tqdm())
+    return stack.enter_context(tqdm(total=config.max_epochs, unit="epoch", dynamic_ncols=True, leave=False))
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> tuple[Tensor, ...]:
+    """Index batches int64 [≤ batch_size] of one shuffled pass over ``n`` rows."""
+    # Drawn on the CPU from a CPU generator, so the order is the same on every device.
+    return torch.randperm(n, generator=generator).to(device).split(batch_size)
+
+
+def train(
+    model: Recommender,
+    dataset: RecDataset,
+    config: TrainConfig,
+    exclude: Tensor | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Fit ``model`` on ``dataset``'s training rows minus ``exclude`` (int64 train indices).
+
+    For LightGCN the graph is set to ``dataset.graph(exclude)`` first. Each epoch is
+    one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
+    validation split; training stops after ``config.patience`` epochs without a
+    strictly better AUC (or at ``max_epochs``), and the best state is loaded back.
+    Raises ValueError when the training rows are empty or the validation split lacks
+    one of the two labels (its AUC would be undefined).
+    """
+    start_time = time.perf_counter()
+    device = torch.device(config.device)
+    rows = dataset.remaining(exclude)
+    if len(rows) == 0:
+        raise ValueError("no training rows left to train on")
+    valid_labels = dataset.valid.labels
+    if not bool((valid_labels == 0).any() and (valid_labels == 1).any()):
+        raise ValueError("the validation split needs both labels for early stopping on AUC")
+
+    model.to(device)
+    if model.num_layers > 0:
+        model.set_graph(dataset.graph(exclude))
+    users, items, labels = (t.to(device) for t in (rows.users, rows.items, rows.labels))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    history: list[EpochLog] = []
+    best_auc, best_epoch, best_state, stop = -math.inf, 0, None, False
+    with contextlib.ExitStack() as stack:
+        bar = _progress_bar(stack, config, progress)
+        for epoch in range(1, config.max_epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            # Summed on the device: no host sync per step.
+            loss_sum = torch.zeros((), device=device)
+            for batch in _batches(len(rows), config.batch_size, generator, device):
+                loss = binary_cross_entropy_with_logits(model(users[batch], items[batch]), labels[batch])
+                loss_sum += loss.detach() * batch.numel()
+                if config.l2 > 0:
+                    loss = loss + 0.5 * config.l2 * model.embedding.pow(2).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            valid_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
+            record = EpochLog(
+                epoch=epoch,
+                loss=loss_sum.item() / len(rows),
+                valid_auc=valid_auc,
+                seconds=time.perf_counter() - epoch_start,
+            )
+            history.append(record)
+
+            improved = valid_auc > best_auc
+            if improved:
+                best_auc, best_epoch = valid_auc, epoch
+                best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+            stop = epoch - best_epoch >= config.patience
+            if epoch % config.log_every == 0 or stop or epoch == config.max_epochs:
+                logger.info(
+                    "epoch %4d  loss %.5f  valid AUC %.4f%s  %.1fs",
+                    epoch, record["loss"], valid_auc, " *" if improved else "  ", record["seconds"],
+                )
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{valid_auc:.4f}", best=f"{best_auc:.4f}@{best_epoch}")
+            if stop:
+                break
+
+    assert best_state is not None  # at least one epoch ran and a finite AUC beats -inf
+    model.load_state_dict(best_state)
+    return TrainResult(
+        best_epoch=best_epoch,
+        best_valid_auc=best_auc,
+        epochs=len(history),
+        seconds=time.perf_counter() - start_time,
+        stopped_early=stop,
+        history=history,
+    )

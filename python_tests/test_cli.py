@@ -1,0 +1,134 @@
+"""Tests of the command line (ifru_ext.cli) end to end on tiny datasets."""
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ifru_ext.checkpoint import load_checkpoint, read_checkpoint
+from ifru_ext.cli import SUBCOMMANDS, build_parser, main
+from ifru_ext.data import PRESETS, data_dir, load_dataset
+
+BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
+
+
+@pytest.fixture(scope="module")
+def ratings_file(tmp_path_factory):
+    """A headed, ';'-separated ratings file with a timestamp column and a planted preference."""
+    rng = np.random.default_rng(0)
+    num_users, num_items, n = 50, 70, 3000
+    user_factors, item_factors = rng.normal(size=(num_users, 2)), rng.normal(size=(num_items, 2))
+    users, items = rng.integers(0, num_users, n), rng.integers(0, num_items, n)
+    affinity = (user_factors[users] * item_factors[items]).sum(1) + 0.3 * rng.normal(size=n)
+    path = tmp_path_factory.mktemp("ratings") / "ratings.csv"
+    pd.DataFrame(
+        {"u": [f"u{u}" for u in users], "i": [f"i{i}" for i in items], "r": np.where(affinity > 0, 5, 1), "t": np.arange(n)}
+    ).to_csv(path, sep=";", index=False)
+    return path
+
+
+def file_options(path) -> list[str]:
+    return [
+        "--dataset", str(path), "--sep", ";", "--columns", "user,item,rating,timestamp", "--header",
+        "--threshold", "3", "--kcore", "2",
+    ]
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in ("train", "evaluate", "demo"))
+    subparsers = next(action for action in build_parser()._actions if action.dest == "command")
+    assert len(subparsers.choices) == len(SUBCOMMANDS)
+    for name, parser in subparsers.choices.items():
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        for action in parser._actions:
+            assert action.help, f"{name} {action.option_strings} has no help"
+            assert all(option in text for option in action.option_strings)
+
+
+def test_usage_errors_exit_with_status_2(capsys):
+    for argv in ([], ["train", "--model", "bpr"], ["evaluate"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("name, mode", [("mf", "full"), ("lightgcn", "retrain")])
+def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name, mode):
+    out = tmp_path / "run"
+    argv = ["-q", "train", "--model", name, "--mode", mode, "--epochs", "4", "--lr", "0.01", "--batch-size", "256",
+            "--attack-fraction", "0.05", "--seed", "3", "--out", str(out), "--no-progress", *file_options(ratings_file)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "AUC_0" in printed and "test" in printed
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == mode and summary["model"]["name"] == name and summary["epochs"] <= 4
+    assert summary["stats"]["removed"] == summary["stats"]["train"] - int(summary["stats"]["train"] * 0.95)
+    assert len(summary["history"]) == summary["epochs"]
+    assert set(summary["test"]) == {"auc_0", "auc_1", "auc_2"} and summary["test"]["auc_0"] > 0.5
+
+    # The checkpoint records the dataset: evaluate needs no dataset options, from any directory.
+    dataset = load_dataset(ratings_file, sep=";", columns=("user", "item", "rating", "timestamp"), header=True,
+                           threshold=3, kcore=2, attack_fraction=0.05)
+    loaded = load_checkpoint(out / "model.pt", dataset, expected_model=name)
+    if mode == "retrain":
+        assert torch.equal(loaded.exclude, dataset.removed)
+        assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removed).col)
+    else:
+        assert loaded.exclude is None
+    assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt"), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    for split in ("valid", "test"):
+        assert evaluated[split] == pytest.approx(summary[split], abs=1e-12, nan_ok=True)
+
+
+def test_evaluate_refuses_another_dataset(tmp_path, ratings_file, capsys):
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--epochs", "1", "--out", str(out), "--no-progress", *file_options(ratings_file)]) == 0
+    capsys.readouterr()
+    assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt"), "--attack-fraction", "0.1"]) == 1
+    assert "another dataset split" in capsys.readouterr().err
+    assert main(["-q", "evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_train_reports_bad_dataset_options(tmp_path, ratings_file, capsys):
+    argv = ["-q", "train", "--out", str(tmp_path), "--dataset", str(ratings_file), "--kcore", "2"]
+    assert main(argv) == 1
+    assert "threshold" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
+def test_train_bookcrossing_slice_defaults(tmp_path, capsys):
+    out = tmp_path / "bx"
+    argv = ["-q", "train", "--model", "lightgcn", "--max-rows", "20000", "--kcore", "2", "--epochs", "2",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    payload = read_checkpoint(out / "model.pt")
+    assert payload["meta"]["dataset"]["name_or_path"] == "bookcrossing"
+    assert payload["meta"]["dataset"]["attack_fraction"] == 0.01  # the LightGCN default
+    assert payload["meta"]["train"]["lr"] == 1e-4 and payload["model"]["dim"] == 32
+    assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt")]) == 0
+    assert "AUC_2" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_main(monkeypatch, capsys):
+    # What `python -m ifru_ext evaluate --help` executes, in-process (a subprocess would re-import torch).
+    monkeypatch.setattr(sys, "argv", ["ifru", "evaluate", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("ifru_ext", run_name="__main__")
+    assert exit_info.value.code == 0 and "--checkpoint" in capsys.readouterr().out

@@ -1,0 +1,153 @@
+"""Tests of ifru_ext.train: the protocol (loss, early stopping, Retrain exclusion) on real and synthetic data."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ifru_ext.data import PRESETS, RecDataset, build_dataset, data_dir, load_dataset
+from ifru_ext.metrics import auc
+from ifru_ext.models import build_model
+from ifru_ext.train import SCHEDULES, TrainConfig, train
+
+BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
+needs_bx = pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
+
+
+def planted_dataset(num_users: int = 60, num_items: int = 80, n: int = 4000, seed: int = 0) -> RecDataset:
+    """Ratings from a planted rank-2 preference (label = rating > 5) with 5% attacked rows."""
+    rng = np.random.default_rng(seed)
+    user_factors, item_factors = rng.normal(size=(num_users, 2)), rng.normal(size=(num_items, 2))
+    users, items = rng.integers(0, num_users, n), rng.integers(0, num_items, n)
+    affinity = (user_factors[users] * item_factors[items]).sum(1) + 0.3 * rng.normal(size=n)
+    df = pd.DataFrame({"user": users.astype(str), "item": items.astype(str), "rating": np.where(affinity > 0, 8, 2)})
+    return build_dataset(df, threshold=5, kcore=1, attack_fraction=0.05, source="planted")
+
+
+@pytest.fixture(scope="module")
+def planted() -> RecDataset:
+    return planted_dataset()
+
+
+@pytest.fixture(scope="module")
+def real_slice() -> RecDataset:
+    if not BX_FILE.exists():
+        pytest.skip(f"{BX_FILE} not present")
+    return load_dataset("bookcrossing", max_rows=100_000, kcore=5, attack_fraction=0.02)
+
+
+def valid_auc(model, dataset: RecDataset) -> float:
+    return auc(model.score_all(dataset.valid.users, dataset.valid.items), dataset.valid.labels)
+
+
+FAST = TrainConfig(lr=1e-2, batch_size=512, max_epochs=40, patience=5)
+
+
+def test_config_presets_and_overrides():
+    assert TrainConfig.for_model("mf").lr == 1e-3
+    assert TrainConfig.for_model("lightgcn").lr == 1e-4
+    assert TrainConfig.for_model("lightgcn", "fast").lr == SCHEDULES["fast"]["lightgcn"]["lr"]
+    config = TrainConfig.for_model("mf", lr=5e-3, seed=7, max_epochs=None)
+    assert (config.lr, config.seed, config.max_epochs, config.batch_size, config.patience) == (5e-3, 7, 1000, 2048, 10)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        TrainConfig.for_model("mf", "slow")
+    with pytest.raises(ValueError, match="positive"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="l2"):
+        TrainConfig(l2=-1.0)
+
+
+@needs_bx
+@pytest.mark.parametrize("name, lr, min_auc", [("mf", 3e-3, 0.57), ("lightgcn", 1e-2, 0.51)])
+def test_training_lowers_loss_and_beats_chance_on_real_slice(real_slice, name, lr, min_auc):
+    model = build_model(name, real_slice.num_users, real_slice.num_items, seed=0)
+    result = train(model, real_slice, replace(FAST, lr=lr), progress=False)
+    losses = [record["loss"] for record in result.history]
+    assert losses[result.best_epoch - 1] < losses[0] < 0.6932  # starts at log 2: logits ≈ 0
+    assert result.best_valid_auc > min_auc
+    assert valid_auc(model, real_slice) == result.best_valid_auc  # the best state is the one kept
+
+
+def test_early_stopping_keeps_the_best_state(planted):
+    model = build_model("mf", planted.num_users, planted.num_items, seed=0)
+    # A large step size overfits quickly, so the validation AUC peaks and then falls.
+    result = train(model, planted, TrainConfig(lr=0.1, batch_size=256, max_epochs=200, patience=4), progress=False)
+    aucs = [record["valid_auc"] for record in result.history]
+    assert result.stopped_early and result.epochs == result.best_epoch + 4 < 200
+    assert aucs[result.best_epoch - 1] == max(aucs) == result.best_valid_auc
+    assert aucs[-1] < result.best_valid_auc
+    assert valid_auc(model, planted) == result.best_valid_auc
+    assert [record["epoch"] for record in result.history] == list(range(1, result.epochs + 1))
+    assert result.seconds >= sum(record["seconds"] for record in result.history) * 0.99
+
+
+def test_training_is_deterministic_for_a_seed(planted):
+    runs = []
+    for _ in range(2):
+        model = build_model("lightgcn", planted.num_users, planted.num_items, seed=1)
+        result = train(model, planted, replace(FAST, max_epochs=6, seed=3), progress=False)
+        runs.append((model.embedding.detach().clone(), [(r["loss"], r["valid_auc"]) for r in result.history]))
+    assert torch.equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    other = build_model("lightgcn", planted.num_users, planted.num_items, seed=1)
+    train(other, planted, replace(FAST, max_epochs=6, seed=4), progress=False)
+    assert not torch.equal(other.embedding, runs[0][0])
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_retrain_excludes_rows_from_the_loss_and_the_graph(planted, name):
+    # Exclude the removal set plus every row of user 0: that user then never gets a
+    # gradient (its graph node is isolated too), and Adam leaves a zero-gradient row alone.
+    user_rows = torch.nonzero(planted.train.users == 0).flatten()
+    exclude = torch.unique(torch.cat([planted.removed, user_rows]))
+    model = build_model(name, planted.num_users, planted.num_items, init_std=0.1, seed=0)
+    initial = model.embedding.detach().clone()
+    train(model, planted, replace(FAST, max_epochs=5, patience=5), exclude=exclude, progress=False)
+    assert torch.equal(model.embedding[0], initial[0])
+    assert not torch.equal(model.embedding[1], initial[1])
+    if name == "lightgcn":
+        expected = planted.graph(exclude)
+        assert torch.equal(model.graph.rowptr, expected.rowptr) and torch.equal(model.graph.col, expected.col)
+        assert model.graph.degree()[0] == 0
+        # Removed positive pairs that no remaining positive row repeats are not edges any more.
+        kept = planted.remaining(exclude)
+        kept_pairs = set(zip(kept.users[kept.labels > 0].tolist(), kept.items[kept.labels > 0].tolist()))
+        removed = planted.train.select(exclude)
+        gone = {(u, i) for u, i, y in zip(removed.users.tolist(), removed.items.tolist(), removed.labels.tolist()) if y > 0}
+        gone -= kept_pairs
+        assert gone
+        rows, cols = model.graph.to_sparse_coo().indices()
+        edges = set(zip(rows.tolist(), cols.tolist()))
+        assert all((u, planted.num_users + i) not in edges for u, i in gone)
+        full = planted.graph()
+        assert full.nnz > expected.nnz
+
+
+def test_l2_shrinks_the_embeddings(planted):
+    norms = []
+    for l2 in (0.0, 1e-2):
+        model = build_model("mf", planted.num_users, planted.num_items, init_std=0.1, seed=0)
+        train(model, planted, replace(FAST, max_epochs=5, l2=l2), progress=False)
+        norms.append(model.embedding.norm().item())
+    assert norms[1] < norms[0]
+
+
+def test_one_log_line_per_epoch_and_progress_bar(planted, caplog, capsys):
+    model = build_model("mf", planted.num_users, planted.num_items, seed=0)
+    with caplog.at_level(logging.INFO, logger="ifru_ext.train"):
+        result = train(model, planted, replace(FAST, max_epochs=3, patience=3), progress=True)
+    lines = [record.getMessage() for record in caplog.records if record.name == "ifru_ext.train"]
+    assert len(lines) == result.epochs == 3
+    assert all(line.startswith(f"epoch {epoch:4d}") and "valid AUC" in line for epoch, line in zip((1, 2, 3), lines))
+
+
+def test_refuses_unusable_data(planted):
+    model = build_model("mf", planted.num_users, planted.num_items, seed=0)
+    with pytest.raises(ValueError, match="no training rows"):
+        train(model, planted, FAST, exclude=torch.arange(len(planted.train)), progress=False)
+    one_class = replace(planted, valid=planted.valid.select(planted.valid.labels == 1))
+    with pytest.raises(ValueError, match="both labels"):
+        train(model, one_class, FAST, progress=False)
