@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -24,9 +23,10 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .data import PRESETS, RecDataset, load_dataset
-from .metrics import removal_auc
-from .models import DEFAULTS, Recommender, build_model
+from .data import PRESETS, RecDataset, load_dataset, validate_removal
+from .experiment import METHODS, STUDIES, ExperimentSpec, json_safe, render_markdown, run_experiment
+from .metrics import evaluate_model
+from .models import DEFAULTS, build_model
 from .train import SCHEDULES, TrainConfig, train
 
 __all__ = [
@@ -154,31 +154,12 @@ def apply_runtime(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- evaluation and output
 
 
-def evaluate_model(model: Recommender, dataset: RecDataset) -> dict[str, dict[str, float]]:
-    """AUC_0/1/2 of ``model`` on the valid and test splits (touched sets from ``dataset.removed``)."""
-    return {
-        split: removal_auc(model.score_all(getattr(dataset, split).users, getattr(dataset, split).items).cpu(), dataset, split)
-        for split in ("valid", "test")
-    }
-
-
 def format_aucs(aucs: Mapping[str, Mapping[str, float]]) -> str:
     """A small text table: one row per split, columns AUC_0, AUC_1, AUC_2."""
     lines = [f"{'split':<8}{'AUC_0':>8}{'AUC_1':>8}{'AUC_2':>8}"]
     for split, values in aucs.items():
         lines.append(f"{split:<8}" + "".join(f"{values[key]:>8.4f}" for key in ("auc_0", "auc_1", "auc_2")))
     return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN/inf floats turned into None (strict JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 # --------------------------------------------------------------------------- train
@@ -259,7 +240,7 @@ def run_train(args: argparse.Namespace) -> int:
         "history": result.history,
     }
     checkpoint = save_checkpoint(out / "model.pt", model, dataset, exclude, meta=summary)
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
     print(
         f"{args.model} {args.mode}: best epoch {result.best_epoch} of {result.epochs}, "
         f"{result.seconds:.1f} s, {len(dataset.remaining(exclude))} training rows"
@@ -294,7 +275,125 @@ def run_evaluate(args: argparse.Namespace) -> int:
     dataset = load_dataset(**spec)
     model = load_checkpoint(args.checkpoint, dataset, device=args.device).model
     aucs = evaluate_model(model, dataset)
-    print(json.dumps(_json_safe(aucs)) if args.json else format_aucs(aucs))
+    print(json.dumps(json_safe(aucs)) if args.json else format_aucs(aucs))
+    return 0
+
+
+# --------------------------------------------------------------------------- unlearn
+
+
+def _removal_from_pairs(path: Path, dataset: RecDataset) -> torch.Tensor:
+    """Training rows of the raw (user, item) id pairs in ``path`` (``user,item`` per line, no header)."""
+    import pandas as pd
+
+    pairs = pd.read_csv(path, header=None, names=["user", "item"], dtype=str, skipinitialspace=True)
+    users = pd.Index(dataset.user_ids.astype(str)).get_indexer(pairs["user"].str.strip())
+    items = pd.Index(dataset.item_ids.astype(str)).get_indexer(pairs["item"].str.strip())
+    unknown = (users < 0) | (items < 0)
+    if unknown.any():
+        shown = pairs[unknown].head(5).to_records(index=False).tolist()
+        raise ValueError(f"{path}: {int(unknown.sum())} pair(s) name ids absent from the training set, e.g. {shown}")
+    return validate_removal(dataset, torch.from_numpy(users), torch.from_numpy(items))
+
+
+def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "unlearn",
+        help="answer a removal request on a trained checkpoint (IFRU, SCIF or Retrain)",
+        description="Load a checkpoint written by 'train', forget the requested training interactions "
+        "and save the unlearned model. Default request: the dataset's removal set D_r (the attacked rows).",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train' (mode full)")
+    parser.add_argument("--pairs", type=Path, help="CSV of raw 'user,item' ids to forget (default: the attacked rows)")
+    parser.add_argument("--method", choices=sorted(METHODS) + ["retrain"], default="ifru",
+                        help="unlearning method; see README 'Unlearning' (default: ifru)")
+    parser.add_argument("--solver", choices=("adam", "cg"), help="override the method's solver")
+    parser.add_argument("--ratios", type=lambda text: tuple(float(x) for x in text.split(",")),
+                        metavar="A0,A1[,...]", help="Algorithm 1 pruning ratios (default: 1,1 mf; 1,0.6 lightgcn)")
+    parser.add_argument("--damping", type=float, help="δ in (H + δI) t = g (default: 0)")
+    parser.add_argument("--max-iter", type=int, help="solver iterations at most (default: 100)")
+    parser.add_argument("--out", type=Path, help="output directory (default: next to the checkpoint, unlearned-<method>)")
+    add_dataset_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.set_defaults(handler=run_unlearn)
+
+
+def run_unlearn(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .unlearn import unlearn
+
+    apply_runtime(args)
+    payload = read_checkpoint(args.checkpoint)
+    spec = dataset_spec(args, payload["model"]["name"], recorded=payload["meta"].get("dataset"))
+    dataset = load_dataset(**spec)
+    model = load_checkpoint(args.checkpoint, dataset, device=args.device).model
+    removal = _removal_from_pairs(args.pairs, dataset) if args.pairs else dataset.removed
+    overrides = {key: value for key, value in (("solver", args.solver), ("ratios", args.ratios),
+                 ("damping", args.damping), ("max_iter", args.max_iter)) if value is not None}
+    config = replace(METHODS.get(args.method, METHODS["ifru"]), **overrides)
+    if args.method == "retrain":
+        config = replace(config, method="retrain")
+    result = unlearn(model, dataset, removal, config)
+    aucs = evaluate_model(result.model, dataset)
+    out = args.out or args.checkpoint.parent / f"unlearned-{args.method}"
+    summary = {"method": args.method, "config": {k: v for k, v in asdict(config).items()}, "dataset": spec,
+               "removed": result.removed, "seconds": result.seconds, "phases": result.phases,
+               "kept_rows": result.kept_rows, "solver": asdict(result.solve) if result.solve else None, **aucs}
+    save_checkpoint(out / "model.pt", result.model, dataset, removal, meta=json_safe(summary))
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+    print(f"{args.method}: forgot {result.removed} interactions in {result.seconds:.2f} s "
+          f"({result.kept_rows} rows updated)" + (f", solver {result.solve}" if result.solve else ""))
+    print(format_aucs(aucs))
+    print(f"saved {out / 'model.pt'} and {out / 'summary.json'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "experiment",
+        help="the paper's experiment: Original, Retrain and unlearning methods, with a report",
+        description="Train Original on the attacked data and Retrain on D_{-r} (cached in OUT, reused when the "
+        "split matches), answer the removal request with each method, and write OUT/report.json and "
+        "OUT/report.md (test AUC_0/1/2, completeness, seconds, speed-up over Retrain).",
+    )
+    parser.add_argument("--model", choices=sorted(DEFAULTS), default="mf", help="the backbone (default: mf)")
+    parser.add_argument("--methods", type=_names, default=("ifru", "scif"),
+                        help=f"comma-separated, from {', '.join(sorted(METHODS))}, retrain (default: ifru,scif)")
+    parser.add_argument("--removal-fraction", type=float,
+                        help="share of training rows attacked and then removed (default: 0.02 mf, 0.01 lightgcn)")
+    parser.add_argument("--studies", type=_names, default=(),
+                        help=f"comma-separated in-depth studies: {', '.join(STUDIES)} (default: none)")
+    parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
+    parser.add_argument("--epochs", type=int, help="maximum training epochs (default: 1000, early stopping)")
+    parser.add_argument("--seed", type=int, help="seed of initialisation and batches (default: 1024)")
+    parser.add_argument("--out", type=Path, help="output directory (default: runs/experiment-<model>)")
+    add_dataset_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.set_defaults(handler=run_experiment_command)
+
+
+def run_experiment_command(args: argparse.Namespace) -> int:
+    apply_runtime(args)
+    if args.removal_fraction is not None:
+        args.attack_fraction = args.removal_fraction
+    spec = ExperimentSpec(
+        dataset=dataset_spec(args, args.model), model=args.model, methods=args.methods,
+        out=args.out or Path("runs") / f"experiment-{args.model}", device=args.device, schedule=args.schedule,
+        train_overrides={key: value for key, value in (("max_epochs", args.epochs), ("seed", args.seed))
+                         if value is not None},
+        studies=args.studies,
+    )
+    report = run_experiment(spec)
+    print(render_markdown(report))
+    print(f"wrote {spec.out / 'report.json'} and {spec.out / 'report.md'}")
     return 0
 
 
@@ -317,6 +416,8 @@ def run_demo(args: argparse.Namespace) -> int:
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_train_parser,
     add_evaluate_parser,
+    add_unlearn_parser,
+    add_experiment_parser,
     add_demo_parser,
 )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,7 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
         "methods": methods,
         "studies": studies,
     }
-    (spec.out / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    (spec.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
     (spec.out / "report.md").write_text(render_markdown(report))
     return report
 
@@ -153,14 +152,14 @@ def _run_studies(spec: ExperimentSpec, original, dataset: RecDataset, original_t
     return results
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN/inf → None recursively (strict JSON has no NaN)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 

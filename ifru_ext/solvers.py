@@ -143,16 +143,24 @@ def adam_solve(
     iterate, keeps the best and stops after ``patience`` iterations without improvement
     — the authors' released-code behaviour.
     """
-    t = torch.zeros_like(g, requires_grad=False)
+    t = torch.zeros_like(g)
     g_norm = g.norm()
     if float(g_norm) == 0.0:
         return t, SolveReport(0, 0.0, "zero_rhs")
-    optimizer = torch.optim.Adam([t], lr=lr)
+    # Adam written out (torch.optim.Adam's default update: β = (0.9, 0.999), ε = 1e-8, bias
+    # correction): constructing torch.optim.Adam imports torch._dynamo, ~2.7 s on first use,
+    # which would dominate a request that otherwise takes about a second.
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    first, second = torch.zeros_like(g), torch.zeros_like(g)
 
     def iterates():
-        for _ in range(max_iter):
-            t.grad = apply(t) + damping * t - g
-            optimizer.step()
+        nonlocal t
+        for step in range(1, max_iter + 1):
+            grad = apply(t) + damping * t - g
+            first.mul_(beta1).add_(grad, alpha=1 - beta1)
+            second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (second / (1 - beta2**step)).sqrt_().add_(eps)
+            t = t - (lr / (1 - beta1**step)) * first / denom
             yield t
 
     if select is not None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import ifru_ext
-from ifru_ext import CSRGraph, interaction_graph, lightgcn_graph
+from ifru_ext import interaction_graph, lightgcn_graph
 from references import (
     dense,
     hvp_reference,

@@ -195,3 +195,18 @@ def test_bad_requests_are_refused_and_change_nothing(trained, removal, fragment)
     with pytest.raises(ValueError, match=fragment):
         unlearn(model, dataset, removal)
     assert torch.equal(model.embedding, before)
+
+
+def test_adam_solve_follows_torch_adam():
+    gen = torch.Generator().manual_seed(4)
+    matrix = torch.randn(12, 12, generator=gen, dtype=torch.float64)
+    matrix = matrix @ matrix.T + torch.eye(12, dtype=torch.float64)
+    g = torch.randn(12, 2, generator=gen, dtype=torch.float64)
+    ours, report = adam_solve(lambda v: matrix @ v, g, lr=0.1, tol=0.0, max_iter=25)
+    t = torch.zeros_like(g, requires_grad=True)
+    optimizer = torch.optim.Adam([t], lr=0.1)
+    for _ in range(25):
+        t.grad = matrix @ t.detach() - g
+        optimizer.step()
+    assert report.iterations == 25
+    torch.testing.assert_close(ours, t.detach(), rtol=1e-12, atol=1e-12)
