@@ -13,7 +13,7 @@ install: $(VENV)/.built
 $(VENV)/.deps:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q numpy scipy pandas tqdm pytest hypothesis expecttest scikit-learn pytest-benchmark matplotlib
+	$(BIN)/pip install -q "setuptools>=64" wheel ninja numpy scipy pandas tqdm pytest hypothesis expecttest scikit-learn pytest-benchmark matplotlib
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)
