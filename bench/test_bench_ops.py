@@ -13,6 +13,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 
 import ifru_ext
 from ifru_ext.graph import CSRGraph
+from ifru_ext.unlearn import removal_seed_counts
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and ifru_ext.with_cuda() else "cpu")
 
@@ -100,13 +101,9 @@ HVP_CASES = {
 
 
 def pruning_mask(dataset, num_layers):
-    """Algorithm 1 keep-mask for the 2% attack set: (1.0, 1.0) for MF, (1.0, 0.6) for LightGCN... at K = 1."""
+    """Algorithm 1 keep-mask for the 2% attack set: the 0-hop rows for MF, (1.0, 0.6) for LightGCN."""
     adjacency = dataset.interaction_graph()
-    removed = dataset.removed
-    seeds = torch.bincount(
-        torch.cat([dataset.train.users[removed], dataset.train.items[removed] + dataset.num_users]),
-        minlength=adjacency.num_nodes,
-    ).double()
+    seeds = removal_seed_counts(dataset, dataset.removed)
     # MF at (1.0, 1.0) keeps nearly every node; prune to the 0-hop rows to show the skip path.
     ratios = (1.0, 0.6) if num_layers else (1.0,)
     return ifru_ext.importance(adjacency, seeds, ratios)[1].to(DEVICE)
@@ -166,11 +163,7 @@ def scipy_importance(adjacency: CSRGraph, seed_counts: np.ndarray, ratios) -> np
 @pytest.mark.parametrize("impl", ["ifru", "scipy"])
 def test_importance(benchmark, bookcrossing, impl):
     adjacency = bookcrossing.interaction_graph()
-    removed = bookcrossing.removed
-    seeds = torch.bincount(
-        torch.cat([bookcrossing.train.users[removed], bookcrossing.train.items[removed] + bookcrossing.num_users]),
-        minlength=adjacency.num_nodes,
-    ).double()
+    seeds = removal_seed_counts(bookcrossing, bookcrossing.removed)
     ratios = (1.0, 0.6)
     ours = ifru_ext.importance(adjacency, seeds, ratios)[1]
     assert np.array_equal(ours.numpy(), scipy_importance(adjacency, seeds.numpy(), ratios))

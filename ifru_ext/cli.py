@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .data import PRESETS, RecDataset, load_dataset, validate_removal
 from .experiment import METHODS, STUDIES, ExperimentSpec, json_safe, render_markdown, run_experiment
 from .metrics import evaluate_model
-from .models import DEFAULTS, build_model
+from .models import DEFAULTS, Recommender, build_model
 from .train import SCHEDULES, TrainConfig, train
 
 __all__ = [
@@ -154,6 +154,15 @@ def apply_runtime(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- evaluation and output
 
 
+def checkpoint_with_dataset(args: argparse.Namespace) -> tuple[Recommender, RecDataset, dict[str, Any]]:
+    """The model in ``args.checkpoint``, the dataset it was trained on (recorded options, overridden
+    by any given) and that dataset's ``load_dataset`` arguments."""
+    payload = read_checkpoint(args.checkpoint)
+    spec = dataset_spec(args, payload["model"]["name"], recorded=payload["meta"].get("dataset"))
+    dataset = load_dataset(**spec)
+    return load_checkpoint(args.checkpoint, dataset, device=args.device).model, dataset, spec
+
+
 def format_aucs(aucs: Mapping[str, Mapping[str, float]]) -> str:
     """A small text table: one row per split, columns AUC_0, AUC_1, AUC_2."""
     lines = [f"{'split':<8}{'AUC_0':>8}{'AUC_1':>8}{'AUC_2':>8}"]
@@ -270,10 +279,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     apply_runtime(args)
-    payload = read_checkpoint(args.checkpoint)
-    spec = dataset_spec(args, payload["model"]["name"], recorded=payload["meta"].get("dataset"))
-    dataset = load_dataset(**spec)
-    model = load_checkpoint(args.checkpoint, dataset, device=args.device).model
+    model, dataset, _ = checkpoint_with_dataset(args)
     aucs = evaluate_model(model, dataset)
     print(json.dumps(json_safe(aucs)) if args.json else format_aucs(aucs))
     return 0
@@ -324,10 +330,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
     from .unlearn import unlearn
 
     apply_runtime(args)
-    payload = read_checkpoint(args.checkpoint)
-    spec = dataset_spec(args, payload["model"]["name"], recorded=payload["meta"].get("dataset"))
-    dataset = load_dataset(**spec)
-    model = load_checkpoint(args.checkpoint, dataset, device=args.device).model
+    model, dataset, spec = checkpoint_with_dataset(args)
     removal = _removal_from_pairs(args.pairs, dataset) if args.pairs else dataset.removed
     overrides = {key: value for key, value in (("solver", args.solver), ("ratios", args.ratios),
                  ("damping", args.damping), ("max_iter", args.max_iter)) if value is not None}

@@ -13,6 +13,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 
 from . import ops
 from .data import load_dataset
+from .unlearn import removal_seed_counts
 
 
 def _timed(fn: Callable[[], torch.Tensor], repeats: int = 3) -> tuple[torch.Tensor, float]:
@@ -60,9 +61,7 @@ def main() -> None:
         rows.append((name, "autograd double-backward", t_ours, t_ref, float((ours - ref).norm() / ref.norm())))
 
     adjacency = dataset.interaction_graph()
-    removed = dataset.removed
-    seeds = torch.bincount(torch.cat([train.users[removed], train.items[removed] + dataset.num_users]),
-                           minlength=graph.num_nodes).double()
+    seeds = removal_seed_counts(dataset, dataset.removed)
     (_, keep), t_imp = _timed(lambda: ops.importance(adjacency, seeds, (1.0, 0.6)))
 
     print(f"\n{'op':<28} {'baseline':<26} {'ours':>9} {'baseline':>10} {'speed-up':>9} {'diff':>9}")
