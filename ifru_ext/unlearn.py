@@ -48,6 +48,8 @@ class UnlearnConfig:
         code, for Adam) instead of stopping on the residual.
     new_graph: the unlearned LightGCN predicts with D_{-r}'s graph (False: keep the old one,
         as the authors' code does).
+    backend: ``fused`` — ``torch.ops.ifru.hvp``; ``autograd`` — the plain-PyTorch formulation
+        (double-backward HVP through ``torch.sparse.mm``), the same maths, for comparison.
     """
 
     method: Method = "ifru"
@@ -64,6 +66,7 @@ class UnlearnConfig:
     self_loops: bool = False
     validation_select: bool = True
     new_graph: bool = True
+    backend: Literal["fused", "autograd"] = "fused"
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "UnlearnConfig":
@@ -286,8 +289,11 @@ def _influence_update(model, dataset: RecDataset, removal: Tensor, config: Unlea
     exact = config.hessian == "exact" and config.method == "ifru" and num_layers > 0
     hessian_graph, hessian_layers = (old_graph, num_layers) if exact else (None, 0)
 
-    def apply(v: Tensor) -> Tensor:
-        return ops.hvp(emb, v, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
+    if config.backend == "autograd":
+        apply = _autograd_hvp(emb, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
+    else:
+        def apply(v: Tensor) -> Tensor:
+            return ops.hvp(emb, v, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
 
     select = None
     if config.validation_select:
@@ -315,6 +321,28 @@ def _influence_update(model, dataset: RecDataset, removal: Tensor, config: Unlea
     lap("update")
     return UnlearnResult(unlearned, config.method, time.perf_counter() - start, phases, report,
                          kept_rows=int(keep.sum()), removed=int(removal.numel()))
+
+
+def _autograd_hvp(emb: Tensor, users: Tensor, items: Tensor, labels: Tensor, graph: CSRGraph | None,
+                  num_layers: int, l2: float, keep: Tensor):
+    """``v ↦ H_φφ v_φ`` by double backward through ``torch.sparse.mm`` (the paper's formulation)."""
+    adjacency = graph.to_sparse_coo() if graph is not None and num_layers > 0 else None
+    mask = keep[:, None].to(emb.dtype)
+
+    def apply(v: Tensor) -> Tensor:
+        e = emb.detach().requires_grad_(True)
+        f, layer = e, e
+        if adjacency is not None:
+            for _ in range(num_layers):
+                layer = torch.sparse.mm(adjacency, layer)
+                f = f + layer
+            f = f / (num_layers + 1)
+        loss = binary_cross_entropy_with_logits((f[users] * f[items]).sum(1), labels) + 0.5 * l2 * (e * e).sum()
+        (grad,) = torch.autograd.grad(loss, e, create_graph=True)
+        (hv,) = torch.autograd.grad(grad, e, v * mask)
+        return hv * mask
+
+    return apply
 
 
 def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):

@@ -210,3 +210,12 @@ def test_adam_solve_follows_torch_adam():
         optimizer.step()
     assert report.iterations == 25
     torch.testing.assert_close(ours, t.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_autograd_backend_gives_the_same_update(trained):
+    model, dataset, num_layers = trained
+    removal = REMOVALS[32][0]
+    exact = dict(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500)
+    fused = unlearn(model, dataset, removal, UnlearnConfig(**exact))
+    plain = unlearn(model, dataset, removal, UnlearnConfig(backend="autograd", **exact))
+    torch.testing.assert_close(plain.model.embedding, fused.model.embedding, rtol=1e-7, atol=1e-9)
