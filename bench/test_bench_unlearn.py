@@ -8,7 +8,6 @@ of epochs — the request's cost does not depend on how well the model is traine
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ifru_ext.data import load_dataset
 from ifru_ext.models import build_model
