@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from torch.nn.functional import binary_cross_entropy_with_logits
 
 import ifru_ext
 from ifru_ext.graph import CSRGraph
+from ifru_ext.plain import autograd_hvp, sparse_mean_propagation
 from ifru_ext.unlearn import removal_seed_counts
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and ifru_ext.with_cuda() else "cpu")
@@ -22,26 +22,6 @@ def sync(result):
     if DEVICE.type == "cuda":
         torch.cuda.synchronize()
     return result
-
-
-def sparse_mean_propagation(a: torch.Tensor, x: torch.Tensor, num_layers: int) -> torch.Tensor:
-    """Plain PyTorch: mean of x, Ax, …, A^K x with torch.sparse.mm (COO or CSR ``a``)."""
-    layer, total = x, x
-    for _ in range(num_layers):
-        layer = torch.sparse.mm(a, layer)
-        total = total + layer
-    return total / (num_layers + 1)
-
-
-def autograd_hvp(emb, v, users, items, labels, a=None, num_layers=0, keep=None):
-    """Plain PyTorch: double-backward HVP of the mean BCE loss (F = P E through sparse.mm)."""
-    emb = emb.detach().requires_grad_(True)
-    f = emb if a is None else sparse_mean_propagation(a, emb, num_layers)
-    loss = binary_cross_entropy_with_logits((f[users] * f[items]).sum(1), labels)
-    (grad,) = torch.autograd.grad(loss, emb, create_graph=True)
-    mask = None if keep is None else keep[:, None].to(v.dtype)
-    (hv,) = torch.autograd.grad(grad, emb, v if mask is None else v * mask)
-    return hv if mask is None else hv * mask
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +102,10 @@ def test_hvp(benchmark, problem, impl, case):
     def run():
         if impl == "ifru":
             return sync(ifru_ext.hvp(emb, v, users, items, labels, lgcn_graph, num_layers, 0.0, keep))
-        return sync(autograd_hvp(emb, v, users, items, labels, coo if num_layers else None, num_layers, keep))
+        return sync(autograd_hvp(emb, v, users, items, labels, coo if num_layers else None, num_layers, keep=keep))
 
     ours = ifru_ext.hvp(emb.double(), v.double(), users, items, labels.double(), lgcn_graph and lgcn_graph.to(dtype=torch.float64), num_layers, 0.0, keep)
-    reference = autograd_hvp(emb.double(), v.double(), users, items, labels.double(), coo.double() if num_layers else None, num_layers, keep)
+    reference = autograd_hvp(emb.double(), v.double(), users, items, labels.double(), coo.double() if num_layers else None, num_layers, keep=keep)
     assert float((ours - reference).norm() / reference.norm()) < 1e-10
     benchmark.group = f"hvp {case}"
     benchmark.extra_info.update(impl=impl, baseline=impl == "autograd", interactions=int(users.numel()),

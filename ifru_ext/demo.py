@@ -9,10 +9,10 @@ import time
 from typing import Callable
 
 import torch
-from torch.nn.functional import binary_cross_entropy_with_logits
 
 from . import ops
 from .data import load_dataset
+from .plain import autograd_hvp
 from .unlearn import removal_seed_counts
 
 
@@ -24,15 +24,6 @@ def _timed(fn: Callable[[], torch.Tensor], repeats: int = 3) -> tuple[torch.Tens
         out = fn()
         best = min(best, time.perf_counter() - start)
     return out, best
-
-
-def _autograd_hvp(emb, v, users, items, labels, coo=None):
-    """Double-backward HVP of the mean BCE loss; LightGCN (1 layer) via torch.sparse.mm."""
-    emb = emb.detach().requires_grad_(True)
-    f = emb if coo is None else (emb + torch.sparse.mm(coo, emb)) / 2
-    loss = binary_cross_entropy_with_logits((f[users] * f[items]).sum(1), labels)
-    (grad,) = torch.autograd.grad(loss, emb, create_graph=True)
-    return torch.autograd.grad(grad, emb, v)[0]
 
 
 def main() -> None:
@@ -57,7 +48,7 @@ def main() -> None:
         v = torch.randn(graph.num_nodes, d, generator=gen)
         g = graph if lgcn else None
         ours, t_ours = _timed(lambda: ops.hvp(emb, v, users, items, labels, g, int(lgcn)))
-        ref, t_ref = _timed(lambda: _autograd_hvp(emb, v, users, items, labels, coo if lgcn else None))
+        ref, t_ref = _timed(lambda: autograd_hvp(emb, v, users, items, labels, coo if lgcn else None, int(lgcn)))
         rows.append((name, "autograd double-backward", t_ours, t_ref, float((ours - ref).norm() / ref.norm())))
 
     adjacency = dataset.interaction_graph()

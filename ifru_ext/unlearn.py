@@ -21,6 +21,7 @@ from . import ops
 from .data import RecDataset
 from .graph import CSRGraph, add_self_loops
 from .metrics import auc
+from .plain import autograd_hvp
 from .solvers import SolveReport, adam_solve, block_jacobi, conjugate_gradient
 
 Method = Literal["ifru", "scif", "retrain"]
@@ -290,7 +291,10 @@ def _influence_update(model, dataset: RecDataset, removal: Tensor, config: Unlea
     hessian_graph, hessian_layers = (old_graph, num_layers) if exact else (None, 0)
 
     if config.backend == "autograd":
-        apply = _autograd_hvp(emb, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
+        adjacency = hessian_graph.to_sparse_coo() if hessian_graph is not None else None
+
+        def apply(v: Tensor) -> Tensor:
+            return autograd_hvp(emb, v, users, items, labels, adjacency, hessian_layers, config.l2, keep)
     else:
         def apply(v: Tensor) -> Tensor:
             return ops.hvp(emb, v, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
@@ -321,28 +325,6 @@ def _influence_update(model, dataset: RecDataset, removal: Tensor, config: Unlea
     lap("update")
     return UnlearnResult(unlearned, config.method, time.perf_counter() - start, phases, report,
                          kept_rows=int(keep.sum()), removed=int(removal.numel()))
-
-
-def _autograd_hvp(emb: Tensor, users: Tensor, items: Tensor, labels: Tensor, graph: CSRGraph | None,
-                  num_layers: int, l2: float, keep: Tensor):
-    """``v ↦ H_φφ v_φ`` by double backward through ``torch.sparse.mm`` (the paper's formulation)."""
-    adjacency = graph.to_sparse_coo() if graph is not None and num_layers > 0 else None
-    mask = keep[:, None].to(emb.dtype)
-
-    def apply(v: Tensor) -> Tensor:
-        e = emb.detach().requires_grad_(True)
-        f, layer = e, e
-        if adjacency is not None:
-            for _ in range(num_layers):
-                layer = torch.sparse.mm(adjacency, layer)
-                f = f + layer
-            f = f / (num_layers + 1)
-        loss = binary_cross_entropy_with_logits((f[users] * f[items]).sum(1), labels) + 0.5 * l2 * (e * e).sum()
-        (grad,) = torch.autograd.grad(loss, e, create_graph=True)
-        (hv,) = torch.autograd.grad(grad, e, v * mask)
-        return hv * mask
-
-    return apply
 
 
 def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):
