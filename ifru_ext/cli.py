@@ -24,7 +24,8 @@ import torch
 
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .data import PRESETS, RecDataset, load_dataset, validate_removal
-from .experiment import METHODS, STUDIES, ExperimentSpec, json_safe, render_markdown, run_experiment
+from .experiment import (METHODS, STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep,
+                         run_experiment, run_sweep)
 from .metrics import evaluate_model
 from .models import DEFAULTS, Recommender, build_model
 from .train import SCHEDULES, TrainConfig, train
@@ -359,6 +360,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _sweep(text: str) -> tuple[str, list[str]]:
+    key, _, values = text.partition("=")
+    if key not in SWEEPS or not values:
+        raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,... with KEY one of {', '.join(SWEEPS)}, got {text!r}")
+    return key, list(_names(values))
+
+
 def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "experiment",
@@ -378,6 +386,10 @@ def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, help="maximum training epochs (default: 1000, early stopping)")
     parser.add_argument("--seed", type=int, help="seed of initialisation and batches (default: 1024)")
     parser.add_argument("--out", type=Path, help="output directory (default: runs/experiment-<model>)")
+    parser.add_argument("--sweep", type=_sweep, metavar="KEY=V1,V2,...",
+                        help=f"one experiment per value of a dataset setting ({', '.join(SWEEPS)}), in OUT/KEY-V, "
+                        "then OUT/sweep.{json,md,png}: e.g. attack_seed=1,2,3 (completeness mean ± std) or "
+                        "attack_fraction=0.01,0.02,0.04,0.08 (the paper's Fig. 5)")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_experiment_command)
@@ -394,6 +406,11 @@ def run_experiment_command(args: argparse.Namespace) -> int:
                          if value is not None},
         studies=args.studies,
     )
+    if args.sweep:
+        summary = run_sweep(spec, *args.sweep)
+        print(render_sweep(summary))
+        print(f"wrote {spec.out / 'sweep.json'}, {spec.out / 'sweep.md'} and {spec.out / 'sweep.png'}")
+        return 0
     report = run_experiment(spec)
     print(render_markdown(report))
     print(f"wrote {spec.out / 'report.json'} and {spec.out / 'report.md'}")

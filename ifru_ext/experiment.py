@@ -39,6 +39,8 @@ METHODS: dict[str, UnlearnConfig] = {
 }
 METRICS = ("auc_0", "auc_1", "auc_2")
 STUDIES = ("pruning", "spillover", "timing", "harmless")
+# Dataset settings a sweep may vary: one whole experiment per value (own Original and Retrain).
+SWEEPS = {"attack_seed": int, "attack_fraction": float}
 
 
 @dataclass
@@ -144,12 +146,87 @@ def _run_studies(spec: ExperimentSpec, original, dataset: RecDataset, original_t
         studies.plot_pruning(results["pruning"], spec.out / "pruning.png")
     if "spillover" in spec.studies and original.num_layers > 0:
         results["spillover"] = studies.spillover_study(original, dataset, base, original_test, retrain_test)
+        bars = {"Original": original_test, "Retrain": retrain_test}
+        bars.update({f"IFRU {'with' if r['spillover'] else 'without'} spillover": r for r in results["spillover"]})
+        studies.plot_bars(bars, spec.out / "spillover.png", "Fig. 6")
     if "timing" in spec.studies:
         results["timing"] = studies.timing_study(original, dataset, base)
         studies.plot_timing(results["timing"], retrain_seconds, spec.out / "timing.png")
     if "harmless" in spec.studies:
         results["harmless"] = studies.harmlessness_study(original, dataset, base)
+        studies.plot_bars({"Original": original_test, "Retrain": retrain_test,
+                           "IFRU (empty set)": results["harmless"]["after"]}, spec.out / "harmless.png", "Fig. 4")
     return results
+
+
+def run_sweep(spec: ExperimentSpec, key: str, values: list) -> dict[str, Any]:
+    """One experiment per value of the dataset setting ``key`` (in ``OUT/<key>-<value>``), then a summary.
+
+    ``attack_seed``: completeness as mean ± standard deviation over attack draws (one seed
+    is noisy: the Retrain−Original gaps are a few thousandths of AUC). ``attack_fraction``:
+    the paper's Fig. 5 (AUC vs removal ratio for Original, Retrain and each method) and
+    Table 3's Retrain column. Writes ``sweep.json``, ``sweep.md`` and ``sweep.png``.
+    """
+    if key not in SWEEPS:
+        raise ValueError(f"cannot sweep {key!r}: choose from {sorted(SWEEPS)}")
+    if not values:
+        raise ValueError(f"the sweep over {key} needs at least one value")
+    values = [SWEEPS[key](value) for value in values]
+    reports = [run_experiment(replace(spec, dataset={**spec.dataset, key: value}, out=spec.out / f"{key}-{value}"))
+               for value in values]
+    summary = summarize_sweep(key, values, reports)
+    (spec.out / "sweep.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+    (spec.out / "sweep.md").write_text(render_sweep(summary))
+    studies.plot_sweep(summary, spec.out / "sweep.png")
+    return summary
+
+
+def summarize_sweep(key: str, values: list, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method: each metric, completeness and seconds as lists over ``values``, plus mean ± std."""
+    methods: dict[str, Any] = {}
+    for name in reports[0]["methods"]:
+        entries = [report["methods"][name] for report in reports]
+        series = {metric: [entry[metric] for entry in entries] for metric in METRICS}
+        series["seconds"] = [entry.get("seconds", entry.get("train_seconds")) for entry in entries]
+        if "completeness" in entries[0]:
+            series["completeness"] = {m: [entry["completeness"][m] for entry in entries] for m in METRICS}
+            series["completeness_mean_std"] = {m: _mean_std(series["completeness"][m]) for m in METRICS}
+        series["removed"] = [report["stats"]["removed"] for report in reports]
+        methods[name] = series
+    return {"key": key, "values": values, "model": reports[0]["model"], "dataset": reports[0]["dataset"],
+            "device": reports[0]["device"], "methods": methods}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    tensor = torch.tensor([v for v in values if v is not None and math.isfinite(v)], dtype=torch.float64)
+    if tensor.numel() == 0:
+        return math.nan, math.nan
+    return float(tensor.mean()), float(tensor.std(unbiased=False))
+
+
+def render_sweep(summary: dict[str, Any]) -> str:
+    """Per value: AUC_0/1/2, completeness and seconds of each method; then completeness mean ± std."""
+    key, values = summary["key"], summary["values"]
+    lines = [f"# {summary['model']} on {summary['dataset']} — sweep over {key}", "",
+             f"Values: {', '.join(str(v) for v in values)}; one full experiment (own Original and Retrain) each; "
+             f"device {summary['device']}.", "",
+             f"| method | {key} | removed rows | AUC_0 | AUC_1 | AUC_2 | completeness 0 / 1 / 2 | seconds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, series in summary["methods"].items():
+        for index, value in enumerate(values):
+            comp = series.get("completeness")
+            comp_text = " / ".join(f"{comp[m][index]:.2f}" for m in METRICS) if comp else ""
+            lines.append(f"| {name} | {value} | {series['removed'][index]} | "
+                         + " | ".join(f"{series[m][index]:.4f}" for m in METRICS)
+                         + f" | {comp_text} | {series['seconds'][index]:.2f} |")
+    lines += ["", f"## Completeness over the {len(values)} values: mean ± std", "",
+              "| method | AUC_0 | AUC_1 | AUC_2 |", "|---|---|---|---|"]
+    for name, series in summary["methods"].items():
+        if "completeness_mean_std" in series and name != "retrain":
+            lines.append(f"| {name} | " + " | ".join(f"{mean:.2f} ± {std:.2f}" for mean, std in
+                                                    (series["completeness_mean_std"][m] for m in METRICS)) + " |")
+    lines += ["", "![sweep](sweep.png)"]
+    return "\n".join(lines) + "\n"
 
 
 def json_safe(value: Any) -> Any:
@@ -206,6 +283,7 @@ def _render_studies(results: dict[str, Any], number) -> list[str]:
                   "|---|---|---|---|---|"]
         lines += [f"| {r['spillover']} | {number(r['auc_0'])} | {number(r['auc_1'])} | {number(r['auc_2'])} | "
                   + " / ".join(number(r["completeness"][k], 2) for k in METRICS) + " |" for r in results["spillover"]]
+        lines += ["", "![spillover](spillover.png)"]
     if "timing" in results:
         lines += ["", "## Seconds per request vs removal ratio (Table 3)", "", "| ratio | rows removed | kept rows | seconds |",
                   "|---|---|---|---|"]
@@ -217,4 +295,5 @@ def _render_studies(results: dict[str, Any], number) -> list[str]:
         lines += ["", "## Harmlessness (Fig. 4)", "",
                   f"Unlearning the empty set: parameters identical = {h['identical_parameters']}; test AUC_0 "
                   f"{number(h['before']['auc_0'])} before, {number(h['after']['auc_0'])} after."]
+        lines += ["", "![harmlessness](harmless.png)"]
     return lines

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ifru_ext.cli import main
-from ifru_ext.experiment import ExperimentSpec, run_experiment
+from ifru_ext.experiment import ExperimentSpec, run_experiment, run_sweep
 
 # First 300k raw rows, 3-core: ~82k training rows; MF trains in seconds.
 SLICE = dict(name_or_path="bookcrossing", max_rows=300_000, kcore=3, attack_fraction=0.02)
@@ -30,7 +30,7 @@ def test_report_shape_and_files(report):
         assert set(entry["completeness"]) == {"auc_0", "auc_1", "auc_2"}
         assert entry["seconds"] > 0 and entry["solver"]["iterations"] > 0
     assert (out / "report.md").read_text().count("| ifru") >= 2
-    assert (out / "pruning.png").stat().st_size > 1000
+    assert (out / "pruning.png").stat().st_size > 1000 and (out / "harmless.png").stat().st_size > 1000
     assert result["studies"]["harmless"]["identical_parameters"]
 
 
@@ -65,3 +65,28 @@ def test_cli_unlearn_with_raw_id_pairs(report, tmp_path, capsys):
     pairs.write_text("no-such-user,0000000000\n")
     assert main(["-q", "unlearn", "--checkpoint", str(out / "original.pt"), "--pairs", str(pairs), *slice_options]) == 1
     assert "no-such-user" in capsys.readouterr().err
+
+
+def test_sweep_over_attack_seeds_writes_each_run_and_the_summary(tmp_path):
+    spec = ExperimentSpec(dataset={**SLICE, "max_rows": 100_000}, model="mf", methods=("ifru",), out=tmp_path)
+    summary = run_sweep(spec, "attack_seed", ["1", "2"])
+    assert summary["values"] == [1, 2]
+    reports = [json.loads((tmp_path / f"attack_seed-{seed}" / "report.json").read_text()) for seed in (1, 2)]
+    # Different attack draws: different Originals, and the summary lists each run's numbers in order.
+    assert reports[0]["methods"]["original"]["auc_0"] != reports[1]["methods"]["original"]["auc_0"]
+    ifru = summary["methods"]["ifru"]
+    assert ifru["auc_0"] == [r["methods"]["ifru"]["auc_0"] for r in reports]
+    values = ifru["completeness"]["auc_0"]
+    mean, std = ifru["completeness_mean_std"]["auc_0"]
+    assert mean == pytest.approx(sum(values) / 2) and std == pytest.approx(abs(values[0] - values[1]) / 2)
+    assert "± " in (tmp_path / "sweep.md").read_text()
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_sweep_refuses_unknown_settings(tmp_path, capsys):
+    spec = ExperimentSpec(dataset=SLICE, out=tmp_path)
+    with pytest.raises(ValueError, match="cannot sweep 'kcore'"):
+        run_sweep(spec, "kcore", [3])
+    with pytest.raises(SystemExit):
+        main(["experiment", "--sweep", "kcore=3,5"])
+    assert "KEY=V1,V2" in capsys.readouterr().err
