@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 
 # Named unlearning methods; "retrain" is the trained Retrain checkpoint itself.
 METHODS: dict[str, UnlearnConfig] = {
-    # ours: exact Hessian, exact spillover, new graph; Adam iterate picked by validation AUC
+    # ours: exact Hessian, exact spillover, new graph; iterate picked by validation AUC
+    # (solver Adam for MF, CG for LightGCN)
     "ifru": UnlearnConfig(),
+    "ifru-adam": UnlearnConfig(solver="adam"),
     "ifru-reference": UnlearnConfig.preset("reference"),  # the authors' released-code choices
     "ifru-cg": UnlearnConfig(solver="cg", validation_select=False),  # the exact Newton step
     "ifru-cg-val": UnlearnConfig(solver="cg"),  # CG iterate picked by validation AUC
