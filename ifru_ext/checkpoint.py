@@ -63,6 +63,12 @@ def save_checkpoint(
         "exclude": None if exclude is None else torch.as_tensor(exclude, dtype=torch.int64).cpu(),
         "meta": dict(meta or {}),
     }
+    return atomic_save(payload, path)
+
+
+def atomic_save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``torch.save(payload)`` to ``path`` (parents created) so readers never see a partial file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A temp file in the same directory makes os.replace an atomic rename: readers see
     # the old checkpoint or the new one, never a partial file. os.open with mode 0o666
@@ -80,11 +86,11 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw checkpoint dict, structurally validated but not checked against a dataset.
+def read_payload(path: str | os.PathLike[str], format: str, fields: dict[str, type]) -> dict[str, Any]:
+    """The dict saved at ``path``, checked to be of ``format`` with each of ``fields`` of its type.
 
-    Raises FileNotFoundError for a missing file and ValueError for anything that is
-    not an intact checkpoint of this format.
+    Loads with ``weights_only=True`` (no code runs). Raises FileNotFoundError for a missing
+    file and ValueError for anything else that is not such a dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -93,13 +99,22 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != format:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path}: not an {FORMAT} checkpoint (format {found!r})")
-    expected = {"model": dict, "state": dict, "split_hash": str, "meta": dict}
-    for key, kind in expected.items():
+        raise ValueError(f"{path}: not an {format} checkpoint (format {found!r})")
+    for key, kind in fields.items():
         if not isinstance(payload.get(key), kind):
             raise ValueError(f"{path}: checkpoint field {key!r} is missing or not a {kind.__name__}")
+    return payload
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw checkpoint dict, structurally validated but not checked against a dataset.
+
+    Raises FileNotFoundError for a missing file and ValueError for anything that is
+    not an intact checkpoint of this format.
+    """
+    payload = read_payload(path, FORMAT, {"model": dict, "state": dict, "split_hash": str, "meta": dict})
     exclude = payload.get("exclude")
     if exclude is not None and not (isinstance(exclude, Tensor) and exclude.dtype == torch.int64 and exclude.dim() == 1):
         raise ValueError(f"{path}: checkpoint field 'exclude' must be None or an int64 vector")

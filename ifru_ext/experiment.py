@@ -21,7 +21,7 @@ from .data import RecDataset, load_dataset
 from .metrics import completeness, evaluate_model
 from .models import Recommender, build_model
 from .train import TrainConfig, train
-from . import studies
+from . import sharded, studies
 from .unlearn import UnlearnConfig, UnlearnResult, unlearn
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,12 @@ METHODS: dict[str, UnlearnConfig] = {
     "ifru-no-spillover": UnlearnConfig(spillover=False),
     "ifru-no-pruning": UnlearnConfig(ratios=(1.0, 1.0, 1.0)),
     "scif": UnlearnConfig(method="scif"),
+    "finetune": UnlearnConfig(method="finetune"),  # Adam on D_{-r} from the trained model
+    "alteraser": UnlearnConfig(method="alteraser"),  # alternating batched block-Newton steps on D_{-r}
 }
+# Partition-based methods (SISA, RecEraser): their own Original, trained on D and cached in OUT;
+# the request retrains the shards holding removed rows, then the aggregator.
+SHARDED_METHODS = sharded.METHODS
 METRICS = ("auc_0", "auc_1", "auc_2")
 STUDIES = ("pruning", "spillover", "timing", "harmless")
 # Dataset settings a sweep may vary: one whole experiment per value (own Original and Retrain).
@@ -77,6 +82,33 @@ def _trained(path: Path, spec: ExperimentSpec, dataset: RecDataset, exclude) -> 
     return model, result.seconds
 
 
+def _trained_sharded(spec: ExperimentSpec, dataset: RecDataset, method: str,
+                     original: Recommender) -> tuple[sharded.ShardedRecommender, float]:
+    """The method's sharded Original: ``OUT/<method>.pt`` if it fits, else trained on D and saved.
+
+    RecEraser partitions on pretrained MF embeddings: with the MF backbone those are the
+    Original's own (``pretrain_mf`` would train the identical model); otherwise an MF is
+    trained first and counted in the seconds.
+    """
+    path = spec.out / f"{method}.pt"
+    if path.exists():
+        try:
+            model, meta = sharded.load_sharded(path, dataset, device=spec.device)
+            logger.info("reusing %s (trained in %.1f s)", path, meta["seconds"])
+            return model, float(meta["seconds"])
+        except (ValueError, KeyError) as error:
+            logger.warning("not reusing %s: %s", path, error)
+    config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
+    pretrained = None
+    if method == "receraser" and original.name == "mf":
+        table = original.embedding.detach()
+        pretrained = (table[: dataset.num_users], table[dataset.num_users:])
+    model, seconds = sharded.train_sharded(dataset, spec.model, method, config=config, seed=config.seed,
+                                           pretrained=pretrained)
+    sharded.save_sharded(path, model, dataset, meta={"seconds": seconds})
+    return model, seconds
+
+
 def _method_entry(result: UnlearnResult, aucs: dict, original: dict, retrain: dict, retrain_seconds: float) -> dict:
     entry: dict[str, Any] = {key: aucs["test"][key] for key in METRICS}
     entry["valid"] = aucs["valid"]
@@ -92,9 +124,10 @@ def _method_entry(result: UnlearnResult, aucs: dict, original: dict, retrain: di
 
 def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
     """Run everything and write ``report.json`` and ``report.md`` into ``spec.out``; returns the report."""
-    unknown = [m for m in spec.methods if m not in METHODS and m != "retrain"]
+    known = [*METHODS, *SHARDED_METHODS, "retrain"]
+    unknown = [m for m in spec.methods if m not in known]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}: choose from {sorted(METHODS) + ['retrain']}")
+        raise ValueError(f"unknown methods {unknown}: choose from {sorted(known)}")
     unknown = [s for s in spec.studies if s not in STUDIES]
     if unknown:
         raise ValueError(f"unknown studies {unknown}: choose from {list(STUDIES)}")
@@ -116,13 +149,22 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
     for name in spec.methods:
         if name == "retrain":
             continue
-        config = replace(METHODS[name], **spec.method_overrides)
-        result = unlearn(original_model, dataset, dataset.removed, config)
+        if name in SHARDED_METHODS:
+            model, train_seconds = _trained_sharded(spec, dataset, name, original_model)
+            before = evaluate_model(model, dataset, splits=("test",))["test"]
+            result = unlearn(model, dataset, dataset.removed)
+        else:
+            result = unlearn(original_model, dataset, dataset.removed, replace(METHODS[name], **spec.method_overrides))
         aucs = evaluate_model(result.model, dataset)
         methods[name] = _method_entry(result, aucs, original_test, retrain_test, retrain_seconds)
+        if name in SHARDED_METHODS:
+            # What the partitioned architecture costs before any request (the paper's Fig. 4).
+            methods[name]["before_unlearning"] = {k: before[k] for k in METRICS}
+            methods[name]["train_seconds"] = train_seconds
+            methods[name]["shards_retrained"] = methods[name].pop("kept_rows")
         logger.info("%s: test AUC_0 %.4f, %.2f s", name, methods[name]["auc_0"], result.seconds)
 
-    studies = _run_studies(spec, original_model, dataset, original_test, retrain_test, retrain_seconds)
+    studies = _run_studies(spec, original_model, dataset, original_test, retrain_test, retrain_seconds, methods)
     report = {
         "dataset": str(spec.dataset.get("name_or_path", "bookcrossing")),
         "model": spec.model,
@@ -139,7 +181,7 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def _run_studies(spec: ExperimentSpec, original, dataset: RecDataset, original_test, retrain_test,
-                 retrain_seconds: float) -> dict[str, Any]:
+                 retrain_seconds: float, methods: dict[str, Any]) -> dict[str, Any]:
     """The requested in-depth studies, with their figures written next to the report."""
     base = replace(METHODS["ifru"], **spec.method_overrides)
     results: dict[str, Any] = {}
@@ -156,8 +198,11 @@ def _run_studies(spec: ExperimentSpec, original, dataset: RecDataset, original_t
         studies.plot_timing(results["timing"], retrain_seconds, spec.out / "timing.png")
     if "harmless" in spec.studies:
         results["harmless"] = studies.harmlessness_study(original, dataset, base)
-        studies.plot_bars({"Original": original_test, "Retrain": retrain_test,
-                           "IFRU (empty set)": results["harmless"]["after"]}, spec.out / "harmless.png", "Fig. 4")
+        # Unlearning nothing leaves every model as trained: a sharded model stays at its own Original.
+        bars = {"Original": original_test, "Retrain": retrain_test, "IFRU (empty set)": results["harmless"]["after"]}
+        bars.update({f"{name} (empty set)": entry["before_unlearning"] for name, entry in methods.items()
+                     if "before_unlearning" in entry})
+        studies.plot_bars(bars, spec.out / "harmless.png", "Fig. 4")
     return results
 
 
@@ -268,6 +313,16 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_1'])} | {number(entry['auc_2'])} | {comp_text} "
             f"| {number(seconds, 2)} | {number(speedup, 0) + '×' if speedup else ''} | {solver_text} |"
         )
+    partitioned = {name: entry for name, entry in report["methods"].items() if "before_unlearning" in entry}
+    if partitioned:
+        lines += ["", "## Partition-based methods before the request", "",
+                  "Their own Original (trained on D with the shards and aggregator); the gap to the backbone's "
+                  "Original is what the architecture costs without any request (the paper's Fig. 4).", "",
+                  "| method | AUC_0 | AUC_1 | AUC_2 | training seconds | shards retrained by the request |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | " + " | ".join(number(entry["before_unlearning"][k]) for k in METRICS)
+                  + f" | {number(entry['train_seconds'], 1)} | {entry['shards_retrained']} |"
+                  for name, entry in partitioned.items()]
     lines += _render_studies(report.get("studies", {}), number)
     return "\n".join(lines) + "\n"
 
