@@ -9,6 +9,7 @@ from ifru_ext.data import RecDataset, load_dataset
 
 def pytest_configure(config):
     torch.manual_seed(0)
+    config.addinivalue_line("markers", "scaling: synthetic power-law scaling suite (1e5 to 1e7 interactions, ~15 min)")
 
 
 @pytest.fixture(scope="session")
