@@ -23,11 +23,12 @@ from .models import Recommender, build_model
 from .train import TrainConfig, train
 from . import sharded, studies
 from .unlearn import UnlearnConfig, UnlearnResult, unlearn
+from .warmstart import AltEraserConfig, FinetuneConfig
 
 logger = logging.getLogger(__name__)
 
 # Named unlearning methods; "retrain" is the trained Retrain checkpoint itself.
-METHODS: dict[str, UnlearnConfig] = {
+METHODS: dict[str, UnlearnConfig | FinetuneConfig | AltEraserConfig] = {
     # ours: exact Hessian, exact spillover, new graph; iterate picked by validation AUC
     # (solver Adam for MF, CG for LightGCN)
     "ifru": UnlearnConfig(),
@@ -38,8 +39,10 @@ METHODS: dict[str, UnlearnConfig] = {
     "ifru-no-spillover": UnlearnConfig(spillover=False),
     "ifru-no-pruning": UnlearnConfig(ratios=(1.0, 1.0, 1.0)),
     "scif": UnlearnConfig(method="scif"),
-    "finetune": UnlearnConfig(method="finetune"),  # Adam on D_{-r} from the trained model
-    "alteraser": UnlearnConfig(method="alteraser"),  # alternating batched block-Newton steps on D_{-r}
+    "finetune": FinetuneConfig(),  # Adam on D_{-r} from the trained model
+    "alteraser": AltEraserConfig(),  # alternating batched block-Newton steps on L_{-r}
+    # AltEraser on L_{-r} tilted so the trained model is stationary, plus a proximal term (ours)
+    "alteraser-anchored": AltEraserConfig(objective="anchored"),
 }
 # Partition-based methods (SISA, RecEraser): their own Original, trained on D and cached in OUT;
 # the request retrains the shards holding removed rows, then the aggregator.
@@ -154,7 +157,10 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
             before = evaluate_model(model, dataset, splits=("test",))["test"]
             result = unlearn(model, dataset, dataset.removed)
         else:
-            result = unlearn(original_model, dataset, dataset.removed, replace(METHODS[name], **spec.method_overrides))
+            config = METHODS[name]
+            if isinstance(config, UnlearnConfig):
+                config = replace(config, **spec.method_overrides)
+            result = unlearn(original_model, dataset, dataset.removed, config)
         aucs = evaluate_model(result.model, dataset)
         methods[name] = _method_entry(result, aucs, original_test, retrain_test, retrain_seconds)
         if name in SHARDED_METHODS:

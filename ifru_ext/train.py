@@ -94,8 +94,10 @@ class EpochLog(TypedDict):
 class TrainResult:
     """Outcome of ``train``; the model passed in already holds the best state.
 
-    ``epochs`` counts the epochs run (1-based ``best_epoch`` among them); ``seconds``
-    is the wall time of the whole call; ``history`` has one ``EpochLog`` per epoch.
+    ``epochs`` counts the training epochs run (1-based ``best_epoch`` among them;
+    ``best_epoch == 0`` means the starting state was kept, see ``train(include_start=)``);
+    ``seconds`` is the wall time of the whole call; ``history`` has one ``EpochLog`` per
+    epoch, preceded by the epoch-0 record when the start was included.
     """
 
     best_epoch: int
@@ -126,6 +128,7 @@ def train(
     config: TrainConfig,
     exclude: Tensor | None = None,
     progress: bool = True,
+    include_start: bool = False,
 ) -> TrainResult:
     """Fit ``model`` on ``dataset``'s training rows minus ``exclude`` (int64 train indices).
 
@@ -133,6 +136,9 @@ def train(
     one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
     validation split; training stops after ``config.patience`` epochs without a
     strictly better AUC (or at ``max_epochs``), and the best state is loaded back.
+    ``include_start`` (fine-tuning a trained model) scores the model as passed in as
+    epoch 0 — its loss in the history is the exact mean BCE over the rows — so it is
+    returned unless an epoch strictly beats its validation AUC.
     Raises ValueError when the training rows are empty or the validation split lacks
     one of the two labels (its AUC would be undefined).
     """
@@ -154,6 +160,12 @@ def train(
 
     history: list[EpochLog] = []
     best_auc, best_epoch, best_state, stop = -math.inf, 0, None, False
+    if include_start:
+        model.eval()
+        start_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
+        start_loss = binary_cross_entropy_with_logits(model.score_all(users, items), labels).item()
+        history.append(EpochLog(epoch=0, loss=start_loss, valid_auc=start_auc, seconds=time.perf_counter() - start_time))
+        best_auc, best_state = start_auc, {key: value.detach().clone() for key, value in model.state_dict().items()}
     with contextlib.ExitStack() as stack:
         bar = _progress_bar(stack, config, progress)
         for epoch in range(1, config.max_epochs + 1):
@@ -200,7 +212,7 @@ def train(
     return TrainResult(
         best_epoch=best_epoch,
         best_valid_auc=best_auc,
-        epochs=len(history),
+        epochs=len(history) - int(include_start),
         seconds=time.perf_counter() - start_time,
         stopped_early=stop,
         history=history,

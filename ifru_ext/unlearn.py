@@ -24,7 +24,7 @@ from .metrics import auc
 from .plain import autograd_hvp
 from .solvers import SolveReport, adam_solve, block_jacobi, conjugate_gradient
 
-Method = Literal["ifru", "scif", "retrain", "finetune", "alteraser"]
+Method = Literal["ifru", "scif", "retrain"]
 
 
 @dataclass(frozen=True)
@@ -226,14 +226,22 @@ def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config
     """Answer a request to forget the training rows ``removal`` (int64 indices into ``dataset.train``).
 
     ``model`` is not modified; the result holds a new one. Empty ``removal`` returns an
-    unchanged copy. ``train_config`` is used by ``method='retrain'`` only. A
-    ``ShardedRecommender`` (SISA, RecEraser) answers by retraining its affected shards,
-    whatever ``config`` says.
+    unchanged copy. ``train_config`` is used by ``method='retrain'`` only. The baselines
+    answer through the same call: a ``warmstart.FinetuneConfig`` or
+    ``warmstart.AltEraserConfig`` as ``config`` runs fine-tuning or AltEraser, and a
+    ``ShardedRecommender`` (SISA, RecEraser) retrains its affected shards whatever
+    ``config`` says.
     """
-    from .sharded import ShardedRecommender, unlearn_sharded  # sharded.py builds on this module
+    # Imported here: both modules build on this one.
+    from .sharded import ShardedRecommender, unlearn_sharded
+    from .warmstart import AltEraserConfig, FinetuneConfig, alteraser, finetune
 
     if isinstance(model, ShardedRecommender):
         return unlearn_sharded(model, dataset, removal)
+    if isinstance(config, FinetuneConfig):
+        return finetune(model, dataset, removal, config)
+    if isinstance(config, AltEraserConfig):
+        return alteraser(model, dataset, removal, config)
     config = config or UnlearnConfig()
     start = time.perf_counter()
     removal = check_removal(dataset, removal)
@@ -241,12 +249,8 @@ def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config
         return UnlearnResult(copy.deepcopy(model), config.method, time.perf_counter() - start)
     if config.method == "retrain":
         return _retrain(model, dataset, removal, train_config, start)
-    if config.method in ("finetune", "alteraser"):
-        from . import warmstart  # warmstart.py builds on this module
-
-        return getattr(warmstart, config.method)(model, dataset, removal)
     if config.method not in ("ifru", "scif"):
-        raise ValueError(f"unknown method {config.method!r}: choose ifru, scif, retrain, finetune or alteraser")
+        raise ValueError(f"unknown method {config.method!r}: choose ifru, scif or retrain")
     return _influence_update(model, dataset, removal, config, start)
 
 
