@@ -177,6 +177,8 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
         "removal_fraction": spec.dataset.get("attack_fraction"),
         "device": spec.device,
         "torch": torch.__version__,
+        # Settings that differ from the schedule (apply to every model trained in this run).
+        "train_overrides": dict(spec.train_overrides),
         "stats": {k: v for k, v in dataset.stats().items() if isinstance(v, (int, float, str)) or v is None},
         "methods": methods,
         "studies": studies,
@@ -303,7 +305,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# {report['model']} on {report['dataset']} — removal fraction {report['removal_fraction']}",
         "",
         f"train {stats.get('train')} rows ({stats.get('users')} users, {stats.get('items')} items), "
-        f"removal set {stats.get('removed')} rows; device {report['device']}, torch {report['torch']}",
+        f"removal set {stats.get('removed')} rows; device {report['device']}, torch {report['torch']}"
+        + (f"; training overrides {report['train_overrides']}" if report.get("train_overrides") else ""),
         "",
         "| method | AUC_0 | AUC_1 | AUC_2 | completeness 0 / 1 / 2 | seconds | speed-up vs Retrain | solver |",
         "|---|---|---|---|---|---|---|---|",
