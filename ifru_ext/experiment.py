@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -68,15 +68,29 @@ class ExperimentSpec:
     studies: tuple[str, ...] = ()  # any of STUDIES
 
 
+def _reuse(path: Path, load: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[Any, float] | None:
+    """``(model, training seconds)`` from ``load()`` of the file at ``path`` if it fits this run, else None."""
+    if not path.exists():
+        return None
+    try:
+        model, meta = load()
+        logger.info("reusing %s (trained in %.1f s)", path, meta["seconds"])
+        return model, float(meta["seconds"])
+    except (ValueError, KeyError) as error:
+        logger.warning("not reusing %s: %s", path, error)
+        return None
+
+
+def _load_checkpoint(path: Path, spec: ExperimentSpec, dataset: RecDataset) -> tuple[Recommender, dict[str, Any]]:
+    checkpoint = load_checkpoint(path, dataset, expected_model=spec.model, device=spec.device)
+    return checkpoint.model, checkpoint.meta
+
+
 def _trained(path: Path, spec: ExperimentSpec, dataset: RecDataset, exclude) -> tuple[Recommender, float]:
     """A trained model and its training seconds: the checkpoint at ``path`` if it fits, else a new run."""
-    if path.exists():
-        try:
-            checkpoint = load_checkpoint(path, dataset, expected_model=spec.model, device=spec.device)
-            logger.info("reusing %s (trained in %.1f s)", path, checkpoint.meta["seconds"])
-            return checkpoint.model, float(checkpoint.meta["seconds"])
-        except (ValueError, KeyError) as error:
-            logger.warning("not reusing %s: %s", path, error)
+    reused = _reuse(path, lambda: _load_checkpoint(path, spec, dataset))
+    if reused is not None:
+        return reused
     config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
     model = build_model(spec.model, dataset.num_users, dataset.num_items, seed=config.seed)
     result = train(model, dataset, config, exclude=exclude, progress=False)
@@ -94,13 +108,9 @@ def _trained_sharded(spec: ExperimentSpec, dataset: RecDataset, method: str,
     trained first and counted in the seconds.
     """
     path = spec.out / f"{method}.pt"
-    if path.exists():
-        try:
-            model, meta = sharded.load_sharded(path, dataset, device=spec.device)
-            logger.info("reusing %s (trained in %.1f s)", path, meta["seconds"])
-            return model, float(meta["seconds"])
-        except (ValueError, KeyError) as error:
-            logger.warning("not reusing %s: %s", path, error)
+    reused = _reuse(path, lambda: sharded.load_sharded(path, dataset, device=spec.device))
+    if reused is not None:
+        return reused
     config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
     pretrained = None
     if method == "receraser" and original.name == "mf":

@@ -51,8 +51,8 @@ from .graph import CSRGraph, lightgcn_graph
 from .metrics import auc
 from .models import DEFAULTS, Recommender, build_model
 from .ops import propagate
-from .train import TrainConfig, train
-from .unlearn import UnlearnResult, check_removal
+from .train import TrainConfig, check_validation, shuffled_batches, train
+from .unlearn import PhaseClock, UnlearnResult, check_removal
 
 __all__ = [
     "FORMAT",
@@ -427,17 +427,6 @@ class ShardedRecommender(nn.Module):
 # --------------------------------------------------------------------------- training
 
 
-def _shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> tuple[Tensor, ...]:
-    """Index batches int64 [≤ batch_size] of one shuffled pass over ``n`` rows (CPU draw: same order on every device)."""
-    return torch.randperm(n, generator=generator).to(device).split(batch_size)
-
-
-def _check_validation(dataset: RecDataset) -> None:
-    labels = dataset.valid.labels
-    if not bool((labels == 0).any() and (labels == 1).any()):
-        raise ValueError("the validation split needs both labels for early stopping on AUC")
-
-
 def _scoring_table(tables: list[Tensor], num_users: int, graph: CSRGraph | None, num_layers: int) -> Tensor:
     """Scoring table [B·U + B·I, d] of the shard tables ``tables`` (B × [N, d]) in the stacked layout."""
     stacked = torch.cat([table[:num_users] for table in tables] + [table[num_users:] for table in tables])
@@ -505,7 +494,7 @@ def _fit_shards(model: ShardedRecommender, dataset: RecDataset, shards: Sequence
                 graph = _stacked_graph(users[shard_rows], items[shard_rows], labels[shard_rows],
                                        block[partition[shard_rows]], num_blocks, num_users, num_items)
 
-        batches = {j: _shuffled_batches(rows[j].numel(), config.batch_size, generators[j], device) for j in laid_out}
+        batches = {j: shuffled_batches(rows[j].numel(), config.batch_size, generators[j], device) for j in laid_out}
         for step in range(max(len(b) for b in batches.values())):
             members = [j for j in laid_out if step < len(batches[j])]
             picked = [rows[j][batches[j][step]] for j in members]
@@ -557,7 +546,7 @@ def _fit_aggregator(model: ShardedRecommender, dataset: RecDataset, config: Trai
     generator = torch.Generator().manual_seed(config.seed)
     best_auc, best_epoch, best_state = -math.inf, 0, None
     for epoch in range(1, config.max_epochs + 1):
-        for batch in _shuffled_batches(len(rows), config.batch_size, generator, device):
+        for batch in shuffled_batches(len(rows), config.batch_size, generator, device):
             logits = (model.aggregator(tables[:, users[batch]], "user")
                       * model.aggregator(tables[:, items[batch]], "item")).sum(1)
             loss = binary_cross_entropy_with_logits(logits, labels[batch])
@@ -609,7 +598,7 @@ def train_sharded(
     start = time.perf_counter()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    _check_validation(dataset)
+    check_validation(dataset)
     config = config or TrainConfig.for_model(backbone, seed=seed)
     if device is not None:
         config = replace(config, device=device)
@@ -659,15 +648,8 @@ def unlearn_sharded(model: ShardedRecommender, dataset: RecDataset, removal: Ten
     if forgotten.numel():
         raise ValueError(f"{forgotten.numel()} rows were already forgotten: {forgotten[:5].tolist()}")
     device = model.embeddings.device
-    phases: dict[str, float] = {}
-    clock = [start]
-
-    def lap(name: str) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        now = time.perf_counter()
-        phases[name] = now - clock[0]
-        clock[0] = now
+    clock = PhaseClock(device, start)
+    lap = clock.lap
 
     affected = torch.unique(partition[removal]).tolist()
     unlearned = copy.deepcopy(model)
@@ -679,7 +661,7 @@ def unlearn_sharded(model: ShardedRecommender, dataset: RecDataset, removal: Ten
         lap("graph")
     _fit_aggregator(unlearned, dataset, model.train_config)
     lap("aggregator")
-    return UnlearnResult(unlearned, model.method, time.perf_counter() - start, phases,
+    return UnlearnResult(unlearned, model.method, time.perf_counter() - start, clock.phases,
                          kept_rows=len(affected), removed=int(removal.numel()))
 
 

@@ -116,10 +116,17 @@ def _progress_bar(stack: contextlib.ExitStack, config: TrainConfig, enabled: boo
     return stack.enter_context(tqdm(total=config.max_epochs, unit="epoch", dynamic_ncols=True, leave=False))
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> tuple[Tensor, ...]:
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> tuple[Tensor, ...]:
     """Index batches int64 [≤ batch_size] of one shuffled pass over ``n`` rows."""
     # Drawn on the CPU from a CPU generator, so the order is the same on every device.
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
+
+
+def check_validation(dataset: RecDataset) -> None:
+    """Raise ValueError unless the validation split has both labels (early stopping needs its AUC)."""
+    labels = dataset.valid.labels
+    if not bool((labels == 0).any() and (labels == 1).any()):
+        raise ValueError("the validation split needs both labels for early stopping on AUC")
 
 
 def train(
@@ -147,9 +154,8 @@ def train(
     rows = dataset.remaining(exclude)
     if len(rows) == 0:
         raise ValueError("no training rows left to train on")
+    check_validation(dataset)
     valid_labels = dataset.valid.labels
-    if not bool((valid_labels == 0).any() and (valid_labels == 1).any()):
-        raise ValueError("the validation split needs both labels for early stopping on AUC")
 
     model.to(device)
     if model.num_layers > 0:
@@ -173,7 +179,7 @@ def train(
             model.train()
             # Summed on the device: no host sync per step.
             loss_sum = torch.zeros((), device=device)
-            for batch in _batches(len(rows), config.batch_size, generator, device):
+            for batch in shuffled_batches(len(rows), config.batch_size, generator, device):
                 loss = binary_cross_entropy_with_logits(model(users[batch], items[batch]), labels[batch])
                 loss_sum += loss.detach() * batch.numel()
                 if config.l2 > 0:

@@ -97,6 +97,26 @@ class UnlearnResult:
     removed: int = 0
 
 
+class PhaseClock:
+    """Wall seconds per named phase of a request, synchronising CUDA so queued kernels count.
+
+    ``lap(name)`` adds the time since the previous lap (or ``start``, default now) to
+    ``phases[name]``.
+    """
+
+    def __init__(self, device: torch.device, start: float | None = None) -> None:
+        self.device = device
+        self.phases: dict[str, float] = {}
+        self.last = time.perf_counter() if start is None else start
+
+    def lap(self, name: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
+        self.last = now
+
+
 def check_removal(dataset: RecDataset, removal: Tensor) -> Tensor:
     """Validate training-row indices of a request; returns them as sorted int64 [r].
 
@@ -265,16 +285,8 @@ def _retrain(model, dataset: RecDataset, removal: Tensor, train_config, start: f
 
 
 def _influence_update(model, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, start: float) -> UnlearnResult:
-    phases: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        if model.embedding.device.type == "cuda":
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        phases[name] = phases.get(name, 0.0) + now - clock[0]
-        clock[0] = now
-
+    clock = PhaseClock(model.embedding.device)
+    lap = clock.lap
     emb = model.embedding.detach()
     device, dtype = emb.device, emb.dtype
     num_layers = model.num_layers
@@ -341,7 +353,7 @@ def _influence_update(model, dataset: RecDataset, removal: Tensor, config: Unlea
     if num_layers > 0 and config.new_graph:
         unlearned.set_graph(new_graph)
     lap("update")
-    return UnlearnResult(unlearned, config.method, time.perf_counter() - start, phases, report,
+    return UnlearnResult(unlearned, config.method, time.perf_counter() - start, clock.phases, report,
                          kept_rows=int(keep.sum()), removed=int(removal.numel()))
 
 

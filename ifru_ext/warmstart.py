@@ -74,7 +74,7 @@ from .metrics import auc
 from .models import Recommender
 from .solvers import SolveReport, conjugate_gradient
 from .train import TrainConfig, train
-from .unlearn import UnlearnResult, check_removal
+from .unlearn import PhaseClock, UnlearnResult, check_removal
 
 __all__ = [
     "AltEraserConfig",
@@ -166,20 +166,6 @@ class AltEraserConfig:
         proximal = defaults["proximal"] if self.proximal is None else self.proximal
         damping = defaults["damping"] if self.damping is None else self.damping
         return proximal, damping
-
-
-class _Clock:
-    """Per-phase wall seconds, synchronising CUDA so asynchronous kernels are counted."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.phases, self.last = device, {}, time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
-        self.last = now
 
 
 class _Objective:
@@ -285,7 +271,7 @@ def finetune(model: Recommender, dataset: RecDataset, removal: Tensor,
     if removal.numel() == 0:
         return UnlearnResult(tuned, "finetune", time.perf_counter() - start)
     device = model.embedding.device
-    clock = _Clock(device)
+    clock = PhaseClock(device)
     train_config = TrainConfig.for_model(
         model.name, lr=config.lr, patience=config.patience, max_epochs=config.max_epochs,
         batch_size=config.batch_size, seed=config.seed, device=str(device), l2=config.l2,
@@ -604,7 +590,7 @@ def alteraser(model: Recommender, dataset: RecDataset, removal: Tensor,
         raise ValueError("the removal names every training row: nothing is left to re-optimise on")
     emb = model.embedding.detach().clone()
     device = emb.device
-    clock = _Clock(device)
+    clock = PhaseClock(device)
     graph = _new_graph(model, dataset, removal)
     objective = _Objective(model, dataset, removal, graph, config.l2)
     proximal, damping = config.resolved()
