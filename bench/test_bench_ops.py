@@ -13,7 +13,7 @@ import torch
 import ifru_ext
 from ifru_ext.graph import CSRGraph
 from ifru_ext.plain import autograd_hvp, sparse_mean_propagation
-from ifru_ext.unlearn import removal_seed_counts
+from ifru_ext.unlearning.influence import removal_seed_counts
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and ifru_ext.with_cuda() else "cpu")
 
@@ -83,7 +83,7 @@ HVP_CASES = {
 def pruning_mask(dataset, num_layers):
     """Algorithm 1 keep-mask for the 2% attack set: the 0-hop rows for MF, (1.0, 0.6) for LightGCN."""
     adjacency = dataset.interaction_graph()
-    seeds = removal_seed_counts(dataset, dataset.removed)
+    seeds = removal_seed_counts(dataset, dataset.removal)
     # MF at (1.0, 1.0) keeps nearly every node; prune to the 0-hop rows to show the skip path.
     ratios = (1.0, 0.6) if num_layers else (1.0,)
     return ifru_ext.importance(adjacency, seeds, ratios)[1].to(DEVICE)
@@ -143,7 +143,7 @@ def scipy_importance(adjacency: CSRGraph, seed_counts: np.ndarray, ratios) -> np
 @pytest.mark.parametrize("impl", ["ifru", "scipy"])
 def test_importance(benchmark, bookcrossing, impl):
     adjacency = bookcrossing.interaction_graph()
-    seeds = removal_seed_counts(bookcrossing, bookcrossing.removed)
+    seeds = removal_seed_counts(bookcrossing, bookcrossing.removal)
     ratios = (1.0, 0.6)
     ours = ifru_ext.importance(adjacency, seeds, ratios)[1]
     assert np.array_equal(ours.numpy(), scipy_importance(adjacency, seeds.numpy(), ratios))

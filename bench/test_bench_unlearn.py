@@ -11,8 +11,8 @@ import pytest
 
 from ifru_ext.data import load_dataset
 from ifru_ext.models import build_model
-from ifru_ext.train import TrainConfig, train
-from ifru_ext.unlearn import UnlearnConfig, unlearn
+from ifru_ext.training import TrainConfig, train
+from ifru_ext.unlearning import RetrainConfig, UnlearnConfig, unlearn
 
 CASES = {"mf": (0.02, 1000), "lightgcn": (0.01, 15)}  # attack fraction, max epochs (LightGCN capped)
 
@@ -36,13 +36,13 @@ def test_ifru_request(benchmark, trained, solver, backend):
     # Correctness first: three CG steps (linear in the HVPs, so float32 rounding stays small;
     # Adam's sign-like steps would amplify it on near-zero coordinates) agree across backends.
     check = dict(solver="cg", validation_select=False, tol=0.0, max_iter=3)
-    fused = unlearn(model, dataset, dataset.removed, UnlearnConfig(**check)).model.embedding - model.embedding
-    plain = unlearn(model, dataset, dataset.removed, UnlearnConfig(backend="autograd", **check)).model.embedding
+    fused = unlearn(model, dataset, dataset.removal, UnlearnConfig(**check)).model.embedding - model.embedding
+    plain = unlearn(model, dataset, dataset.removal, UnlearnConfig(backend="autograd", **check)).model.embedding
     plain = plain - model.embedding
     assert float((fused - plain).norm() / plain.norm()) < 1e-3
     benchmark.group = f"unlearning request {name} ({solver}, 10 iterations)"
-    benchmark.extra_info.update(impl=f"ifru {backend}", baseline=backend == "autograd", removed=int(dataset.removed.numel()))
-    benchmark.pedantic(unlearn, args=(model, dataset, dataset.removed, config), rounds=3, iterations=1)
+    benchmark.extra_info.update(impl=f"ifru {backend}", baseline=backend == "autograd", removed=int(dataset.removal.numel()))
+    benchmark.pedantic(unlearn, args=(model, dataset, dataset.removal, config), rounds=3, iterations=1)
 
 
 def test_retrain_request(benchmark, trained):
@@ -50,5 +50,5 @@ def test_retrain_request(benchmark, trained):
     benchmark.group = f"retrain {name}"
     benchmark.extra_info.update(impl="retrain (train from scratch on D_-r)", baseline=True,
                                 epochs_original=original.epochs)
-    benchmark.pedantic(unlearn, args=(model, dataset, dataset.removed, UnlearnConfig(method="retrain")),
-                       kwargs={"train_config": config}, rounds=1, iterations=1)
+    benchmark.pedantic(unlearn, args=(model, dataset, dataset.removal, RetrainConfig(train=config)),
+                       rounds=1, iterations=1)

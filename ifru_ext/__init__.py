@@ -1,18 +1,52 @@
 """ifru_ext: recommendation unlearning via influence functions, on fused torch ops.
 
 Importing the package registers ``torch.ops.ifru.*`` (propagate, hvp, importance,
-csr_transpose, with_cuda, cuda_version).
+csr_transpose, with_cuda, cuda_version). The public API below runs the whole flow::
+
+    import ifru_ext as ifru
+    data = ifru.load_dataset("bookcrossing", attack_fraction=0.02)
+    model, _ = ifru.train_new("mf", data, ifru.TrainConfig.for_model("mf"))
+    result = ifru.unlearn(model, data, data.removal)          # IFRU, the default method
+    print(ifru.evaluate(result.model, data)["test"])
+
+The layout (data → models → training → unlearning → evaluation → experiments → CLI) is
+described in docs/ARCHITECTURE.md §1.
 """
+from .data import RecDataset, load_dataset, validate_removal
+from .evaluation import evaluate
 from .graph import CSRGraph, interaction_graph, lightgcn_graph
+from .models import Recommender, build_model, load_checkpoint, save_checkpoint
 from .ops import csr_transpose, hvp, importance, propagate, with_cuda
+from .training import TrainConfig, train, train_new
+from .unlearning import (METHODS, AltEraserConfig, FinetuneConfig, RetrainConfig, ShardedConfig, UnlearnConfig,
+                         UnlearnResult, unlearn)
 
 __all__ = [
+    "METHODS",
+    "AltEraserConfig",
     "CSRGraph",
+    "FinetuneConfig",
+    "RecDataset",
+    "Recommender",
+    "RetrainConfig",
+    "ShardedConfig",
+    "TrainConfig",
+    "UnlearnConfig",
+    "UnlearnResult",
+    "build_model",
     "csr_transpose",
+    "evaluate",
     "hvp",
     "importance",
     "interaction_graph",
     "lightgcn_graph",
+    "load_checkpoint",
+    "load_dataset",
     "propagate",
+    "save_checkpoint",
+    "train",
+    "train_new",
+    "unlearn",
+    "validate_removal",
     "with_cuda",
 ]

@@ -13,53 +13,41 @@ Options shared between subcommands come from ``add_dataset_arguments`` /
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
-from dataclasses import asdict
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .data import PRESETS, RecDataset, load_dataset, validate_removal
-from .experiment import (METHODS, STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep,
-                         run_experiment, run_sweep)
-from .metrics import evaluate_model
-from .models import DEFAULTS, Recommender, build_model
-from .train import SCHEDULES, TrainConfig, train
+from .data import PAPER_ATTACK_FRACTIONS, PRESETS, RecDataset, load_dataset, read_request
+from .evaluation import evaluate
+from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
+from .models import DEFAULTS, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
+from .training import SCHEDULES, TrainConfig, train_new
+from .unlearning import METHODS, RetrainConfig, configure, unlearn
 
 __all__ = [
-    "ATTACK_FRACTIONS",
     "SUBCOMMANDS",
     "add_dataset_arguments",
     "add_runtime_arguments",
     "apply_runtime",
     "build_parser",
     "dataset_spec",
-    "evaluate_model",
     "format_aucs",
     "main",
 ]
 
 logger = logging.getLogger("ifru_ext")
 
-# The paper's attack sizes: 2% of the training rows for MF, 1% for LightGCN.
-ATTACK_FRACTIONS = {"mf": 0.02, "lightgcn": 0.01}
-
-# load_dataset keyword arguments when neither the command line nor a checkpoint sets them.
+# load_dataset's own keyword defaults: what applies when neither the command line nor a
+# checkpoint sets a value (read from its signature, so the two cannot drift apart).
 _DATASET_DEFAULTS: dict[str, Any] = {
-    "name_or_path": "bookcrossing",
-    "threshold": None,
-    "kcore": None,
-    "seed": 1024,
-    "attack_seed": None,
-    "max_rows": None,
-    "sep": ",",
-    "columns": ["user", "item", "rating"],
-    "header": False,
-    "encoding": "utf-8",
+    name: parameter.default for name, parameter in inspect.signature(load_dataset).parameters.items()
+    if parameter.default is not inspect.Parameter.empty
 }
 # argparse destination → load_dataset keyword.
 _DATASET_ARGS = {
@@ -110,7 +98,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--attack-fraction", type=float, metavar="F",
         help="fraction of training labels flipped = the removal set D_r "
-        f"(default: {ATTACK_FRACTIONS['mf']} for mf, {ATTACK_FRACTIONS['lightgcn']} for lightgcn)",
+        f"(default: {PAPER_ATTACK_FRACTIONS['mf']} for mf, {PAPER_ATTACK_FRACTIONS['lightgcn']} for lightgcn)",
     )
     group.add_argument(
         "--attack-seed", type=int,
@@ -121,10 +109,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 def dataset_spec(args: argparse.Namespace, model: str, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``load_dataset`` keyword arguments: defaults < ``recorded`` (a checkpoint's) < given options.
 
-    The attack fraction defaults by ``model`` (``ATTACK_FRACTIONS``). A dataset path is
+    The attack fraction defaults by ``model`` (``PAPER_ATTACK_FRACTIONS``). A dataset path is
     made absolute so a checkpoint still finds it from another directory.
     """
-    spec = {**_DATASET_DEFAULTS, "attack_fraction": ATTACK_FRACTIONS[model], **(recorded or {})}
+    spec = {**_DATASET_DEFAULTS, "attack_fraction": PAPER_ATTACK_FRACTIONS[model], **(recorded or {})}
     for dest, key in _DATASET_ARGS.items():
         value = getattr(args, dest)
         if value is not None:
@@ -155,13 +143,14 @@ def apply_runtime(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- evaluation and output
 
 
-def checkpoint_with_dataset(args: argparse.Namespace) -> tuple[Recommender, RecDataset, dict[str, Any]]:
+def checkpoint_with_dataset(args: argparse.Namespace) -> tuple[Recommender, RecDataset, dict[str, Any], dict[str, Any]]:
     """The model in ``args.checkpoint``, the dataset it was trained on (recorded options, overridden
-    by any given) and that dataset's ``load_dataset`` arguments."""
+    by any given), that dataset's ``load_dataset`` arguments and the checkpoint's meta."""
     payload = read_checkpoint(args.checkpoint)
     spec = dataset_spec(args, payload["model"]["name"], recorded=payload["meta"].get("dataset"))
     dataset = load_dataset(**spec)
-    return load_checkpoint(args.checkpoint, dataset, device=args.device).model, dataset, spec
+    checkpoint = load_checkpoint(args.checkpoint, dataset, device=args.device)
+    return checkpoint.model, dataset, spec, checkpoint.meta
 
 
 def format_aucs(aucs: Mapping[str, Mapping[str, float]]) -> str:
@@ -225,21 +214,18 @@ def run_train(args: argparse.Namespace) -> int:
         args.model, args.schedule, lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
         patience=args.patience, l2=args.l2, seed=args.seed, device=args.device,
     )
-    model = build_model(
-        args.model, dataset.num_users, dataset.num_items, dim=args.dim, num_layers=args.layers,
-        init_std=args.init_std, seed=config.seed,
-    )
-    exclude = dataset.removed if args.mode == "retrain" else None
-    logger.info("training %s (%s) on %d rows, %s", args.model, args.mode, len(dataset.remaining(exclude)), config)
-    result = train(model, dataset, config, exclude=exclude, progress=args.progress)
-    aucs = evaluate_model(model, dataset)
+    removal = dataset.removal if args.mode == "retrain" else None
+    logger.info("training %s (%s) on %d rows, %s", args.model, args.mode, len(dataset.remaining(removal)), config)
+    model, result = train_new(args.model, dataset, config, removal, dim=args.dim, num_layers=args.layers,
+                              init_std=args.init_std, progress=args.progress)
+    aucs = evaluate(model, dataset)
 
     out = args.out or Path("runs") / f"{args.model}-{args.mode}"
     summary = {
         "model": model.config(),
         "mode": args.mode,
         "schedule": args.schedule,
-        "train": asdict(config),
+        "train": dataclasses.asdict(config),
         "dataset": spec,
         "stats": dataset.stats(),
         "best_epoch": result.best_epoch,
@@ -249,11 +235,11 @@ def run_train(args: argparse.Namespace) -> int:
         **aucs,
         "history": result.history,
     }
-    checkpoint = save_checkpoint(out / "model.pt", model, dataset, exclude, meta=summary)
+    checkpoint = save_checkpoint(out / "model.pt", model, dataset, removal, meta=summary)
     (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
     print(
         f"{args.model} {args.mode}: best epoch {result.best_epoch} of {result.epochs}, "
-        f"{result.seconds:.1f} s, {len(dataset.remaining(exclude))} training rows"
+        f"{result.seconds:.1f} s, {len(dataset.remaining(removal))} training rows"
     )
     print(format_aucs(aucs))
     print(f"saved {checkpoint} and {out / 'summary.json'}")
@@ -269,7 +255,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         help="print valid/test AUC_0/1/2 of a checkpoint",
         description="Load a checkpoint, rebuild its dataset (the options recorded at training, each "
         "overridable below), verify the split hash and print AUC_0/1/2 on valid and test. LightGCN "
-        "predicts with the graph recorded in the checkpoint (without its excluded rows).",
+        "predicts with the graph recorded in the checkpoint (without its removed rows).",
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train'")
     parser.add_argument("--json", action="store_true", help="print the AUCs as JSON instead of a table")
@@ -280,8 +266,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     apply_runtime(args)
-    model, dataset, _ = checkpoint_with_dataset(args)
-    aucs = evaluate_model(model, dataset)
+    model, dataset, _, _ = checkpoint_with_dataset(args)
+    aucs = evaluate(model, dataset)
     print(json.dumps(json_safe(aucs)) if args.json else format_aucs(aucs))
     return 0
 
@@ -289,64 +275,79 @@ def run_evaluate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- unlearn
 
 
-def _removal_from_pairs(path: Path, dataset: RecDataset) -> torch.Tensor:
-    """Training rows of the raw (user, item) id pairs in ``path`` (``user,item`` per line, no header)."""
-    import pandas as pd
+# Unlearning options of the command line → the config field each sets.
+_METHOD_OPTIONS = {"solver": "--solver", "ratios": "--ratios", "damping": "--damping", "max_iter": "--max-iter"}
 
-    pairs = pd.read_csv(path, header=None, names=["user", "item"], dtype=str, skipinitialspace=True)
-    users = pd.Index(dataset.user_ids.astype(str)).get_indexer(pairs["user"].str.strip())
-    items = pd.Index(dataset.item_ids.astype(str)).get_indexer(pairs["item"].str.strip())
-    unknown = (users < 0) | (items < 0)
-    if unknown.any():
-        shown = pairs[unknown].head(5).to_records(index=False).tolist()
-        raise ValueError(f"{path}: {int(unknown.sum())} pair(s) name ids absent from the training set, e.g. {shown}")
-    return validate_removal(dataset, torch.from_numpy(users), torch.from_numpy(items))
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "unlearn",
-        help="answer a removal request on a trained checkpoint (IFRU, SCIF or Retrain)",
+        help="answer a removal request on a trained checkpoint (any registered method)",
         description="Load a checkpoint written by 'train', forget the requested training interactions "
-        "and save the unlearned model. Default request: the dataset's removal set D_r (the attacked rows).",
+        "and save the unlearned model. Default request: the dataset's removal set D_r (the attacked rows). "
+        "Methods: " + "; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()),
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train' (mode full)")
     parser.add_argument("--pairs", type=Path, help="CSV of raw 'user,item' ids to forget (default: the attacked rows)")
-    parser.add_argument("--method", choices=sorted(METHODS) + ["retrain"], default="ifru",
-                        help="unlearning method; see README 'Unlearning' (default: ifru)")
-    parser.add_argument("--solver", choices=("adam", "cg"), help="override the method's solver")
-    parser.add_argument("--ratios", type=lambda text: tuple(float(x) for x in text.split(",")),
-                        metavar="A0,A1[,...]", help="Algorithm 1 pruning ratios (default: 1,1 mf; 1,0.6 lightgcn)")
-    parser.add_argument("--damping", type=float, help="δ in (H + δI) t = g (default: 0)")
-    parser.add_argument("--max-iter", type=int, help="solver iterations at most (default: 100)")
+    parser.add_argument("--method", choices=list(METHODS), default="ifru", metavar="METHOD",
+                        help=f"unlearning method, one of {', '.join(METHODS)} (default: ifru)")
+    options = parser.add_argument_group("method options (influence methods only: ifru*, scif)")
+    options.add_argument("--solver", choices=("adam", "cg"), help="override the method's solver")
+    options.add_argument("--ratios", type=_ratios, metavar="A0,A1[,...]",
+                         help="Algorithm 1 pruning ratios (default: 1,1 mf; 1,0.6 lightgcn)")
+    options.add_argument("--damping", type=float, help="δ in (H + δI) t = g (default: 0)")
+    options.add_argument("--max-iter", type=int, help="solver iterations at most (default: 100)")
     parser.add_argument("--out", type=Path, help="output directory (default: next to the checkpoint, unlearned-<method>)")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_unlearn)
 
 
+def method_options(method: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The method options given on the command line (config field → value); one that
+    ``method``'s config does not have is a ValueError naming the flag."""
+    given = {field: getattr(args, field) for field in _METHOD_OPTIONS if getattr(args, field) is not None}
+    fields = {f.name for f in dataclasses.fields(METHODS[method].config)}
+    foreign = [_METHOD_OPTIONS[field] for field in given if field not in fields]
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)} does not apply to --method {method} "
+                         f"(it applies to the influence methods: ifru*, scif)")
+    return given
+
+
+def method_config(method: str, given: Mapping[str, Any], meta: Mapping[str, Any], device: str) -> Any:
+    """``method``'s config with the ``given`` options; ``retrain`` retrains with the
+    checkpoint's recorded training settings (``meta["train"]``) on ``device``."""
+    if method == "retrain":
+        recorded = meta.get("train")
+        train_config = TrainConfig(**{**recorded, "device": device}) if isinstance(recorded, dict) else None
+        return RetrainConfig(train=train_config)
+    return configure(method, given)
+
+
 def run_unlearn(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .unlearn import unlearn
-
+    given = method_options(args.method, args)  # before any loading: a refused option costs nothing
     apply_runtime(args)
-    model, dataset, spec = checkpoint_with_dataset(args)
-    removal = _removal_from_pairs(args.pairs, dataset) if args.pairs else dataset.removed
-    overrides = {key: value for key, value in (("solver", args.solver), ("ratios", args.ratios),
-                 ("damping", args.damping), ("max_iter", args.max_iter)) if value is not None}
-    config = replace(METHODS.get(args.method, METHODS["ifru"]), **overrides)
-    if args.method == "retrain":
-        config = replace(config, method="retrain")
-    result = unlearn(model, dataset, removal, config)
-    aucs = evaluate_model(result.model, dataset)
+    model, dataset, spec, meta = checkpoint_with_dataset(args)
+    removal = read_request(args.pairs, dataset) if args.pairs else dataset.removal
+    config = method_config(args.method, given, meta, args.device)
+    result = unlearn(model, dataset, removal, config, method=args.method)
+    aucs = evaluate(result.model, dataset)
     out = args.out or args.checkpoint.parent / f"unlearned-{args.method}"
-    summary = {"method": args.method, "config": {k: v for k, v in asdict(config).items()}, "dataset": spec,
-               "removed": result.removed, "seconds": result.seconds, "phases": result.phases,
-               "kept_rows": result.kept_rows, "solver": asdict(result.solve) if result.solve else None, **aucs}
+    summary = {"method": args.method, "config": dataclasses.asdict(config), "dataset": spec,
+               "removed": result.num_removed, "seconds": result.seconds, "phases": result.phases,
+               "kept_rows": result.kept_rows, "solver": dataclasses.asdict(result.solve) if result.solve else None,
+               **aucs}
     save_checkpoint(out / "model.pt", result.model, dataset, removal, meta=json_safe(summary))
     (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
-    print(f"{args.method}: forgot {result.removed} interactions in {result.seconds:.2f} s "
+    print(f"{args.method}: forgot {result.num_removed} interactions in {result.seconds:.2f} s "
           f"({result.kept_rows} rows updated)" + (f", solver {result.solve}" if result.solve else ""))
     print(format_aucs(aucs))
     print(f"saved {out / 'model.pt'} and {out / 'summary.json'}")
@@ -358,6 +359,14 @@ def run_unlearn(args: argparse.Namespace) -> int:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    names = _names(text)
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    return names
 
 
 def _sweep(text: str) -> tuple[str, list[str]]:
@@ -376,8 +385,8 @@ def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
         "OUT/report.md (test AUC_0/1/2, completeness, seconds, speed-up over Retrain).",
     )
     parser.add_argument("--model", choices=sorted(DEFAULTS), default="mf", help="the backbone (default: mf)")
-    parser.add_argument("--methods", type=_names, default=("ifru", "scif"),
-                        help=f"comma-separated, from {', '.join(sorted(METHODS))}, retrain (default: ifru,scif)")
+    parser.add_argument("--methods", type=_methods, default=("ifru", "scif"),
+                        help=f"comma-separated, from {', '.join(METHODS)} (default: ifru,scif)")
     parser.add_argument("--removal-fraction", type=float,
                         help="share of training rows attacked and then removed (default: 0.02 mf, 0.01 lightgcn)")
     parser.add_argument("--studies", type=_names, default=(),

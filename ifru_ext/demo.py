@@ -13,7 +13,7 @@ import torch
 from . import ops
 from .data import load_dataset
 from .plain import autograd_hvp
-from .unlearn import removal_seed_counts
+from .unlearning.influence import removal_seed_counts
 
 
 def _timed(fn: Callable[[], torch.Tensor], repeats: int = 3) -> tuple[torch.Tensor, float]:
@@ -52,7 +52,7 @@ def main() -> None:
         rows.append((name, "autograd double-backward", t_ours, t_ref, float((ours - ref).norm() / ref.norm())))
 
     adjacency = dataset.interaction_graph()
-    seeds = removal_seed_counts(dataset, dataset.removed)
+    seeds = removal_seed_counts(dataset, dataset.removal)
     (_, keep), t_imp = _timed(lambda: ops.importance(adjacency, seeds, (1.0, 0.6)))
 
     print(f"\n{'op':<28} {'baseline':<26} {'ours':>9} {'baseline':>10} {'speed-up':>9} {'diff':>9}")

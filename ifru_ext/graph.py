@@ -1,6 +1,6 @@
 """CSR graphs over the stacked user/item table, built without a dense N×N matrix.
 
-Node ids: user ``u`` is row ``u``, item ``i`` is row ``num_users + i`` (DESIGN.md §2).
+Node ids: user ``u`` is row ``u``, item ``i`` is row ``num_users + i`` (docs/ARCHITECTURE.md §2).
 """
 from __future__ import annotations
 

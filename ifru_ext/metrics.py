@@ -1,22 +1,23 @@
-"""Evaluation of unlearning: ROC AUC on the removal-touched subsets, and completeness.
+"""Metrics as plain functions of scores: ROC AUC, AUC on the removal-touched subsets, and
+completeness. ``evaluation`` applies them to a model and a dataset.
 
-Protocol (DESIGN.md §6): AUC_0 on all rows of a split, AUC_1 on rows whose user OR
+Protocol (docs/ARCHITECTURE.md §5): AUC_0 on all rows of a split, AUC_1 on rows whose user OR
 item appears in the removal set ``D_r``, AUC_2 on rows whose user AND item do; the
 completeness coefficient is ``(m − o) / (r − o)`` per metric.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # only for annotations: metrics must not import the data pipeline
-    from .data import RecDataset
+__all__ = ["METRICS", "auc", "completeness", "removal_aucs"]
 
-__all__ = ["auc", "completeness", "evaluate_model", "removal_auc", "removal_aucs"]
+# The paper's three test metrics, in report order.
+METRICS = ("auc_0", "auc_1", "auc_2")
 
 
 def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
@@ -72,34 +73,6 @@ def removal_aucs(
         "auc_0": auc(scores, labels),
         "auc_1": auc(scores[either], labels[either]),
         "auc_2": auc(scores[both], labels[both]),
-    }
-
-
-def removal_auc(
-    scores: Tensor | Callable[[Tensor, Tensor], Tensor],
-    dataset: RecDataset,
-    split: str = "test",
-) -> dict[str, float]:
-    """``removal_aucs`` on ``dataset``'s ``split`` ("train", "valid" or "test").
-
-    ``scores``: the split's scores [n], or a function ``(users, items) -> scores [n]``
-    called on the split's rows. The touched users/items come from ``dataset.removed``.
-    """
-    if split not in ("train", "valid", "test"):
-        raise ValueError(f"split must be 'train', 'valid' or 'test', got {split!r}")
-    rows = getattr(dataset, split)
-    values = torch.as_tensor(scores(rows.users, rows.items) if callable(scores) else scores)
-    if values.shape != rows.labels.shape:
-        raise ValueError(f"expected {len(rows)} scores for the {split} split, got {tuple(values.shape)}")
-    removed_users, removed_items = dataset.touched()
-    return removal_aucs(values, rows.users, rows.items, rows.labels, removed_users, removed_items)
-
-
-def evaluate_model(model, dataset: "RecDataset", splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:
-    """AUC_0/1/2 of a recommender (anything with ``score_all(users, items)``) on ``splits``."""
-    return {
-        split: removal_auc(model.score_all(getattr(dataset, split).users, getattr(dataset, split).items).cpu(), dataset, split)
-        for split in splits
     }
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from ifru_ext.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from ifru_ext.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from ifru_ext.models import build_model
 
 from test_train import planted_dataset
@@ -20,15 +20,15 @@ def dataset():
 @pytest.mark.parametrize("name", ["mf", "lightgcn"])
 def test_round_trip_is_bit_identical(tmp_path, dataset, name):
     model = build_model(name, dataset.num_users, dataset.num_items, dim=6, init_std=0.3, seed=0)
-    model.set_graph(dataset.graph(dataset.removed))
+    model.set_graph(dataset.graph(dataset.removal))
     meta = {"train": {"lr": 1e-3}, "history": [{"epoch": 1, "loss": 0.5}], "note": None}
-    path = save_checkpoint(tmp_path / "sub" / "model.pt", model, dataset, exclude=dataset.removed, meta=meta)
+    path = save_checkpoint(tmp_path / "sub" / "model.pt", model, dataset, removal=dataset.removal, meta=meta)
     loaded = load_checkpoint(path, dataset, expected_model=name)
     assert torch.equal(loaded.model.embedding, model.embedding)
     assert loaded.model.config() == model.config()
-    assert torch.equal(loaded.exclude, dataset.removed) and loaded.meta == meta
-    if name == "lightgcn":  # the graph is rebuilt without the excluded rows
-        assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removed).col)
+    assert torch.equal(loaded.removal, dataset.removal) and loaded.meta == meta
+    if name == "lightgcn":  # the graph is rebuilt without the removed rows
+        assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removal).col)
     users, items = dataset.test.users, dataset.test.items
     assert torch.equal(loaded.model.score_all(users, items), model.score_all(users, items))
     assert sorted(os.listdir(path.parent)) == ["model.pt"]  # no temporary file left
@@ -37,11 +37,11 @@ def test_round_trip_is_bit_identical(tmp_path, dataset, name):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file, not mkstemp's 0o600
 
 
-def test_full_model_has_no_exclude_and_the_full_graph(tmp_path, dataset):
+def test_full_model_has_no_removal_and_the_full_graph(tmp_path, dataset):
     model = build_model("lightgcn", dataset.num_users, dataset.num_items, dim=4, seed=0)
     path = save_checkpoint(tmp_path / "model.pt", model, dataset)
     loaded = load_checkpoint(path, dataset)
-    assert loaded.exclude is None and loaded.meta == {}
+    assert loaded.removal is None and loaded.meta == {}
     assert torch.equal(loaded.model.graph.col, dataset.graph().col)
 
 
@@ -49,7 +49,19 @@ def test_checkpoint_is_plain_data(tmp_path, dataset):
     path = save_checkpoint(tmp_path / "model.pt", build_model("mf", dataset.num_users, dataset.num_items), dataset)
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == FORMAT and payload["split_hash"] == dataset.split_hash
-    assert set(payload) == {"format", "model", "state", "split_hash", "exclude", "meta"}
+    assert set(payload) == {"format", "model", "state", "split_hash", "removal", "meta"}
+
+
+def test_a_v1_checkpoint_still_loads(tmp_path, dataset):
+    """v1 stored the removed rows under ``exclude``; the graph is rebuilt from them."""
+    model = build_model("lightgcn", dataset.num_users, dataset.num_items, seed=0)
+    path = save_checkpoint(tmp_path / "model.pt", model, dataset, dataset.removal)
+    payload = torch.load(path, weights_only=True)
+    payload["format"], payload["exclude"] = "ifru-checkpoint-v1", payload.pop("removal")
+    torch.save(payload, path)
+    loaded = load_checkpoint(path, dataset)
+    assert torch.equal(loaded.removal, dataset.removal)
+    assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removal).col)
 
 
 def test_refuses_another_split(tmp_path, dataset):
@@ -79,9 +91,9 @@ def tampered(path, dataset, change) -> None:
         (lambda p: p["model"].update(dim=7), "parameter shapes"),
         (lambda p: p["model"].update(num_items=41), r"\(users, items\)"),
         (lambda p: p["model"].update(name="bpr"), "invalid model config"),
-        (lambda p: p.update(format="other"), "not an ifru-checkpoint-v1"),
+        (lambda p: p.update(format="other"), "not an ifru-checkpoint-v2"),
         (lambda p: p.pop("state"), "'state' is missing"),
-        (lambda p: p.update(exclude=torch.zeros(2)), "'exclude'"),
+        (lambda p: p.update(removal=torch.zeros(2)), "'removal'"),
     ],
 )
 def test_refuses_inconsistent_contents(tmp_path, dataset, change, message):

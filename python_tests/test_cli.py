@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ifru_ext.checkpoint import load_checkpoint, read_checkpoint
+from ifru_ext.models.checkpoint import load_checkpoint, read_checkpoint
 from ifru_ext.cli import SUBCOMMANDS, build_parser, main
 from ifru_ext.data import PRESETS, data_dir, load_dataset
 
@@ -65,6 +65,33 @@ def test_usage_errors_exit_with_status_2(capsys):
     capsys.readouterr()
 
 
+def test_method_options_are_checked_against_the_registry(tmp_path, ratings_file, capsys):
+    """Every registry name is a --method; an option the method's config lacks is one line, exit 1."""
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--epochs", "2", "--out", str(out), "--no-progress", *file_options(ratings_file)]) == 0
+    capsys.readouterr()
+    checkpoint = ["--checkpoint", str(out / "model.pt")]
+    for method, option in [("finetune", ["--solver", "cg"]), ("alteraser", ["--ratios", "1,1"]),
+                           ("retrain", ["--max-iter", "5"]), ("sisa", ["--damping", "1"])]:
+        assert main(["-q", "unlearn", *checkpoint, "--method", method, *option]) == 1
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and f"{option[0]} does not apply to --method {method}" in error
+    # A sharded method on a plain checkpoint: refused by the registry, one line.
+    assert main(["-q", "unlearn", *checkpoint, "--method", "sisa"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "does not apply to a MF" in error
+    # Unknown names never reach the library: argparse's usage error.
+    for argv in (["unlearn", *checkpoint, "--method", "nope"], ["experiment", "--methods", "ifru,nope"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert "nope" in capsys.readouterr().err
+    # An option that applies is used: the summary records it.
+    assert main(["-q", "unlearn", *checkpoint, "--method", "ifru-cg", "--max-iter", "3", "--out", str(tmp_path / "u")]) == 0
+    summary = json.loads((tmp_path / "u" / "summary.json").read_text())
+    assert summary["method"] == "ifru-cg" and summary["config"]["max_iter"] == 3 and summary["solver"]["iterations"] <= 3
+
+
 @pytest.mark.parametrize("name, mode", [("mf", "full"), ("lightgcn", "retrain")])
 def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name, mode):
     out = tmp_path / "run"
@@ -85,10 +112,10 @@ def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name
                            threshold=3, kcore=2, attack_fraction=0.05)
     loaded = load_checkpoint(out / "model.pt", dataset, expected_model=name)
     if mode == "retrain":
-        assert torch.equal(loaded.exclude, dataset.removed)
-        assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removed).col)
+        assert torch.equal(loaded.removal, dataset.removal)
+        assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removal).col)
     else:
-        assert loaded.exclude is None
+        assert loaded.removal is None
     assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     for split in ("valid", "test"):

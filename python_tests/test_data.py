@@ -262,14 +262,14 @@ def test_attack_flips_exactly_the_removed_rows(attack_seed: int | None) -> None:
     df = random_ratings(2000, 100, 150, seed=1)
     clean = build_dataset(df, threshold=5, kcore=2)
     attacked = build_dataset(df, threshold=5, kcore=2, attack_fraction=0.03, attack_seed=attack_seed)
-    removed = attacked.removed
+    removed = attacked.removal
     assert removed.dtype == torch.int64 and len(removed) == len(attack_indices(len(clean.train), 0.03, attack_seed))
     flipped = torch.nonzero(attacked.train.labels != clean.train.labels).flatten()
     assert torch.equal(flipped, removed)
     assert torch.equal(attacked.valid.labels, clean.valid.labels)
     assert attacked.split_hash != clean.split_hash
     again = build_dataset(df, threshold=5, kcore=2, attack_fraction=0.03, attack_seed=attack_seed)
-    assert again.split_hash == attacked.split_hash and torch.equal(again.removed, removed)
+    assert again.split_hash == attacked.split_hash and torch.equal(again.removal, removed)
     users, items = attacked.touched()
     assert attacked.stats()["removed_users"] == len(users) == len(set(attacked.train.users[removed].tolist()))
     assert attacked.stats()["removed_items"] == len(items) == len(set(attacked.train.items[removed].tolist()))
@@ -291,7 +291,7 @@ def tiny_dataset() -> RecDataset:
         train=Interactions(users, items, labels),
         valid=empty,
         test=empty,
-        removed=torch.tensor([3]),
+        removal=torch.tensor([3]),
         user_ids=np.array(["a", "b", "c"], dtype=object),
         item_ids=np.array(["w", "x", "y", "z"], dtype=object),
     )
@@ -315,7 +315,7 @@ def test_graphs_match_dense_references() -> None:
     assert full.symmetric and full.num_nodes == 7
     torch.testing.assert_close(full.to_sparse_coo().to_dense(), dense_lightgcn(data.train, 3, 4))
     # Removing row 3 (the only positive of item 2) leaves item 2 isolated.
-    pruned = data.graph(exclude=torch.tensor([3]), dtype=torch.float64).to_sparse_coo().to_dense()
+    pruned = data.graph(removal=torch.tensor([3]), dtype=torch.float64).to_sparse_coo().to_dense()
     torch.testing.assert_close(pruned, dense_lightgcn(data.remaining(torch.tensor([3])), 3, 4))
     assert pruned[3 + 2].abs().sum() == 0
     assert data.graph().weight.dtype == torch.float32
@@ -327,33 +327,33 @@ def test_graphs_match_dense_references() -> None:
     torch.testing.assert_close(interactions.to_sparse_coo().to_dense(), expected + expected.T)
 
 
-def test_remaining_excludes_rows() -> None:
+def test_remaining_leaves_out_the_removal() -> None:
     data = tiny_dataset()
     rest = data.remaining(torch.tensor([0, 6, 0]))
     assert rest.users.tolist() == [0, 1, 1, 2, 0] and rest.items.tolist() == [1, 1, 2, 0, 0]
     assert data.remaining() is data.train
-    with pytest.raises(ValueError, match="exclude"):
+    with pytest.raises(ValueError, match="removal"):
         data.remaining(torch.tensor([7]))
 
 
 def test_validate_removal() -> None:
     data = tiny_dataset()
-    assert validate_removal(data, torch.tensor([1, 2]), torch.tensor([2, 3])).tolist() == [3, 6]
-    assert validate_removal(data, torch.tensor([0]), torch.tensor([0])).tolist() == [0, 5]  # both copies
-    assert validate_removal(data, torch.tensor([], dtype=torch.int64), torch.tensor([], dtype=torch.int64)).numel() == 0
+    assert validate_removal(data, users=torch.tensor([1, 2]), items=torch.tensor([2, 3])).tolist() == [3, 6]
+    assert validate_removal(data, users=torch.tensor([0]), items=torch.tensor([0])).tolist() == [0, 5]  # both copies
+    assert validate_removal(data, users=torch.tensor([], dtype=torch.int64), items=torch.tensor([], dtype=torch.int64)).numel() == 0
     with pytest.raises(ValueError, match=r"out of range.*\(3, 0\)"):
-        validate_removal(data, torch.tensor([3, 0]), torch.tensor([0, 0]))
+        validate_removal(data, users=torch.tensor([3, 0]), items=torch.tensor([0, 0]))
     with pytest.raises(ValueError, match=r"repeated in the request: 1 pair\(s\), e.g. \[\(1, 2\)\]"):
-        validate_removal(data, torch.tensor([1, 0, 1]), torch.tensor([2, 1, 2]))
+        validate_removal(data, users=torch.tensor([1, 0, 1]), items=torch.tensor([2, 1, 2]))
     with pytest.raises(ValueError, match=r"not in the training set: 1 pair\(s\), e.g. \[\(2, 2\)\]"):
-        validate_removal(data, torch.tensor([2, 0]), torch.tensor([2, 1]))
+        validate_removal(data, users=torch.tensor([2, 0]), items=torch.tensor([2, 1]))
     with pytest.raises(ValueError, match="equal length"):
-        validate_removal(data, torch.tensor([0, 1]), torch.tensor([0]))
+        validate_removal(data, users=torch.tensor([0, 1]), items=torch.tensor([0]))
     with pytest.raises(ValueError, match="integer"):
-        validate_removal(data, torch.tensor([0.0]), torch.tensor([0]))
+        validate_removal(data, users=torch.tensor([0.0]), items=torch.tensor([0]))
     # At most 5 pairs are listed.
     with pytest.raises(ValueError) as error:
-        validate_removal(data, torch.arange(10, 17), torch.zeros(7, dtype=torch.int64))
+        validate_removal(data, users=torch.arange(10, 17), items=torch.zeros(7, dtype=torch.int64))
     assert "7 pair(s)" in str(error.value) and "(14, 0)" in str(error.value) and "(15, 0)" not in str(error.value)
 
 

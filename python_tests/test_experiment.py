@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ifru_ext.cli import main
-from ifru_ext.experiment import ExperimentSpec, run_experiment, run_sweep
+from ifru_ext.experiments import ExperimentSpec, run_experiment, run_sweep
 
 # First 300k raw rows, 3-core: ~82k training rows; MF trains in seconds.
 SLICE = dict(name_or_path="bookcrossing", max_rows=300_000, kcore=3, attack_fraction=0.02)
@@ -50,7 +50,7 @@ def test_cli_unlearn_with_raw_id_pairs(report, tmp_path, capsys):
     from ifru_ext.data import load_dataset
 
     dataset = load_dataset(**SLICE)
-    rows = dataset.removed[:2]
+    rows = dataset.removal[:2]
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("".join(f"{dataset.user_ids[u]},{dataset.item_ids[i]}\n"
                              for u, i in zip(dataset.train.users[rows].tolist(), dataset.train.items[rows].tolist())))

@@ -9,7 +9,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ifru_ext.data import Interactions, RecDataset
-from ifru_ext.metrics import auc, completeness, removal_auc, removal_aucs
+from ifru_ext.evaluation import removal_auc
+from ifru_ext.metrics import auc, completeness, removal_aucs
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -81,7 +82,7 @@ def small_dataset(removed: list[int]) -> RecDataset:
         train=train,
         valid=test,
         test=test,
-        removed=torch.tensor(removed, dtype=torch.int64),
+        removal=torch.tensor(removed, dtype=torch.int64),
         user_ids=np.arange(4),
         item_ids=np.arange(4),
     )

@@ -13,7 +13,7 @@ import torch
 
 from ifru_ext.data import PRESETS, RecDataset, data_dir, load_dataset
 from ifru_ext.metrics import auc
-from ifru_ext.sharded import (
+from ifru_ext.unlearning.sharded import (
     ShardedRecommender,
     capacitated_assignment,
     interaction_balanced_partition,
@@ -23,9 +23,9 @@ from ifru_ext.sharded import (
     save_sharded,
     shard_graph,
     train_sharded,
-    unlearn_sharded,
 )
-from ifru_ext.train import TrainConfig
+from ifru_ext.unlearning import unlearn
+from ifru_ext.training import TrainConfig
 
 BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
 needs_bx = pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
@@ -160,7 +160,7 @@ def test_interaction_balanced_partition_rejects_bad_input():
 def test_block_diagonal_propagation_equals_each_shards_own(real_slice):
     n = len(real_slice.train)
     partition = random_partition(n, 4, seed=3)
-    partition[real_slice.removed] = -1  # forgotten rows leave every graph
+    partition[real_slice.removal] = -1  # forgotten rows leave every graph
     model = ShardedRecommender("lightgcn", "sisa", real_slice.num_users, real_slice.num_items, partition, 4, init_std=0.1)
     model.set_graph(shard_graph(real_slice, partition, 4))
     tables = model.shard_tables()
@@ -192,9 +192,9 @@ def test_unlearning_retrains_only_the_shards_holding_removed_rows(real_slice, si
     model, _ = sisa_mf
     before_embeddings, before_partition = model.embeddings.clone(), model.partition.clone()
     before_scores = model.score_all(real_slice.valid.users, real_slice.valid.items)
-    removed = real_slice.removed
+    removed = real_slice.removal
     request = removed[torch.isin(model.partition[removed], torch.tensor([0, 3]))]
-    result = unlearn_sharded(model, real_slice, request)
+    result = unlearn(model, real_slice, request)
 
     # The input model is untouched.
     assert torch.equal(model.embeddings, before_embeddings) and torch.equal(model.partition, before_partition)
@@ -209,26 +209,26 @@ def test_unlearning_retrains_only_the_shards_holding_removed_rows(real_slice, si
     for shard in range(10):
         same = torch.equal(unlearned.embeddings[shard], before_embeddings[shard])
         assert same == (shard not in (0, 3)), shard
-    assert (result.kept_rows, result.removed, result.method) == (2, request.numel(), "sisa")
+    assert (result.kept_rows, result.num_removed, result.method) == (2, request.numel(), "sisa")
     assert set(result.phases) == {"shards", "aggregator"} and result.seconds >= sum(result.phases.values())
     # A shard's retraining does not depend on which shards retrain beside it.
-    alone = unlearn_sharded(model, real_slice, request[model.partition[request] == 0])
+    alone = unlearn(model, real_slice, request[model.partition[request] == 0])
     assert alone.kept_rows == 1 and torch.equal(alone.model.embeddings[0], unlearned.embeddings[0])
 
 
 @needs_bx
 def test_unlearning_the_attack_does_not_lower_validation_auc(real_slice, sisa_mf):
     model, _ = sisa_mf
-    result = unlearn_sharded(model, real_slice, real_slice.removed)
+    result = unlearn(model, real_slice, real_slice.removal)
     assert result.kept_rows == 10  # 340 random rows touch every shard
-    assert bool((result.model.partition[real_slice.removed] == -1).all())
+    assert bool((result.model.partition[real_slice.removal] == -1).all())
     assert valid_auc(result.model, real_slice) >= valid_auc(model, real_slice) - AUC_NOISE
 
 
 @needs_bx
 def test_empty_and_invalid_requests(real_slice, sisa_mf):
     model, _ = sisa_mf
-    unchanged = unlearn_sharded(model, real_slice, torch.zeros(0, dtype=torch.int64))
+    unchanged = unlearn(model, real_slice, torch.zeros(0, dtype=torch.int64))
     assert unchanged.model is not model and unchanged.kept_rows == 0
     assert torch.equal(unchanged.model.embeddings, model.embeddings)
     for key, value in model.aggregator.state_dict().items():
@@ -237,14 +237,14 @@ def test_empty_and_invalid_requests(real_slice, sisa_mf):
     for bad, message in [(torch.tensor([0, n]), "not training rows"), (torch.tensor([4, 4]), "more than once"),
                          (torch.tensor([0.0, 1.0]), "integer")]:
         with pytest.raises(ValueError, match=message):
-            unlearn_sharded(model, real_slice, bad)
+            unlearn(model, real_slice, bad)
     forgotten = copy.deepcopy(model)
     forgotten.partition[torch.tensor([7, 9])] = -1
     with pytest.raises(ValueError, match="already forgotten"):
-        unlearn_sharded(forgotten, real_slice, torch.tensor([1, 7, 9]))
+        unlearn(forgotten, real_slice, torch.tensor([1, 7, 9]))
     other = load_dataset(**{**SLICE, "max_rows": 50_000})
     with pytest.raises(ValueError, match="partition covers"):
-        unlearn_sharded(model, other, torch.tensor([0]))
+        unlearn(model, other, torch.tensor([0]))
 
 
 @needs_bx
@@ -279,7 +279,7 @@ def test_receraser_mf_partition_and_unlearning(real_slice):
     assert counts.sum() == len(real_slice.train) and int(counts.min()) > 0 and int(counts.max()) <= capacity
     model, _ = train_sharded(real_slice, "mf", "receraser", config=FAST_MF, pretrained=pretrained)
     assert torch.equal(model.partition, partition)  # the same seed gives the same partition
-    result = unlearn_sharded(model, real_slice, real_slice.removed)
+    result = unlearn(model, real_slice, real_slice.removal)
     assert valid_auc(result.model, real_slice) >= valid_auc(model, real_slice) - AUC_NOISE
 
 
@@ -287,7 +287,7 @@ def test_receraser_mf_partition_and_unlearning(real_slice):
 def test_sisa_lightgcn_unlearning_and_round_trip(tmp_path, real_slice):
     model, _ = train_sharded(real_slice, "lightgcn", "sisa", config=FAST_LIGHTGCN)
     assert model.graph.nnz == shard_graph(real_slice, model.partition, 10).nnz
-    result = unlearn_sharded(model, real_slice, real_slice.removed)
+    result = unlearn(model, real_slice, real_slice.removal)
     unlearned = result.model
     # The unlearned shards propagate over graphs without the forgotten rows.
     assert torch.equal(unlearned.graph.col, shard_graph(real_slice, unlearned.partition, 10).col.to(unlearned.graph.col))

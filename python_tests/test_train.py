@@ -12,7 +12,7 @@ import torch
 from ifru_ext.data import PRESETS, RecDataset, build_dataset, data_dir, load_dataset
 from ifru_ext.metrics import auc
 from ifru_ext.models import build_model
-from ifru_ext.train import SCHEDULES, TrainConfig, train
+from ifru_ext.training import SCHEDULES, TrainConfig, train
 
 BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
 needs_bx = pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
@@ -102,20 +102,20 @@ def test_retrain_excludes_rows_from_the_loss_and_the_graph(planted, name):
     # Exclude the removal set plus every row of user 0: that user then never gets a
     # gradient (its graph node is isolated too), and Adam leaves a zero-gradient row alone.
     user_rows = torch.nonzero(planted.train.users == 0).flatten()
-    exclude = torch.unique(torch.cat([planted.removed, user_rows]))
+    removal = torch.unique(torch.cat([planted.removal, user_rows]))
     model = build_model(name, planted.num_users, planted.num_items, init_std=0.1, seed=0)
     initial = model.embedding.detach().clone()
-    train(model, planted, replace(FAST, max_epochs=5, patience=5), exclude=exclude, progress=False)
+    train(model, planted, replace(FAST, max_epochs=5, patience=5), removal=removal, progress=False)
     assert torch.equal(model.embedding[0], initial[0])
     assert not torch.equal(model.embedding[1], initial[1])
     if name == "lightgcn":
-        expected = planted.graph(exclude)
+        expected = planted.graph(removal)
         assert torch.equal(model.graph.rowptr, expected.rowptr) and torch.equal(model.graph.col, expected.col)
         assert model.graph.degree()[0] == 0
         # Removed positive pairs that no remaining positive row repeats are not edges any more.
-        kept = planted.remaining(exclude)
+        kept = planted.remaining(removal)
         kept_pairs = set(zip(kept.users[kept.labels > 0].tolist(), kept.items[kept.labels > 0].tolist()))
-        removed = planted.train.select(exclude)
+        removed = planted.train.select(removal)
         gone = {(u, i) for u, i, y in zip(removed.users.tolist(), removed.items.tolist(), removed.labels.tolist()) if y > 0}
         gone -= kept_pairs
         assert gone
@@ -137,9 +137,9 @@ def test_l2_shrinks_the_embeddings(planted):
 
 def test_one_log_line_per_epoch_and_progress_bar(planted, caplog, capsys):
     model = build_model("mf", planted.num_users, planted.num_items, seed=0)
-    with caplog.at_level(logging.INFO, logger="ifru_ext.train"):
+    with caplog.at_level(logging.INFO, logger="ifru_ext.training.train"):
         result = train(model, planted, replace(FAST, max_epochs=3, patience=3), progress=True)
-    lines = [record.getMessage() for record in caplog.records if record.name == "ifru_ext.train"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "ifru_ext.training.train"]
     assert len(lines) == result.epochs == 3
     assert all(line.startswith(f"epoch {epoch:4d}") and "valid AUC" in line for epoch, line in zip((1, 2, 3), lines))
 
@@ -147,7 +147,7 @@ def test_one_log_line_per_epoch_and_progress_bar(planted, caplog, capsys):
 def test_refuses_unusable_data(planted):
     model = build_model("mf", planted.num_users, planted.num_items, seed=0)
     with pytest.raises(ValueError, match="no training rows"):
-        train(model, planted, FAST, exclude=torch.arange(len(planted.train)), progress=False)
+        train(model, planted, FAST, removal=torch.arange(len(planted.train)), progress=False)
     one_class = replace(planted, valid=planted.valid.select(planted.valid.labels == 1))
     with pytest.raises(ValueError, match="both labels"):
         train(model, one_class, FAST, progress=False)

@@ -13,8 +13,9 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ifru_ext import propagate
 from ifru_ext.data import Interactions, RecDataset
 from ifru_ext.models import build_model
-from ifru_ext.solvers import adam_solve, conjugate_gradient
-from ifru_ext.unlearn import UnlearnConfig, influence_gradient, unlearn
+from ifru_ext.unlearning.solvers import adam_solve, conjugate_gradient
+from ifru_ext.unlearning import UnlearnConfig, unlearn
+from ifru_ext.unlearning.influence import influence_gradient
 
 L2 = 0.003
 NO_PRUNING = (1.0, 1.0, 1.0, 1.0)
@@ -75,7 +76,7 @@ def relative_error(model, dataset, num_layers, removal, **config):
     """‖scores(IFRU) − scores(retrained optimum)‖ / ‖scores(retrained optimum) − scores(original)‖."""
     kept = torch.ones(len(dataset.train), dtype=torch.bool)
     kept[removal] = False
-    new_graph = dataset.graph(exclude=removal, dtype=torch.float64)
+    new_graph = dataset.graph(removal=removal, dtype=torch.float64)
     optimum = minimise(model.embedding.detach(), dataset, kept, new_graph, num_layers)
     result = unlearn(model, dataset, removal, UnlearnConfig(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING, **config))
     assert result.solve.status == "converged"
@@ -115,7 +116,7 @@ def test_spillover_gradient_matches_finite_difference(trained):
     if num_layers == 0:
         pytest.skip("MF has no graph")
     removal = REMOVALS[32][1]
-    old_graph, new_graph = model.graph, dataset.graph(exclude=removal, dtype=torch.float64)
+    old_graph, new_graph = model.graph, dataset.graph(removal=removal, dtype=torch.float64)
     emb = model.embedding.detach()
     kept = torch.ones(len(dataset.train), dtype=torch.bool)
     kept[removal] = False

@@ -6,7 +6,7 @@
 
 namespace ifru {
 
-// (1/n) Σ_j of the per-interaction MF Hessian applied to v (no l2 term), DESIGN.md §3.
+// (1/n) Σ_j of the per-interaction MF Hessian applied to v (no l2 term), docs/ARCHITECTURE.md §3.
 // emb, v [N, d]; users, items int64 [n]; labels [n]; keep bool [N] or none: v is read
 // as zero outside keep, rows outside keep are written as zero. Returns [N, d].
 using MfHvpKernel = at::Tensor (*)(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users,

@@ -1,4 +1,4 @@
-// CPU kernel of ifru::hvp: the fused MF Hessian-vector product (DESIGN.md §3).
+// CPU kernel of ifru::hvp: the fused MF Hessian-vector product (docs/ARCHITECTURE.md §3).
 // Pass 1 (parallel over interactions) computes x = e_u·e_i, a = v_u·e_i + e_u·v_i and the
 // two per-interaction coefficients; pass 2 (parallel over rows) gathers each row's
 // incidences in interaction order, so the sums are deterministic and need no atomics.

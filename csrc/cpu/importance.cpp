@@ -1,4 +1,4 @@
-// CPU kernel of ifru::importance: the paper's Algorithm 1 (DESIGN.md §3).
+// CPU kernel of ifru::importance: the paper's Algorithm 1 (docs/ARCHITECTURE.md §3).
 //   s0_v = seed_counts_v / |N_v|, S0 = {v : seed_counts_v > 0}, keep the top a_0 of S0;
 //   hop k: s_k = s_{k-1} + (Σ_{v ∈ S_{k-1}, v' ∈ N_v} s_{k-1}[v]) / |N_v'| for every v',
 //   S_k = the nodes reached, keep the top a_k of S_k.

@@ -1,5 +1,5 @@
-// CUDA kernels of the fused MF Hessian-vector product behind ifru::hvp (DESIGN.md §3), in the
-// two passes of cpu/hvp.cpp. Pass 1 (per interaction) computes x = e_u·e_i,
+// CUDA kernels of the fused MF Hessian-vector product behind ifru::hvp (docs/ARCHITECTURE.md
+// §3), in the two passes of cpu/hvp.cpp. Pass 1 (per interaction) computes x = e_u·e_i,
 // a = v_u·e_i + e_u·v_i and the two coefficients; pass 2 (per row) gathers the row's
 // incidences in interaction order from an incidence CSR built by the glue, so the sums are
 // deterministic and need no atomics.

@@ -1,9 +1,9 @@
-// CUDA kernels of ifru::importance (the paper's Algorithm 1, DESIGN.md §3): the seed step and
-// one hop as a gather along the rows of Aᵀ. Every node's incoming contributions are summed by
-// one thread in ascending source order and then divided by its degree, the evaluation order of
-// cpu/importance.cpp; with round-to-nearest division and addition (the explicit intrinsics below,
-// immune to fast-math flags) the scores equal the CPU's bit for bit. The top-fraction selection
-// between hops is done by the glue.
+// CUDA kernels of ifru::importance (the paper's Algorithm 1, docs/ARCHITECTURE.md §3): the seed
+// step and one hop as a gather along the rows of Aᵀ. Every node's incoming contributions are
+// summed by one thread in ascending source order and then divided by its degree, the evaluation
+// order of cpu/importance.cpp; with round-to-nearest division and addition (the explicit
+// intrinsics below, immune to fast-math flags) the scores equal the CPU's bit for bit. The
+// top-fraction selection between hops is done by the glue.
 #include "kernel_utils.cuh"
 #include "launchers.h"
 

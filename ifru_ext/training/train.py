@@ -1,16 +1,15 @@
-"""Training with the paper's protocol (DESIGN.md §6).
+"""Training with the paper's protocol (docs/ARCHITECTURE.md §5).
 
 Adam on the mean BCE-with-logits over all labelled training pairs (no negative
 sampling; optional ``(λ/2)‖E‖²``), shuffled mini-batches of 2048 from a seeded
 generator, early stopping on the whole-validation AUC with patience 10, and the
-best state loaded back. ``exclude`` trains on ``D_{-r}`` (Retrain): those rows leave
+best state loaded back. ``removal`` trains on ``D_{-r}`` (Retrain): those rows leave
 the loss AND, for LightGCN, the graph.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
@@ -19,9 +18,10 @@ import torch
 from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from .data import RecDataset
-from .metrics import auc
-from .models import Recommender
+from ..data import RecDataset
+from ..metrics import auc
+from ..models import Recommender, build_model
+from .early_stopping import EarlyStopping, snapshot
 
 try:  # optional: a progress bar when tqdm is installed
     from tqdm.auto import tqdm
@@ -29,7 +29,7 @@ try:  # optional: a progress bar when tqdm is installed
 except ImportError:  # pragma: no cover - depends on the environment
     tqdm = None
 
-__all__ = ["SCHEDULES", "EpochLog", "TrainConfig", "TrainResult", "train"]
+__all__ = ["SCHEDULES", "EpochLog", "TrainConfig", "TrainResult", "check_validation", "shuffled_batches", "train", "train_new"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +133,13 @@ def train(
     model: Recommender,
     dataset: RecDataset,
     config: TrainConfig,
-    exclude: Tensor | None = None,
+    removal: Tensor | None = None,
     progress: bool = True,
     include_start: bool = False,
 ) -> TrainResult:
-    """Fit ``model`` on ``dataset``'s training rows minus ``exclude`` (int64 train indices).
+    """Fit ``model`` on ``dataset``'s training rows minus ``removal`` (int64 train indices).
 
-    For LightGCN the graph is set to ``dataset.graph(exclude)`` first. Each epoch is
+    For LightGCN the graph is set to ``dataset.graph(removal)`` first. Each epoch is
     one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
     validation split; training stops after ``config.patience`` epochs without a
     strictly better AUC (or at ``max_epochs``), and the best state is loaded back.
@@ -151,7 +151,7 @@ def train(
     """
     start_time = time.perf_counter()
     device = torch.device(config.device)
-    rows = dataset.remaining(exclude)
+    rows = dataset.remaining(removal)
     if len(rows) == 0:
         raise ValueError("no training rows left to train on")
     check_validation(dataset)
@@ -159,19 +159,19 @@ def train(
 
     model.to(device)
     if model.num_layers > 0:
-        model.set_graph(dataset.graph(exclude))
+        model.set_graph(dataset.graph(removal))
     users, items, labels = (t.to(device) for t in (rows.users, rows.items, rows.labels))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     generator = torch.Generator().manual_seed(config.seed)
 
     history: list[EpochLog] = []
-    best_auc, best_epoch, best_state, stop = -math.inf, 0, None, False
+    stopper, stop = EarlyStopping(config.patience), False
     if include_start:
         model.eval()
         start_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
         start_loss = binary_cross_entropy_with_logits(model.score_all(users, items), labels).item()
         history.append(EpochLog(epoch=0, loss=start_loss, valid_auc=start_auc, seconds=time.perf_counter() - start_time))
-        best_auc, best_state = start_auc, {key: value.detach().clone() for key, value in model.state_dict().items()}
+        stopper.update(0, start_auc, lambda: snapshot(model))
     with contextlib.ExitStack() as stack:
         bar = _progress_bar(stack, config, progress)
         for epoch in range(1, config.max_epochs + 1):
@@ -197,11 +197,8 @@ def train(
             )
             history.append(record)
 
-            improved = valid_auc > best_auc
-            if improved:
-                best_auc, best_epoch = valid_auc, epoch
-                best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-            stop = epoch - best_epoch >= config.patience
+            improved = stopper.update(epoch, valid_auc, lambda: snapshot(model))
+            stop = stopper.should_stop(epoch)
             if epoch % config.log_every == 0 or stop or epoch == config.max_epochs:
                 logger.info(
                     "epoch %4d  loss %.5f  valid AUC %.4f%s  %.1fs",
@@ -209,17 +206,35 @@ def train(
                 )
             if bar is not None:
                 bar.update()
-                bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{valid_auc:.4f}", best=f"{best_auc:.4f}@{best_epoch}")
+                bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{valid_auc:.4f}",
+                                best=f"{stopper.best_score:.4f}@{stopper.best_step}")
             if stop:
                 break
 
-    assert best_state is not None  # at least one epoch ran and a finite AUC beats -inf
-    model.load_state_dict(best_state)
+    assert stopper.best_state is not None  # at least one epoch ran and a finite AUC beats -inf
+    model.load_state_dict(stopper.best_state)
     return TrainResult(
-        best_epoch=best_epoch,
-        best_valid_auc=best_auc,
+        best_epoch=stopper.best_step,
+        best_valid_auc=stopper.best_score,
         epochs=len(history) - int(include_start),
         seconds=time.perf_counter() - start_time,
         stopped_early=stop,
         history=history,
     )
+
+
+def train_new(
+    name: str,
+    dataset: RecDataset,
+    config: TrainConfig,
+    removal: Tensor | None = None,
+    *,
+    dim: int | None = None,
+    num_layers: int | None = None,
+    init_std: float | None = None,
+    progress: bool = False,
+) -> tuple[Recommender, TrainResult]:
+    """A new ``build_model(name, ...)`` (initial table drawn with ``config.seed``) trained by
+    ``train`` on ``dataset`` minus ``removal``: Original (``removal=None``) or Retrain."""
+    model = build_model(name, dataset.num_users, dataset.num_items, dim, num_layers, init_std, seed=config.seed)
+    return model, train(model, dataset, config, removal=removal, progress=progress)

@@ -1,4 +1,4 @@
-"""Recommenders over ONE stacked embedding table (DESIGN.md §2).
+"""Recommenders over ONE stacked embedding table (docs/ARCHITECTURE.md §2).
 
 ``E [N, d]`` with ``N = num_users + num_items``: user ``u`` is row ``u``, item ``i`` is
 row ``num_users + i``. The score of a pair is ``x_ui = f_u · f_i`` with ``F = E`` (MF)
@@ -18,20 +18,104 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .graph import CSRGraph
-from .ops import propagate
+from ..graph import CSRGraph
+from ..ops import propagate
 
-__all__ = ["DEFAULTS", "MF", "LightGCN", "Recommender", "build_model"]
+__all__ = ["DEFAULTS", "MF", "GraphModel", "LightGCN", "Recommender", "build_model"]
 
-# Paper / authors'-code defaults per model (DESIGN.md §6): width, layers, init std.
+# Paper / authors'-code defaults per model (docs/ARCHITECTURE.md §5): width, layers, init std.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mf": {"dim": 48, "num_layers": 0, "init_std": 1e-3},
     "lightgcn": {"dim": 32, "num_layers": 1, "init_std": 1e-4},
 }
 
 
-class Recommender(nn.Module):
-    """Base class: a stacked embedding table and dot-product scores.
+class GraphModel(nn.Module):
+    """What every model here shares: user/item counts, a propagation graph held in
+    non-persistent buffers, and chunked no-grad scoring from one scoring table.
+
+    Subclasses set ``num_users``, ``num_items`` and ``num_layers`` before calling
+    ``init_graph()``, and define ``graph_nodes`` (the graph's node count),
+    ``reference_tensor`` (whose device/dtype the graph follows) and ``scoring_table``.
+    """
+
+    num_users: int
+    num_items: int
+    num_layers: int
+
+    def init_graph(self) -> None:
+        # The graph lives in non-persistent buffers: moved by .to(), absent from state_dict.
+        self.register_buffer("graph_rowptr", None, persistent=False)
+        self.register_buffer("graph_col", None, persistent=False)
+        self.register_buffer("graph_weight", None, persistent=False)
+        self._graph_symmetric = False
+
+    @property
+    def num_nodes(self) -> int:
+        """``N = num_users + num_items``, the rows of one stacked table."""
+        return self.num_users + self.num_items
+
+    @property
+    def graph_nodes(self) -> int:
+        return self.num_nodes
+
+    @property
+    def reference_tensor(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def graph(self) -> CSRGraph | None:
+        """The propagation graph on the model's device/dtype, or None (MF, or not set)."""
+        if self.graph_rowptr is None:
+            return None
+        return CSRGraph(self.graph_rowptr, self.graph_col, self.graph_weight, self.graph_nodes, self._graph_symmetric)
+
+    def set_graph(self, graph: CSRGraph | None) -> None:
+        """Use ``graph`` (``graph_nodes`` nodes, e.g. ``dataset.graph(removal)``) from now on.
+
+        It is moved to the model's device and dtype. Models without layers (MF:
+        ``P = I``) ignore it, so callers may treat every model alike.
+        """
+        if graph is not None and graph.num_nodes != self.graph_nodes:
+            raise ValueError(f"graph has {graph.num_nodes} nodes, the model needs {self.graph_nodes}")
+        if self.num_layers == 0 or graph is None:
+            self.graph_rowptr = self.graph_col = self.graph_weight = None
+            return
+        reference = self.reference_tensor
+        graph = graph.to(reference.device, reference.dtype)
+        self.graph_rowptr, self.graph_col, self.graph_weight = graph.rowptr, graph.col, graph.weight
+        self._graph_symmetric = graph.symmetric
+
+    def scoring_table(self) -> Tensor:
+        """The table ``F [N, d]`` whose row dot products are the logits."""
+        raise NotImplementedError
+
+    @staticmethod
+    def pair_logits(table: Tensor, num_users: int, users: Tensor, items: Tensor) -> Tensor:
+        """``f_u · f_i`` for rows of ``table [N, d]``: users, items int64 [n] (items NOT offset) → [n]."""
+        # One gather (and so one scatter-add in backward) for both endpoints.
+        user_rows, item_rows = table[torch.stack((users, items + num_users))]
+        return (user_rows * item_rows).sum(-1)
+
+    @torch.no_grad()
+    def score_all(self, users: Tensor, items: Tensor, chunk_size: int = 1 << 16) -> Tensor:
+        """Logits [n] without autograd, building the scoring table once and scoring
+        ``chunk_size`` pairs at a time.
+
+        users, items: int64 [n] on any device (items NOT offset); the result is on the
+        model's device.
+        """
+        table = self.scoring_table()
+        users, items = users.to(table.device), items.to(table.device)
+        out = table.new_empty(users.numel())
+        for start in range(0, users.numel(), chunk_size):
+            stop = start + chunk_size
+            out[start:stop] = self.pair_logits(table, self.num_users, users[start:stop], items[start:stop])
+        return out
+
+
+class Recommender(GraphModel):
+    """Base class of the backbones: a stacked embedding table and dot-product scores.
 
     Attributes: ``num_users``, ``num_items``, ``dim``, ``num_layers`` (0 for MF),
     ``embedding`` (``nn.Parameter [N, d]``), ``graph`` (``CSRGraph | None``), and
@@ -58,68 +142,22 @@ class Recommender(nn.Module):
         self.num_users, self.num_items, self.dim = num_users, num_items, dim
         self.num_layers, self.init_std = num_layers, init_std
         self.embedding = nn.Parameter(torch.randn(self.num_nodes, dim, generator=generator) * init_std)
-        # The graph lives in non-persistent buffers: moved by .to(), absent from state_dict.
-        self.register_buffer("graph_rowptr", None, persistent=False)
-        self.register_buffer("graph_col", None, persistent=False)
-        self.register_buffer("graph_weight", None, persistent=False)
-        self._graph_symmetric = False
+        self.init_graph()
 
     @property
-    def num_nodes(self) -> int:
-        """``N = num_users + num_items``, the rows of the stacked table."""
-        return self.num_users + self.num_items
-
-    @property
-    def graph(self) -> CSRGraph | None:
-        """The propagation graph ``Â [N, N]`` on the model's device/dtype, or None."""
-        if self.graph_rowptr is None:
-            return None
-        return CSRGraph(self.graph_rowptr, self.graph_col, self.graph_weight, self.num_nodes, self._graph_symmetric)
-
-    def set_graph(self, graph: CSRGraph | None) -> None:
-        """Use ``graph`` (``Â [N, N]``, e.g. ``dataset.graph(exclude)``) from now on.
-
-        It is moved to the embedding's device and dtype. Models without layers
-        (MF: ``P = I``) ignore it, so callers may treat every model alike.
-        """
-        if graph is not None and graph.num_nodes != self.num_nodes:
-            raise ValueError(f"graph has {graph.num_nodes} nodes, the model has N = {self.num_nodes}")
-        if self.num_layers == 0 or graph is None:
-            self.graph_rowptr = self.graph_col = self.graph_weight = None
-            return
-        graph = graph.to(self.embedding.device, self.embedding.dtype)
-        self.graph_rowptr, self.graph_col, self.graph_weight = graph.rowptr, graph.col, graph.weight
-        self._graph_symmetric = graph.symmetric
+    def reference_tensor(self) -> Tensor:
+        return self.embedding
 
     def propagated(self) -> Tensor:
         """The scoring table ``F [N, d]`` (``E`` for MF, ``P E`` for LightGCN); differentiable."""
         raise NotImplementedError
 
-    @staticmethod
-    def pair_logits(table: Tensor, num_users: int, users: Tensor, items: Tensor) -> Tensor:
-        """``f_u · f_i`` for rows of ``table [N, d]``: users, items int64 [n] (items NOT offset) → [n]."""
-        # One gather (and so one scatter-add in backward) for both endpoints.
-        user_rows, item_rows = table[torch.stack((users, items + num_users))]
-        return (user_rows * item_rows).sum(-1)
+    def scoring_table(self) -> Tensor:
+        return self.propagated()
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """Logits [n] for users, items int64 [n] (items NOT offset); one propagation per call."""
         return self.pair_logits(self.propagated(), self.num_users, users, items)
-
-    @torch.no_grad()
-    def score_all(self, users: Tensor, items: Tensor, chunk_size: int = 1 << 16) -> Tensor:
-        """Logits [n] without autograd, propagating once and scoring ``chunk_size`` pairs at a time.
-
-        users, items: int64 [n] on any device (items NOT offset); the result is on the
-        model's device.
-        """
-        table = self.propagated()
-        users, items = users.to(table.device), items.to(table.device)
-        out = table.new_empty(users.numel())
-        for start in range(0, users.numel(), chunk_size):
-            stop = start + chunk_size
-            out[start:stop] = self.pair_logits(table, self.num_users, users[start:stop], items[start:stop])
-        return out
 
     def config(self) -> dict[str, Any]:
         """Plain values that rebuild this architecture: ``build_model(**model.config())``."""
@@ -173,7 +211,7 @@ class LightGCN(Recommender):
     def propagated(self) -> Tensor:
         graph = self.graph
         if graph is None:
-            raise RuntimeError("LightGCN has no graph: call model.set_graph(dataset.graph(exclude)) first")
+            raise RuntimeError("LightGCN has no graph: call model.set_graph(dataset.graph(removal)) first")
         return propagate(self.embedding, graph, self.num_layers)
 
 

@@ -5,22 +5,15 @@ Both run on the tensors' device; convergence is read back to the host only every
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from ..training import EarlyStopping
+from .base import SolveReport
+
 Operator = Callable[[Tensor], Tensor]
-
-
-@dataclass
-class SolveReport:
-    """What a solve did: iterations run, final relative residual ‖(H+δI)t − g‖/‖g‖, and why it stopped."""
-
-    iterations: int
-    residual: float
-    status: str  # "converged" | "max_iter" | "negative_curvature" | "zero_rhs" | "validation"
 
 
 def _relative_residual(apply: Operator, damping: float, t: Tensor, g: Tensor, g_norm: Tensor) -> float:
@@ -109,15 +102,14 @@ def _cg_iterates(apply: Operator, g: Tensor, damping: float, preconditioner: Ope
 def _select_best(iterates, apply: Operator, g: Tensor, damping: float, select: Callable[[Tensor], float],
                  patience: int) -> tuple[Tensor, SolveReport]:
     """The iterate with the highest ``select`` score (t = 0 included), stopping after ``patience`` misses."""
-    best_t, best_score, stale, iterations = torch.zeros_like(g), select(torch.zeros_like(g)), 0, 0
+    stopper, iterations = EarlyStopping(patience), 0
+    zero = torch.zeros_like(g)
+    stopper.update(0, select(zero), lambda: zero)
     for iterations, t in enumerate(iterates, start=1):
-        score = select(t)
-        if score > best_score:
-            best_t, best_score, stale = t.detach().clone(), score, 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
+        stopper.update(iterations, select(t), lambda: t.detach().clone())
+        if stopper.should_stop(iterations):
+            break
+    best_t = stopper.best_state
     g_norm = g.norm()
     residual = _relative_residual(apply, damping, best_t, g, g_norm) if float(g_norm) > 0 else 0.0
     return best_t, SolveReport(iterations, residual, "validation")

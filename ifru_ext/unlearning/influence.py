@@ -1,6 +1,6 @@
-"""Unlearning requests: IFRU (the paper), SCIF, and Retrain, behind one ``unlearn`` call.
+"""Influence-function unlearning: IFRU (the paper) and SCIF.
 
-IFRU (DESIGN.md §4): with ``n = |D|`` and the removal set ``D_r``,
+IFRU (docs/ARCHITECTURE.md §4): with ``n = |D|`` and the removal set ``D_r``,
 ``g = ∇L_d(Ê) + ∇L_s(Ê)`` and ``E' = Ê + (1/n)·H⁻¹ g`` restricted to the rows ``φ`` that
 Algorithm 1 keeps (``H_φφ t_φ = g_φ``). ``L_s`` is summed over the whole of ``D_{-r}``:
 each term of an interaction the graph change does not reach is exactly zero, so this is
@@ -9,22 +9,24 @@ the exact spillover set without having to enumerate it.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from . import ops
-from .data import RecDataset
-from .graph import CSRGraph, add_self_loops
-from .metrics import auc
-from .plain import autograd_hvp
-from .solvers import SolveReport, adam_solve, block_jacobi, conjugate_gradient
+from .. import ops
+from ..data import RecDataset
+from ..graph import CSRGraph, add_self_loops
+from ..metrics import auc
+from ..models import Recommender
+from ..plain import autograd_hvp
+from .base import PhaseClock, UnlearnResult
+from .curvature import mf_hessian_blocks
+from .solvers import adam_solve, block_jacobi, conjugate_gradient
 
-Method = Literal["ifru", "scif", "retrain"]
+__all__ = ["UnlearnConfig", "influence_gradient", "influence_update", "removal_seed_counts", "scif_gradient"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class UnlearnConfig:
         (double-backward HVP through ``torch.sparse.mm``), the same maths, for comparison.
     """
 
-    method: Method = "ifru"
+    method: Literal["ifru", "scif"] = "ifru"
     solver: Literal["cg", "adam"] | None = None
     hessian: Literal["exact", "reference"] = "exact"
     spillover: bool = True
@@ -82,60 +84,6 @@ class UnlearnConfig:
                        new_graph=False)
             return replace(base, **overrides)
         raise ValueError(f"unknown preset {name!r}: choose 'default' or 'reference'")
-
-
-@dataclass
-class UnlearnResult:
-    """The unlearned model and the evidence: per-phase seconds, solve report, kept rows."""
-
-    model: torch.nn.Module
-    method: str
-    seconds: float
-    phases: dict[str, float] = field(default_factory=dict)
-    solve: SolveReport | None = None
-    kept_rows: int = 0
-    removed: int = 0
-
-
-class PhaseClock:
-    """Wall seconds per named phase of a request, synchronising CUDA so queued kernels count.
-
-    ``lap(name)`` adds the time since the previous lap (or ``start``, default now) to
-    ``phases[name]``.
-    """
-
-    def __init__(self, device: torch.device, start: float | None = None) -> None:
-        self.device = device
-        self.phases: dict[str, float] = {}
-        self.last = time.perf_counter() if start is None else start
-
-    def lap(self, name: str) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
-        self.last = now
-
-
-def check_removal(dataset: RecDataset, removal: Tensor) -> Tensor:
-    """Validate training-row indices of a request; returns them as sorted int64 [r].
-
-    Raises ValueError listing up to five offenders for indices outside the training set,
-    non-integer input, or rows named twice. Nothing is modified.
-    """
-    removal = torch.as_tensor(removal)
-    if removal.dtype.is_floating_point or removal.dtype == torch.bool or removal.dim() != 1:
-        raise ValueError(f"removal must be a 1-D integer tensor of training-row indices, got {removal.dtype} "
-                         f"{tuple(removal.shape)}")
-    removal = removal.to(torch.int64).cpu()
-    n = len(dataset.train)
-    outside = removal[(removal < 0) | (removal >= n)]
-    if outside.numel():
-        raise ValueError(f"{outside.numel()} removal indices are not training rows [0, {n}): {outside[:5].tolist()}")
-    unique, counts = torch.unique(removal, return_counts=True)
-    if bool((counts > 1).any()):
-        raise ValueError(f"removal names rows more than once: {unique[counts > 1][:5].tolist()}")
-    return unique
 
 
 def _stacked_interactions(dataset: RecDataset, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -165,7 +113,7 @@ def influence_gradient(
     new_graph: CSRGraph | None,
     spillover: bool,
 ) -> Tensor:
-    """``∇L_d(Ê) + ∇L_s(Ê)`` [N, d] (sums, not means), DESIGN.md §4.
+    """``∇L_d(Ê) + ∇L_s(Ê)`` [N, d] (sums, not means), docs/ARCHITECTURE.md §4.
 
     L_d = Σ_{D_r} ℓ(x(E; graph D)); L_s = Σ_{D_{-r}} [ℓ(x(E; D)) − ℓ(x(E; D_{-r}))].
     """
@@ -221,78 +169,17 @@ def scif_gradient(emb: Tensor, dataset: RecDataset, removal: Tensor, num_layers:
     return grad
 
 
-def mf_hessian_blocks(emb: Tensor, users: Tensor, items: Tensor, labels: Tensor, shift: float, chunk: int = 16384) -> Tensor:
-    """The d×d diagonal blocks of the MF Hessian of the mean loss at ``emb`` [N, d] → [N, d, d].
-
-    Block of row r: (1/n) Σ_{j ∋ r} ℓ''_j e_o e_oᵀ (o the other endpoint), plus ``shift``·I and a
-    small ridge so rows with fewer interactions than d stay positive definite.
-    """
-    num_nodes, d = emb.shape
-    n = max(1, users.numel())
-    blocks = torch.zeros(num_nodes, d, d, dtype=emb.dtype, device=emb.device)
-    for start in range(0, users.numel(), chunk):
-        u, i = users[start : start + chunk], items[start : start + chunk]
-        sigma = torch.sigmoid((emb[u] * emb[i]).sum(1))
-        weight = (sigma * (1 - sigma) / n)[:, None, None]
-        blocks.index_add_(0, u, weight * emb[i, :, None] * emb[i, None, :])
-        blocks.index_add_(0, i, weight * emb[u, :, None] * emb[u, None, :])
-    trace_scale = blocks.diagonal(dim1=1, dim2=2).sum(1).mean() / d
-    ridge = shift + 1e-3 * float(trace_scale) + 1e-12
-    return blocks + ridge * torch.eye(d, dtype=emb.dtype, device=emb.device)
-
-
-def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config: UnlearnConfig | None = None,
-            train_config=None) -> UnlearnResult:
-    """Answer a request to forget the training rows ``removal`` (int64 indices into ``dataset.train``).
-
-    ``model`` is not modified; the result holds a new one. Empty ``removal`` returns an
-    unchanged copy. ``train_config`` is used by ``method='retrain'`` only. The baselines
-    answer through the same call: a ``warmstart.FinetuneConfig`` or
-    ``warmstart.AltEraserConfig`` as ``config`` runs fine-tuning or AltEraser, and a
-    ``ShardedRecommender`` (SISA, RecEraser) retrains its affected shards whatever
-    ``config`` says.
-    """
-    # Imported here: both modules build on this one.
-    from .sharded import ShardedRecommender, unlearn_sharded
-    from .warmstart import AltEraserConfig, FinetuneConfig, alteraser, finetune
-
-    if isinstance(model, ShardedRecommender):
-        return unlearn_sharded(model, dataset, removal)
-    if isinstance(config, FinetuneConfig):
-        return finetune(model, dataset, removal, config)
-    if isinstance(config, AltEraserConfig):
-        return alteraser(model, dataset, removal, config)
-    config = config or UnlearnConfig()
-    start = time.perf_counter()
-    removal = check_removal(dataset, removal)
-    if removal.numel() == 0:
-        return UnlearnResult(copy.deepcopy(model), config.method, time.perf_counter() - start)
-    if config.method == "retrain":
-        return _retrain(model, dataset, removal, train_config, start)
-    if config.method not in ("ifru", "scif"):
-        raise ValueError(f"unknown method {config.method!r}: choose ifru, scif or retrain")
-    return _influence_update(model, dataset, removal, config, start)
-
-
-def _retrain(model, dataset: RecDataset, removal: Tensor, train_config, start: float) -> UnlearnResult:
-    from .models import build_model
-    from .train import TrainConfig, train
-
-    fresh = build_model(**model.config()).to(model.embedding.device)
-    train(fresh, dataset, train_config or TrainConfig.for_model(model.name), exclude=removal, progress=False)
-    seconds = time.perf_counter() - start
-    return UnlearnResult(fresh, "retrain", seconds, {"train": seconds}, removed=int(removal.numel()))
-
-
-def _influence_update(model, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, start: float) -> UnlearnResult:
-    clock = PhaseClock(model.embedding.device)
+def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, config: UnlearnConfig,
+                     clock: PhaseClock) -> UnlearnResult:
+    """Runner (called by ``unlearn``): IFRU or SCIF (``config.method``) for a validated,
+    non-empty ``removal`` (int64 train indices); the model is not modified."""
     lap = clock.lap
     emb = model.embedding.detach()
     device, dtype = emb.device, emb.dtype
     num_layers = model.num_layers
     n = len(dataset.train)
     old_graph = model.graph
-    new_graph = dataset.graph(exclude=removal, dtype=dtype).to(device) if num_layers > 0 else None
+    new_graph = dataset.graph(removal, dtype=dtype).to(device) if num_layers > 0 else None
     lap("graph")
 
     # Algorithm 1: which rows the solve may move.
@@ -353,8 +240,7 @@ def _influence_update(model, dataset: RecDataset, removal: Tensor, config: Unlea
     if num_layers > 0 and config.new_graph:
         unlearned.set_graph(new_graph)
     lap("update")
-    return UnlearnResult(unlearned, config.method, time.perf_counter() - start, clock.phases, report,
-                         kept_rows=int(keep.sum()), removed=int(removal.numel()))
+    return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(keep.sum()))
 
 
 def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):

@@ -1,13 +1,5 @@
-"""Warm-start unlearning baselines: fine-tuning and AltEraser (Liu et al., arXiv:2208.06875).
-
-Both start from the trained table ``Ê`` and re-optimise the training objective over the
-remaining rows,
-
-    L_{-r}(E) = (1/m) Σ_{D_{-r}} ℓ(x_ui(E), y) + (λ/2)‖E‖²,   m = |D_{-r}|,
-
-with ``x_ui = f_u · f_i`` and ``F = E`` (MF) or ``F = P E`` over the graph of ``D_{-r}``
-(LightGCN). ``finetune`` runs the training loop (Adam) on ``D_{-r}``; ``alteraser``
-alternates damped block-Newton steps on the rows the removal touches.
+"""AltEraser baseline (Liu et al., arXiv:2208.06875): alternating damped block-Newton steps
+on the remaining-data objective ``L_{-r}`` (``objective``) over the rows the removal touches.
 
 AltEraser: the choices the paper's summary leaves open, and ours.
 
@@ -58,32 +50,25 @@ AltEraser: the choices the paper's summary leaves open, and ours.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
-from torch.nn.functional import binary_cross_entropy_with_logits, softplus
+from torch.nn.functional import softplus
 
-from . import ops
-from .data import RecDataset
-from .graph import CSRGraph
-from .metrics import auc
-from .models import Recommender
-from .solvers import SolveReport, conjugate_gradient
-from .train import TrainConfig, train
-from .unlearn import PhaseClock, UnlearnResult, check_removal
+from .. import ops
+from ..data import RecDataset
+from ..graph import CSRGraph
+from ..models import Recommender
+from ..training import EarlyStopping
+from .base import PhaseClock, SolveReport, UnlearnResult
+from .curvature import damped_newton_directions, row_newton_systems
+from .objective import RemainingObjective, ratio, remaining_graph, squared_weights
+from .solvers import conjugate_gradient
 
-__all__ = [
-    "AltEraserConfig",
-    "FinetuneConfig",
-    "alteraser",
-    "damped_newton_directions",
-    "finetune",
-    "row_newton_systems",
-]
+__all__ = ["AltEraserConfig", "alteraser"]
 
 Objective = Literal["remaining", "anchored"]
 # Per-objective defaults of AltEraserConfig's None fields (chosen on BookCrossing MF validation AUC).
@@ -97,23 +82,6 @@ _OBJECTIVE_DEFAULTS: dict[str, dict[str, float]] = {
 _DAMPING_DOWN, _DAMPING_UP, _DAMPING_RESTART = 1 / 3, 4.0, 1e-3
 # μ floor relative to the mean block diagonal: keeps float32 Cholesky of rank-deficient rows defined.
 _DAMPING_FLOOR = 1e-7
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Fine-tuning: Adam on ``D_{-r}`` from the trained model with validation early stopping.
-
-    ``lr`` None takes the model's ``TrainConfig.for_model`` value (the paper schedule).
-    The start counts as epoch 0, so fine-tuning returns the start unless an epoch beats
-    its whole-validation AUC; it stops after ``patience`` epochs without improvement.
-    """
-
-    lr: float | None = None
-    patience: int = 3
-    max_epochs: int = 50
-    batch_size: int = 2048
-    seed: int = 1024
-    l2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -166,213 +134,6 @@ class AltEraserConfig:
         proximal = defaults["proximal"] if self.proximal is None else self.proximal
         damping = defaults["damping"] if self.damping is None else self.damping
         return proximal, damping
-
-
-class _Objective:
-    """``Φ(E) = L_{-r}(E) + Σ_v (w_v/2)‖e_v − ê_v‖² − ⟨A, E⟩`` (mean-loss units) and validation AUC.
-
-    ``L_{-r}`` includes ``(λ/2)‖E‖²``. The proximal weights ``w [N]`` around ``Ê`` and the
-    anchor ``A [N, d]`` are optional (None: absent); ``alteraser`` sets them.
-    """
-
-    def __init__(self, model: Recommender, dataset: RecDataset, removal: Tensor, graph: CSRGraph | None,
-                 l2: float) -> None:
-        emb = model.embedding
-        rows = dataset.remaining(removal)
-        # D_{-r} as rows of the stacked table: users [m], items offset by num_users [m], labels [m].
-        self.users = rows.users.to(emb.device)
-        self.items = (rows.items + dataset.num_users).to(emb.device)
-        self.labels = rows.labels.to(emb.device, emb.dtype)
-        self.valid_users = dataset.valid.users.to(emb.device)
-        self.valid_items = (dataset.valid.items + dataset.num_users).to(emb.device)
-        self.valid_labels = dataset.valid.labels
-        self.graph, self.num_layers, self.l2 = graph, model.num_layers, l2
-        self.proximal: Tensor | None = None
-        self.centre: Tensor | None = None
-        self.anchor: Tensor | None = None
-
-    def table(self, emb: Tensor) -> Tensor:
-        """``F [N, d]``: ``E`` or ``P E`` over the graph of ``D_{-r}``."""
-        return emb if self.num_layers == 0 else ops.propagate(emb, self.graph, self.num_layers)
-
-    def value(self, emb: Tensor) -> Tensor:
-        """``Φ(E)``, a 0-dim float64 tensor differentiable in ``emb``."""
-        table = self.table(emb)
-        # Accumulated in float64: the decrease a step must show can be below float32 resolution of the mean.
-        logits = (table[self.users] * table[self.items]).sum(1).double()
-        loss = binary_cross_entropy_with_logits(logits, self.labels.double())
-        if self.l2 > 0:
-            loss = loss + 0.5 * self.l2 * emb.double().pow(2).sum()
-        if self.proximal is not None:
-            loss = loss + 0.5 * (self.proximal[:, None] * (emb - self.centre).pow(2)).double().sum()
-        if self.anchor is not None:
-            loss = loss - (self.anchor * emb).double().sum()
-        return loss
-
-    def gradient(self, emb: Tensor) -> tuple[Tensor, Tensor]:
-        """``(Φ(E), ∇Φ(E) [N, d])``, exact through the graph."""
-        with torch.enable_grad():
-            leaf = emb.detach().requires_grad_(True)
-            value = self.value(leaf)
-            (grad,) = torch.autograd.grad(value, leaf)
-        return value.detach(), grad
-
-    @torch.no_grad()
-    def curvature_scale(self, emb: Tensor) -> Tensor:
-        """``tr(B_v)/d`` [N] of the data term's row blocks at ``emb`` (mean units).
-
-        MF: the exact ``Σ_{j ∋ v} ℓ''_j ‖e_o‖² / (d m)``. LightGCN: the trace of the block
-        ``C_v = Σ_w P_wv² B_w`` the phases use. Zero for a row without remaining interactions.
-        """
-        table = self.table(emb)
-        prob = torch.sigmoid((table[self.users] * table[self.items]).sum(1))
-        curvature = prob * (1 - prob)
-        trace = table.new_zeros(table.shape[0])
-        trace.index_add_(0, self.users, curvature * table[self.items].pow(2).sum(1))
-        trace.index_add_(0, self.items, curvature * table[self.users].pow(2).sum(1))
-        trace /= table.shape[1] * self.labels.numel()
-        if self.num_layers == 0:
-            return trace
-        squared = _squared_weights(self.graph)
-        return ops.propagate(trace[:, None], squared, self.num_layers)[:, 0] / (self.num_layers + 1)
-
-    @torch.no_grad()
-    def valid_auc(self, emb: Tensor) -> float:
-        table = self.table(emb)
-        return auc((table[self.valid_users] * table[self.valid_items]).sum(1), self.valid_labels)
-
-
-def _new_graph(model: Recommender, dataset: RecDataset, removal: Tensor) -> CSRGraph | None:
-    """LightGCN's ``Â`` of ``D_{-r}`` on the model's device/dtype; None for MF."""
-    if model.num_layers == 0:
-        return None
-    emb = model.embedding
-    return dataset.graph(exclude=removal, dtype=emb.dtype).to(emb.device)
-
-
-# --------------------------------------------------------------------------- fine-tuning
-
-
-def finetune(model: Recommender, dataset: RecDataset, removal: Tensor,
-             config: FinetuneConfig | None = None) -> UnlearnResult:
-    """Fine-tune a copy of ``model`` on ``D_{-r}`` (Adam, validation early stopping).
-
-    ``removal``: int64 indices into ``dataset.train``. The input model is not modified; the
-    copy (LightGCN: with the graph of ``D_{-r}``) is trained by ``train(include_start=True)``
-    on the model's device, so the returned state has a validation AUC at least the start's.
-    Empty ``removal`` returns an unchanged copy. ``solve`` reports the epochs run, the
-    relative gradient norm ``‖∇L_{-r}‖/‖∇L_{-r}(Ê)‖`` of the returned model, and
-    ``validation`` (stopped on patience) or ``max_iter``.
-    """
-    config = config or FinetuneConfig()
-    start = time.perf_counter()
-    removal = check_removal(dataset, removal)
-    tuned = copy.deepcopy(model)
-    if removal.numel() == 0:
-        return UnlearnResult(tuned, "finetune", time.perf_counter() - start)
-    device = model.embedding.device
-    clock = PhaseClock(device)
-    train_config = TrainConfig.for_model(
-        model.name, lr=config.lr, patience=config.patience, max_epochs=config.max_epochs,
-        batch_size=config.batch_size, seed=config.seed, device=str(device), l2=config.l2,
-    )
-    objective = _Objective(model, dataset, removal, _new_graph(model, dataset, removal), config.l2)
-    start_norm = objective.gradient(model.embedding.detach())[1].norm()
-    clock.lap("setup")
-    result = train(tuned, dataset, train_config, exclude=removal, progress=False, include_start=True)
-    clock.lap("train")
-    final_norm = objective.gradient(tuned.embedding.detach())[1].norm()
-    clock.lap("report")
-    report = SolveReport(result.epochs, _ratio(final_norm, start_norm),
-                         "validation" if result.stopped_early else "max_iter")
-    return UnlearnResult(tuned, "finetune", time.perf_counter() - start, clock.phases, report,
-                         kept_rows=model.num_nodes, removed=int(removal.numel()))
-
-
-def _ratio(numerator: Tensor, denominator: Tensor) -> float:
-    denominator = float(denominator)
-    return float(numerator) / denominator if denominator > 0 else 0.0
-
-
-# --------------------------------------------------------------------------- AltEraser: row systems
-
-
-def row_newton_systems(table: Tensor, own: Tensor, other: Tensor, labels: Tensor,
-                       rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-row loss, gradient and Hessian of ``f_v(e) = Σ_{j: own_j = v} ℓ(e · t_{other_j}, y_j)``.
-
-    table: [N, d]; rows: sorted distinct int64 [a]; own, other: int64 [s] stacked-table rows of
-    the interactions, every ``own`` in ``rows``; labels: [s]. Evaluated at ``e = table[v]`` with
-    the other rows fixed: returns loss [a] (float64), gradient [a, d] and Hessian
-    ``Σ_j ℓ''_j t_o t_oᵀ`` [a, d, d].
-    """
-    slots = torch.searchsorted(rows, own)  # own's position in rows, [s]
-    partners = table[other]  # [s, d]
-    logits = (table[own] * partners).sum(1)
-    prob = torch.sigmoid(logits)
-    # The loss in float64: Newton steps are accepted on differences of it (see _row_losses).
-    exact_logits = logits.double()
-    losses = softplus(exact_logits) - labels * exact_logits
-    loss = torch.zeros(rows.numel(), dtype=torch.float64, device=table.device).index_add_(0, slots, losses)
-    grad = table.new_zeros(rows.numel(), table.shape[1]).index_add_(0, slots, (prob - labels)[:, None] * partners)
-    # ℓ'' = σ(1 − σ) ≥ 0, so H_v = X_vᵀ X_v with the rows of X_v = √ℓ''_j t_o.
-    hessian = _gram_blocks(slots, partners * (prob * (1 - prob)).sqrt()[:, None], rows.numel())
-    return loss, grad, hessian
-
-
-def _gram_blocks(slots: Tensor, features: Tensor, num_rows: int) -> Tensor:
-    """``Σ_{j: slot_j = v} x_j x_jᵀ`` [num_rows, d, d] for slots int64 [s], features x [s, d].
-
-    Rows are grouped by degree into power-of-two buckets; each bucket is one zero-padded
-    batched matmul ``Xᵀ X`` (padding at most doubles the [s, d] input). That runs at BLAS
-    speed instead of writing and scatter-adding an [s, d, d] tensor of outer products.
-    """
-    dim, device = features.shape[1], features.device
-    blocks = features.new_zeros(num_rows, dim, dim)
-    if slots.numel() == 0:
-        return blocks
-    counts = torch.bincount(slots, minlength=num_rows)  # interactions per row, [num_rows]
-    bucket = torch.ceil(torch.log2(counts.clamp(min=1).to(torch.float64))).to(torch.int64)  # [num_rows]
-    # Rows ordered by (bucket, id) and interactions by (bucket, row): each bucket, and each
-    # row inside it, is then a contiguous range.
-    row_order = torch.argsort(bucket * num_rows + torch.arange(num_rows, device=device))
-    order = torch.argsort(bucket[slots] * num_rows + slots, stable=True)
-    sorted_slots = slots[order]
-    ordered_counts = counts[row_order]
-    row_start = torch.empty_like(counts)
-    row_start[row_order] = torch.cumsum(ordered_counts, 0) - ordered_counts  # first sorted interaction of a row
-    rank = torch.arange(slots.numel(), device=device) - row_start[sorted_slots]  # position inside its row
-    levels, rows_per_level = torch.unique_consecutive(bucket[row_order], return_counts=True)
-    interactions_per_level = torch.zeros_like(levels).index_add_(
-        0, torch.searchsorted(levels, bucket[row_order]), ordered_counts)
-    row_begin, begin = 0, 0
-    for level, num_level_rows, num_level_interactions in zip(
-            levels.tolist(), rows_per_level.tolist(), interactions_per_level.tolist()):  # ≤ log2(max degree) + 1
-        level_rows = row_order[row_begin : row_begin + num_level_rows]
-        span = slice(begin, begin + num_level_interactions)
-        local = sorted_slots[span]
-        # Row id → index inside this bucket: rows of a bucket are sorted, so a search finds it.
-        padded = features.new_zeros(num_level_rows, 1 << level, dim)
-        padded[torch.searchsorted(level_rows, local), rank[span]] = features[order[span]]
-        blocks[level_rows] = padded.transpose(1, 2) @ padded
-        row_begin, begin = row_begin + num_level_rows, begin + num_level_interactions
-    return blocks
-
-
-def damped_newton_directions(grad: Tensor, hessian: Tensor, damping: Tensor) -> tuple[Tensor, Tensor]:
-    """``−(H_v + μ_v I)⁻¹ g_v`` for every row by one batched Cholesky factorisation.
-
-    grad: [a, d]; hessian: [a, d, d] symmetric; damping μ: [a]. Returns the directions [a, d]
-    and ``ok`` bool [a]: False where ``H_v + μ_v I`` is not numerically positive definite
-    (its direction is 0; the caller raises μ_v).
-    """
-    eye = torch.eye(hessian.shape[-1], dtype=hessian.dtype, device=hessian.device)
-    factor, info = torch.linalg.cholesky_ex(hessian + damping[:, None, None] * eye)
-    ok = info == 0
-    # A failed factorisation is partial garbage: solve with I instead and zero the result.
-    factor = torch.where(ok[:, None, None], factor, eye)
-    direction = -torch.cholesky_solve(grad.unsqueeze(-1), factor).squeeze(-1)
-    return direction * ok[:, None], ok
 
 
 def _row_losses(row_values: Tensor, slots: Tensor, partners: Tensor, labels: Tensor) -> Tensor:
@@ -441,18 +202,13 @@ def _mf_phase(emb: Tensor, rows: Tensor, own: Tensor, other: Tensor, labels: Ten
 # --------------------------------------------------------------------------- AltEraser: LightGCN
 
 
-def _squared_weights(graph: CSRGraph) -> CSRGraph:
-    """``Â∘Â``: the same pattern with squared weights."""
-    return CSRGraph(graph.rowptr, graph.col, graph.weight.square(), graph.num_nodes, graph.symmetric)
-
-
 def _within_hops(mask: Tensor, graph: CSRGraph, hops: int) -> Tensor:
     """Nodes within ``hops`` graph steps of ``mask`` (bool [N]); weights are positive, so exact."""
     reach = ops.propagate(mask.to(graph.weight.dtype)[:, None], graph, hops)
     return reach[:, 0] > 0
 
 
-def _lightgcn_curvature(emb: Tensor, rows: Tensor, objective: _Objective) -> Tensor:
+def _lightgcn_curvature(emb: Tensor, rows: Tensor, objective: RemainingObjective) -> Tensor:
     """``C_v = Σ_w P_wv² B_w(F)`` for base rows ``rows`` [a] → [a, d, d], mean units, plus ``(λ + w_v) I``."""
     num_nodes, dim = emb.shape
     graph, num_layers = objective.graph, objective.num_layers
@@ -471,14 +227,14 @@ def _lightgcn_curvature(emb: Tensor, rows: Tensor, objective: _Objective) -> Ten
     flat[needed_rows] = blocks.reshape(-1, dim * dim) / objective.labels.numel()
     # propagate gives (1/(K+1)) Σ_k (Â∘Â)^k B; one more 1/(K+1) makes the weights P∘P exactly for
     # K = 1 (P = (I + Â)/2 and I∘Â = 0); for K > 1 it drops the cross products of different paths.
-    curvature = ops.propagate(flat, _squared_weights(graph), num_layers)[rows].reshape(-1, dim, dim) / (num_layers + 1)
+    curvature = ops.propagate(flat, squared_weights(graph), num_layers)[rows].reshape(-1, dim, dim) / (num_layers + 1)
     ridge = torch.full((rows.numel(),), objective.l2, dtype=emb.dtype, device=emb.device)
     if objective.proximal is not None:
         ridge = ridge + objective.proximal[rows]
     return curvature + ridge[:, None, None] * torch.eye(dim, dtype=emb.dtype, device=emb.device)
 
 
-def _lightgcn_phase(emb: Tensor, rows: Tensor, objective: _Objective, factor: list[float],
+def _lightgcn_phase(emb: Tensor, rows: Tensor, objective: RemainingObjective, factor: list[float],
                     config: AltEraserConfig) -> int:
     """One damped Newton phase of LightGCN on base ``rows``, kept only if ``Φ`` drops.
 
@@ -511,7 +267,7 @@ def _lightgcn_phase(emb: Tensor, rows: Tensor, objective: _Objective, factor: li
     return 0
 
 
-def _damped_phase_system(emb: Tensor, rows: Tensor, keep: Tensor, objective: _Objective, blocks: Tensor,
+def _damped_phase_system(emb: Tensor, rows: Tensor, keep: Tensor, objective: RemainingObjective, blocks: Tensor,
                          damping: Tensor) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
     """``v ↦ (H_φφ + diag(w) + μ) v`` and its block preconditioner ``r ↦ (C_v + μ_v I)⁻¹ r_v``.
 
@@ -547,7 +303,7 @@ def _anchor(model: Recommender, dataset: RecDataset, removal: Tensor, l2: float)
     if model.num_layers > 0 and model.graph is None:
         raise ValueError("the LightGCN model has no graph: set the graph it was trained with first")
     nothing = torch.zeros(0, dtype=torch.int64)
-    full = _Objective(model, dataset, nothing, model.graph, l2)
+    full = RemainingObjective(model, dataset, nothing, model.graph, l2)
     scale = len(dataset.train) / (len(dataset.train) - removal.numel())
     return full.gradient(model.embedding.detach())[1] * scale
 
@@ -567,32 +323,27 @@ def _active_rows(dataset: RecDataset, removal: Tensor, hops: int, device: torch.
     return active
 
 
-def alteraser(model: Recommender, dataset: RecDataset, removal: Tensor,
-              config: AltEraserConfig | None = None) -> UnlearnResult:
-    """AltEraser: alternating damped block-Newton steps on ``Φ`` over the removal's rows.
+def alteraser(model: Recommender, dataset: RecDataset, removal: Tensor, config: AltEraserConfig,
+              clock: PhaseClock) -> UnlearnResult:
+    """Runner (called by ``unlearn``): alternating damped block-Newton steps on ``Φ`` over the
+    removal's rows.
 
-    ``removal``: int64 indices into ``dataset.train``. The input model is not modified; the
-    result holds a copy whose rows outside the active set are unchanged (LightGCN: it
-    predicts with the graph of ``D_{-r}``). Empty ``removal`` returns an unchanged copy;
-    removing every training row raises ValueError. ``solve``: rounds run, the relative
+    ``removal``: validated, non-empty int64 indices into ``dataset.train``. The input model
+    is not modified; the result holds a copy whose rows outside the active set are unchanged
+    (LightGCN: it predicts with the graph of ``D_{-r}``). Removing every training row raises
+    ValueError. ``solve``: rounds run, the relative
     gradient norm ``‖∇Φ‖/‖∇Φ(Ê)‖`` over the active rows of the returned table, and why it
     stopped (``converged`` on ``tol``, ``validation`` on patience, ``stalled`` when no step
     was accepted in a round, or ``max_iter``). ``kept_rows``: the active rows. ``phases``:
     seconds of ``setup``, ``users``, ``items`` and ``check`` (gradient norm, validation AUC).
     """
-    config = config or AltEraserConfig()
-    start = time.perf_counter()
-    removal = check_removal(dataset, removal)
     unlearned = copy.deepcopy(model)
-    if removal.numel() == 0:
-        return UnlearnResult(unlearned, "alteraser", time.perf_counter() - start)
     if removal.numel() == len(dataset.train):
         raise ValueError("the removal names every training row: nothing is left to re-optimise on")
     emb = model.embedding.detach().clone()
     device = emb.device
-    clock = PhaseClock(device)
-    graph = _new_graph(model, dataset, removal)
-    objective = _Objective(model, dataset, removal, graph, config.l2)
+    graph = remaining_graph(model, dataset, removal)
+    objective = RemainingObjective(model, dataset, removal, graph, config.l2)
     proximal, damping = config.resolved()
     scale = objective.curvature_scale(emb)
     # A row without remaining interactions is not determined by D_{-r}: it keeps its trained value.
@@ -633,9 +384,11 @@ def alteraser(model: Recommender, dataset: RecDataset, removal: Tensor,
         return objective.gradient(emb)[1][active].norm()
 
     start_norm = active_gradient_norm()
-    best_auc, best_emb, best_norm = objective.valid_auc(emb), emb.clone(), start_norm
+    # The best round by validation AUC (the start is round 0), or the last without selection.
+    stopper = EarlyStopping(config.patience)
+    stopper.update(0, objective.valid_auc(emb), lambda: (emb.clone(), start_norm))
     clock.lap("setup")
-    stale, rounds, status = 0, 0, "max_iter"
+    rounds, status = 0, "max_iter"
     for rounds in range(1, config.max_rounds + 1):
         moved = 0
         for name, phase in phases.items():
@@ -643,24 +396,21 @@ def alteraser(model: Recommender, dataset: RecDataset, removal: Tensor,
             clock.lap(name)
         norm, valid_auc = active_gradient_norm(), objective.valid_auc(emb)
         clock.lap("check")
-        if valid_auc > best_auc or not config.validation_select:
-            best_auc, best_emb, best_norm, stale = valid_auc, emb.clone(), norm, 0
-        else:
-            stale += 1
+        stopper.update(rounds, valid_auc, lambda: (emb.clone(), norm), accept=not config.validation_select)
         if moved == 0:
             status = "stalled"
             break
-        if _ratio(norm, start_norm) < config.tol:
+        if ratio(norm, start_norm) < config.tol:
             status = "converged"
             break
-        if config.validation_select and stale >= config.patience:
+        if config.validation_select and stopper.should_stop(rounds):
             status = "validation"
             break
 
+    best_emb, best_norm = stopper.best_state
     with torch.no_grad():
         unlearned.embedding.copy_(best_emb)
     if graph is not None:
         unlearned.set_graph(graph)
-    report = SolveReport(rounds, _ratio(best_norm, start_norm), status)
-    return UnlearnResult(unlearned, "alteraser", time.perf_counter() - start, clock.phases, report,
-                         kept_rows=int(active.sum()), removed=int(removal.numel()))
+    report = SolveReport(rounds, ratio(best_norm, start_norm), status)
+    return UnlearnResult(unlearned, "alteraser", solve=report, kept_rows=int(active.sum()))

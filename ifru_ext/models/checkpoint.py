@@ -3,12 +3,12 @@
 A checkpoint is ``torch.save`` of a plain dict — tensors, str, numbers, lists,
 dicts, None — so it loads with ``torch.load(weights_only=True)`` (no pickled code):
 
-``format``      "ifru-checkpoint-v1"
+``format``      "ifru-checkpoint-v2" (v1 files, whose ``removal`` was named ``exclude``, still load)
 ``model``       ``Recommender.config()`` (rebuilds the architecture)
 ``state``       the model's ``state_dict`` on the CPU (the graph is not in it)
 ``split_hash``  ``RecDataset.split_hash`` of the training data
-``exclude``     int64 [r] training rows left out (Retrain on ``D_{-r}``), or None;
-                a LightGCN graph is rebuilt as ``dataset.graph(exclude)``
+``removal``     int64 [r] training rows left out (Retrain on ``D_{-r}``), or None;
+                a LightGCN graph is rebuilt as ``dataset.graph(removal)``
 ``meta``        free plain data (training config, dataset arguments, results)
 
 Writes are atomic: a temporary file in the target directory, then ``os.replace``.
@@ -25,20 +25,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .data import RecDataset
-from .models import Recommender, build_model
+from ..data import RecDataset
+from .recommender import Recommender, build_model
 
-__all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "Checkpoint", "atomic_save", "load_checkpoint", "read_checkpoint", "read_payload", "save_checkpoint"]
 
-FORMAT = "ifru-checkpoint-v1"
+FORMAT = "ifru-checkpoint-v2"
+# The previous format: the same fields, ``removal`` stored under the key ``exclude``.
+_FORMAT_V1 = "ifru-checkpoint-v1"
 
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (graph set when it has layers), the excluded rows, meta."""
+    """A loaded checkpoint: the model (graph set when it has layers), the removed rows, meta."""
 
     model: Recommender
-    exclude: Tensor | None
+    removal: Tensor | None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,10 +48,10 @@ def save_checkpoint(
     path: str | os.PathLike[str],
     model: Recommender,
     dataset: RecDataset,
-    exclude: Tensor | None = None,
+    removal: Tensor | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` trained on ``dataset`` minus ``exclude`` (int64 train indices) to ``path``.
+    """Write ``model`` trained on ``dataset`` minus ``removal`` (int64 train indices) to ``path``.
 
     ``meta`` must hold plain data only (what ``torch.load(weights_only=True)`` accepts).
     Parent directories are created. Returns the path.
@@ -60,7 +62,7 @@ def save_checkpoint(
         "model": model.config(),
         "state": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "split_hash": dataset.split_hash,
-        "exclude": None if exclude is None else torch.as_tensor(exclude, dtype=torch.int64).cpu(),
+        "removal": None if removal is None else torch.as_tensor(removal, dtype=torch.int64).cpu(),
         "meta": dict(meta or {}),
     }
     return atomic_save(payload, path)
@@ -86,8 +88,9 @@ def atomic_save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def read_payload(path: str | os.PathLike[str], format: str, fields: dict[str, type]) -> dict[str, Any]:
-    """The dict saved at ``path``, checked to be of ``format`` with each of ``fields`` of its type.
+def read_payload(path: str | os.PathLike[str], format: str | tuple[str, ...], fields: dict[str, type]) -> dict[str, Any]:
+    """The dict saved at ``path``, checked to be of ``format`` (or one of several) with each of
+    ``fields`` of its type.
 
     Loads with ``weights_only=True`` (no code runs). Raises FileNotFoundError for a missing
     file and ValueError for anything else that is not such a dict.
@@ -99,9 +102,10 @@ def read_payload(path: str | os.PathLike[str], format: str, fields: dict[str, ty
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != format:
+    formats = (format,) if isinstance(format, str) else format
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path}: not an {format} checkpoint (format {found!r})")
+        raise ValueError(f"{path}: not an {formats[0]} checkpoint (format {found!r})")
     for key, kind in fields.items():
         if not isinstance(payload.get(key), kind):
             raise ValueError(f"{path}: checkpoint field {key!r} is missing or not a {kind.__name__}")
@@ -114,10 +118,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises FileNotFoundError for a missing file and ValueError for anything that is
     not an intact checkpoint of this format.
     """
-    payload = read_payload(path, FORMAT, {"model": dict, "state": dict, "split_hash": str, "meta": dict})
-    exclude = payload.get("exclude")
-    if exclude is not None and not (isinstance(exclude, Tensor) and exclude.dtype == torch.int64 and exclude.dim() == 1):
-        raise ValueError(f"{path}: checkpoint field 'exclude' must be None or an int64 vector")
+    payload = read_payload(path, (FORMAT, _FORMAT_V1), {"model": dict, "state": dict, "split_hash": str, "meta": dict})
+    if payload["format"] == _FORMAT_V1:
+        payload["removal"] = payload.pop("exclude", None)
+        payload["format"] = FORMAT
+    removal = payload.get("removal")
+    if removal is not None and not (isinstance(removal, Tensor) and removal.dtype == torch.int64 and removal.dim() == 1):
+        raise ValueError(f"{path}: checkpoint field 'removal' must be None or an int64 vector")
     return payload
 
 
@@ -133,7 +140,7 @@ def load_checkpoint(
     (``split_hash``), another model kind than ``expected_model`` ("mf" | "lightgcn"),
     a user/item count other than the dataset's, or parameters whose shapes disagree
     with the recorded architecture; also a file that is not an intact checkpoint.
-    A model with layers gets the graph ``dataset.graph(exclude)``.
+    A model with layers gets the graph ``dataset.graph(removal)``.
     """
     payload = read_checkpoint(path)
     config = payload["model"]
@@ -157,7 +164,7 @@ def load_checkpoint(
         raise ValueError(f"{path}: parameter shapes {found_shapes} do not match the {config['name']} model {expected_shapes}")
     model.load_state_dict(payload["state"])
     model.to(device)
-    exclude = payload["exclude"]
+    removal = payload["removal"]
     if model.num_layers > 0:
-        model.set_graph(dataset.graph(exclude))
-    return Checkpoint(model=model, exclude=exclude, meta=payload["meta"])
+        model.set_graph(dataset.graph(removal))
+    return Checkpoint(model=model, removal=removal, meta=payload["meta"])

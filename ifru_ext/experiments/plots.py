@@ -1,75 +1,13 @@
-"""The paper's in-depth studies on a trained Original/Retrain pair (Fig. 4, 6, 7 and Table 3).
-
-Each study returns rows (plain dicts) and can draw a PNG with matplotlib (imported lazily,
-so the package works without it).
-"""
+"""Figures of the studies and sweeps (matplotlib, imported lazily so the package works without it)."""
 from __future__ import annotations
 
-from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
+from ..metrics import METRICS
 
-from .data import RecDataset
-from .metrics import completeness, evaluate_model
-from .unlearn import UnlearnConfig, unlearn
-
-METRICS = ("auc_0", "auc_1", "auc_2")
-# Fig. 7's grid: a_1 > 0 only with a_0 = 1 ("start pruning 0-hop rows only once all 1-hop rows are pruned").
-PRUNING_GRID = [(0.2, 0.0), (0.4, 0.0), (0.6, 0.0), (0.8, 0.0), (1.0, 0.0),
-                (1.0, 0.2), (1.0, 0.4), (1.0, 0.6), (1.0, 0.8), (1.0, 1.0)]
-# Table 3's removal ratios of the training set.
-TIMING_FRACTIONS = (0.00025, 0.0005, 0.00075, 0.001, 0.01, 0.02, 0.04, 0.08)
-
-
-def _test_aucs(model, dataset: RecDataset) -> dict[str, float]:
-    return evaluate_model(model, dataset, splits=("test",))["test"]
-
-
-def pruning_study(original, dataset: RecDataset, base: UnlearnConfig, original_aucs, retrain_aucs,
-                  grid=PRUNING_GRID) -> list[dict[str, Any]]:
-    """Fig. 7: AUC_0 and seconds of the request for each pruning ratio pair (a_0, a_1)."""
-    rows = []
-    for ratios in grid:
-        result = unlearn(original, dataset, dataset.removed, replace(base, ratios=ratios))
-        aucs = _test_aucs(result.model, dataset)
-        rows.append({"a0": ratios[0], "a1": ratios[1], "kept_rows": result.kept_rows, "seconds": result.seconds,
-                     **aucs, "completeness": completeness(aucs, original_aucs, retrain_aucs)})
-    return rows
-
-
-def spillover_study(original, dataset: RecDataset, base: UnlearnConfig, original_aucs, retrain_aucs) -> list[dict[str, Any]]:
-    """Fig. 6: completeness with and without the spillover term (LightGCN)."""
-    rows = []
-    for spillover in (True, False):
-        result = unlearn(original, dataset, dataset.removed, replace(base, spillover=spillover))
-        aucs = _test_aucs(result.model, dataset)
-        rows.append({"spillover": spillover, **aucs, "seconds": result.seconds,
-                     "completeness": completeness(aucs, original_aucs, retrain_aucs)})
-    return rows
-
-
-def timing_study(original, dataset: RecDataset, base: UnlearnConfig, fractions=TIMING_FRACTIONS,
-                 seed: int = 0) -> list[dict[str, Any]]:
-    """Table 3: seconds of a whole IFRU request for random removal sets of each size."""
-    generator = torch.Generator().manual_seed(seed)
-    n = len(dataset.train)
-    rows = []
-    for fraction in fractions:
-        removal = torch.randperm(n, generator=generator)[: max(1, round(fraction * n))]
-        result = unlearn(original, dataset, removal, base)
-        rows.append({"fraction": fraction, "removed": int(removal.numel()), "seconds": result.seconds,
-                     "kept_rows": result.kept_rows, "phases": result.phases})
-    return rows
-
-
-def harmlessness_study(original, dataset: RecDataset, base: UnlearnConfig) -> dict[str, Any]:
-    """Fig. 4: unlearning the empty set must leave the model (and so every metric) unchanged."""
-    result = unlearn(original, dataset, torch.zeros(0, dtype=torch.long), base)
-    return {"identical_parameters": bool(torch.equal(result.model.embedding, original.embedding)),
-            "before": _test_aucs(original, dataset), "after": _test_aucs(result.model, dataset)}
+__all__ = ["plot_bars", "plot_pruning", "plot_sweep", "plot_timing"]
 
 
 @contextmanager

@@ -1,0 +1,122 @@
+"""The dataset containers: one split of interactions, and a split, encoded, possibly
+attacked dataset (notation: docs/ARCHITECTURE.md §2)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..graph import CSRGraph, interaction_graph, lightgcn_graph
+
+__all__ = ["Interactions", "RecDataset"]
+
+
+@dataclass(frozen=True, eq=False)  # tensors have no boolean ==
+class Interactions:
+    """One split: ``users`` int64 [n], ``items`` int64 [n] (NOT offset by num_users),
+    ``labels`` float32 [n] in {0, 1}."""
+
+    users: Tensor
+    items: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.users.numel())
+
+    def select(self, index: Tensor) -> "Interactions":
+        """The rows picked by ``index`` (int64 indices or a bool mask [n])."""
+        return Interactions(self.users[index], self.items[index], self.labels[index])
+
+
+@dataclass(frozen=True, eq=False)
+class RecDataset:
+    """A split, encoded, possibly attacked dataset (docs/ARCHITECTURE.md §2 notation).
+
+    ``train`` holds the labels the model is trained on (flipped on ``removal`` when
+    attacked); ``removal`` int64 [r] indexes train rows, the removal set ``D_r``.
+    ``user_ids`` / ``item_ids`` give the raw id of each encoded user / item.
+    ``meta`` records provenance (source, threshold, kcore, seeds, raw row counts).
+    """
+
+    num_users: int
+    num_items: int
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    removal: Tensor
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("train", "valid", "test"):
+            split: Interactions = getattr(self, name)
+            if split.users.dtype != torch.int64 or split.items.dtype != torch.int64 or split.labels.dtype != torch.float32:
+                raise ValueError(f"{name}: users/items must be int64 and labels float32")
+            if not split.users.shape == split.items.shape == split.labels.shape or split.users.dim() != 1:
+                raise ValueError(f"{name}: users, items, labels must be 1-D of equal length")
+        if self.removal.dtype != torch.int64 or self.removal.dim() != 1:
+            raise ValueError(f"removal must be int64 [r], got {self.removal.dtype} {tuple(self.removal.shape)}")
+        if self.removal.numel() and (int(self.removal.min()) < 0 or int(self.removal.max()) >= len(self.train)):
+            raise ValueError(f"removal indices must lie in [0, {len(self.train)})")
+
+    @cached_property
+    def split_hash(self) -> str:
+        """sha256 hex over sizes and every split tensor: refuses checkpoints of another split."""
+        digest = hashlib.sha256(f"ifru-split-v1 {self.num_users} {self.num_items}".encode())
+        named = {f"{s}.{f}": getattr(getattr(self, s), f) for s in ("train", "valid", "test") for f in ("users", "items", "labels")}
+        named["removed"] = self.removal  # the key is part of the hash format: kept
+        for name, tensor in named.items():
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{name} {array.dtype} {array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def remaining(self, removal: Tensor | None = None) -> Interactions:
+        """Training rows minus the rows indexed by ``removal`` (int64 [r]; repeats allowed)."""
+        if removal is None:
+            return self.train
+        removal = torch.as_tensor(removal, dtype=torch.int64).cpu()
+        if removal.numel() and (int(removal.min()) < 0 or int(removal.max()) >= len(self.train)):
+            raise ValueError(f"removal indices must lie in [0, {len(self.train)})")
+        keep = torch.ones(len(self.train), dtype=torch.bool)
+        keep[removal] = False
+        return self.train.select(keep)
+
+    def graph(self, removal: Tensor | None = None, dtype: torch.dtype = torch.float32) -> CSRGraph:
+        """LightGCN's ``Â`` [N, N] over the training positives, minus the rows ``removal``."""
+        rows = self.remaining(removal)
+        return lightgcn_graph(rows.users, rows.items, rows.labels, self.num_users, self.num_items, dtype)
+
+    def interaction_graph(self, dtype: torch.dtype = torch.float64) -> CSRGraph:
+        """Every training interaction (any label) as a 0/1 symmetric graph (Algorithm 1)."""
+        return interaction_graph(self.train.users, self.train.items, self.num_users, self.num_items, dtype)
+
+    def touched(self) -> tuple[Tensor, Tensor]:
+        """Sorted distinct (users int64 [a], items int64 [b]) appearing in the removal set."""
+        return torch.unique(self.train.users[self.removal]), torch.unique(self.train.items[self.removal])
+
+    def stats(self) -> dict[str, object]:
+        """Sizes and rates: the numbers docs/ARCHITECTURE.md §5 quotes, plus provenance from ``meta``.
+
+        ``positive_rate`` is over the training labels as trained (after the attack);
+        ``meta["positive_rate_clean"]`` (from ``build_dataset``) is before it.
+        """
+        users, items = self.touched()
+        return {
+            **self.meta,
+            "train": len(self.train),
+            "valid": len(self.valid),
+            "test": len(self.test),
+            "users": self.num_users,
+            "items": self.num_items,
+            "positive_rate": float(self.train.labels.mean()) if len(self.train) else float("nan"),
+            "removed": int(self.removal.numel()),
+            "removed_users": int(users.numel()),
+            "removed_items": int(items.numel()),
+        }
+

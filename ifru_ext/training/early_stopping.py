@@ -1,0 +1,46 @@
+"""The one early-stopping rule: keep the best-scoring state, stop after ``patience`` misses.
+
+Training (epochs), the sharded baselines (per shard, and the aggregator), AltEraser
+(rounds) and the validation-selected solvers (iterates) all stop this way: a step
+counts as an improvement only when its score is strictly higher than the best so far.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+__all__ = ["EarlyStopping", "snapshot"]
+
+
+def snapshot(module_or_state: Any) -> dict[str, Any]:
+    """A detached copy of a module's ``state_dict`` (or of a state dict)."""
+    state = module_or_state.state_dict() if hasattr(module_or_state, "state_dict") else module_or_state
+    return {key: value.detach().clone() for key, value in state.items()}
+
+
+class EarlyStopping:
+    """Tracks the best score, the step it came at and a copy of the state then.
+
+    ``update(step, score, state)`` records ``state()`` (called only on an improvement,
+    so nothing is copied otherwise) when ``score`` beats the best strictly, or always
+    with ``accept=True`` (a caller that wants the last step, not the best); it returns
+    whether the step was recorded. ``should_stop(step)`` is true once ``patience``
+    steps have passed since the recorded one. Before any update the best score is −inf.
+    """
+
+    def __init__(self, patience: int) -> None:
+        if patience <= 0:
+            raise ValueError(f"patience must be positive, got {patience}")
+        self.patience = patience
+        self.best_score = -math.inf
+        self.best_step = 0
+        self.best_state: Any = None
+
+    def update(self, step: int, score: float, state: Callable[[], Any], accept: bool = False) -> bool:
+        if not (accept or score > self.best_score):
+            return False
+        self.best_score, self.best_step, self.best_state = score, step, state()
+        return True
+
+    def should_stop(self, step: int) -> bool:
+        return step - self.best_step >= self.patience

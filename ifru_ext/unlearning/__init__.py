@@ -1,0 +1,34 @@
+"""Unlearning methods behind one registry (``registry.METHODS``) and one call, ``unlearn``.
+
+Families, one module each: ``influence`` (IFRU, SCIF), ``retrain``, ``finetune``,
+``alteraser``, ``sharded`` (SISA, RecEraser); ``base`` holds what they share (result, solve
+report, phase clock), ``solvers`` and ``curvature`` the numerical pieces, ``objective`` the
+remaining-data objective of the warm-start methods.
+"""
+from .alteraser import AltEraserConfig
+from .base import PhaseClock, SolveReport, UnlearnResult
+from .finetune import FinetuneConfig
+from .influence import UnlearnConfig
+from .registry import METHODS, Method, configure, method_for, unlearn
+from .retrain import RetrainConfig
+from .sharded import ShardedConfig, ShardedRecommender, load_sharded, save_sharded, train_sharded
+
+__all__ = [
+    "METHODS",
+    "AltEraserConfig",
+    "FinetuneConfig",
+    "Method",
+    "PhaseClock",
+    "RetrainConfig",
+    "ShardedConfig",
+    "ShardedRecommender",
+    "SolveReport",
+    "UnlearnConfig",
+    "UnlearnResult",
+    "configure",
+    "load_sharded",
+    "method_for",
+    "save_sharded",
+    "train_sharded",
+    "unlearn",
+]

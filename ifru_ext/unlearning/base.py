@@ -1,0 +1,65 @@
+"""What every unlearning method shares: the result it returns, the solve report, and the
+per-phase clock. ``unlearn()`` (the registry) validates the request, answers an empty one
+with an unchanged copy and starts the clock, so a method's runner only does its own work.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["PhaseClock", "SolveReport", "UnlearnResult"]
+
+
+@dataclass
+class SolveReport:
+    """How an iterative solve (or a method's inner loop) ended.
+
+    ``residual``: relative residual ``‖(H+δ)t − g‖ / ‖g‖`` (or the method's analogue);
+    ``status``: ``converged``, ``max_iter``, ``negative_curvature``, ``zero_rhs``,
+    ``validation`` (selected by a validation score), ``stalled``.
+    """
+
+    iterations: int
+    residual: float
+    status: str
+
+
+@dataclass
+class UnlearnResult:
+    """The unlearned model and the evidence.
+
+    ``method``: the registry name that answered; ``seconds``: wall time of the whole
+    request and ``phases``: seconds per named phase (both filled by ``unlearn``);
+    ``solve``: the solver's report; ``kept_rows``: rows the method may move (for the
+    sharded methods: the number of shards retrained); ``num_removed``: rows forgotten.
+    """
+
+    model: torch.nn.Module
+    method: str
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    solve: SolveReport | None = None
+    kept_rows: int = 0
+    num_removed: int = 0
+
+
+class PhaseClock:
+    """Wall seconds per named phase of a request, synchronising CUDA so queued kernels count.
+
+    ``lap(name)`` adds the time since the previous lap (or ``start``, default now) to
+    ``phases[name]``.
+    """
+
+    def __init__(self, device: torch.device, start: float | None = None) -> None:
+        self.device = device
+        self.phases: dict[str, float] = {}
+        self.last = time.perf_counter() if start is None else start
+
+    def lap(self, name: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
+        self.last = now

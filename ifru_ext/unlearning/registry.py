@@ -1,0 +1,161 @@
+"""The one registry of unlearning methods, and ``unlearn``, the one way to answer a request.
+
+Each entry names a method and gives its default config (whose type is the method family's
+config type), the runner that answers a request, and the kind of model it accepts. The CLI
+(``ifru unlearn --method``, ``ifru experiment --methods``), the experiment runner and the
+reports read the same table: adding a method is one ``Method`` entry here.
+
+A runner is ``run(model, dataset, removal, config, clock) -> UnlearnResult``: ``unlearn``
+has already validated ``removal`` (sorted distinct int64 training rows, non-empty) and
+started ``clock``; it fills in ``seconds``, ``phases``, ``num_removed`` and ``method``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from ..data import RecDataset, validate_removal
+from ..models import Recommender
+from .alteraser import AltEraserConfig, alteraser
+from .base import PhaseClock, UnlearnResult
+from .finetune import FinetuneConfig, finetune
+from .influence import UnlearnConfig, influence_update
+from .retrain import RetrainConfig, retrain
+from .sharded import ShardedConfig, ShardedRecommender, unlearn_sharded
+
+__all__ = ["METHODS", "Method", "configure", "method_for", "unlearn"]
+
+Runner = Callable[[Any, RecDataset, Tensor, Any, PhaseClock], UnlearnResult]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named unlearning method: its default ``config``, its ``run``ner, the ``model_kind`` it
+    accepts and a one-line ``summary`` (shown by ``ifru unlearn --help``)."""
+
+    name: str
+    config: Any
+    run: Runner
+    model_kind: type
+    summary: str
+
+    def accepts(self, model: torch.nn.Module) -> bool:
+        """A sharded model is answered only by the method that partitioned it."""
+        if not isinstance(model, self.model_kind):
+            return False
+        return not isinstance(model, ShardedRecommender) or model.method == self.name
+
+
+def _methods(*entries: Method) -> dict[str, Method]:
+    return {entry.name: entry for entry in entries}
+
+
+METHODS: dict[str, Method] = _methods(
+    Method("ifru", UnlearnConfig(), influence_update, Recommender,
+           "IFRU, our defaults: exact Hessian and spillover, new graph, iterate picked by validation AUC"),
+    Method("ifru-adam", UnlearnConfig(solver="adam"), influence_update, Recommender, "IFRU with the Adam solve"),
+    Method("ifru-reference", UnlearnConfig.preset("reference"), influence_update, Recommender,
+           "IFRU as the authors' released code: reference Hessian, self-loops, old graph, Adam"),
+    Method("ifru-cg", UnlearnConfig(solver="cg", validation_select=False), influence_update, Recommender,
+           "IFRU's exact Newton step by CG on the relative residual"),
+    Method("ifru-cg-val", UnlearnConfig(solver="cg"), influence_update, Recommender,
+           "IFRU by CG, iterate picked by validation AUC"),
+    Method("ifru-no-spillover", UnlearnConfig(spillover=False), influence_update, Recommender,
+           "IFRU without the spillover term"),
+    Method("ifru-no-pruning", UnlearnConfig(ratios=(1.0, 1.0, 1.0)), influence_update, Recommender,
+           "IFRU keeping every row Algorithm 1 reaches"),
+    Method("scif", UnlearnConfig(method="scif"), influence_update, Recommender, "SCIF (the authors' right-hand side)"),
+    Method("retrain", RetrainConfig(), retrain, Recommender, "Retrain from scratch on D_{-r} (the gold standard)"),
+    Method("finetune", FinetuneConfig(), finetune, Recommender, "fine-tuning: Adam on D_{-r} from the trained model"),
+    Method("alteraser", AltEraserConfig(), alteraser, Recommender,
+           "AltEraser: alternating block-Newton steps on L_{-r}"),
+    Method("alteraser-anchored", AltEraserConfig(objective="anchored"), alteraser, Recommender,
+           "AltEraser on L_{-r} tilted so the trained model is stationary, with a proximal term (ours)"),
+    Method("sisa", ShardedConfig(), unlearn_sharded, ShardedRecommender,
+           "SISA: retrain the random shards holding removed rows, then the aggregator"),
+    Method("receraser", ShardedConfig(), unlearn_sharded, ShardedRecommender,
+           "RecEraser: retrain the InBP shards holding removed rows, then the aggregator"),
+)
+
+
+def method_for(model: torch.nn.Module, config: Any = None, method: str | None = None) -> Method:
+    """The registry entry answering ``model`` with ``config`` and/or the named ``method``.
+
+    By name: that entry (``config``, if given, must be of its type). By config: the entry
+    whose default equals it, else the first of its type (for ``UnlearnConfig``, of the same
+    ``method``). Neither: the model's own method if it is sharded, else ``ifru``. Raises
+    ValueError for an unknown name, a config of another method's type, or a model the
+    method does not accept.
+    """
+    if method is not None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        entry = METHODS[method]
+        if config is not None and type(config) is not type(entry.config):
+            raise ValueError(f"method {method!r} takes a {type(entry.config).__name__}, got a {type(config).__name__}")
+    elif config is not None:
+        same_type = [e for e in METHODS.values() if type(e.config) is type(config)
+                     and getattr(e.config, "method", None) == getattr(config, "method", None)]
+        if not same_type:
+            raise ValueError(f"no unlearning method takes a {type(config).__name__}; "
+                             f"known configs: {sorted({type(e.config).__name__ for e in METHODS.values()})}")
+        exact = [e for e in same_type if e.config == config]
+        entry = (exact or same_type)[0]
+        if isinstance(model, ShardedRecommender) and isinstance(config, ShardedConfig):
+            entry = METHODS[model.method]
+    else:
+        entry = METHODS[model.method] if isinstance(model, ShardedRecommender) else METHODS["ifru"]
+    if not entry.accepts(model):
+        kind = f"a {model.method} model" if isinstance(model, ShardedRecommender) else f"a {type(model).__name__}"
+        raise ValueError(f"method {entry.name!r} does not apply to {kind}; it answers a {entry.model_kind.__name__}"
+                         + (" partitioned by it" if entry.model_kind is ShardedRecommender else ""))
+    return entry
+
+
+def configure(method: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The default config of ``method`` with ``overrides`` (field → value) applied.
+
+    Raises ValueError naming the options that the method's config does not have, and the
+    ones it does.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    config = METHODS[method].config
+    overrides = dict(overrides or {})
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        options = ", ".join(sorted(names)) or "none"
+        raise ValueError(f"method {method!r} has no option {', '.join(unknown)} (its options: {options})")
+    return dataclasses.replace(config, **overrides)
+
+
+def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config: Any = None, *,
+            method: str | None = None) -> UnlearnResult:
+    """Answer a request to forget the training rows ``removal`` (int64 indices into ``dataset.train``).
+
+    ``config`` (an ``UnlearnConfig``, ``RetrainConfig``, ``FinetuneConfig``,
+    ``AltEraserConfig`` or ``ShardedConfig``) and/or ``method`` (a ``METHODS`` name) choose
+    the method (``method_for``); default IFRU, or the partitioning method of a sharded
+    model. ``model`` is not modified; the result holds a new one. Invalid indices raise
+    ValueError (``validate_removal``); an empty request returns an unchanged copy.
+    """
+    entry = method_for(model, config, method)
+    config = entry.config if config is None else config
+    start = time.perf_counter()
+    removal = validate_removal(dataset, removal)
+    if removal.numel() == 0:
+        return UnlearnResult(copy.deepcopy(model), entry.name, time.perf_counter() - start)
+    clock = PhaseClock(model.reference_tensor.device, start)
+    result = entry.run(model, dataset, removal, config, clock)
+    result.method = entry.name
+    result.seconds = time.perf_counter() - start
+    result.phases = clock.phases
+    result.num_removed = int(removal.numel())
+    return result

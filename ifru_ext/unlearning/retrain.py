@@ -1,0 +1,33 @@
+"""Retrain: the gold standard every method is judged against — a fresh model of the same
+architecture trained from scratch on ``D_{-r}`` with the paper's protocol."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from ..data import RecDataset
+from ..models import Recommender, build_model
+from ..training import TrainConfig, train
+from .base import PhaseClock, UnlearnResult
+
+__all__ = ["RetrainConfig", "retrain"]
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """``train``: the ``TrainConfig`` to retrain with; None takes the model's paper schedule
+    (``TrainConfig.for_model(model.name)``) on the model's device."""
+
+    train: TrainConfig | None = None
+
+
+def retrain(model: Recommender, dataset: RecDataset, removal: Tensor, config: RetrainConfig,
+            clock: PhaseClock) -> UnlearnResult:
+    """Runner (called by ``unlearn``): train ``build_model(**model.config())`` on ``D_{-r}``."""
+    device = model.embedding.device
+    train_config = config.train or TrainConfig.for_model(model.name, device=str(device))
+    fresh = build_model(**model.config(), seed=train_config.seed).to(device)
+    train(fresh, dataset, train_config, removal=removal, progress=False)
+    clock.lap("train")
+    return UnlearnResult(fresh, "retrain")
