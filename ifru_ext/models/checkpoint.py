@@ -9,6 +9,9 @@ dicts, None — so it loads with ``torch.load(weights_only=True)`` (no pickled c
 ``split_hash``  ``RecDataset.split_hash`` of the training data
 ``removal``     int64 [r] training rows left out (Retrain on ``D_{-r}``), or None;
                 a LightGCN graph is rebuilt as ``dataset.graph(removal)``
+``trace``       ``TrainingTrace.to_payload()`` of the run that trained the model, or None
+                (absent in older files: they load, and the training-aware estimator says
+                what is missing)
 ``meta``        free plain data (training config, dataset arguments, results)
 
 Writes are atomic: a temporary file in the target directory, then ``os.replace``.
@@ -27,6 +30,7 @@ from torch import Tensor
 
 from ..data import RecDataset
 from .recommender import Recommender, build_model
+from .trace import TrainingTrace
 
 __all__ = ["FORMAT", "Checkpoint", "atomic_save", "load_checkpoint", "read_checkpoint", "read_payload", "save_checkpoint"]
 
@@ -63,6 +67,7 @@ def save_checkpoint(
         "state": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "split_hash": dataset.split_hash,
         "removal": None if removal is None else torch.as_tensor(removal, dtype=torch.int64).cpu(),
+        "trace": None if model.trace is None else model.trace.to_payload(),
         "meta": dict(meta or {}),
     }
     return atomic_save(payload, path)
@@ -163,6 +168,11 @@ def load_checkpoint(
     if found_shapes != expected_shapes:
         raise ValueError(f"{path}: parameter shapes {found_shapes} do not match the {config['name']} model {expected_shapes}")
     model.load_state_dict(payload["state"])
+    if payload.get("trace") is not None:
+        try:
+            model.trace = TrainingTrace.from_payload(payload["trace"], tuple(model.embedding.shape))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: invalid training trace: {error}") from None
     model.to(device)
     removal = payload["removal"]
     if model.num_layers > 0:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..graph import CSRGraph
 from ..ops import propagate
+from .trace import TrainingTrace
 
 __all__ = ["DEFAULTS", "MF", "GraphModel", "LightGCN", "Recommender", "build_model"]
 
@@ -118,8 +119,10 @@ class Recommender(GraphModel):
     """Base class of the backbones: a stacked embedding table and dot-product scores.
 
     Attributes: ``num_users``, ``num_items``, ``dim``, ``num_layers`` (0 for MF),
-    ``embedding`` (``nn.Parameter [N, d]``), ``graph`` (``CSRGraph | None``), and
-    ``init_std``. Subclasses define ``propagated``.
+    ``embedding`` (``nn.Parameter [N, d]``), ``graph`` (``CSRGraph | None``),
+    ``init_std``, and ``trace`` (the ``TrainingTrace`` of the run that trained it, set by
+    ``train`` and by checkpoints; None for an untrained model). Subclasses define
+    ``propagated``.
     """
 
     name: ClassVar[str]
@@ -143,6 +146,7 @@ class Recommender(GraphModel):
         self.num_layers, self.init_std = num_layers, init_std
         self.embedding = nn.Parameter(torch.randn(self.num_nodes, dim, generator=generator) * init_std)
         self.init_graph()
+        self.trace: TrainingTrace | None = None
 
     @property
     def reference_tensor(self) -> Tensor:

@@ -21,6 +21,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ..data import RecDataset
 from ..metrics import auc
 from ..models import Recommender, build_model
+from ..models.trace import TrainingTrace
 from .early_stopping import EarlyStopping, snapshot
 
 try:  # optional: a progress bar when tqdm is installed
@@ -143,6 +144,8 @@ def train(
     one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
     validation split; training stops after ``config.patience`` epochs without a
     strictly better AUC (or at ``max_epochs``), and the best state is loaded back.
+    The model's ``trace`` records this run (``TrainingTrace``: learning rate, optimiser
+    steps to the returned epoch, Adam's second moments there, the starting table).
     ``include_start`` (fine-tuning a trained model) scores the model as passed in as
     epoch 0 — its loss in the history is the exact mean BCE over the rows — so it is
     returned unless an epoch strictly beats its validation AUC.
@@ -166,12 +169,27 @@ def train(
 
     history: list[EpochLog] = []
     stopper, stop = EarlyStopping(config.patience), False
+    initial, steps = model.embedding.detach().clone(), 0
+
+    def state() -> tuple[dict[str, Tensor], TrainingTrace | None]:
+        """The model's state and the trace of the run so far (None before any step)."""
+        moments = optimizer.state.get(model.embedding, {})
+        if steps == 0 or "exp_avg_sq" not in moments:
+            return snapshot(model), model.trace
+        beta2 = optimizer.param_groups[0]["betas"][1]
+        second = moments["exp_avg_sq"].detach() / (1 - beta2**steps)  # Adam's bias-corrected v̂
+        trace = TrainingTrace(lr=config.lr, steps=steps, best_epoch=epoch, batch_size=config.batch_size,
+                              rows=len(rows), seed=config.seed, l2=config.l2, beta2=beta2,
+                              eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial)
+        return snapshot(model), trace
+
+    epoch = 0
     if include_start:
         model.eval()
         start_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
         start_loss = binary_cross_entropy_with_logits(model.score_all(users, items), labels).item()
         history.append(EpochLog(epoch=0, loss=start_loss, valid_auc=start_auc, seconds=time.perf_counter() - start_time))
-        stopper.update(0, start_auc, lambda: snapshot(model))
+        stopper.update(0, start_auc, state)
     with contextlib.ExitStack() as stack:
         bar = _progress_bar(stack, config, progress)
         for epoch in range(1, config.max_epochs + 1):
@@ -187,6 +205,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                steps += 1
             model.eval()
             valid_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
             record = EpochLog(
@@ -197,7 +216,7 @@ def train(
             )
             history.append(record)
 
-            improved = stopper.update(epoch, valid_auc, lambda: snapshot(model))
+            improved = stopper.update(epoch, valid_auc, state)
             stop = stopper.should_stop(epoch)
             if epoch % config.log_every == 0 or stop or epoch == config.max_epochs:
                 logger.info(
@@ -212,7 +231,8 @@ def train(
                 break
 
     assert stopper.best_state is not None  # at least one epoch ran and a finite AUC beats -inf
-    model.load_state_dict(stopper.best_state)
+    best_state, model.trace = stopper.best_state
+    model.load_state_dict(best_state)
     return TrainResult(
         best_epoch=stopper.best_step,
         best_valid_auc=stopper.best_score,

@@ -34,6 +34,11 @@ class UnlearnResult:
     request and ``phases``: seconds per named phase (both filled by ``unlearn``);
     ``solve``: the solver's report; ``kept_rows``: rows the method may move (for the
     sharded methods: the number of shards retrained); ``num_removed``: rows forgotten.
+    Filled by ``unlearn`` as evidence that the request was answered: ``update_norm`` (the
+    norm of the change of every float parameter and buffer), ``forget_loss_before`` /
+    ``forget_loss_after`` (mean BCE on the removed rows with their trained labels) and
+    ``status``: ``ok``; ``unchanged`` (a non-empty request left the model as it was);
+    ``blow-up`` (a removed row's logit left twice the model's training logit range).
     """
 
     model: torch.nn.Module
@@ -43,6 +48,10 @@ class UnlearnResult:
     solve: SolveReport | None = None
     kept_rows: int = 0
     num_removed: int = 0
+    update_norm: float = 0.0
+    forget_loss_before: float = float("nan")
+    forget_loss_after: float = float("nan")
+    status: str = "ok"
 
 
 class PhaseClock:

@@ -21,9 +21,11 @@ from ..data import RecDataset
 from ..graph import CSRGraph, add_self_loops
 from ..metrics import auc
 from ..models import Recommender
+from ..models.trace import TrainingTrace
 from ..plain import autograd_hvp
 from .base import PhaseClock, UnlearnResult
 from .curvature import mf_hessian_blocks
+from .response import orphaned_rows, training_response_system, training_trace
 from .solvers import adam_solve, block_jacobi, conjugate_gradient
 
 __all__ = ["UnlearnConfig", "influence_gradient", "influence_update", "removal_seed_counts", "scif_gradient"]
@@ -59,6 +61,7 @@ class UnlearnConfig:
     """
 
     method: Literal["ifru", "scif"] = "ifru"
+    response: Literal["newton", "training"] = "newton"
     solver: Literal["cg", "adam"] | None = None
     hessian: Literal["exact", "reference"] = "exact"
     spillover: bool = True
@@ -70,9 +73,40 @@ class UnlearnConfig:
     max_iter: int = 100
     adam_lr: float | None = None
     self_loops: bool = False
-    validation_select: bool = True
+    validation_select: bool | None = None
     new_graph: bool = True
     backend: Literal["fused", "autograd"] = "fused"
+
+    def __post_init__(self) -> None:
+        choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
+                   "hessian": ("exact", "reference"), "preconditioner": ("none", "block-jacobi"),
+                   "backend": ("fused", "autograd")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"UnlearnConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        numbers = {"damping": self.damping, "l2": self.l2, "tol": self.tol}
+        for name, value in numbers.items():
+            if not (value >= 0 and value == value and value != float("inf")):
+                raise ValueError(f"UnlearnConfig.{name} must be a finite number >= 0, got {value}")
+        if self.max_iter < 1:
+            raise ValueError(f"UnlearnConfig.max_iter must be >= 1, got {self.max_iter}")
+        if self.adam_lr is not None and not self.adam_lr > 0:
+            raise ValueError(f"UnlearnConfig.adam_lr must be > 0, got {self.adam_lr}")
+        if self.ratios is not None and not all(0.0 <= r <= 1.0 for r in self.ratios):
+            raise ValueError(f"UnlearnConfig.ratios must lie in [0, 1], got {self.ratios}")
+        if self.response == "training":
+            conflicts = [name for name, value in (("solver", self.solver == "adam"), ("hessian", self.hessian != "exact"),
+                                                  ("preconditioner", self.preconditioner != "none"),
+                                                  ("backend", self.backend != "fused"), ("method", self.method != "ifru"),
+                                                  ("new_graph", not self.new_graph)) if value]
+            if conflicts:
+                raise ValueError(f"response='training' solves its own system by CG on the new graph; "
+                                 f"{', '.join(conflicts)} cannot be changed with it")
+
+    @property
+    def selects_on_validation(self) -> bool:
+        """``validation_select`` resolved: on for the Newton response (the authors' rule), off for the training one."""
+        return self.response == "newton" if self.validation_select is None else self.validation_select
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "UnlearnConfig":
@@ -178,6 +212,7 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
     device, dtype = emb.device, emb.dtype
     num_layers = model.num_layers
     n = len(dataset.train)
+    trace = training_trace(model) if config.response == "training" else None  # fail before any work
     old_graph = model.graph
     new_graph = dataset.graph(removal, dtype=dtype).to(device) if num_layers > 0 else None
     lap("graph")
@@ -202,6 +237,9 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
     g = g * keep[:, None]
     lap("gradient")
 
+    if trace is not None:
+        return _training_response(model, dataset, removal, config, keep, g, new_graph, trace, clock)
+
     users, items, labels = _stacked_interactions(dataset, emb)
     exact = config.hessian == "exact" and config.method == "ifru" and num_layers > 0
     hessian_graph, hessian_layers = (old_graph, num_layers) if exact else (None, 0)
@@ -216,7 +254,7 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
             return ops.hvp(emb, v, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
 
     select = None
-    if config.validation_select:
+    if config.selects_on_validation:
         select = _validation_selector(model, dataset, emb, keep, n, new_graph if config.new_graph else old_graph)
     solver = config.solver or ("cg" if num_layers > 0 else "adam")
     if solver == "cg":
@@ -241,6 +279,28 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
         unlearned.set_graph(new_graph)
     lap("update")
     return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(keep.sum()))
+
+
+def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, keep: Tensor,
+                       g: Tensor, new_graph: CSRGraph | None, trace: TrainingTrace, clock: PhaseClock) -> UnlearnResult:
+    """``Ê + (G + Λ)⁻¹ g/m`` on the kept rows, orphaned rows back at their initial value (``response``)."""
+    emb = model.embedding.detach()
+    orphans = orphaned_rows(dataset, removal, emb.device)
+    moving = keep & ~orphans
+    system = training_response_system(model, dataset, removal, moving, new_graph, trace)
+    select = None
+    if config.selects_on_validation:
+        select = _validation_selector(model, dataset, emb, moving, 1, new_graph if model.num_layers > 0 else None)
+    rhs = g * system.scale * moving[:, None]
+    delta, report = conjugate_gradient(system.apply, rhs, tol=config.tol, max_iter=config.max_iter, select=select)
+    clock.lap("solve")
+    unlearned = copy.deepcopy(model)
+    with torch.no_grad():
+        unlearned.embedding.copy_(torch.where(orphans[:, None], trace.initial, emb + delta * moving[:, None]))
+    if model.num_layers > 0:
+        unlearned.set_graph(new_graph)
+    clock.lap("update")
+    return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(moving.sum() + orphans.sum()))
 
 
 def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):

@@ -59,6 +59,8 @@ def _methods(*entries: Method) -> dict[str, Method]:
 METHODS: dict[str, Method] = _methods(
     Method("ifru", UnlearnConfig(), influence_update, Recommender,
            "IFRU, our defaults: exact Hessian and spillover, new graph, iterate picked by validation AUC"),
+    Method("ifru-training", UnlearnConfig(response="training"), influence_update, Recommender,
+           "IFRU's training-aware linear response: (G + Λ)⁻¹g with Λ from the training run, orphaned rows reset"),
     Method("ifru-adam", UnlearnConfig(solver="adam"), influence_update, Recommender, "IFRU with the Adam solve"),
     Method("ifru-reference", UnlearnConfig.preset("reference"), influence_update, Recommender,
            "IFRU as the authors' released code: reference Hessian, self-loops, old graph, Adam"),
@@ -136,8 +138,37 @@ def configure(method: str, overrides: Mapping[str, Any] | None = None) -> Any:
     return dataclasses.replace(config, **overrides)
 
 
+def _changed_norm(before: torch.nn.Module, after: torch.nn.Module) -> float:
+    """Norm of the change of every float parameter and buffer (graphs excluded: not state)."""
+    old, new = before.state_dict(), after.state_dict()
+    total = 0.0
+    for key, value in new.items():
+        if value.is_floating_point() and key in old and old[key].shape == value.shape:
+            total += float((value.double() - old[key].double()).pow(2).sum())
+    return total**0.5
+
+
+def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset, removal: Tensor) -> None:
+    """Fill ``result``'s update norm, forget loss before/after and status."""
+    rows = dataset.train.select(removal)
+    labels = rows.labels.double()
+
+    def logits(scorer: torch.nn.Module, users: Tensor, items: Tensor) -> Tensor:
+        return scorer.score_all(users, items).double().cpu()
+
+    before, after = logits(model, rows.users, rows.items), logits(result.model, rows.users, rows.items)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    result.update_norm = _changed_norm(model, result.model)
+    result.forget_loss_before, result.forget_loss_after = float(bce(before, labels)), float(bce(after, labels))
+    training_range = float(logits(model, dataset.train.users, dataset.train.items).abs().max())
+    if result.update_norm == 0.0:
+        result.status = "unchanged"
+    elif not bool(torch.isfinite(after).all()) or float(after.abs().max()) > 2 * max(training_range, 1.0):
+        result.status = "blow-up"
+
+
 def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config: Any = None, *,
-            method: str | None = None) -> UnlearnResult:
+            method: str | None = None, strict: bool = False) -> UnlearnResult:
     """Answer a request to forget the training rows ``removal`` (int64 indices into ``dataset.train``).
 
     ``config`` (an ``UnlearnConfig``, ``RetrainConfig``, ``FinetuneConfig``,
@@ -158,4 +189,9 @@ def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config
     result.seconds = time.perf_counter() - start
     result.phases = clock.phases
     result.num_removed = int(removal.numel())
+    _evidence(model, result, dataset, removal)
+    if strict and result.status != "ok":
+        raise ValueError(f"method {entry.name!r} answered {removal.numel()} removed rows with status {result.status!r} "
+                         f"(update norm {result.update_norm:.3g}, forget loss {result.forget_loss_before:.4f} → "
+                         f"{result.forget_loss_after:.4f})")
     return result

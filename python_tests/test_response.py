@@ -1,0 +1,100 @@
+"""The training-aware linear response (ifru_ext.unlearning.response) against float64 references."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ifru_ext.models import build_model
+from ifru_ext.training import TrainConfig, train
+from ifru_ext.unlearning import UnlearnConfig, unlearn
+from ifru_ext.unlearning.response import orphaned_rows, training_damping, training_response_system
+
+from test_train import planted_dataset
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_dataset()
+
+
+def trained(planted, name: str):
+    model = build_model(name, planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
+    train(model, planted, TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8), progress=False)
+    return model
+
+
+def gauss_newton_reference(model, dataset, removal, graph) -> torch.Tensor:
+    """``(1/m) Jᵀ diag(ℓ'') J`` [N·d, N·d] of the remaining mean BCE, J by autograd."""
+    rows = dataset.remaining(removal)
+    users, items = rows.users, rows.items + dataset.num_users
+    emb = model.embedding.detach().clone()
+
+    def logits(flat: torch.Tensor) -> torch.Tensor:
+        table = flat.view_as(emb)
+        if model.num_layers > 0:  # P E = (1/(K+1)) Σ_k Â^k E with the dense Â of the new graph
+            dense = graph.to_sparse_coo().to_dense()
+            power, total = table, table.clone()
+            for _ in range(model.num_layers):
+                power = dense @ power
+                total = total + power
+            table = total / (model.num_layers + 1)
+        return (table[users] * table[items]).sum(1)
+
+    jacobian = torch.autograd.functional.jacobian(logits, emb.reshape(-1))  # [m, N·d]
+    prob = torch.sigmoid(logits(emb.reshape(-1)))
+    return jacobian.T @ ((prob * (1 - prob))[:, None] * jacobian) / len(rows)
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_the_operator_is_gauss_newton_plus_the_training_damping(planted, name):
+    model = trained(planted, name)
+    removal = torch.arange(0, len(planted.train), 37)
+    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    keep = torch.ones(model.num_nodes, dtype=torch.bool)
+    keep[::5] = False  # a pruned operator: rows outside keep neither move nor receive
+    system = training_response_system(model, planted, removal, keep, graph, model.trace)
+    reference = gauss_newton_reference(model, planted, removal, graph)
+    reference += torch.diag((training_damping(model.trace) + model.trace.l2).reshape(-1))
+    mask = keep[:, None].expand_as(model.embedding).reshape(-1).double()
+    reference = mask[:, None] * reference * mask[None, :]
+    v = torch.randn_like(model.embedding, dtype=torch.float64)
+    got = system.apply(v).reshape(-1)
+    expected = reference @ v.reshape(-1)
+    assert float((got - expected).norm() / expected.norm()) < 1e-10
+
+
+def test_damping_is_adams_accumulated_step_scale(planted):
+    model = trained(planted, "mf")
+    trace = model.trace
+    assert trace.steps == trace.best_epoch * math.ceil(trace.rows / trace.batch_size)
+    expected = (trace.second_moment.sqrt() + trace.eps) / (trace.lr * trace.steps)
+    assert torch.equal(training_damping(trace), expected)
+    assert bool((trace.second_moment > 0).any()) and trace.initial.shape == model.embedding.shape
+
+
+def test_orphaned_rows_go_back_to_their_initial_value(planted):
+    model = trained(planted, "mf")
+    user = int(planted.train.users[0])
+    removal = torch.nonzero(planted.train.users == user).squeeze(1)
+    orphans = orphaned_rows(planted, removal, torch.device("cpu"))
+    assert orphans.nonzero().squeeze(1).tolist() == [user]
+    result = unlearn(model, planted, removal, UnlearnConfig(response="training"))
+    assert torch.equal(result.model.embedding[user], model.trace.initial[user])
+    assert result.status == "ok" and result.update_norm > 0
+    assert result.forget_loss_after > result.forget_loss_before  # the user is forgotten: its rows look unseen
+
+
+def test_a_model_without_a_trace_is_refused_with_what_it_lacks(planted):
+    model = build_model("mf", planted.num_users, planted.num_items, dim=4, seed=0)
+    with pytest.raises(ValueError, match="no training trace"):
+        unlearn(model, planted, torch.tensor([0, 1]), UnlearnConfig(response="training"))
+
+
+def test_inconsistent_training_response_options_are_refused():
+    for overrides in ({"solver": "adam"}, {"hessian": "reference"}, {"method": "scif"}, {"new_graph": False}):
+        with pytest.raises(ValueError, match="response='training'"):
+            UnlearnConfig(response="training", **overrides)
+    with pytest.raises(ValueError, match="hessian"):
+        UnlearnConfig(hessian="exactt")
