@@ -9,7 +9,7 @@ import torch
 from ifru_ext.models import build_model
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
-from ifru_ext.unlearning.response import orphaned_rows, training_damping, training_response_system
+from ifru_ext.unlearning.response import ResponsePlan, orphaned_rows, training_damping
 
 from test_train import planted_dataset
 
@@ -26,7 +26,7 @@ def trained(planted, name: str):
 
 
 def gauss_newton_reference(model, dataset, removal, graph) -> torch.Tensor:
-    """``(1/m) Jᵀ diag(ℓ'') J`` [N·d, N·d] of the remaining mean BCE, J by autograd."""
+    """``(1/n) Jᵀ diag(ℓ'') J`` [N·d, N·d] over the remaining rows (n = all training rows), J by autograd."""
     rows = dataset.remaining(removal)
     users, items = rows.users, rows.items + dataset.num_users
     emb = model.embedding.detach().clone()
@@ -44,7 +44,7 @@ def gauss_newton_reference(model, dataset, removal, graph) -> torch.Tensor:
 
     jacobian = torch.autograd.functional.jacobian(logits, emb.reshape(-1))  # [m, N·d]
     prob = torch.sigmoid(logits(emb.reshape(-1)))
-    return jacobian.T @ ((prob * (1 - prob))[:, None] * jacobian) / len(rows)
+    return jacobian.T @ ((prob * (1 - prob))[:, None] * jacobian) / len(dataset.train)  # per n: the original run's step scale
 
 
 @pytest.mark.parametrize("name", ["mf", "lightgcn"])
@@ -54,24 +54,34 @@ def test_the_operator_is_gauss_newton_plus_the_training_damping(planted, name):
     graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
     keep = torch.ones(model.num_nodes, dtype=torch.bool)
     keep[::5] = False  # a pruned operator: rows outside keep neither move nor receive
-    system = training_response_system(model, planted, removal, keep, graph, model.trace)
+    diagonal = training_damping(model.trace) + model.trace.l2
+    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+    system = plan.system(model.embedding.detach(), diagonal)
     reference = gauss_newton_reference(model, planted, removal, graph)
     reference += torch.diag((training_damping(model.trace) + model.trace.l2).reshape(-1))
-    mask = keep[:, None].expand_as(model.embedding).reshape(-1).double()
-    reference = mask[:, None] * reference * mask[None, :]
-    v = torch.randn_like(model.embedding, dtype=torch.float64)
-    got = system.apply(v).reshape(-1)
-    expected = reference @ v.reshape(-1)
+    v = torch.randn(int(keep.sum()), model.dim, dtype=torch.float64)  # compact: the kept rows only
+    got = system.apply(v)
+    expected = (reference @ system.expand(v).reshape(-1)).view_as(model.embedding)[keep]
     assert float((got - expected).norm() / expected.norm()) < 1e-10
+    # MF: the preconditioner inverts the operator's own diagonal blocks.
+    if name == "mf":
+        blocks = torch.stack([reference.view(model.num_nodes, model.dim, model.num_nodes, model.dim)[r, :, r]
+                              for r in keep.nonzero().squeeze(1).tolist()])
+        assert torch.allclose(system.precondition(torch.bmm(blocks, v.unsqueeze(-1)).squeeze(-1)), v, atol=1e-8)
 
 
 def test_damping_is_adams_accumulated_step_scale(planted):
     model = trained(planted, "mf")
     trace = model.trace
-    assert trace.steps == trace.best_epoch * math.ceil(trace.rows / trace.batch_size)
+    steps_per_epoch = math.ceil(trace.rows / trace.batch_size)
+    assert trace.steps == trace.best_epoch * steps_per_epoch
     expected = (trace.second_moment.sqrt() + trace.eps) / (trace.lr * trace.steps)
     assert torch.equal(training_damping(trace), expected)
     assert bool((trace.second_moment > 0).any()) and trace.initial.shape == model.embedding.shape
+    # The run is cut at its snapshots (epoch ends before the returned one); the segments add up to it.
+    segments = trace.segments()
+    assert 1 <= len(segments) <= 5 and sum(steps for steps, _, _ in segments) == trace.steps
+    assert all(steps % steps_per_epoch == 0 for steps, _, _ in segments) and segments[-1][1] is None
 
 
 def test_orphaned_rows_go_back_to_their_initial_value(planted):

@@ -116,7 +116,7 @@ def _draw(spec: FidelitySpec, seed: int) -> dict[str, Any]:
     """One request: Original, Retrain, the noise-floor Retrain and every method, scored."""
     if spec.scenario == "poison":
         dataset = load_dataset(**{**spec.dataset, "attack_fraction": spec.fraction, "attack_seed": seed})
-        original, _ = _trained(spec.out / f"original-poison-{seed}.pt", spec, dataset, None)
+        original, _ = _trained(spec.out / f"original-poison-{spec.fraction:g}-{seed}.pt", spec, dataset, None)
     else:
         clean = load_dataset(**{**spec.dataset, "attack_fraction": 0.0})
         original, _ = _trained(spec.out / "original-clean.pt", spec, clean, None)

@@ -9,13 +9,13 @@ on the model; checkpoints save and restore it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["TrainingTrace"]
+__all__ = ["MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace"]
 
 
 @dataclass
@@ -26,7 +26,10 @@ class TrainingTrace:
     best_epoch: that epoch; batch_size, rows: batch size and training rows; seed: the
     batch-order seed; l2: λ of the objective; beta2, eps: Adam's β₂ and ε;
     second_moment: Adam's bias-corrected ``v̂`` [N, d] at the returned epoch;
-    initial: the table [N, d] training started from.
+    initial: the table [N, d] training started from;
+    snapshots: up to ``MAX_SNAPSHOTS`` earlier points of the run before the returned epoch,
+    evenly spread, each ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the
+    estimator needs their shape, not their last digits).
     """
 
     lr: float
@@ -40,22 +43,32 @@ class TrainingTrace:
     eps: float
     second_moment: Tensor
     initial: Tensor
+    snapshots: list["Snapshot"] = field(default_factory=list)
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
         payload = dict(vars(self))
         payload["second_moment"] = self.second_moment.detach().cpu()
         payload["initial"] = self.initial.detach().cpu()
+        payload["snapshots"] = [{"steps": snap.steps, "table": snap.table.cpu(), "second_moment": snap.second_moment.cpu()}
+                                for snap in self.snapshots]
         return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
-        names = set(cls.__dataclass_fields__)
+        names = set(cls.__dataclass_fields__) - {"snapshots"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
-        trace = cls(**{name: payload[name] for name in names})
+        snapshots = []
+        for snap in payload.get("snapshots") or []:
+            if not (isinstance(snap, dict) and isinstance(snap.get("steps"), int)
+                    and all(isinstance(snap.get(k), Tensor) and tuple(snap[k].shape) == shape
+                            for k in ("table", "second_moment"))):
+                raise ValueError(f"training trace snapshots must hold steps and two tables of shape {shape}")
+            snapshots.append(Snapshot(snap["steps"], snap["table"], snap["second_moment"]))
+        trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):
@@ -66,4 +79,60 @@ class TrainingTrace:
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> "TrainingTrace":
         return TrainingTrace(**{**vars(self), "second_moment": self.second_moment.to(device, dtype),
-                                "initial": self.initial.to(device, dtype)})
+                                "initial": self.initial.to(device, dtype),
+                                "snapshots": [Snapshot(snap.steps, snap.table.to(device, dtype),
+                                                       snap.second_moment.to(device, dtype)) for snap in self.snapshots]})
+
+    def segments(self) -> list[tuple[int, Tensor | None, Tensor]]:
+        """The run cut at its snapshots: ``(steps in the segment, table at its end (None: the
+        model's own), Adam's v̂ there)`` in training order; the last segment ends at the
+        returned epoch. Without snapshots, one segment of ``steps``."""
+        points = [(snap.steps, snap.table, snap.second_moment) for snap in self.snapshots if 0 < snap.steps < self.steps]
+        points.append((self.steps, None, self.second_moment))
+        out, start = [], 0
+        for steps, table, moment in points:
+            out.append((steps - start, table, moment))
+            start = steps
+        return out
+
+
+# Snapshots a trace keeps before the returned epoch (each holds two [N, d] tables).
+MAX_SNAPSHOTS = 4
+
+
+@dataclass
+class Snapshot:
+    """An earlier point of a training run: ``steps`` taken, the ``table`` [N, d] and Adam's
+    bias-corrected ``second_moment`` [N, d] then."""
+
+    steps: int
+    table: Tensor
+    second_moment: Tensor
+
+
+class SnapshotRecorder:
+    """Keeps evenly spread epoch-end snapshots of a run in bounded memory.
+
+    Every ``stride``-th epoch is recorded; when more than ``2·MAX_SNAPSHOTS`` are held, every
+    other one is dropped and the stride doubles. ``before(steps)`` returns at most
+    ``MAX_SNAPSHOTS`` of those taken before ``steps``, evenly spread.
+    """
+
+    def __init__(self) -> None:
+        self.stride, self.held = 1, []  # held: (epoch, Snapshot)
+
+    def record(self, epoch: int, steps: int, table: Tensor, second_moment: Tensor) -> None:
+        if epoch % self.stride:
+            return
+        self.held.append((epoch, Snapshot(steps, table.detach().to(torch.bfloat16),
+                                          second_moment.detach().to(torch.bfloat16))))
+        if len(self.held) > 2 * MAX_SNAPSHOTS:
+            self.stride *= 2
+            self.held = [(e, snap) for e, snap in self.held if e % self.stride == 0]
+
+    def before(self, steps: int) -> list[Snapshot]:
+        earlier = [snap for _, snap in self.held if snap.steps < steps]
+        if len(earlier) <= MAX_SNAPSHOTS:
+            return earlier
+        picks = torch.linspace(0, len(earlier) - 1, MAX_SNAPSHOTS).round().long().tolist()
+        return [earlier[i] for i in picks]

@@ -21,7 +21,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ..data import RecDataset
 from ..metrics import auc
 from ..models import Recommender, build_model
-from ..models.trace import TrainingTrace
+from ..models.trace import SnapshotRecorder, TrainingTrace
 from .early_stopping import EarlyStopping, snapshot
 
 try:  # optional: a progress bar when tqdm is installed
@@ -169,18 +169,23 @@ def train(
 
     history: list[EpochLog] = []
     stopper, stop = EarlyStopping(config.patience), False
-    initial, steps = model.embedding.detach().clone(), 0
+    initial, steps, recorder = model.embedding.detach().clone(), 0, SnapshotRecorder()
+    beta2 = optimizer.param_groups[0]["betas"][1]
+
+    def second_moment() -> Tensor | None:
+        """Adam's bias-corrected v̂ [N, d] of the embedding (None before any step)."""
+        moments = optimizer.state.get(model.embedding, {})
+        return None if steps == 0 or "exp_avg_sq" not in moments else moments["exp_avg_sq"].detach() / (1 - beta2**steps)
 
     def state() -> tuple[dict[str, Tensor], TrainingTrace | None]:
-        """The model's state and the trace of the run so far (None before any step)."""
-        moments = optimizer.state.get(model.embedding, {})
-        if steps == 0 or "exp_avg_sq" not in moments:
+        """The model's state and the trace of the run so far (the model's own before any step)."""
+        second = second_moment()
+        if second is None:
             return snapshot(model), model.trace
-        beta2 = optimizer.param_groups[0]["betas"][1]
-        second = moments["exp_avg_sq"].detach() / (1 - beta2**steps)  # Adam's bias-corrected v̂
         trace = TrainingTrace(lr=config.lr, steps=steps, best_epoch=epoch, batch_size=config.batch_size,
                               rows=len(rows), seed=config.seed, l2=config.l2, beta2=beta2,
-                              eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial)
+                              eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial,
+                              snapshots=recorder.before(steps))
         return snapshot(model), trace
 
     epoch = 0
@@ -206,6 +211,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 steps += 1
+            recorder.record(epoch, steps, model.embedding, second_moment())
             model.eval()
             valid_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
             record = EpochLog(

@@ -25,7 +25,7 @@ from ..models.trace import TrainingTrace
 from ..plain import autograd_hvp
 from .base import PhaseClock, UnlearnResult
 from .curvature import mf_hessian_blocks
-from .response import orphaned_rows, training_response_system, training_trace
+from .response import ResponsePlan, orphaned_rows, training_response, training_trace
 from .solvers import adam_solve, block_jacobi, conjugate_gradient
 
 __all__ = ["UnlearnConfig", "influence_gradient", "influence_update", "removal_seed_counts", "scif_gradient"]
@@ -223,11 +223,18 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
         adjacency = add_self_loops(adjacency)
     if config.method == "scif":
         ratios: tuple[float, ...] = (1.0,)  # SCIF: the removed rows' own users and items
+    elif trace is not None and num_layers == 0:
+        # The training response of MF on the touched rows only: their neighbours' response is
+        # second order (BookCrossing, 2% genuine: forget completeness 0.840 vs 0.844 with the
+        # 1-hop rows, at a ninth of the cost).
+        ratios = config.ratios or (1.0,)
     else:
         ratios = config.ratios or ((1.0, 0.6) if num_layers > 0 else (1.0, 1.0))
     _, keep = ops.importance(adjacency, removal_seed_counts(dataset, removal), ratios)
     keep = keep.to(device)
     lap("pruning")
+    if trace is not None:
+        return _training_response(model, dataset, removal, config, keep, new_graph, trace, clock)
 
     if config.method == "scif":
         g = scif_gradient(emb, dataset, removal, num_layers, old_graph)
@@ -236,9 +243,6 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
                                config.spillover and num_layers > 0)
     g = g * keep[:, None]
     lap("gradient")
-
-    if trace is not None:
-        return _training_response(model, dataset, removal, config, keep, g, new_graph, trace, clock)
 
     users, items, labels = _stacked_interactions(dataset, emb)
     exact = config.hessian == "exact" and config.method == "ifru" and num_layers > 0
@@ -282,18 +286,24 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
 
 
 def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, keep: Tensor,
-                       g: Tensor, new_graph: CSRGraph | None, trace: TrainingTrace, clock: PhaseClock) -> UnlearnResult:
-    """``Ê + (G + Λ)⁻¹ g/m`` on the kept rows, orphaned rows back at their initial value (``response``)."""
+                       new_graph: CSRGraph | None, trace: TrainingTrace, clock: PhaseClock) -> UnlearnResult:
+    """The training-aware response (``response.py``) on the kept rows; orphaned rows go back to
+    their initial value."""
     emb = model.embedding.detach()
     orphans = orphaned_rows(dataset, removal, emb.device)
     moving = keep & ~orphans
-    system = training_response_system(model, dataset, removal, moving, new_graph, trace)
+    spillover = config.spillover and model.num_layers > 0
+    plan = ResponsePlan(dataset, removal, moving, model.num_layers, new_graph, model.graph, emb.device, emb.dtype)
+    clock.lap("plan")
+
+    def gradient(table: Tensor) -> Tensor:
+        return influence_gradient(table, dataset, removal, model.num_layers, model.graph, new_graph, spillover)
+
     select = None
     if config.selects_on_validation:
         select = _validation_selector(model, dataset, emb, moving, 1, new_graph if model.num_layers > 0 else None)
-    rhs = g * system.scale * moving[:, None]
-    delta, report = conjugate_gradient(system.apply, rhs, tol=config.tol, max_iter=config.max_iter, select=select)
-    clock.lap("solve")
+    delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.tol, config.max_iter,
+                                      clock.lap, select)
     unlearned = copy.deepcopy(model)
     with torch.no_grad():
         unlearned.embedding.copy_(torch.where(orphans[:, None], trace.initial, emb + delta * moving[:, None]))

@@ -1,27 +1,32 @@
 """The training-aware linear response: IFRU's estimate of Retrain for an early-stopped model.
 
 Retrain is not a minimiser of ``L_{-r}``: it is Adam, run from the same initial table for
-about as long as the original run, on ``D_{-r}``. Linearising both runs around the trained
-table ``Ê`` (docs/ARCHITECTURE.md §4), the difference ``δ`` between them follows
-``dδ/dt = −η Π (G δ − g/m)`` with ``G`` the Gauss–Newton curvature of the remaining mean loss,
-``g`` the influence right-hand side (removed terms plus, for LightGCN, the spillover),
-``m = |D_{-r}|``, and ``Π = diag(1/(√v̂ + ε))`` Adam's per-coordinate step scale. After
-``τ = η·T`` (learning rate × optimiser steps of the training run) that gives
-``δ = (I − e^{−τΠG}) G⁻¹ g/m``, whose resolvent form
+about as long as the original run, on ``D_{-r}``. Linearising both runs around the original
+trajectory (docs/ARCHITECTURE.md §6), their difference ``δ`` follows
 
-    δ = (G + Λ)⁻¹ g/m,    Λ = diag(√v̂ + ε) / (η T)
+    dδ/dt = −η Π' (G δ − g/n) + (Π'/Π − 1) dE/dt
 
-is solved by CG (``G + Λ`` is positive definite: Gauss–Newton has no negative curvature).
-Directions the data constrain strongly (large ``G``) get the Newton step ``G⁻¹g/m``; flat
-directions, which an early-stopped run never travelled, get the gradient-flow step
-``τ Π g/m``. Every constant comes from the model's ``TrainingTrace``; nothing is tuned.
+in the original run's steps ``t``: ``G`` the Gauss–Newton curvature of the remaining loss
+(summed over ``D_{-r}``, per ``n = |D|``: each step averages its batch over ``n`` rows; an epoch
+of Retrain takes ``m/B`` steps averaging over ``m = |D_{-r}|``, the same per epoch), ``g`` the
+influence right-hand side (removed terms plus, for LightGCN, the spillover), ``Π = 1/(√v̂ + ε)``
+Adam's per-coordinate step scale and ``Π'`` Retrain's (``removed_gradient_share``), ``dE/dt``
+the run's own velocity. Cut at the snapshots of the ``TrainingTrace``, each segment of
+``n_s`` steps is one implicit step,
+
+    (G_s + Λ'_s) δ_s = Λ'_s δ_{s−1} + g_s/n + (Λ_s − Λ'_s)(E_s − E_{s−1}),   Λ = 1/(η n_s Π),
+
+solved by preconditioned CG (``G + Λ'`` is positive definite: Gauss–Newton has no negative
+curvature). Directions the data constrain strongly get the Newton step ``G⁻¹g/n``; flat
+directions, which an early-stopped run never travelled far along, the gradient-flow step
+``η n_s Π g/n``. Every constant comes from the model's ``TrainingTrace``; nothing is tuned.
 
 Exactness where it is free: a row whose every training interaction is removed gets no
 gradient under Retrain, so it keeps its initial value; it is set to ``trace.initial``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -32,9 +37,12 @@ from ..graph import CSRGraph
 from ..models import Recommender
 from ..models.trace import TrainingTrace
 from .base import SolveReport
+from .curvature import GramPlan
+from .objective import squared_weights
 from .solvers import conjugate_gradient
 
-__all__ = ["ResponseSystem", "orphaned_rows", "training_damping", "training_response_system"]
+__all__ = ["ResponsePlan", "ResponseSystem", "orphaned_rows", "training_damping", "training_response",
+           "training_trace"]
 
 
 def training_trace(model: Recommender) -> TrainingTrace:
@@ -48,9 +56,12 @@ def training_trace(model: Recommender) -> TrainingTrace:
     return model.trace.to(emb.device, emb.dtype)
 
 
-def training_damping(trace: TrainingTrace) -> Tensor:
-    """``Λ = (√v̂ + ε) / (η T)`` [N, d]: the inverse of Adam's accumulated step scale."""
-    return (trace.second_moment.sqrt() + trace.eps) / (trace.lr * max(trace.steps, 1))
+def training_damping(trace: TrainingTrace, second_moment: Tensor | None = None, steps: int | None = None) -> Tensor:
+    """``Λ = (√v̂ + ε) / (η T)`` [N, d]: the inverse of Adam's accumulated step scale over ``steps``
+    (default the whole run) with second moments ``second_moment`` (default the returned epoch's)."""
+    second_moment = trace.second_moment if second_moment is None else second_moment
+    steps = trace.steps if steps is None else steps
+    return (second_moment.sqrt() + trace.eps) / (trace.lr * max(steps, 1))
 
 
 def orphaned_rows(dataset: RecDataset, removal: Tensor, device: torch.device) -> Tensor:
@@ -64,59 +75,182 @@ def orphaned_rows(dataset: RecDataset, removal: Tensor, device: torch.device) ->
     return ((before > 0) & (after == 0)).to(device)
 
 
-@dataclass
+class ResponsePlan:
+    """What stays fixed across the segments of one request: the moving rows, the interactions
+    each piece of the operator needs, and where each endpoint sits among the moving rows.
+
+    ``keep`` bool [N]: the rows that move. MF needs the remaining interactions with an
+    endpoint on a moving row; LightGCN those within ``K`` hops of one (through the new graph).
+    """
+
+    def __init__(self, dataset: RecDataset, removal: Tensor, keep: Tensor, num_layers: int,
+                 new_graph: CSRGraph | None, old_graph: CSRGraph | None, device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self.num_layers, self.new_graph, self.old_graph = num_layers, new_graph, old_graph
+        self.scale = 1.0 / len(dataset.train)  # per n: time runs in the original run's steps
+        self.rows = keep.nonzero().squeeze(1)  # moving rows [a]
+        self.num_nodes = keep.numel()
+        self.position = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=device)
+        self.position[self.rows] = torch.arange(self.rows.numel(), device=device)
+        train = dataset.train
+        users, items = train.users.to(device), (train.items + dataset.num_users).to(device)
+        labels = train.labels.to(device, dtype)
+        removed = torch.zeros(len(train), dtype=torch.bool, device=device)
+        removed[removal.to(device)] = True
+        reach = keep
+        if num_layers > 0:
+            reach = ops.propagate(keep.to(dtype)[:, None], new_graph, num_layers)[:, 0] > 0
+        touching = reach[users] | reach[items]
+        # Operator: the remaining interactions that reach a moving row, [s].
+        needed = touching & ~removed
+        self.users, self.items = users[needed], items[needed]
+        # Compact endpoints: the position of each endpoint among the moving rows, or a (= the
+        # index of an extra zero row) for an endpoint that does not move.
+        slot = torch.where(self.position >= 0, self.position, self.rows.numel())
+        self.user_slots, self.item_slots = slot[self.users], slot[self.items]
+        if num_layers == 0:
+            # MF: G on the moving rows is its d×d diagonal blocks (both directions of the
+            # interactions whose own endpoint moves) plus the cross terms of the interactions
+            # whose two endpoints both move.
+            own, other = torch.cat((self.users, self.items)), torch.cat((self.items, self.users))
+            moving_own = self.position[own] >= 0
+            self.block_pick = moving_own.nonzero().squeeze(1)  # into the doubled [2s] interactions
+            self.block_other = other[moving_own]
+            self.gram = GramPlan(self.position[own[moving_own]], self.rows.numel())
+            self.cross = ((self.user_slots < self.rows.numel()) & (self.item_slots < self.rows.numel())).nonzero().squeeze(1)
+        # Adam's v̂ share: every training row (removed ones too) that reaches a moving row.
+        self.share_users, self.share_items = users[touching], items[touching]
+        self.share_labels, self.share_removed = labels[touching], removed[touching]
+
+    def table(self, emb: Tensor) -> Tensor:
+        """``F`` [N, d] of the remaining data: ``E``, or ``P E`` over the new graph."""
+        return emb if self.num_layers == 0 else ops.propagate(emb, self.new_graph, self.num_layers)
+
+    def removed_share(self, emb: Tensor) -> Tensor:
+        """ρ [N, d]: the removed rows' share of each coordinate's squared per-row gradients.
+
+        Adam's ``v̂`` of a coordinate is the running mean over steps of its squared batch
+        gradients, and a row's interactions rarely share a batch. Retrain's epoch has ``m/B``
+        steps instead of ``n/B`` and lacks the removed rows' hits, so its ``v̂`` is
+        ``v̂ (1 − ρ) n/m``: on rows whose removed interactions dominated their gradients (ρ
+        above the average, e.g. poisoned rows) Retrain takes larger steps. Per interaction
+        the gradient at ``f_u`` is ``ℓ' f_i`` (at ``f_i``, ``ℓ' f_u``), over the ORIGINAL graph;
+        LightGCN carries the squares to the base rows through ``P∘P`` (cross terms of
+        different paths dropped).
+        """
+        table = emb if self.num_layers == 0 else ops.propagate(emb, self.old_graph, self.num_layers)
+        f_users, f_items = table[self.share_users], table[self.share_items]
+        slope = (torch.sigmoid((f_users * f_items).sum(1)) - self.share_labels).square()[:, None]  # ℓ'² [t, 1]
+
+        def squares(weight: Tensor) -> Tensor:
+            out = torch.zeros_like(table)
+            out.index_add_(0, self.share_users, weight * f_items.square())
+            out.index_add_(0, self.share_items, weight * f_users.square())
+            return out if self.num_layers == 0 else ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
+
+        total, gone = squares(slope), squares(slope * self.share_removed[:, None])
+        return torch.where(total > 0, gone / total.where(total > 0, torch.ones_like(total)), torch.zeros_like(total))
+
+    def system(self, emb: Tensor, diagonal: Tensor) -> "ResponseSystem":
+        """The operator ``G + diag(diagonal)`` at the table ``emb`` [N, d]; ``diagonal`` [N, d]."""
+        return ResponseSystem(self, self.table(emb), diagonal)
+
+
 class ResponseSystem:
-    """``v ↦ (G + Λ + λ) v`` on the rows ``keep`` [N] bool; ``scale = 1/m``."""
+    """``v ↦ (G + Λ + λ) v`` on the moving rows, preconditioned, in compact coordinates:
+    vectors are ``[a, d]`` over the plan's moving rows (sorted).
 
-    table: Tensor  # F [N, d] at Ê (propagated over the new graph for LightGCN)
-    users: Tensor  # [s] stacked rows of the remaining interactions the operator needs
-    items: Tensor  # [s]
-    curvature: Tensor  # ℓ'' [s] at F
-    graph: CSRGraph | None
-    num_layers: int
-    keep: Tensor  # bool [N]
-    diagonal: Tensor  # Λ + λ, [N, d]
-    scale: float  # 1/m
+    MF: ``G`` restricted to the moving rows is exactly its d×d diagonal blocks (built once per
+    segment by batched matmuls) plus the cross terms of the interactions whose two endpoints
+    both move, so an iteration costs what the request touches; the preconditioner inverts
+    the blocks. LightGCN: ``Pᵀ G_MF(F) P`` through the new graph over the interactions within
+    ``K`` hops; its preconditioner is the MF diagonal at ``F`` scaled by ``1/(K+1)²`` (the
+    self-path of ``P``).
+    """
 
-    def propagate(self, x: Tensor) -> Tensor:
-        return x if self.num_layers == 0 else ops.propagate(x, self.graph, self.num_layers)
+    def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor) -> None:
+        self.plan, self.table = plan, table
+        self.f_users, self.f_items = table[plan.users], table[plan.items]
+        prob = torch.sigmoid((self.f_users * self.f_items).sum(1))
+        self.weight = (prob * (1 - prob) * plan.scale)[:, None]  # ℓ''/n [s, 1]
+        self.diagonal = diagonal[plan.rows]  # [a, d]
+        # diag(G)_v = Σ_{j ∋ v} ℓ''_j f_o² / n, per coordinate.
+        curvature_diagonal = table.new_zeros(plan.rows.numel() + 1, table.shape[1])
+        curvature_diagonal.index_add_(0, plan.user_slots, self.weight * self.f_items.square())
+        curvature_diagonal.index_add_(0, plan.item_slots, self.weight * self.f_users.square())
+        self.inverse_diagonal = 1.0 / (curvature_diagonal[:-1] / (plan.num_layers + 1) ** 2 + self.diagonal)
+        if plan.num_layers == 0:
+            weights = torch.cat((self.weight, self.weight))[plan.block_pick]
+            blocks = plan.gram.blocks(table[plan.block_other] * weights.sqrt()) + torch.diag_embed(self.diagonal)
+            self.blocks = blocks
+            self.inverse_blocks = torch.cholesky_inverse(torch.linalg.cholesky(blocks))  # SPD: Λ > 0
+            cross = plan.cross
+            self.cross_users, self.cross_items = plan.user_slots[cross], plan.item_slots[cross]
+            self.cross_f_users, self.cross_f_items = self.f_users[cross], self.f_items[cross]
+            self.cross_weight = self.weight[cross]
 
     def apply(self, v: Tensor) -> Tensor:
-        v = v * self.keep[:, None]
-        pv = self.propagate(v)  # P v (P symmetric: the LightGCN graph is)
-        f_u, f_i = self.table[self.users], self.table[self.items]
-        # Gauss–Newton of the mean BCE: Σ ℓ'' (J v)(Jᵀ ·), J v = v_u·f_i + f_u·v_i.
-        jv = (pv[self.users] * f_i).sum(1) + (f_u * pv[self.items]).sum(1)
-        weighted = (self.curvature * jv)[:, None]
+        plan = self.plan
+        if plan.num_layers == 0:
+            out = torch.bmm(self.blocks, v.unsqueeze(-1)).squeeze(-1)
+            # G_ui = ℓ'' f_i f_uᵀ: (Gv)_u += ℓ''(f_u·v_i) f_i and (Gv)_i += ℓ''(f_i·v_u) f_u.
+            to_users = self.cross_weight * (self.cross_f_users * v[self.cross_items]).sum(1, keepdim=True)
+            to_items = self.cross_weight * (self.cross_f_items * v[self.cross_users]).sum(1, keepdim=True)
+            out.index_add_(0, self.cross_users, to_users * self.cross_f_items)
+            out.index_add_(0, self.cross_items, to_items * self.cross_f_users)
+            return out
+        pv = ops.propagate(self.expand(v), plan.new_graph, plan.num_layers)  # P v (P symmetric: the graph is)
+        # Gauss–Newton of the BCE: Σ ℓ'' (J v)(Jᵀ ·), J v = v_u·f_i + f_u·v_i.
+        jv = (pv[plan.users] * self.f_items).sum(1, keepdim=True) + (self.f_users * pv[plan.items]).sum(1, keepdim=True)
+        weighted = self.weight * jv
         out = torch.zeros_like(pv)
-        out.index_add_(0, self.users, weighted * f_i)
-        out.index_add_(0, self.items, weighted * f_u)
-        out = self.propagate(out) * self.scale
-        return (out + self.diagonal * v) * self.keep[:, None]
+        out.index_add_(0, plan.users, weighted * self.f_items)
+        out.index_add_(0, plan.items, weighted * self.f_users)
+        return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
 
-    def solve(self, rhs: Tensor, tol: float, max_iter: int) -> tuple[Tensor, SolveReport]:
-        return conjugate_gradient(self.apply, rhs * self.keep[:, None], tol=tol, max_iter=max_iter)
+    def precondition(self, r: Tensor) -> Tensor:
+        if self.plan.num_layers == 0:
+            return torch.bmm(self.inverse_blocks, r.unsqueeze(-1)).squeeze(-1)
+        return r * self.inverse_diagonal
+
+    def solve(self, rhs: Tensor, tol: float, max_iter: int,
+              select: Callable[[Tensor], float] | None = None) -> tuple[Tensor, SolveReport]:
+        """``(G + Λ + λ)⁻¹ rhs`` [N, d] (zero off the moving rows) for ``rhs`` [N, d]; ``select``
+        (optional) scores full-table iterates, as ``conjugate_gradient``'s."""
+        compact, report = conjugate_gradient(self.apply, rhs[self.plan.rows], tol=tol, max_iter=max_iter,
+                                             preconditioner=self.precondition,
+                                             select=None if select is None else (lambda t: select(self.expand(t))))
+        return self.expand(compact), report
+
+    def expand(self, compact: Tensor) -> Tensor:
+        full = self.table.new_zeros(self.table.shape)
+        full[self.plan.rows] = compact
+        return full
 
 
-def training_response_system(model: Recommender, dataset: RecDataset, removal: Tensor, keep: Tensor,
-                             new_graph: CSRGraph | None, trace: TrainingTrace) -> ResponseSystem:
-    """The response operator of ``model`` for ``removal`` on rows ``keep`` (bool [N]).
+def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
+                      gradient: Callable[[Tensor], Tensor], tol: float, max_iter: int,
+                      lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None
+                      ) -> tuple[Tensor, SolveReport]:
+    """``δ`` [N, d] (zero off the plan's moving rows), segment by segment along the run.
 
-    Only the remaining interactions that can reach a kept row are gathered: for MF those
-    with an endpoint in ``keep``, for LightGCN those with an endpoint within ``K`` hops of it.
+    ``emb``: the trained table; ``removed``: ``r``; ``gradient(E)``: the influence right-hand
+    side ``g`` [N, d] at a table; ``select`` (optional, last segment only) scores iterates.
+    Returns ``δ`` and a report summing the CG iterations of every segment.
     """
-    emb = model.embedding.detach()
-    num_layers = model.num_layers
-    rows = dataset.remaining(removal)
-    users = rows.users.to(emb.device)
-    items = (rows.items + dataset.num_users).to(emb.device)
-    table = emb if num_layers == 0 else ops.propagate(emb, new_graph, num_layers)
-    reach = keep
-    if num_layers > 0:
-        reach = ops.propagate(keep.to(emb.dtype)[:, None], new_graph, num_layers)[:, 0] > 0
-    needed = reach[users] | reach[items]
-    users, items = users[needed], items[needed]
-    prob = torch.sigmoid((table[users] * table[items]).sum(1))
-    diagonal = training_damping(trace) + trace.l2
-    return ResponseSystem(table, users, items, prob * (1 - prob), new_graph, num_layers, keep, diagonal,
-                          1.0 / max(len(rows), 1))
+    n = round(1.0 / plan.scale)
+    delta, previous, iterations, report = torch.zeros_like(emb), trace.initial, 0, None
+    segments = trace.segments()
+    for number, (steps, table, second_moment) in enumerate(segments, start=1):
+        at = emb if table is None else table
+        damping = training_damping(trace, second_moment, steps)
+        share = plan.removed_share(at)
+        retrain_damping = training_damping(trace, second_moment * (1 - share) * (n / (n - removed)), steps)
+        system = plan.system(at, retrain_damping + trace.l2)
+        rhs = retrain_damping * delta + gradient(at) * plan.scale + (damping - retrain_damping) * (at - previous)
+        lap("operator")
+        delta, report = system.solve(rhs, tol, max_iter, select if number == len(segments) else None)
+        iterations += report.iterations
+        previous = at
+        lap("solve")
+    return delta, SolveReport(iterations, report.residual, report.status)
