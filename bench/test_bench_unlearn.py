@@ -32,10 +32,11 @@ def trained(request):
 def test_ifru_request(benchmark, trained, solver, backend):
     name, model, dataset, _, _ = trained
     # Same work on both backends: a fixed number of solver iterations, no validation selection.
-    config = UnlearnConfig(solver=solver, backend=backend, validation_select=False, tol=0.0, max_iter=10)
+    config = UnlearnConfig(response="newton", solver=solver, backend=backend, validation_select=False, tol=0.0,
+                           max_iter=10)
     # Correctness first: three CG steps (linear in the HVPs, so float32 rounding stays small;
     # Adam's sign-like steps would amplify it on near-zero coordinates) agree across backends.
-    check = dict(solver="cg", validation_select=False, tol=0.0, max_iter=3)
+    check = dict(response="newton", solver="cg", validation_select=False, tol=0.0, max_iter=3)
     fused = unlearn(model, dataset, dataset.removal, UnlearnConfig(**check)).model.embedding - model.embedding
     plain = unlearn(model, dataset, dataset.removal, UnlearnConfig(backend="autograd", **check)).model.embedding
     plain = plain - model.embedding

@@ -78,7 +78,7 @@ def relative_error(model, dataset, num_layers, removal, **config):
     kept[removal] = False
     new_graph = dataset.graph(removal=removal, dtype=torch.float64)
     optimum = minimise(model.embedding.detach(), dataset, kept, new_graph, num_layers)
-    result = unlearn(model, dataset, removal, UnlearnConfig(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING, **config))
+    result = unlearn(model, dataset, removal, UnlearnConfig(response="newton", l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING, **config))
     assert result.solve.status == "converged"
     target = all_scores(optimum, dataset, new_graph, num_layers)
     original = all_scores(model.embedding.detach(), dataset, model.graph, num_layers)
@@ -140,7 +140,7 @@ def test_spillover_gradient_matches_finite_difference(trained):
 def test_cg_and_adam_agree_on_the_influence_system(trained):
     model, dataset, num_layers = trained
     removal = REMOVALS[32][2]
-    exact = dict(l2=L2, validation_select=False, ratios=NO_PRUNING)
+    exact = dict(response="newton", l2=L2, validation_select=False, ratios=NO_PRUNING)
     cg = unlearn(model, dataset, removal, UnlearnConfig(solver="cg", tol=1e-10, max_iter=500, **exact))
     adam = unlearn(model, dataset, removal, UnlearnConfig(solver="adam", adam_lr=2.0, tol=1e-6, max_iter=5000, **exact))
     delta_cg = (cg.model.embedding - model.embedding).detach()
@@ -151,7 +151,7 @@ def test_cg_and_adam_agree_on_the_influence_system(trained):
 def test_block_jacobi_preconditioner_solves_the_same_system_in_fewer_iterations(trained):
     model, dataset, num_layers = trained
     removal = REMOVALS[32][0]
-    base = dict(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING)
+    base = dict(response="newton", l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500, ratios=NO_PRUNING)
     plain = unlearn(model, dataset, removal, UnlearnConfig(**base))
     preconditioned = unlearn(model, dataset, removal, UnlearnConfig(preconditioner="block-jacobi", **base))
     torch.testing.assert_close(preconditioned.model.embedding, plain.model.embedding, rtol=1e-6, atol=1e-8)
@@ -216,7 +216,7 @@ def test_adam_solve_follows_torch_adam():
 def test_autograd_backend_gives_the_same_update(trained):
     model, dataset, num_layers = trained
     removal = REMOVALS[32][0]
-    exact = dict(l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500)
+    exact = dict(response="newton", l2=L2, solver="cg", validation_select=False, tol=1e-10, max_iter=500)
     fused = unlearn(model, dataset, removal, UnlearnConfig(**exact))
     plain = unlearn(model, dataset, removal, UnlearnConfig(backend="autograd", **exact))
     torch.testing.assert_close(plain.model.embedding, fused.model.embedding, rtol=1e-7, atol=1e-9)

@@ -54,6 +54,8 @@ def _reuse(path: Path, load: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[
         return None
     try:
         model, meta = load()
+        if getattr(model, "trace", True) is None:  # older than training traces: the default IFRU needs one
+            raise ValueError("the checkpoint has no training trace")
         logger.info("reusing %s (trained in %.1f s)", path, meta["seconds"])
         return model, float(meta["seconds"])
     except (ValueError, KeyError) as error:

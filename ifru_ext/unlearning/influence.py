@@ -33,27 +33,29 @@ __all__ = ["UnlearnConfig", "influence_gradient", "influence_update", "removal_s
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    """How to answer a request. ``None`` fields take the per-backbone paper default.
+    """How to answer a request. ``None`` fields take the per-backbone default.
 
-    Default: exact Hessian and spillover, the iterate picked by validation AUC; solver Adam
-    for MF and CG for LightGCN. Why not an exact solve: trained recommenders are early-stopped
-    (and unregularised), so H at Ê is indefinite and ill-conditioned; for MF the exact Newton
-    step ``H⁻¹g`` (``solver="cg"``, ``validation_select=False``) is dominated by near-null
-    directions and wrecks the model (measured on BookCrossing, see README). The per-backbone
-    solver was picked on validation AUC on BookCrossing (MF: Adam 0.7393 vs CG 0.7383;
-    LightGCN: CG 0.6626 vs Adam 0.6610). CG on the residual is exact and the right choice
-    for a model at a (regularised) minimum.
-
-    ratios: Algorithm 1 pruning ratios (a_0..a_K); MF (1.0, 1.0), LightGCN (1.0, 0.6).
+    response: ``training`` (default) — the training-aware linear response
+        (``response.py``, docs/ARCHITECTURE.md §6): the change Adam would have made without
+        ``D_r`` over the model's own training run, from its ``TrainingTrace``; no validation
+        AUC decides anything and no constant is tuned. ``newton`` — the paper's influence
+        step ``(H + δI)⁻¹g/n`` by CG or Adam, the iterate picked by validation AUC unless
+        ``validation_select=False``; on early-stopped models it answers genuine deletion
+        requests with the unchanged model (§6), so it is kept for reproduction
+        (``ifru-validation``, ``ifru-reference``) and comparison.
+    ratios: Algorithm 1 pruning ratios (a_0..a_K); MF (1.0, 1.0) — (1.0,) for the training
+        response —, LightGCN (1.0, 0.6).
     hessian: ``exact`` — the true LightGCN Hessian through the graph; ``reference`` —
-        the authors' code: the MF Hessian on the raw embeddings (same for MF).
+        the authors' code: the MF Hessian on the raw embeddings (same for MF). Newton only.
     spillover: include ∇L_s (LightGCN only; MF has none).
     solver: ``cg`` (conjugate gradients on the relative residual) or ``adam`` (the paper's);
-        adam for MF, cg for LightGCN.
+        Newton: adam for MF, cg for LightGCN; the training response always uses CG.
+    tol, max_iter: CG's relative residual and iteration budget (per segment of the training
+        response).
     adam_lr: 5e3 for MF, 1e4 for LightGCN (the authors' values).
     self_loops: score Algorithm 1 on the adjacency plus a self-loop per node (authors' code).
     validation_select: return the solver iterate with the best validation AUC (the authors'
-        code, for Adam) instead of stopping on the residual.
+        rule). None: on for ``newton``, off for ``training``.
     new_graph: the unlearned LightGCN predicts with D_{-r}'s graph (False: keep the old one,
         as the authors' code does).
     backend: ``fused`` — ``torch.ops.ifru.hvp``; ``autograd`` — the plain-PyTorch formulation
@@ -61,7 +63,7 @@ class UnlearnConfig:
     """
 
     method: Literal["ifru", "scif"] = "ifru"
-    response: Literal["newton", "training"] = "newton"
+    response: Literal["newton", "training"] = "training"
     solver: Literal["cg", "adam"] | None = None
     hessian: Literal["exact", "reference"] = "exact"
     spillover: bool = True
@@ -114,7 +116,7 @@ class UnlearnConfig:
         if name == "default":
             return cls(**overrides)
         if name == "reference":
-            base = cls(solver="adam", hessian="reference", self_loops=True, validation_select=True,
+            base = cls(response="newton", solver="adam", hessian="reference", self_loops=True, validation_select=True,
                        new_graph=False)
             return replace(base, **overrides)
         raise ValueError(f"unknown preset {name!r}: choose 'default' or 'reference'")
