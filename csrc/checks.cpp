@@ -64,6 +64,19 @@ void check_finite(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK_VALUE(finite, op, ": ", name, " contains NaN or infinity");
 }
 
+void check_num_layers(int64_t num_layers, const char* op) {
+  TORCH_CHECK_VALUE(num_layers >= 0 && num_layers <= kMaxLayers, op, ": num_layers must lie in [0, ", kMaxLayers,
+                    "], got ", num_layers);
+}
+
+void check_finite_result(const at::Tensor& result, const char* op, const char* hint) {
+  if (result.numel() == 0) return;
+  const auto [low, high] = at::aminmax(result);
+  const bool finite = std::isfinite(low.item<double>()) && std::isfinite(high.item<double>());
+  TORCH_CHECK_VALUE(finite, op, ": the result overflowed to NaN or infinity in ", result.scalar_type(),
+                    " although every input is finite; ", hint);
+}
+
 }  // namespace ifru
 
 namespace ifru {
@@ -72,7 +85,7 @@ void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const
                           const at::Tensor& x, int64_t num_layers) {
   const char* op = "ifru::propagate";
   TORCH_CHECK(x.dim() == 2, op, ": x must be 2-D [N, d], got shape ", x.sizes());
-  TORCH_CHECK_VALUE(num_layers >= 0, op, ": num_layers must be >= 0, got ", num_layers);
+  check_num_layers(num_layers, op);
   check_csr(rowptr, col, x.size(0), op, x.device());
   check_float_tensor(x, x.sizes(), x.scalar_type(), op, "x", x.device());
   check_float_tensor(weight, {col.numel()}, x.scalar_type(), op, "weight", x.device());
@@ -103,7 +116,7 @@ void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor
                       ": labels must lie in [0, 1] (no NaN), got range [", low.item<double>(), ", ",
                       high.item<double>(), "]");
   }
-  TORCH_CHECK_VALUE(num_layers >= 0, op, ": num_layers must be >= 0, got ", num_layers);
+  check_num_layers(num_layers, op);
   TORCH_CHECK_VALUE(std::isfinite(l2), op, ": l2 must be finite, got ", l2);
   const int graph_parts = rowptr.has_value() + col.has_value() + weight.has_value();
   TORCH_CHECK(graph_parts == 0 || graph_parts == 3, op, ": rowptr, col and weight must be given together");
@@ -132,6 +145,8 @@ void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, c
               col.numel(), "], got ", weight.sizes());
   TORCH_CHECK(weight.device() == rowptr.device(), op, ": weight is on ", weight.device(), ", rowptr on ",
               rowptr.device());
+  // Any dtype is transposed; floating weights must be finite, as in propagate and hvp.
+  if (at::isFloatingType(weight.scalar_type())) check_finite(weight, op, "weight");
 }
 
 void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seed_counts,

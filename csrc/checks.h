@@ -7,6 +7,11 @@
 
 namespace ifru {
 
+// The largest num_layers propagate and hvp accept (README "Errors", docs/ARCHITECTURE.md §3).
+// Each layer is one full SpMM, so the bound caps a call's work at kMaxLayers SpMMs; LightGCN
+// uses K <= 4 and the layer mean of a normalised graph has converged long before K = 64.
+constexpr int64_t kMaxLayers = 64;
+
 // 1-D int64 tensor on `device` (RuntimeError otherwise).
 void check_index_tensor(const at::Tensor& t, const char* op, const char* name, const at::Device& device);
 
@@ -24,6 +29,18 @@ void check_float_tensor(const at::Tensor& t, at::IntArrayRef shape, at::ScalarTy
 
 // No NaN or infinity in `t` (ValueError otherwise).
 void check_finite(const at::Tensor& t, const char* op, const char* name);
+
+// 0 <= num_layers <= kMaxLayers (ValueError otherwise).
+void check_num_layers(int64_t num_layers, const char* op);
+
+// An op's result computed from finite inputs has no NaN or infinity: ValueError saying the
+// computation overflowed, with `hint` (what makes it overflow) appended.
+void check_finite_result(const at::Tensor& result, const char* op, const char* hint);
+
+// What makes propagate's result overflow (shared by its kernels on every device).
+inline constexpr const char* kPropagateOverflowHint =
+    "the powers A^k grow without bound (spectral radius of A above 1?): "
+    "normalise the graph (e.g. D^-1/2 A D^-1/2) or use fewer layers";
 
 }  // namespace ifru
 

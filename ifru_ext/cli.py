@@ -9,15 +9,29 @@ Each subcommand is registered by an ``add_<name>_parser(subparsers)`` function t
 sets ``handler`` (``args -> exit code``) on its parser; ``SUBCOMMANDS`` lists them.
 Options shared between subcommands come from ``add_dataset_arguments`` /
 ``add_runtime_arguments`` and are resolved by ``dataset_spec`` / ``apply_runtime``.
+
+Errors: every error is one line on stderr and a non-zero exit, never a traceback
+(``IFRU_TRACEBACK=1`` re-raises): a usage error (an unknown option, a number out of
+range — each numeric option is range-checked as it is parsed) exits 2, a refused input
+(bad dataset, refused checkpoint or request, unusable output folder, an OS error) exits 1,
+Ctrl-C exits 130. Outputs never destroy inputs: ``--out`` may not name a file or the input
+checkpoint's folder, and a command's ``model.pt`` and ``summary.json`` are written as a
+pair (staged in a temporary folder, then moved into place), so a failed write leaves the
+previous outputs untouched.
 """
 from __future__ import annotations
 
 import argparse
+import codecs
+import dataclasses
 import inspect
 import json
 import logging
+import math
+import os
+import shutil
 import sys
-import dataclasses
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,6 +41,7 @@ from .data import PAPER_ATTACK_FRACTIONS, PRESETS, RecDataset, load_dataset, rea
 from .evaluation import evaluate
 from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
 from .models import DEFAULTS, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
+from .ops import MAX_LAYERS
 from .training import SCHEDULES, TrainConfig, train_new
 from .unlearning import METHODS, RetrainConfig, configure, unlearn
 
@@ -65,6 +80,55 @@ _DATASET_ARGS = {
 }
 
 
+# --------------------------------------------------------------------------- option types
+# Each numeric option is parsed by one of these: a value out of range (NaN and infinity
+# included) is argparse's one-line usage error naming the option, before anything runs.
+
+
+def _bounded(kind: type, what: str, low: float | None = None, high: float | None = None,
+             low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` (int or float) finite and within [low, high]
+    (``(low, high]`` when ``low_open``); ``what`` describes the accepted values."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or (
+            low is not None and (value <= low if low_open else value < low)
+        ) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+POSITIVE_INT = _bounded(int, "an integer > 0", low=0, low_open=True)
+NON_NEGATIVE_INT = _bounded(int, "an integer >= 0", low=0)
+SEED = _bounded(int, "an integer in [0, 2**32)", low=0, high=2**32 - 1)
+LAYERS = _bounded(int, f"an integer in [1, {MAX_LAYERS}]", low=1, high=MAX_LAYERS)
+FINITE_FLOAT = _bounded(float, "a finite number")
+POSITIVE_FLOAT = _bounded(float, "a finite number > 0", low=0.0, low_open=True)
+NON_NEGATIVE_FLOAT = _bounded(float, "a finite number >= 0", low=0.0)
+FRACTION = _bounded(float, "a number in [0, 1]", low=0.0, high=1.0)
+
+
+def _separator(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a non-empty separator")
+    return text
+
+
+def _encoding(text: str) -> str:
+    try:
+        codecs.lookup(text)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown text encoding {text!r} (e.g. utf-8, latin-1)") from None
+    return text
+
+
 # --------------------------------------------------------------------------- shared options
 
 
@@ -80,7 +144,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME|PATH",
         help=f"a preset ({', '.join(sorted(PRESETS))}) or a ratings file (default: bookcrossing)",
     )
-    group.add_argument("--sep", help="field separator of a ratings file (default: ',')")
+    group.add_argument("--sep", type=_separator, help="field separator of a ratings file (default: ',')")
     group.add_argument(
         "--columns", type=_columns, metavar="user,item,rating[,timestamp]",
         help="the file's fields in order; must name user, item and rating (default: user,item,rating)",
@@ -88,20 +152,21 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--header", action=argparse.BooleanOptionalAction, help="the file starts with a header line (default: no)"
     )
-    group.add_argument("--encoding", help="text encoding of a ratings file (default: utf-8)")
+    group.add_argument("--encoding", type=_encoding, help="text encoding of a ratings file (default: utf-8)")
     group.add_argument(
-        "--threshold", type=float, help="label = rating > THRESHOLD (preset default; required for a file)"
+        "--threshold", type=FINITE_FLOAT, help="label = rating > THRESHOLD (preset default; required for a file)"
     )
-    group.add_argument("--kcore", type=int, help="k of the k-core filter on raw rows (preset default; required for a file)")
-    group.add_argument("--max-rows", type=int, help="read only the first N raw rows (small slices)")
-    group.add_argument("--split-seed", type=int, help="seed of the 60/20/20 split shuffle (default: 1024)")
+    group.add_argument("--kcore", type=NON_NEGATIVE_INT,
+                       help="k of the k-core filter on raw rows (preset default; required for a file)")
+    group.add_argument("--max-rows", type=POSITIVE_INT, help="read only the first N raw rows (small slices)")
+    group.add_argument("--split-seed", type=SEED, help="seed of the 60/20/20 split shuffle (default: 1024)")
     group.add_argument(
-        "--attack-fraction", type=float, metavar="F",
+        "--attack-fraction", type=FRACTION, metavar="F",
         help="fraction of training labels flipped = the removal set D_r "
         f"(default: {PAPER_ATTACK_FRACTIONS['mf']} for mf, {PAPER_ATTACK_FRACTIONS['lightgcn']} for lightgcn)",
     )
     group.add_argument(
-        "--attack-seed", type=int,
+        "--attack-seed", type=SEED,
         help="draw the attacked rows with this seed (default: the authors' choice, the last rows of the shuffled train split)",
     )
 
@@ -127,7 +192,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to compute (default: cpu)")
     group.add_argument(
-        "--threads", type=int,
+        "--threads", type=POSITIVE_INT,
         help="CPU threads for torch (default: torch's choice; 1 is often fastest on a shared machine)",
     )
 
@@ -141,6 +206,82 @@ def apply_runtime(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------- evaluation and output
+
+
+def check_output_folder(out: Path, inputs: Mapping[str, Path | None] | None = None, outputs: Sequence[str] = (),
+                        input_checkpoint: Path | None = None) -> None:
+    """Refuse, before any work, an ``--out`` that cannot hold the outputs or would overwrite an input.
+
+    ValueError when ``out`` (or its nearest existing ancestor) is not a directory, when it is
+    the folder of ``input_checkpoint`` (writing there would replace the trained model's files),
+    or when one of the ``outputs`` (file names in ``out``) is one of the ``inputs``
+    (description → path), also through links.
+    """
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"--out {out}: {folder} exists and is not a directory")
+            break
+    resolved = out.resolve()
+    if input_checkpoint is not None and resolved == input_checkpoint.resolve().parent:
+        raise ValueError(f"--out {out} is the folder of the input checkpoint {input_checkpoint}: writing there "
+                         "would overwrite the input; choose another folder")
+    for name in outputs:
+        target = out / name
+        for what, source in (inputs or {}).items():
+            if source is None:
+                continue
+            same = target.resolve() == source.resolve() or (
+                target.exists() and source.exists() and os.path.samefile(target, source)
+            )
+            if same:
+                raise ValueError(f"--out {out}: {target} would overwrite the {what} {source}")
+
+
+def write_outputs(out: Path, write: Callable[[Path], Sequence[str]]) -> None:
+    """Write a command's output files into ``out`` as one unit.
+
+    ``write(folder)`` writes every file into ``folder`` (a fresh temporary folder next to
+    ``out``, or inside it when ``out`` exists) and returns their names; only when it returns
+    are they moved into ``out`` (renaming the whole folder when ``out`` is new). A failure
+    removes the temporary folder and leaves ``out`` as it was.
+    """
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
+    fresh = not out.exists()
+    if fresh:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = out.parent / f".{out.name}.tmp-{tag}"
+    else:
+        stage = out / f".ifru-tmp-{tag}"
+    stage.mkdir()
+    try:
+        names = write(stage)
+        if fresh:
+            stage.rename(out)  # atomic: the folder appears with every file or not at all
+        else:
+            for name in names:
+                os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _write_model_and_summary(out: Path, model: Recommender, dataset: RecDataset, removal: Any,
+                             meta: dict[str, Any], summary: Mapping[str, Any]) -> None:
+    """``out/model.pt`` (with ``meta``) and ``out/summary.json`` (``summary``), written as a pair."""
+    text = json.dumps(json_safe(summary), indent=2) + "\n"  # serialised first: a failure here writes nothing
+
+    def write(folder: Path) -> Sequence[str]:
+        save_checkpoint(folder / "model.pt", model, dataset, removal, meta=meta)
+        (folder / "summary.json").write_text(text)
+        return ("model.pt", "summary.json")
+
+    write_outputs(out, write)
+
+
+def _dataset_file(spec: Mapping[str, Any]) -> Path | None:
+    """The ratings file of a ``load_dataset`` spec that names a path (None for a preset)."""
+    name = str(spec["name_or_path"])
+    return None if name in PRESETS else Path(name)
 
 
 def checkpoint_with_dataset(args: argparse.Namespace) -> tuple[Recommender, RecDataset, dict[str, Any], dict[str, Any]]:
@@ -174,10 +315,10 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=sorted(DEFAULTS), default="mf", help="the recommender (default: mf)")
-    model.add_argument("--dim", type=int, help=f"embedding width (default: {DEFAULTS['mf']['dim']} mf, {DEFAULTS['lightgcn']['dim']} lightgcn)")
-    model.add_argument("--layers", type=int, help=f"LightGCN layers K (default: {DEFAULTS['lightgcn']['num_layers']})")
+    model.add_argument("--dim", type=POSITIVE_INT, help=f"embedding width (default: {DEFAULTS['mf']['dim']} mf, {DEFAULTS['lightgcn']['dim']} lightgcn)")
+    model.add_argument("--layers", type=LAYERS, help=f"LightGCN layers K (default: {DEFAULTS['lightgcn']['num_layers']})")
     model.add_argument(
-        "--init-std", type=float,
+        "--init-std", type=NON_NEGATIVE_FLOAT,
         help=f"std of the normal init (default: {DEFAULTS['mf']['init_std']:g} mf, {DEFAULTS['lightgcn']['init_std']:g} lightgcn)",
     )
     fit = parser.add_argument_group("training")
@@ -190,12 +331,14 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="named optimiser preset: paper = the authors' (lr 1e-3 mf, 1e-4 lightgcn); fast = lr 3e-4 for "
         "lightgcn, ~3x fewer epochs for ~0.004 less validation AUC (default: paper)",
     )
-    fit.add_argument("--lr", type=float, help="Adam learning rate (overrides the schedule)")
-    fit.add_argument("--batch-size", type=int, help="mini-batch size (default: 2048)")
-    fit.add_argument("--epochs", type=int, help="maximum epochs (default: 1000; early stopping usually ends sooner)")
-    fit.add_argument("--patience", type=int, help="stop after this many epochs without a better valid AUC (default: 10)")
-    fit.add_argument("--l2", type=float, help="λ of the (λ/2)‖E‖² term (default: 0, as the authors)")
-    fit.add_argument("--seed", type=int, help="seed of the initialisation and the batch shuffling (default: 1024)")
+    fit.add_argument("--lr", type=POSITIVE_FLOAT, help="Adam learning rate (overrides the schedule)")
+    fit.add_argument("--batch-size", type=POSITIVE_INT, help="mini-batch size (default: 2048)")
+    fit.add_argument("--epochs", type=POSITIVE_INT,
+                     help="maximum epochs (default: 1000; early stopping usually ends sooner)")
+    fit.add_argument("--patience", type=POSITIVE_INT,
+                     help="stop after this many epochs without a better valid AUC (default: 10)")
+    fit.add_argument("--l2", type=NON_NEGATIVE_FLOAT, help="λ of the (λ/2)‖E‖² term (default: 0, as the authors)")
+    fit.add_argument("--seed", type=SEED, help="seed of the initialisation and the batch shuffling (default: 1024)")
     fit.add_argument("--out", type=Path, help="output directory (default: runs/<model>-<mode>)")
     fit.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),
@@ -209,6 +352,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     apply_runtime(args)
     spec = dataset_spec(args, args.model)
+    out = args.out or Path("runs") / f"{args.model}-{args.mode}"
+    check_output_folder(out, {"ratings file": _dataset_file(spec)}, ("model.pt", "summary.json"))
     dataset = load_dataset(**spec)
     config = TrainConfig.for_model(
         args.model, args.schedule, lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
@@ -220,7 +365,6 @@ def run_train(args: argparse.Namespace) -> int:
                               init_std=args.init_std, progress=args.progress)
     aucs = evaluate(model, dataset)
 
-    out = args.out or Path("runs") / f"{args.model}-{args.mode}"
     summary = {
         "model": model.config(),
         "mode": args.mode,
@@ -235,14 +379,13 @@ def run_train(args: argparse.Namespace) -> int:
         **aucs,
         "history": result.history,
     }
-    checkpoint = save_checkpoint(out / "model.pt", model, dataset, removal, meta=summary)
-    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+    _write_model_and_summary(out, model, dataset, removal, meta=summary, summary=summary)
     print(
         f"{args.model} {args.mode}: best epoch {result.best_epoch} of {result.epochs}, "
         f"{result.seconds:.1f} s, {len(dataset.remaining(removal))} training rows"
     )
     print(format_aucs(aucs))
-    print(f"saved {checkpoint} and {out / 'summary.json'}")
+    print(f"saved {out / 'model.pt'} and {out / 'summary.json'}")
     return 0
 
 
@@ -281,9 +424,12 @@ _METHOD_OPTIONS = {"solver": "--solver", "ratios": "--ratios", "damping": "--dam
 
 def _ratios(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(x) for x in text.split(","))
+        ratios = tuple(float(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in [0, 1], got {text!r}") from None
+    if not all(0.0 <= ratio <= 1.0 for ratio in ratios):  # NaN fails the comparison
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in [0, 1], got {text!r}")
+    return ratios
 
 
 def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -302,9 +448,11 @@ def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
     options.add_argument("--solver", choices=("adam", "cg"), help="override the method's solver")
     options.add_argument("--ratios", type=_ratios, metavar="A0,A1[,...]",
                          help="Algorithm 1 pruning ratios (default: 1,1 mf; 1,0.6 lightgcn)")
-    options.add_argument("--damping", type=float, help="δ in (H + δI) t = g (default: 0)")
-    options.add_argument("--max-iter", type=int, help="solver iterations at most (default: 100)")
-    parser.add_argument("--out", type=Path, help="output directory (default: next to the checkpoint, unlearned-<method>)")
+    options.add_argument("--damping", type=NON_NEGATIVE_FLOAT, help="δ in (H + δI) t = g (default: 0)")
+    options.add_argument("--max-iter", type=POSITIVE_INT, help="solver iterations at most (default: 100)")
+    parser.add_argument("--out", type=Path,
+                        help="output directory, not the checkpoint's own (default: next to the checkpoint, "
+                        "unlearned-<method>)")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_unlearn)
@@ -335,18 +483,20 @@ def method_config(method: str, given: Mapping[str, Any], meta: Mapping[str, Any]
 def run_unlearn(args: argparse.Namespace) -> int:
     given = method_options(args.method, args)  # before any loading: a refused option costs nothing
     apply_runtime(args)
+    out = args.out or args.checkpoint.parent / f"unlearned-{args.method}"
+    check_output_folder(out, {"input checkpoint": args.checkpoint, "request file": args.pairs},
+                        ("model.pt", "summary.json"), input_checkpoint=args.checkpoint)
     model, dataset, spec, meta = checkpoint_with_dataset(args)
+    check_output_folder(out, {"ratings file": _dataset_file(spec)}, ("model.pt", "summary.json"))
     removal = read_request(args.pairs, dataset) if args.pairs else dataset.removal
     config = method_config(args.method, given, meta, args.device)
     result = unlearn(model, dataset, removal, config, method=args.method)
     aucs = evaluate(result.model, dataset)
-    out = args.out or args.checkpoint.parent / f"unlearned-{args.method}"
     summary = {"method": args.method, "config": dataclasses.asdict(config), "dataset": spec,
                "removed": result.num_removed, "seconds": result.seconds, "phases": result.phases,
                "kept_rows": result.kept_rows, "solver": dataclasses.asdict(result.solve) if result.solve else None,
                **aucs}
-    save_checkpoint(out / "model.pt", result.model, dataset, removal, meta=json_safe(summary))
-    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+    _write_model_and_summary(out, result.model, dataset, removal, meta=json_safe(summary), summary=summary)
     print(f"{args.method}: forgot {result.num_removed} interactions in {result.seconds:.2f} s "
           f"({result.kept_rows} rows updated)" + (f", solver {result.solve}" if result.solve else ""))
     print(format_aucs(aucs))
@@ -387,13 +537,13 @@ def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", choices=sorted(DEFAULTS), default="mf", help="the backbone (default: mf)")
     parser.add_argument("--methods", type=_methods, default=("ifru", "scif"),
                         help=f"comma-separated, from {', '.join(METHODS)} (default: ifru,scif)")
-    parser.add_argument("--removal-fraction", type=float,
+    parser.add_argument("--removal-fraction", type=FRACTION,
                         help="share of training rows attacked and then removed (default: 0.02 mf, 0.01 lightgcn)")
     parser.add_argument("--studies", type=_names, default=(),
                         help=f"comma-separated in-depth studies: {', '.join(STUDIES)} (default: none)")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
-    parser.add_argument("--epochs", type=int, help="maximum training epochs (default: 1000, early stopping)")
-    parser.add_argument("--seed", type=int, help="seed of initialisation and batches (default: 1024)")
+    parser.add_argument("--epochs", type=POSITIVE_INT, help="maximum training epochs (default: 1000, early stopping)")
+    parser.add_argument("--seed", type=SEED, help="seed of initialisation and batches (default: 1024)")
     parser.add_argument("--out", type=Path, help="output directory (default: runs/experiment-<model>)")
     parser.add_argument("--sweep", type=_sweep, metavar="KEY=V1,V2,...",
                         help=f"one experiment per value of a dataset setting ({', '.join(SWEEPS)}), in OUT/KEY-V, "
@@ -408,9 +558,12 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     apply_runtime(args)
     if args.removal_fraction is not None:
         args.attack_fraction = args.removal_fraction
+    out = args.out or Path("runs") / f"experiment-{args.model}"
+    dataset = dataset_spec(args, args.model)
+    check_output_folder(out, {"ratings file": _dataset_file(dataset)}, ("report.json", "report.md"))
     spec = ExperimentSpec(
-        dataset=dataset_spec(args, args.model), model=args.model, methods=args.methods,
-        out=args.out or Path("runs") / f"experiment-{args.model}", device=args.device, schedule=args.schedule,
+        dataset=dataset, model=args.model, methods=args.methods,
+        out=out, device=args.device, schedule=args.schedule,
         train_overrides={key: value for key, value in (("max_epochs", args.epochs), ("seed", args.seed))
                          if value is not None},
         studies=args.studies,
@@ -451,8 +604,19 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (status 2); subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ifru", description="Recommendation unlearning via influence functions (IFRU) on fused torch ops."
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only (no per-epoch lines)")
@@ -465,14 +629,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the subcommand, return its exit code.
 
-    Errors in the inputs (bad dataset, refused checkpoint, ...) print one line to
-    stderr and return 1; usage errors exit with argparse's status 2.
+    Every error is one line on stderr, never a traceback: errors in the inputs (bad
+    dataset, refused checkpoint or output folder, an OS error such as a permission denied)
+    return 1, as does any other exception (named by its type; ``IFRU_TRACEBACK=1`` re-raises
+    it); Ctrl-C returns 130; usage errors (unknown options, numbers out of range) exit with
+    argparse's status 2.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     logging.getLogger("ifru_ext").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    prefix = f"ifru {args.command}"
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"ifru {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if os.environ.get("IFRU_TRACEBACK"):
+            raise
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        if os.environ.get("IFRU_TRACEBACK"):
+            raise
+        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 -- the last resort: one line, not a traceback
+        if os.environ.get("IFRU_TRACEBACK"):
+            raise
+        print(f"{prefix}: error: {type(error).__name__}: {_one_line(error)} "
+              "(IFRU_TRACEBACK=1 shows the traceback)", file=sys.stderr)
         return 1

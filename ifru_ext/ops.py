@@ -2,20 +2,33 @@
 
 Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding width,
 ``n`` interactions, ``nnz`` stored CSR entries. The maths of every op: README "Op reference".
+
+Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
+mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
+the argument instead of coming back as zeros or None: a gradient with respect to
+``propagate``'s ``weight``, any gradient through ``hvp``, ``importance`` or
+``csr_transpose`` (when backward reaches them), and forward-mode AD
+(``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
 
 from . import _C  # noqa: F401  (loading the library registers the ops)
 from .graph import CSRGraph
 
+# The largest num_layers propagate and hvp accept: kMaxLayers in csrc/checks.h, where the
+# bound is enforced (README "Errors"). Each layer is one full SpMM.
+MAX_LAYERS = 64
+
 
 def propagate(x: Tensor, graph: CSRGraph, num_layers: int) -> Tensor:
-    """``(1/(K+1)) Σ_{k=0..K} A^k x`` for ``x [N, d]`` → ``[N, d]``; differentiable in ``x``."""
+    """``(1/(K+1)) Σ_{k=0..K} A^k x`` for ``x [N, d]`` → ``[N, d]``, ``0 ≤ K ≤ MAX_LAYERS``;
+    differentiable in ``x`` (reverse mode)."""
     return torch.ops.ifru.propagate(graph.rowptr, graph.col, graph.weight, x, num_layers, graph.symmetric)
 
 
@@ -62,24 +75,50 @@ def with_cuda() -> bool:
     return torch.ops.ifru.with_cuda()
 
 
+# ---------------------------------------------------------------- fake kernels
+# Shapes only (torch.compile, opcheck), with the checks a trace cannot defer to the real
+# kernel: every tensor on the op's device and num_layers within its bound.
+
+
+def _check_devices(op: str, device: torch.device, **tensors: Tensor | None) -> None:
+    for name, tensor in tensors.items():
+        if tensor is not None and tensor.device != device:
+            raise RuntimeError(f"{op}: {name} is on {tensor.device} but the op runs on {device}")
+
+
+def _check_num_layers(op: str, num_layers: int) -> None:
+    if not 0 <= num_layers <= MAX_LAYERS:
+        raise ValueError(f"{op}: num_layers must lie in [0, {MAX_LAYERS}], got {num_layers}")
+
+
 @torch.library.register_fake("ifru::propagate")
 def _propagate_fake(rowptr, col, weight, x, num_layers, symmetric=False):
+    _check_devices("ifru::propagate", x.device, rowptr=rowptr, col=col, weight=weight)
+    _check_num_layers("ifru::propagate", num_layers)
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("ifru::hvp")
 def _hvp_fake(emb, v, users, items, labels, rowptr, col, weight, num_layers, l2, keep, symmetric=False):
+    _check_devices("ifru::hvp", emb.device, v=v, users=users, items=items, labels=labels, rowptr=rowptr, col=col,
+                   weight=weight, keep=keep)
+    _check_num_layers("ifru::hvp", num_layers)
     return torch.empty_like(emb, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("ifru::importance")
 def _importance_fake(rowptr, col, seed_counts, ratios):
+    _check_devices("ifru::importance", seed_counts.device, rowptr=rowptr, col=col)
     return torch.empty_like(seed_counts), torch.empty_like(seed_counts, dtype=torch.bool)
 
 
 @torch.library.register_fake("ifru::csr_transpose")
 def _csr_transpose_fake(rowptr, col, weight):
+    _check_devices("ifru::csr_transpose", rowptr.device, col=col, weight=weight)
     return torch.empty_like(rowptr), torch.empty_like(col), torch.empty_like(weight)
+
+
+# ---------------------------------------------------------------- autograd
 
 
 def _propagate_setup_context(ctx, inputs, output):
@@ -89,6 +128,11 @@ def _propagate_setup_context(ctx, inputs, output):
 
 
 def _propagate_backward(ctx, grad):
+    if ctx.needs_input_grad[2]:
+        raise NotImplementedError(
+            "ifru::propagate: no gradient with respect to weight (only x is differentiable; the graph is a "
+            "constant): pass weight.detach()"
+        )
     # d/dx of P x is Pᵀ, and Pᵀ = mean of (Aᵀ)^k: the same op on the transposed matrix.
     rowptr, col, weight = ctx.saved_tensors
     if not ctx.symmetric:
@@ -97,4 +141,68 @@ def _propagate_backward(ctx, grad):
     return None, None, None, grad_x, None, None
 
 
-torch.library.register_autograd("ifru::propagate", _propagate_backward, setup_context=_propagate_setup_context)
+# Why an op has no derivative, for the error raised when one is asked of it.
+_NOT_DIFFERENTIABLE = {
+    "hvp": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
+    "importance": "Algorithm 1 is a discrete selection",
+    "csr_transpose": "a permutation of the entries with no backward",
+}
+
+
+def _no_backward(name: str) -> Callable[..., Any]:
+    arguments = [argument.name for argument in getattr(torch.ops.ifru, name).default._schema.arguments]
+
+    def backward(ctx, *grads):
+        wanted = [arg for arg, needed in zip(arguments, ctx.needs_input_grad) if needed]
+        raise NotImplementedError(
+            f"ifru::{name}: not differentiable ({_NOT_DIFFERENTIABLE[name]}), but a gradient with respect to "
+            f"{', '.join(wanted)} was asked: pass detached tensors or call it under torch.no_grad()"
+        )
+
+    return backward
+
+
+def _no_setup_context(ctx, inputs, output):
+    pass
+
+
+def _refuse_forward_ad(name: str, arguments: Sequence[str], args: Sequence[Any]) -> None:
+    """NotImplementedError when an argument carries a forward-mode tangent (jvp, jacfwd, fwAD)."""
+    if forward_ad._current_level < 0:  # no dual level entered: nothing can carry a tangent
+        return
+    for arg, value in zip(arguments, args):
+        if isinstance(value, Tensor) and forward_ad.unpack_dual(value).tangent is not None:
+            raise NotImplementedError(
+                f"ifru::{name}: forward-mode AD (torch.func.jvp/jacfwd, torch.autograd.forward_ad) is not "
+                f"supported, but {arg} has a tangent: use reverse mode (torch.autograd.grad, torch.func.vjp/jacrev)"
+            )
+
+
+# The torch.library autograd registration is one Python kernel on the Autograd key; this
+# library holds ours, which refuses forward-mode tangents (torch.library has no hook for
+# them: without one, the tangent is silently dropped) before the reverse-mode kernel that
+# torch.library.register_autograd would have registered.
+_LIBRARY = torch.library.Library("ifru", "IMPL")
+
+
+def _register_autograd(name: str, backward: Callable[..., Any], setup_context: Callable[..., Any]) -> None:
+    op = getattr(torch.ops.ifru, name).default
+    try:  # the kernel torch.library.register_autograd builds (a private helper, stable since torch 2.4)
+        from torch._library.autograd import Info, make_autograd_impl
+
+        reverse_mode = make_autograd_impl(op, Info(backward, setup_context))
+    except (ImportError, AttributeError, TypeError):  # another torch: reverse mode only, tangents dropped
+        torch.library.register_autograd(f"ifru::{name}", backward, setup_context=setup_context)
+        return
+    arguments = [argument.name for argument in op._schema.arguments]
+
+    def autograd_kernel(keyset, *args):
+        _refuse_forward_ad(name, arguments, args)
+        return reverse_mode(keyset, *args)
+
+    _LIBRARY.impl(name, autograd_kernel, "Autograd", with_keyset=True)
+
+
+_register_autograd("propagate", _propagate_backward, _propagate_setup_context)
+for _name in _NOT_DIFFERENTIABLE:
+    _register_autograd(_name, _no_backward(_name), _no_setup_context)

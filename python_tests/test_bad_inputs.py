@@ -57,7 +57,9 @@ CORRUPTIONS = [
      "all", ValueError, "out of range"),
     ("col negative", lambda a: {**a, "col": -a["col"] - 1}, "all", ValueError, "out of range"),
     ("weight wrong length", lambda a: {**a, "weight": a["weight"][1:]}, "propagate hvp csr_transpose", RuntimeError, "weight"),
-    ("weight NaN", lambda a: {**a, "weight": a["weight"] * math.nan}, "propagate hvp", ValueError, "NaN"),
+    ("weight NaN", lambda a: {**a, "weight": a["weight"] * math.nan}, "propagate hvp csr_transpose", ValueError, "NaN"),
+    ("weight inf", lambda a: {**a, "weight": a["weight"].index_fill(0, torch.tensor([1]), -math.inf)},
+     "propagate hvp csr_transpose", ValueError, "weight contains NaN or infinity"),
     ("weight float32", lambda a: {**a, "weight": a["weight"].float()}, "propagate hvp", RuntimeError, "dtype"),
     ("x 1-D", lambda a: {**a, "emb": a["emb"][:, 0]}, "propagate hvp", RuntimeError, "2-D"),
     ("x wrong rows", lambda a: {**a, "emb": a["emb"][1:]}, "propagate", RuntimeError, "rowptr"),
@@ -96,6 +98,8 @@ def test_bad_argument_raises_clear_error(op, corrupt, exc, fragment):
     "kwargs, exc, fragment",
     [
         (dict(num_layers=-1), ValueError, "num_layers"),
+        (dict(num_layers=ifru_ext.ops.MAX_LAYERS + 1), ValueError, r"num_layers must lie in \[0, 64\]"),
+        (dict(num_layers=2**40), ValueError, r"num_layers must lie in \[0, 64\], got 1099511627776"),
         (dict(l2=math.nan), ValueError, "l2"),
         (dict(ratios=(1.0, 1.5)), ValueError, "ratios"),
         (dict(ratios=()), ValueError, "ratios"),
@@ -137,7 +141,7 @@ def test_cuda_tensor_on_cpu_only_build_is_refused():
 @given(
     op=st.sampled_from(OPS),
     picks=st.lists(st.sampled_from(range(len(CORRUPTIONS))), min_size=1, max_size=3, unique=True),
-    num_layers=st.integers(-2, 3),
+    num_layers=st.sampled_from([-2, -1, 0, 1, 2, 3, ifru_ext.ops.MAX_LAYERS + 1, 2**40]),
     l2=st.sampled_from([0.0, 0.1, math.inf]),
     ratios=st.lists(st.sampled_from([-0.5, 0.0, 0.3, 1.0, 2.0]), min_size=0, max_size=3),
 )
@@ -154,6 +158,5 @@ def test_fuzzed_arguments_never_crash(op, picks, num_layers, l2, ratios):
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         assert str(error).strip()
     else:
-        # csr_transpose only permutes, so it passes non-finite weights through unchanged.
-        outs = out[:2] if op == "csr_transpose" else out if isinstance(out, tuple) else (out,)
+        outs = out if isinstance(out, tuple) else (out,)
         assert all(not o.is_floating_point() or bool(torch.isfinite(o).all()) for o in outs)

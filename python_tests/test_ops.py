@@ -239,6 +239,24 @@ def test_opcheck_every_op():
     torch.library.opcheck(torch.ops.ifru.csr_transpose.default, g)
 
 
+def test_opcheck_autograd_registration_with_inputs_requiring_grad():
+    """Every op has its own autograd kernel (a formula or a clear refusal), not the silent fallback."""
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=31)
+    g = (graph.rowptr, graph.col, graph.weight)
+    grad = lambda t: t.clone().requires_grad_()  # noqa: E731
+    seed_counts = torch.zeros(15, dtype=torch.float64)
+    seed_counts[users[:3]] = 1.0
+    adjacency = interaction_graph(users, items - 6, 6, 9)
+    checks = ("test_schema", "test_autograd_registration", "test_faketensor")  # no backward: it is refused
+    for op, args in [
+        (torch.ops.ifru.propagate.default, (g[0], g[1], grad(g[2]), grad(emb), 2, False)),
+        (torch.ops.ifru.hvp.default, (grad(emb), grad(v), users, items, labels, *g, 1, 0.1, keep, True)),
+        (torch.ops.ifru.importance.default, (adjacency.rowptr, adjacency.col, grad(seed_counts), [1.0, 0.6])),
+        (torch.ops.ifru.csr_transpose.default, (g[0], g[1], grad(g[2]))),
+    ]:
+        torch.library.opcheck(op, args, test_utils=checks)
+
+
 def test_build_info():
     assert isinstance(ifru_ext.with_cuda(), bool)
     assert ifru_ext.with_cuda() == (torch.ops.ifru.cuda_version() > 0)

@@ -28,6 +28,8 @@ at::Tensor hvp_composite(MfHvpKernel mf_hvp, const at::Tensor& emb, const at::Te
     if (keep.has_value()) out.mul_(keep->unsqueeze(1));
   }
   if (l2 != 0.0) out.add_(kept_v, l2);
+  // Every input is finite (checked above), so a non-finite H v is an overflow.
+  check_finite_result(out, "ifru::hvp", "emb, v or l2 is too large for this dtype (the logits or their products overflow)");
   return out;
 }
 

@@ -40,11 +40,12 @@ std::tuple<at::Tensor, at::Tensor> importance_cpu(const at::Tensor& rowptr,     
   check_importance_args(rowptr, col, seed_counts, ratios);
   const int64_t num_nodes = seed_counts.numel();
   const auto rowptr_c = rowptr.contiguous();
-  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose.
+  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose. The weight is not read: an
+  // uninitialised byte vector (bytes are not value-checked, floats must be finite).
   at::Tensor t_rowptr, t_col;
   if (ratios.size() > 1) {
     std::tie(t_rowptr, t_col, std::ignore) =
-        call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, seed_counts.options()));
+        call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, col.options().dtype(at::kByte)));
   }
   auto scores = seed_counts.contiguous().clone();
   auto keep = at::zeros({num_nodes}, seed_counts.options().dtype(at::kBool));

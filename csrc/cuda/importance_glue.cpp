@@ -40,11 +40,12 @@ std::tuple<at::Tensor, at::Tensor> importance_cuda(const at::Tensor& rowptr,    
   const c10::cuda::CUDAGuard device_guard(seed_counts.device());
   const int64_t num_nodes = seed_counts.numel();
   const auto rowptr_c = rowptr.contiguous();
-  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose.
+  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose. The weight is not read: an
+  // uninitialised byte vector (bytes are not value-checked, floats must be finite).
   at::Tensor in_rowptr, in_src;
   if (ratios.size() > 1) {
     std::tie(in_rowptr, in_src, std::ignore) =
-        call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, seed_counts.options()));
+        call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, col.options().dtype(at::kByte)));
     in_rowptr = in_rowptr.contiguous();
     in_src = in_src.contiguous();
   }

@@ -45,6 +45,8 @@ at::Tensor propagate_cuda(const at::Tensor& rowptr,  // [N+1] int64
       }
     }
   });
+  // x and weight are finite (checked above), so a non-finite result is an overflow of A^k x.
+  check_finite_result(acc, "ifru::propagate", kPropagateOverflowHint);
   return acc;
 }
 

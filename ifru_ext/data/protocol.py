@@ -19,6 +19,9 @@ after pandas has already reported a problem).
 """
 from __future__ import annotations
 
+import codecs
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import Literal, Sequence, TypedDict
@@ -131,6 +134,24 @@ def attack_indices(n_train: int, fraction: float, seed: int | None = None) -> np
     return np.sort(np.random.default_rng(seed).choice(n_train, size=size, replace=False)).astype(np.int64)
 
 
+def _check_protocol_arguments(
+    threshold: float, kcore: int, seed: int, attack_fraction: float, attack_seed: int | None
+) -> None:
+    """ValueError naming the argument for a value the protocol cannot use (NaN included)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    if isinstance(kcore, bool) or not isinstance(kcore, numbers.Integral) or kcore < 0:
+        raise ValueError(f"kcore must be an integer >= 0, got {kcore!r}")
+    for name, value in (("seed", seed), ("attack_seed", attack_seed)):
+        if value is None and name == "attack_seed":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**32:
+            raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+    if (isinstance(attack_fraction, bool) or not isinstance(attack_fraction, numbers.Real)
+            or not 0.0 <= attack_fraction <= 1.0):  # NaN fails the comparison
+        raise ValueError(f"attack_fraction must lie in [0, 1], got {attack_fraction!r}")
+
+
 def build_dataset(
     df: pd.DataFrame,
     *,
@@ -148,6 +169,7 @@ def build_dataset(
     mapping); valid/test rows with an id unseen in train are dropped. The attack flips
     ``attack_indices(len(train), attack_fraction, attack_seed)``; they become ``removal``.
     """
+    _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
     # Factorise the raw ids once; the k-core, the split and the re-encoding all work on codes.
     user_codes, user_values = pd.factorize(df["user"])
     item_codes, item_values = pd.factorize(df["item"])
@@ -236,7 +258,19 @@ def load_dataset(
     ``threshold`` and ``kcore`` are required and the file is read by ``read_ratings``
     with ``sep``/``columns``/``header``/``encoding``. ``max_rows`` keeps the first N raw
     rows (small real slices for tests). ``attack_seed``: see ``attack_indices``.
+
+    Every argument is checked before the file is read: a ValueError names the first one
+    out of range (a non-finite ``threshold``, ``kcore`` < 0, ``max_rows`` < 1, an empty
+    ``sep``, an unknown ``encoding``, ...).
     """
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < 1):
+        raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+    if not isinstance(sep, str) or not sep:
+        raise ValueError(f"sep must be a non-empty string, got {sep!r}")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"encoding {encoding!r} is not a known text encoding") from None
     preset = PRESETS.get(str(name_or_path))
     if preset is not None:
         path = data_dir() / preset["file"]
@@ -244,6 +278,7 @@ def load_dataset(
             raise FileNotFoundError(f"dataset {name_or_path!r} expects {path} (set IFRU_DATA_DIR to relocate the data)")
         threshold = preset["threshold"] if threshold is None else threshold
         kcore = preset["kcore"] if kcore is None else kcore
+        _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
         if preset["format"] == "bookcrossing":
             df = read_bookcrossing(path, max_rows=max_rows)
         else:
@@ -251,6 +286,7 @@ def load_dataset(
     else:
         if threshold is None or kcore is None:
             raise ValueError(f"{name_or_path!r} is not a preset {sorted(PRESETS)}: pass threshold= and kcore=")
+        _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
         path = Path(name_or_path)
         df = read_ratings(path, sep=sep, columns=columns, header=header, encoding=encoding, max_rows=max_rows)
     return build_dataset(

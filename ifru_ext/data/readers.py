@@ -14,6 +14,7 @@ import io
 import lzma
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -26,11 +27,29 @@ _BX_HEADER = ["User-ID", "ISBN", "Book-Rating"]
 REQUIRED_COLUMNS = ("user", "item", "rating")
 
 
+_COMPRESSED = {".xz": ("xz", lzma.open), ".gz": ("gzip", gzip.open)}
+
+
 def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed according to its suffix (.xz, .gz, else plain)."""
-    opener = {".xz": lzma.open, ".gz": gzip.open}.get(path.suffix.lower(), open)
-    with opener(path, "rb") as handle:
-        return handle.read()
+    """The file's bytes, decompressed according to its suffix (.xz, .gz, else plain).
+
+    ValueError for a directory and for a compressed file that does not decompress
+    (truncated, corrupt, or not of its suffix's format); FileNotFoundError for a missing one.
+    """
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a ratings file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such ratings file")
+    kind, opener = _COMPRESSED.get(path.suffix.lower(), ("plain", open))
+    try:
+        with opener(path, "rb") as handle:
+            return handle.read()
+    except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as error:
+        # BadGzipFile: not gzip at all; EOFError: truncated; LZMAError/zlib.error: corrupt data.
+        raise ValueError(
+            f"{path}: not a readable {kind} file ({type(error).__name__}: {error}); "
+            f"a {path.suffix} file must be complete {kind} data"
+        ) from None
 
 
 def _first_bad_line(text: str, sep: str, num_fields: int, first_line: int) -> tuple[int, int] | None:
