@@ -39,6 +39,7 @@ import torch
 
 from .data import PAPER_ATTACK_FRACTIONS, PRESETS, RecDataset, load_dataset, read_request
 from .evaluation import evaluate
+from .experiments.fidelity import SCENARIOS, FidelitySpec, render_fidelity, run_fidelity
 from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
 from .models import DEFAULTS, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
 from .ops import MAX_LAYERS
@@ -579,6 +580,57 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- fidelity
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(value) for value in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected one or more seeds >= 0, got {text!r}")
+    return seeds
+
+
+def add_fidelity_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "fidelity",
+        help="how close each method comes to Retrain, next to Retrain's own noise floor",
+        description="For each seed draw a request (poison: flipped labels; genuine: random training rows; "
+        "users: every row of random users), train Original, Retrain and a second Retrain (the noise floor), "
+        "answer the request with each method and write OUT/report.{json,md}: test AUC_0/1/2 and completeness, "
+        "forget-set loss and its completeness, membership-inference AUC, seconds (docs/ARCHITECTURE.md §6).",
+    )
+    parser.add_argument("--model", choices=sorted(DEFAULTS), default="mf", help="the backbone (default: mf)")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="genuine", help="the kind of request (default: genuine)")
+    parser.add_argument("--fraction", type=FRACTION, default=0.02,
+                        help="share of the training rows (poison, genuine) or of the users (users) (default: 0.02)")
+    parser.add_argument("--seeds", type=_seeds, default=(1,), help="comma-separated request draws (default: 1)")
+    parser.add_argument("--methods", type=_methods, default=("ifru", "ifru-reference"),
+                        help=f"comma-separated, from {', '.join(METHODS)} (default: ifru,ifru-reference)")
+    parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
+    parser.add_argument("--epochs", type=POSITIVE_INT, help="maximum training epochs (default: 1000, early stopping)")
+    parser.add_argument("--out", type=Path, help="output directory (default: runs/fidelity-<model>-<scenario>)")
+    add_dataset_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.set_defaults(handler=run_fidelity_command)
+
+
+def run_fidelity_command(args: argparse.Namespace) -> int:
+    apply_runtime(args)
+    spec = dataset_spec(args, args.model)
+    spec.pop("attack_fraction", None), spec.pop("attack_seed", None)  # the scenario draws the request
+    fidelity = FidelitySpec(dataset=spec, model=args.model, scenario=args.scenario, fraction=args.fraction,
+                            seeds=args.seeds, methods=args.methods, device=args.device, schedule=args.schedule,
+                            out=args.out or Path("runs") / f"fidelity-{args.model}-{args.scenario}",
+                            train_overrides={"max_epochs": args.epochs} if args.epochs else {})
+    report = run_fidelity(fidelity)
+    print(render_fidelity(report))
+    print(f"wrote {fidelity.out / 'report.json'} and {fidelity.out / 'report.md'}")
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -600,6 +652,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_evaluate_parser,
     add_unlearn_parser,
     add_experiment_parser,
+    add_fidelity_parser,
     add_demo_parser,
 )
 

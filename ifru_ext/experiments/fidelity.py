@@ -37,7 +37,7 @@ from ..training import TrainConfig, train_new
 from ..unlearning import METHODS, unlearn
 from .render import json_safe
 
-__all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "request_rows", "run_fidelity"]
+__all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "render_matrix", "request_rows", "run_fidelity"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,4 +211,26 @@ def render_fidelity(report: dict[str, Any]) -> str:
             f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_gap'])} | {comp} | {number(entry['forget_loss'])} "
             f"| {number(entry['forget_completeness'], 2)} | {number(entry['mia'])} | {number(entry['seconds'], 2)} "
             f"| {number(speedup, 0) + '×' if speedup == speedup else ''} | {'**yes**' if entry['unchanged'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_matrix(reports: list[dict[str, Any]], method: str = "ifru") -> str:
+    """One line per report (scenario × fraction) for ``method``, next to the Retrain noise floor:
+    forget-loss completeness (judged draws), ``|AUC_0 − R|``, AUC completeness, MIA vs Retrain's,
+    seconds and speed-up over Retrain."""
+    def number(value, digits=3):
+        return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+    lines = ["| scenario | fraction | draws (judged) | removed rows | forget completeness | \\|AUC_0 − R\\| "
+             "| noise floor \\|ΔAUC_0\\| | AUC completeness 0 / 1 / 2 | MIA (Retrain) | seconds | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for report in reports:
+        entry, retrain = report["summary"][method], report["summary"]["retrain"]
+        removed = _mean([draw["removed"] for draw in report["draws"]])
+        comp = " / ".join(number(entry["completeness"][k], 2) for k in METRICS)
+        lines.append(
+            f"| {report['scenario']} | {report['fraction']:g} | {len(report['draws'])} ({report['judged_draws']}) "
+            f"| {removed:.0f} | {number(entry['forget_completeness'], 2)} | {number(entry['auc_gap'], 4)} "
+            f"| {number(report['noise_floor']['auc_0'], 4)} | {comp} | {number(entry['mia'], 3)} ({number(retrain['mia'], 3)}) "
+            f"| {number(entry['seconds'], 2)} | {number(entry['speedup'], 0)}× |")
     return "\n".join(lines) + "\n"

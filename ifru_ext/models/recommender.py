@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import CSRGraph
-from ..ops import propagate
+from ..ops import MAX_LAYERS, propagate
 from .trace import TrainingTrace
 
 __all__ = ["DEFAULTS", "MF", "GraphModel", "LightGCN", "Recommender", "build_model"]
@@ -137,9 +137,9 @@ class Recommender(GraphModel):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if num_users <= 0 or num_items <= 0 or dim <= 0 or num_layers < 0 or init_std < 0:
+        if num_users <= 0 or num_items <= 0 or dim <= 0 or not 0 <= num_layers <= MAX_LAYERS or not init_std >= 0:
             raise ValueError(
-                f"need num_users, num_items, dim > 0, num_layers >= 0 and init_std >= 0; got "
+                f"need num_users, num_items, dim > 0, 0 <= num_layers <= {MAX_LAYERS} and init_std >= 0; got "
                 f"{num_users}, {num_items}, {dim}, {num_layers}, {init_std}"
             )
         self.num_users, self.num_items, self.dim = num_users, num_items, dim

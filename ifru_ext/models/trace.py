@@ -87,7 +87,11 @@ class TrainingTrace:
         """The run cut at its snapshots: ``(steps in the segment, table at its end (None: the
         model's own), Adam's v̂ there)`` in training order; the last segment ends at the
         returned epoch. Without snapshots, one segment of ``steps``."""
-        points = [(snap.steps, snap.table, snap.second_moment) for snap in self.snapshots if 0 < snap.steps < self.steps]
+        earlier = [snap for snap in self.snapshots if 0 < snap.steps < self.steps]
+        if len(earlier) > MAX_SNAPSHOTS:  # a trace written with more: evenly spread ones
+            picks = torch.linspace(0, len(earlier) - 1, MAX_SNAPSHOTS).round().long().tolist()
+            earlier = [earlier[i] for i in picks]
+        points = [(snap.steps, snap.table, snap.second_moment) for snap in earlier]
         points.append((self.steps, None, self.second_moment))
         out, start = [], 0
         for steps, table, moment in points:
@@ -96,8 +100,10 @@ class TrainingTrace:
         return out
 
 
-# Snapshots a trace keeps before the returned epoch (each holds two [N, d] tables).
-MAX_SNAPSHOTS = 4
+# Snapshots a trace keeps before the returned epoch (each holds two [N, d] tables), and so
+# segments the training-aware response walks: BookCrossing MF, 2% / 8% genuine requests, forget
+# completeness 1.11 / 1.18 with two, 1.15 / 1.22 with four at 5/3 of the cost, 1.09 / 1.17 with one.
+MAX_SNAPSHOTS = 2
 
 
 @dataclass

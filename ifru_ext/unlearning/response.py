@@ -103,7 +103,9 @@ class ResponsePlan:
         touching = reach[users] | reach[items]
         # Operator: the remaining interactions that reach a moving row, [s].
         needed = touching & ~removed
-        self.users, self.items = users[needed], items[needed]
+        self.users, self.items, self.labels = users[needed], items[needed], labels[needed]
+        gone = touching & removed  # the removed rows that reach a moving row
+        self.removed_users, self.removed_items, self.removed_labels = users[gone], items[gone], labels[gone]
         # Compact endpoints: the position of each endpoint among the moving rows, or a (= the
         # index of an extra zero row) for an endpoint that does not move.
         slot = torch.where(self.position >= 0, self.position, self.rows.numel())
@@ -118,16 +120,14 @@ class ResponsePlan:
             self.block_other = other[moving_own]
             self.gram = GramPlan(self.position[own[moving_own]], self.rows.numel())
             self.cross = ((self.user_slots < self.rows.numel()) & (self.item_slots < self.rows.numel())).nonzero().squeeze(1)
-        # Adam's v̂ share: every training row (removed ones too) that reaches a moving row.
-        self.share_users, self.share_items = users[touching], items[touching]
-        self.share_labels, self.share_removed = labels[touching], removed[touching]
 
     def table(self, emb: Tensor) -> Tensor:
         """``F`` [N, d] of the remaining data: ``E``, or ``P E`` over the new graph."""
         return emb if self.num_layers == 0 else ops.propagate(emb, self.new_graph, self.num_layers)
 
-    def removed_share(self, emb: Tensor) -> Tensor:
-        """ρ [N, d]: the removed rows' share of each coordinate's squared per-row gradients.
+    def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None) -> Tensor:
+        """ρ [a, d] on the moving rows: the removed rows' share of each coordinate's squared
+        per-row gradients.
 
         Adam's ``v̂`` of a coordinate is the running mean over steps of its squared batch
         gradients, and a row's interactions rarely share a batch. Retrain's epoch has ``m/B``
@@ -139,20 +139,27 @@ class ResponsePlan:
         different paths dropped).
         """
         table = emb if self.num_layers == 0 else ops.propagate(emb, self.old_graph, self.num_layers)
-        f_users, f_items = table[self.share_users], table[self.share_items]
-        slope = (torch.sigmoid((f_users * f_items).sum(1)) - self.share_labels).square()[:, None]  # ℓ'² [t, 1]
 
-        def squares(weight: Tensor) -> Tensor:
+        def squares(users: Tensor, items: Tensor, labels: Tensor) -> Tensor:
+            f_users, f_items = table[users], table[items]
+            slope = (torch.sigmoid((f_users * f_items).sum(1, keepdim=True)) - labels[:, None]).square()  # ℓ'²
             out = torch.zeros_like(table)
-            out.index_add_(0, self.share_users, weight * f_items.square())
-            out.index_add_(0, self.share_items, weight * f_users.square())
-            return out if self.num_layers == 0 else ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
+            out.index_add_(0, users, slope * f_items.square())
+            out.index_add_(0, items, slope * f_users.square())
+            if self.num_layers > 0:
+                out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
+            return out[self.rows]
 
-        total, gone = squares(slope), squares(slope * self.share_removed[:, None])
+        gone = squares(self.removed_users, self.removed_items, self.removed_labels)
+        # MF's remaining part comes from the operator at the same table (``system``), when given.
+        remaining = system.remaining_squares() if system is not None and self.num_layers == 0 else \
+            squares(self.users, self.items, self.labels)
+        total = gone + remaining
         return torch.where(total > 0, gone / total.where(total > 0, torch.ones_like(total)), torch.zeros_like(total))
 
-    def system(self, emb: Tensor, diagonal: Tensor) -> "ResponseSystem":
-        """The operator ``G + diag(diagonal)`` at the table ``emb`` [N, d]; ``diagonal`` [N, d]."""
+    def system(self, emb: Tensor, diagonal: Tensor | None = None) -> "ResponseSystem":
+        """The operator ``G + diag(diagonal)`` at the table ``emb`` [N, d]; ``diagonal`` [a, d] on the
+        moving rows (or later, by ``set_diagonal``)."""
         return ResponseSystem(self, self.table(emb), diagonal)
 
 
@@ -162,37 +169,52 @@ class ResponseSystem:
 
     MF: ``G`` restricted to the moving rows is exactly its d×d diagonal blocks (built once per
     segment by batched matmuls) plus the cross terms of the interactions whose two endpoints
-    both move, so an iteration costs what the request touches; the preconditioner inverts
-    the blocks. LightGCN: ``Pᵀ G_MF(F) P`` through the new graph over the interactions within
-    ``K`` hops; its preconditioner is the MF diagonal at ``F`` scaled by ``1/(K+1)²`` (the
-    self-path of ``P``).
+    both move, so an iteration costs what the request touches. LightGCN: ``Pᵀ G_MF(F) P``
+    through the new graph over the interactions within ``K`` hops. Both are preconditioned
+    by their (MF) diagonal.
     """
 
-    def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor) -> None:
+    def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor | None = None) -> None:
         self.plan, self.table = plan, table
         self.f_users, self.f_items = table[plan.users], table[plan.items]
-        prob = torch.sigmoid((self.f_users * self.f_items).sum(1))
-        self.weight = (prob * (1 - prob) * plan.scale)[:, None]  # ℓ''/n [s, 1]
-        self.diagonal = diagonal[plan.rows]  # [a, d]
-        # diag(G)_v = Σ_{j ∋ v} ℓ''_j f_o² / n, per coordinate.
+        self.prob = torch.sigmoid((self.f_users * self.f_items).sum(1, keepdim=True))
+        self.weight = self.prob * (1 - self.prob) * plan.scale  # ℓ''/n [s, 1]
+        # diag(G)_v = Σ_{j ∋ v} ℓ''_j f_o² / n per coordinate (MF; the self-path share 1/(K+1)²
+        # of it for LightGCN): with the damping, the Jacobi preconditioner.
+        self.squared_users, self.squared_items = self.f_users.square(), self.f_items.square()
         curvature_diagonal = table.new_zeros(plan.rows.numel() + 1, table.shape[1])
-        curvature_diagonal.index_add_(0, plan.user_slots, self.weight * self.f_items.square())
-        curvature_diagonal.index_add_(0, plan.item_slots, self.weight * self.f_users.square())
-        self.inverse_diagonal = 1.0 / (curvature_diagonal[:-1] / (plan.num_layers + 1) ** 2 + self.diagonal)
+        curvature_diagonal.index_add_(0, plan.user_slots, self.weight * self.squared_items)
+        curvature_diagonal.index_add_(0, plan.item_slots, self.weight * self.squared_users)
+        self.curvature_diagonal = curvature_diagonal[:-1] / (plan.num_layers + 1) ** 2
+        if diagonal is not None:
+            self.set_diagonal(diagonal)
         if plan.num_layers == 0:
             weights = torch.cat((self.weight, self.weight))[plan.block_pick]
-            blocks = plan.gram.blocks(table[plan.block_other] * weights.sqrt()) + torch.diag_embed(self.diagonal)
-            self.blocks = blocks
-            self.inverse_blocks = torch.cholesky_inverse(torch.linalg.cholesky(blocks))  # SPD: Λ > 0
+            self.blocks = plan.gram.blocks(table[plan.block_other] * weights.sqrt())  # G's diagonal blocks [a, d, d]
             cross = plan.cross
             self.cross_users, self.cross_items = plan.user_slots[cross], plan.item_slots[cross]
             self.cross_f_users, self.cross_f_items = self.f_users[cross], self.f_items[cross]
             self.cross_weight = self.weight[cross]
 
+    def set_diagonal(self, diagonal: Tensor) -> None:
+        """The damping ``Λ + λ`` [a, d] on the moving rows."""
+        self.diagonal = diagonal
+        self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
+
+    def remaining_squares(self) -> Tensor:
+        """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² f_o²`` [a, d] at this table (MF: ``removed_share``'s
+        remaining part, from the gathers the operator already made)."""
+        plan = self.plan
+        slope = (self.prob - plan.labels[:, None]).square()
+        out = self.table.new_zeros(plan.rows.numel() + 1, self.table.shape[1])
+        out.index_add_(0, plan.user_slots, slope * self.squared_items)
+        out.index_add_(0, plan.item_slots, slope * self.squared_users)
+        return out[:-1]
+
     def apply(self, v: Tensor) -> Tensor:
         plan = self.plan
         if plan.num_layers == 0:
-            out = torch.bmm(self.blocks, v.unsqueeze(-1)).squeeze(-1)
+            out = torch.bmm(self.blocks, v.unsqueeze(-1)).squeeze(-1) + self.diagonal * v
             # G_ui = ℓ'' f_i f_uᵀ: (Gv)_u += ℓ''(f_u·v_i) f_i and (Gv)_i += ℓ''(f_i·v_u) f_u.
             to_users = self.cross_weight * (self.cross_f_users * v[self.cross_items]).sum(1, keepdim=True)
             to_items = self.cross_weight * (self.cross_f_items * v[self.cross_users]).sum(1, keepdim=True)
@@ -209,8 +231,6 @@ class ResponseSystem:
         return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
 
     def precondition(self, r: Tensor) -> Tensor:
-        if self.plan.num_layers == 0:
-            return torch.bmm(self.inverse_blocks, r.unsqueeze(-1)).squeeze(-1)
         return r * self.inverse_diagonal
 
     def solve(self, rhs: Tensor, tol: float, max_iter: int,
@@ -243,13 +263,16 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     segments = trace.segments()
     for number, (steps, table, second_moment) in enumerate(segments, start=1):
         at = emb if table is None else table
-        damping = training_damping(trace, second_moment, steps)
-        share = plan.removed_share(at)
-        retrain_damping = training_damping(trace, second_moment * (1 - share) * (n / (n - removed)), steps)
-        system = plan.system(at, retrain_damping + trace.l2)
-        rhs = retrain_damping * delta + gradient(at) * plan.scale + (damping - retrain_damping) * (at - previous)
+        moment = second_moment[plan.rows]
+        damping = training_damping(trace, moment, steps)  # on the moving rows, [a, d]
+        system = plan.system(at)
+        share = plan.removed_share(at, system)
+        retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
+        system.set_diagonal(retrain_damping + trace.l2)
+        rhs = (retrain_damping * delta[plan.rows] + gradient(at)[plan.rows] * plan.scale
+               + (damping - retrain_damping) * (at - previous)[plan.rows])
         lap("operator")
-        delta, report = system.solve(rhs, tol, max_iter, select if number == len(segments) else None)
+        delta, report = system.solve(system.expand(rhs), tol, max_iter, select if number == len(segments) else None)
         iterations += report.iterations
         previous = at
         lap("solve")
