@@ -35,7 +35,7 @@ from ..metrics import METRICS, completeness
 from ..models import Recommender, load_checkpoint, save_checkpoint
 from ..training import TrainConfig, train_new
 from ..unlearning import METHODS, unlearn
-from .render import json_safe
+from .render import json_safe, number
 
 __all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "render_matrix", "request_rows", "run_fidelity"]
 
@@ -189,9 +189,6 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
 
 def render_fidelity(report: dict[str, Any]) -> str:
     """The suite's table: per model the means over draws."""
-    def number(value, digits=4):
-        return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
-
     floor = report["noise_floor"]
     lines = [
         f"# Fidelity: {report['model']} on {report['dataset']} — {report['scenario']} {report['fraction']:g}",
@@ -218,9 +215,6 @@ def render_matrix(reports: list[dict[str, Any]], method: str = "ifru") -> str:
     """One line per report (scenario × fraction) for ``method``, next to the Retrain noise floor:
     forget-loss completeness (judged draws), ``|AUC_0 − R|``, AUC completeness, MIA vs Retrain's,
     seconds and speed-up over Retrain."""
-    def number(value, digits=3):
-        return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
-
     lines = ["| scenario | fraction | draws (judged) | removed rows | forget completeness | \\|AUC_0 − R\\| "
              "| noise floor \\|ΔAUC_0\\| | AUC completeness 0 / 1 / 2 | MIA (Retrain) | seconds | speed-up |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

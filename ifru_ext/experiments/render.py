@@ -6,7 +6,12 @@ from typing import Any
 
 from ..metrics import METRICS
 
-__all__ = ["json_safe", "render_markdown", "render_sweep"]
+__all__ = ["json_safe", "number", "render_markdown", "render_sweep"]
+
+
+def number(value: Any, digits: int = 4) -> str:
+    """``value`` with ``digits`` decimals, or "–" for None / NaN / inf."""
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
 def render_sweep(summary: dict[str, Any]) -> str:
@@ -47,9 +52,6 @@ def json_safe(value: Any) -> Any:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report's headline table: test AUCs, completeness, seconds and speed-up per method."""
-    def number(value, digits=4):
-        return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
-
     stats = report["stats"]
     lines = [
         f"# {report['model']} on {report['dataset']} — removal fraction {report['removal_fraction']}",
@@ -82,11 +84,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"| {name} | " + " | ".join(number(entry["before_unlearning"][k]) for k in METRICS)
                   + f" | {number(entry['train_seconds'], 1)} | {entry['shards_retrained']} |"
                   for name, entry in partitioned.items()]
-    lines += _render_studies(report.get("studies", {}), number)
+    lines += _render_studies(report.get("studies", {}))
     return "\n".join(lines) + "\n"
 
 
-def _render_studies(results: dict[str, Any], number) -> list[str]:
+def _render_studies(results: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if "pruning" in results:
         lines += ["", "## Pruning ratios (Fig. 7)", "", "| (a_0, a_1) | kept rows | AUC_0 | completeness AUC_0 | seconds |",
