@@ -170,8 +170,8 @@ class ResponseSystem:
     MF: ``G`` restricted to the moving rows is exactly its d×d diagonal blocks (built once per
     segment by batched matmuls) plus the cross terms of the interactions whose two endpoints
     both move, so an iteration costs what the request touches. LightGCN: ``Pᵀ G_MF(F) P``
-    through the new graph over the interactions within ``K`` hops. Both are preconditioned
-    by their (MF) diagonal.
+    through the new graph over the interactions within ``K`` hops. MF is preconditioned by its
+    inverted damped blocks, LightGCN by its MF diagonal.
     """
 
     def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor | None = None) -> None:
@@ -186,8 +186,6 @@ class ResponseSystem:
         curvature_diagonal.index_add_(0, plan.user_slots, self.weight * self.squared_items)
         curvature_diagonal.index_add_(0, plan.item_slots, self.weight * self.squared_users)
         self.curvature_diagonal = curvature_diagonal[:-1] / (plan.num_layers + 1) ** 2
-        if diagonal is not None:
-            self.set_diagonal(diagonal)
         if plan.num_layers == 0:
             weights = torch.cat((self.weight, self.weight))[plan.block_pick]
             self.blocks = plan.gram.blocks(table[plan.block_other] * weights.sqrt())  # G's diagonal blocks [a, d, d]
@@ -195,11 +193,19 @@ class ResponseSystem:
             self.cross_users, self.cross_items = plan.user_slots[cross], plan.item_slots[cross]
             self.cross_f_users, self.cross_f_items = self.f_users[cross], self.f_items[cross]
             self.cross_weight = self.weight[cross]
+        if diagonal is not None:
+            self.set_diagonal(diagonal)
 
     def set_diagonal(self, diagonal: Tensor) -> None:
-        """The damping ``Λ + λ`` [a, d] on the moving rows."""
+        """The damping ``Λ + λ`` [a, d] on the moving rows, and the preconditioner with it: MF
+        inverts its damped diagonal blocks (once; a batched matmul per iteration, and CG needs
+        about half the iterations of the Jacobi preconditioner LightGCN uses)."""
         self.diagonal = diagonal
-        self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
+        if self.plan.num_layers == 0:
+            damped = self.blocks + torch.diag_embed(diagonal)
+            self.inverse_blocks = torch.cholesky_inverse(torch.linalg.cholesky(damped))  # SPD: Λ > 0
+        else:
+            self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
 
     def remaining_squares(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² f_o²`` [a, d] at this table (MF: ``removed_share``'s
@@ -231,6 +237,8 @@ class ResponseSystem:
         return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
 
     def precondition(self, r: Tensor) -> Tensor:
+        if self.plan.num_layers == 0:
+            return torch.bmm(self.inverse_blocks, r.unsqueeze(-1)).squeeze(-1)
         return r * self.inverse_diagonal
 
     def solve(self, rhs: Tensor, tol: float, max_iter: int,
