@@ -2,8 +2,9 @@
 
 ``train`` fits MF or LightGCN on the attacked training set (``--mode full``) or on
 ``D_{-r}`` (``--mode retrain``) and writes ``model.pt`` + ``summary.json``;
-``evaluate`` reloads a checkpoint against its dataset and prints AUC_0/1/2; ``demo``
-runs ``ifru_ext.demo.main()``.
+``evaluate`` reloads a checkpoint against its dataset and prints AUC_0/1/2; ``unlearn``
+answers one deletion request against a checkpoint's ledger and ``apply`` replays a log of
+them, resumably (both in ``experiments/apply.py``); ``demo`` runs ``ifru_ext.demo.main()``.
 
 Each subcommand is registered by an ``add_<name>_parser(subparsers)`` function that
 sets ``handler`` (``args -> exit code``) on its parser; ``SUBCOMMANDS`` lists them.
@@ -17,7 +18,8 @@ range — each numeric option is range-checked as it is parsed) exits 2, a refus
 Ctrl-C exits 130. Outputs never destroy inputs: ``--out`` may not name a file or the input
 checkpoint's folder, and a command's ``model.pt`` and ``summary.json`` are written as a
 pair (staged in a temporary folder, then moved into place), so a failed write leaves the
-previous outputs untouched.
+previous outputs untouched. ``apply`` writes ``model.pt`` (ledger and progress inside) and
+then ``progress.json`` after each request, each atomically.
 """
 from __future__ import annotations
 
@@ -41,10 +43,12 @@ from .data import PAPER_ATTACK_FRACTIONS, PRESETS, RecDataset, load_dataset, rea
 from .evaluation import evaluate
 from .experiments.fidelity import SCENARIOS, FidelitySpec, render_fidelity, run_fidelity
 from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
-from .models import DEFAULTS, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
+from .experiments.apply import answer_request, apply_log
+from .models import DEFAULTS, Checkpoint, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
+from .models.ledger import describe
 from .ops import MAX_LAYERS
 from .training import SCHEDULES, TrainConfig, train_new
-from .unlearning import METHODS, RetrainConfig, configure, unlearn
+from .unlearning import METHODS, RetrainConfig, configure
 
 __all__ = [
     "SUBCOMMANDS",
@@ -267,12 +271,13 @@ def write_outputs(out: Path, write: Callable[[Path], Sequence[str]]) -> None:
 
 
 def _write_model_and_summary(out: Path, model: Recommender, dataset: RecDataset, removal: Any,
-                             meta: dict[str, Any], summary: Mapping[str, Any]) -> None:
-    """``out/model.pt`` (with ``meta``) and ``out/summary.json`` (``summary``), written as a pair."""
+                             meta: dict[str, Any], summary: Mapping[str, Any], **saved: Any) -> None:
+    """``out/model.pt`` (with ``meta``; ``saved``: ``save_checkpoint``'s ``ledger`` and
+    ``graph_removal``) and ``out/summary.json`` (``summary``), written as a pair."""
     text = json.dumps(json_safe(summary), indent=2) + "\n"  # serialised first: a failure here writes nothing
 
     def write(folder: Path) -> Sequence[str]:
-        save_checkpoint(folder / "model.pt", model, dataset, removal, meta=meta)
+        save_checkpoint(folder / "model.pt", model, dataset, removal, meta=meta, **saved)
         (folder / "summary.json").write_text(text)
         return ("model.pt", "summary.json")
 
@@ -285,13 +290,19 @@ def _dataset_file(spec: Mapping[str, Any]) -> Path | None:
     return None if name in PRESETS else Path(name)
 
 
-def checkpoint_with_dataset(args: argparse.Namespace) -> tuple[Recommender, RecDataset, dict[str, Any], dict[str, Any]]:
-    """The model in ``args.checkpoint``, the dataset it was trained on (recorded options, overridden
-    by any given), that dataset's ``load_dataset`` arguments and the checkpoint's meta."""
+def load_with_dataset(args: argparse.Namespace) -> tuple[Checkpoint, RecDataset, dict[str, Any]]:
+    """The checkpoint ``args.checkpoint``, the dataset it was trained on (recorded options,
+    overridden by any given) and that dataset's ``load_dataset`` arguments."""
     payload = read_checkpoint(args.checkpoint)
     spec = dataset_spec(args, payload["model"]["name"], recorded=payload["meta"].get("dataset"))
     dataset = load_dataset(**spec)
-    checkpoint = load_checkpoint(args.checkpoint, dataset, device=args.device)
+    return load_checkpoint(args.checkpoint, dataset, device=args.device), dataset, spec
+
+
+def checkpoint_with_dataset(args: argparse.Namespace) -> tuple[Recommender, RecDataset, dict[str, Any], dict[str, Any]]:
+    """The model in ``args.checkpoint``, the dataset it was trained on (recorded options, overridden
+    by any given), that dataset's ``load_dataset`` arguments and the checkpoint's meta."""
+    checkpoint, dataset, spec = load_with_dataset(args)
     return checkpoint.model, dataset, spec, checkpoint.meta
 
 
@@ -437,12 +448,34 @@ def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "unlearn",
         help="answer a removal request on a trained checkpoint (any registered method)",
-        description="Load a checkpoint written by 'train', forget the requested training interactions "
-        "and save the unlearned model. Default request: the dataset's removal set D_r (the attacked rows). "
+        description="Load a checkpoint written by 'train' (or by 'unlearn'/'apply': its deletion ledger "
+        "carries over), forget the requested training interactions and save the unlearned model with the "
+        "request added to the ledger. Rows an earlier request already forgot are reported and skipped; rows "
+        "the model was never trained on (a --mode retrain checkpoint's removal) are refused. Default "
+        "request: the dataset's removal set D_r (the attacked rows). "
         "Methods: " + "; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()),
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train' (mode full)")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train' or 'unlearn'")
     parser.add_argument("--pairs", type=Path, help="CSV of raw 'user,item' ids to forget (default: the attacked rows)")
+    parser.add_argument("--request-id", type=_request_id,
+                        help="the id the ledger records the request under, unique in it (default: request-K)")
+    _add_method_arguments(parser)
+    parser.add_argument("--out", type=Path,
+                        help="output directory, not the checkpoint's own (default: next to the checkpoint, "
+                        "unlearned-<method>)")
+    add_dataset_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.set_defaults(handler=run_unlearn)
+
+
+def _request_id(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a non-empty request id")
+    return text.strip()
+
+
+def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """--method and the influence methods' options."""
     parser.add_argument("--method", choices=list(METHODS), default="ifru", metavar="METHOD",
                         help=f"unlearning method, one of {', '.join(METHODS)} (default: ifru)")
     options = parser.add_argument_group("method options (influence methods only: ifru*, scif)")
@@ -451,12 +484,6 @@ def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="Algorithm 1 pruning ratios (default: 1,1 mf; 1,0.6 lightgcn)")
     options.add_argument("--damping", type=NON_NEGATIVE_FLOAT, help="δ in (H + δI) t = g (default: 0)")
     options.add_argument("--max-iter", type=POSITIVE_INT, help="solver iterations at most (default: 100)")
-    parser.add_argument("--out", type=Path,
-                        help="output directory, not the checkpoint's own (default: next to the checkpoint, "
-                        "unlearned-<method>)")
-    add_dataset_arguments(parser)
-    add_runtime_arguments(parser)
-    parser.set_defaults(handler=run_unlearn)
 
 
 def method_options(method: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -487,21 +514,86 @@ def run_unlearn(args: argparse.Namespace) -> int:
     out = args.out or args.checkpoint.parent / f"unlearned-{args.method}"
     check_output_folder(out, {"input checkpoint": args.checkpoint, "request file": args.pairs},
                         ("model.pt", "summary.json"), input_checkpoint=args.checkpoint)
-    model, dataset, spec, meta = checkpoint_with_dataset(args)
+    checkpoint, dataset, spec = load_with_dataset(args)
     check_output_folder(out, {"ratings file": _dataset_file(spec)}, ("model.pt", "summary.json"))
-    removal = read_request(args.pairs, dataset) if args.pairs else dataset.removal
-    config = method_config(args.method, given, meta, args.device)
-    result = unlearn(model, dataset, removal, config, method=args.method)
-    aucs = evaluate(result.model, dataset)
+    rows = read_request(args.pairs, dataset) if args.pairs else dataset.removal
+    config = method_config(args.method, given, checkpoint.meta, args.device)
+    request_id = args.request_id or checkpoint.ledger.next_id()
+    answer = answer_request(checkpoint, dataset, rows, request_id=request_id, method=args.method, config=config)
+    result, new, plan = answer.result, answer.checkpoint, answer.plan
+    aucs = evaluate(new.model, dataset)
     summary = {"method": args.method, "config": dataclasses.asdict(config), "dataset": spec,
-               "removed": result.num_removed, "seconds": result.seconds, "phases": result.phases,
+               "request": request_id, "removed": int(plan.forget.numel()), "skipped": int(plan.skipped.numel()),
+               "ledger": {"requests": new.ledger.ids, "rows": int(new.ledger.rows.numel())},
+               "seconds": result.seconds, "phases": result.phases,
                "kept_rows": result.kept_rows, "solver": dataclasses.asdict(result.solve) if result.solve else None,
-               **aucs}
-    _write_model_and_summary(out, result.model, dataset, removal, meta=json_safe(summary), summary=summary)
-    print(f"{args.method}: forgot {result.num_removed} interactions in {result.seconds:.2f} s "
-          f"({result.kept_rows} rows updated)" + (f", solver {result.solve}" if result.solve else ""))
+               "status": result.status, **aucs}
+    # The training settings travel with the model: a later retrain (or verification) uses them.
+    meta = {**summary, **({"train": checkpoint.meta["train"]} if "train" in checkpoint.meta else {})}
+    _write_model_and_summary(out, new.model, dataset, new.removal, meta=json_safe(meta), summary=summary,
+                             ledger=new.ledger, graph_removal=new.graph_removal)
+    if plan.skipped.numel():
+        earlier = [e for e in checkpoint.ledger.entries if bool(torch.isin(e.rows, plan.skipped).any())]
+        print(f"skipped {plan.skipped.numel()} of the {plan.skipped.numel() + plan.forget.numel()} requested rows: "
+              f"already forgotten by {describe(earlier)}")
+    print(f"{args.method}: forgot {plan.forget.numel()} interactions in {result.seconds:.2f} s "
+          f"({result.kept_rows} rows updated)" + (f", solver {result.solve}" if result.solve else "")
+          + (f"; status {result.status}" if plan.forget.numel() and result.status != "ok" else ""))
+    print(f"ledger: {len(new.ledger)} requests, {new.ledger.rows.numel()} rows forgotten in all "
+          f"(this one recorded as {request_id!r})")
     print(format_aucs(aucs))
     print(f"saved {out / 'model.pt'} and {out / 'summary.json'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def add_apply_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "apply",
+        help="replay a log of deletion requests against a checkpoint, one at a time, resumable",
+        description="Replay LOG, a CSV of raw 'request_id,user,item' rows (an optional header line "
+        "'request_id,user,item'; rows grouped by request id in the order ids first appear; 'ID,,' is a request "
+        "without pairs), against a checkpoint: each request is answered with --method against the deletion "
+        "ledger (rows already forgotten are skipped, rows the model never trained on refuse the whole log "
+        "before any work), then OUT/model.pt (with the ledger) and OUT/progress.json are written atomically. "
+        "Rerun with the same --out to resume: requests already in the ledger are skipped, none is applied "
+        "twice. With --verify-every K, every K applied requests the model is compared with a retrain on D "
+        "minus the ledger (the checkpoint's training settings): test AUC_0 and forget loss, one line each "
+        "and in OUT/progress.json.",
+    )
+    parser.add_argument("log", type=Path, metavar="LOG", help="CSV of raw 'request_id,user,item' rows")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train' or 'unlearn'")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (OUT/model.pt, OUT/progress.json), not the checkpoint's own; "
+                        "rerun with the same one to resume")
+    _add_method_arguments(parser)
+    parser.add_argument("--verify-every", type=POSITIVE_INT, metavar="K",
+                        help="retrain on D minus the ledger every K applied requests and report the drift "
+                        "(default: never)")
+    add_dataset_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.set_defaults(handler=run_apply)
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    given = method_options(args.method, args)
+    apply_runtime(args)
+    outputs = ("model.pt", "progress.json")
+    check_output_folder(args.out, {"input checkpoint": args.checkpoint, "log": args.log}, outputs,
+                        input_checkpoint=args.checkpoint)
+    checkpoint, dataset, spec = load_with_dataset(args)
+    check_output_folder(args.out, {"ratings file": _dataset_file(spec)}, outputs)
+    config = method_config(args.method, given, checkpoint.meta, args.device)
+    progress = apply_log(args.log, args.checkpoint, dataset, args.out, method=args.method, config=config,
+                         verify_every=args.verify_every, device=args.device, meta={"dataset": spec}, report=print)
+    applied = [record for record in progress["requests"] if record["status"] == "applied"]
+    skipped = len(progress["requests"]) - len(applied)
+    print(f"{progress['total']} requests in the log: {len(applied)} applied by this job"
+          + (f", {skipped} already in the input checkpoint's ledger" if skipped else "")
+          + f"; ledger {progress['ledger']['requests']} requests, {progress['ledger']['rows']} rows")
+    print(f"saved {args.out / 'model.pt'} and {args.out / 'progress.json'}")
     return 0
 
 
@@ -651,6 +743,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_train_parser,
     add_evaluate_parser,
     add_unlearn_parser,
+    add_apply_parser,
     add_experiment_parser,
     add_fidelity_parser,
     add_demo_parser,

@@ -7,8 +7,15 @@ dicts, None — so it loads with ``torch.load(weights_only=True)`` (no pickled c
 ``model``       ``Recommender.config()`` (rebuilds the architecture)
 ``state``       the model's ``state_dict`` on the CPU (the graph is not in it)
 ``split_hash``  ``RecDataset.split_hash`` of the training data
-``removal``     int64 [r] training rows left out (Retrain on ``D_{-r}``), or None;
-                a LightGCN graph is rebuilt as ``dataset.graph(removal)``
+``removal``     int64 [r] training rows the model does not reflect, or None: the rows its
+                training left out (Retrain on ``D_{-r}``) and every row in the ledger
+``graph_removal`` int64 [g] or None: the rows the graph a LightGCN predicts with leaves
+                out; loading rebuilds exactly ``dataset.graph(graph_removal)``. Usually
+                ``removal``; an ``ifru-reference`` answer keeps the old graph, so it keeps the
+                input's. Absent in older files: ``removal``.
+``ledger``      ``Ledger.to_payload()`` (``ledger.py``): the requests answered so far and the
+                union of the rows they forgot (a subset of ``removal``); absent or None in
+                older files: an empty ledger
 ``trace``       ``TrainingTrace.to_payload()`` of the run that trained the model, or None
                 (absent in older files: they load, and the training-aware estimator says
                 what is missing)
@@ -28,6 +35,7 @@ import torch
 from torch import Tensor
 
 from ..data import RecDataset
+from .ledger import Ledger, union
 from .recommender import Recommender, build_model
 from .trace import TrainingTrace
 
@@ -40,11 +48,28 @@ _FORMAT_V1 = "ifru-checkpoint-v1"
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (graph set when it has layers), the removed rows, meta."""
+    """A loaded checkpoint: the model (graph set when it has layers), the rows it does not
+    reflect (``removal``), the rows its graph leaves out (``graph_removal``), the deletion
+    ``ledger`` and meta."""
 
     model: Recommender
     removal: Tensor | None
     meta: dict[str, Any] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
+    graph_removal: Tensor | None = None
+
+    @property
+    def trained_without(self) -> Tensor:
+        """Rows the model's training left out (``removal`` minus the ledger), sorted int64."""
+        removal = union(self.removal)
+        return removal[~torch.isin(removal, self.ledger.rows)]
+
+
+_SAME = object()  # graph_removal's default: the same rows as removal
+
+
+def _rows_or_none(rows: Tensor | None) -> Tensor | None:
+    return None if rows is None else torch.as_tensor(rows, dtype=torch.int64).reshape(-1).cpu()
 
 
 def save_checkpoint(
@@ -53,19 +78,30 @@ def save_checkpoint(
     dataset: RecDataset,
     removal: Tensor | None = None,
     meta: dict[str, Any] | None = None,
+    *,
+    ledger: Ledger | None = None,
+    graph_removal: Any = _SAME,
 ) -> Path:
     """Write ``model`` trained on ``dataset`` minus ``removal`` (int64 train indices) to ``path``.
 
-    ``meta`` must hold plain data only (what ``torch.load(weights_only=True)`` accepts).
-    Parent directories are created. Returns the path.
+    ``ledger``: the requests the model has answered (its rows must lie in ``removal``);
+    ``graph_removal``: the rows the model's graph leaves out (default ``removal``; None: the
+    full graph). ``meta`` must hold plain data only (what ``torch.load(weights_only=True)``
+    accepts). Parent directories are created. Returns the path.
     """
     path = Path(path)
+    ledger = ledger or Ledger()
+    removal = _rows_or_none(removal)
+    if ledger.rows.numel() and not bool(torch.isin(ledger.rows, union(removal)).all()):
+        raise ValueError("every ledger row must be in removal (the rows the model does not reflect)")
     payload = {
         "format": FORMAT,
         "model": model.config(),
         "state": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "split_hash": dataset.split_hash,
-        "removal": None if removal is None else torch.as_tensor(removal, dtype=torch.int64).cpu(),
+        "removal": removal,
+        "graph_removal": removal if graph_removal is _SAME else _rows_or_none(graph_removal),
+        "ledger": ledger.to_payload(),
         "trace": None if model.trace is None else model.trace.to_payload(),
         "meta": dict(meta or {}),
     }
@@ -120,15 +156,23 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw checkpoint dict, structurally validated but not checked against a dataset.
 
     Raises FileNotFoundError for a missing file and ValueError for anything that is
-    not an intact checkpoint of this format.
+    not an intact checkpoint of this format. ``graph_removal`` is filled in for older files
+    and ``ledger`` is a ``Ledger`` (empty for older files).
     """
     payload = read_payload(path, (FORMAT, _FORMAT_V1), {"model": dict, "state": dict, "split_hash": str, "meta": dict})
     if payload["format"] == _FORMAT_V1:
         payload["removal"] = payload.pop("exclude", None)
         payload["format"] = FORMAT
-    removal = payload.get("removal")
-    if removal is not None and not (isinstance(removal, Tensor) and removal.dtype == torch.int64 and removal.dim() == 1):
-        raise ValueError(f"{path}: checkpoint field 'removal' must be None or an int64 vector")
+    for key in ("removal", "graph_removal"):
+        rows = payload.get(key)
+        if rows is not None and not (isinstance(rows, Tensor) and rows.dtype == torch.int64 and rows.dim() == 1):
+            raise ValueError(f"{path}: checkpoint field {key!r} must be None or an int64 vector")
+    if "graph_removal" not in payload:  # older files: the graph was rebuilt from removal
+        payload["graph_removal"] = payload.get("removal")
+    try:
+        payload["ledger"] = Ledger.from_payload(payload.get("ledger"))
+    except ValueError as error:
+        raise ValueError(f"{path}: invalid ledger: {error}") from None
     return payload
 
 
@@ -144,7 +188,9 @@ def load_checkpoint(
     (``split_hash``), another model kind than ``expected_model`` ("mf" | "lightgcn"),
     a user/item count other than the dataset's, or parameters whose shapes disagree
     with the recorded architecture; also a file that is not an intact checkpoint.
-    A model with layers gets the graph ``dataset.graph(removal)``.
+    A model with layers gets the graph ``dataset.graph(graph_removal)``, the one it predicted
+    with when saved. Rows of ``removal``, ``graph_removal`` or the ledger outside the
+    training set, or ledger rows outside ``removal``, are refused.
     """
     payload = read_checkpoint(path)
     config = payload["model"]
@@ -173,7 +219,15 @@ def load_checkpoint(
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: invalid training trace: {error}") from None
     model.to(device)
-    removal = payload["removal"]
+    removal, graph_removal, ledger = payload["removal"], payload["graph_removal"], payload["ledger"]
+    n = len(dataset.train)
+    for key, rows in (("removal", removal), ("graph_removal", graph_removal)):
+        if rows is not None and rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= n):
+            raise ValueError(f"{path}: checkpoint field {key!r} has rows outside the training set [0, {n})")
+    try:
+        ledger.check(dataset, removal)
+    except ValueError as error:
+        raise ValueError(f"{path}: invalid ledger: {error}") from None
     if model.num_layers > 0:
-        model.set_graph(dataset.graph(removal))
-    return Checkpoint(model=model, removal=removal, meta=payload["meta"])
+        model.set_graph(dataset.graph(graph_removal))
+    return Checkpoint(model=model, removal=removal, meta=payload["meta"], ledger=ledger, graph_removal=graph_removal)
