@@ -306,9 +306,15 @@ def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor,
         select = _validation_selector(model, dataset, emb, moving, 1, new_graph if model.num_layers > 0 else None)
     delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.tol, config.max_iter,
                                       clock.lap, select)
+    # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
+    # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
+    # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
+    reach = trace.lr * trace.steps
+    estimate = torch.minimum(torch.maximum(emb + delta, trace.initial - reach), trace.initial + reach)
     unlearned = copy.deepcopy(model)
     with torch.no_grad():
-        unlearned.embedding.copy_(torch.where(orphans[:, None], trace.initial, emb + delta * moving[:, None]))
+        unlearned.embedding.copy_(torch.where(orphans[:, None], trace.initial,
+                                              torch.where(moving[:, None], estimate, emb)))
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")
