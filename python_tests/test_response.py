@@ -108,6 +108,10 @@ def test_inconsistent_training_response_options_are_refused():
             UnlearnConfig(response="training", **overrides)
     with pytest.raises(ValueError, match="hessian"):
         UnlearnConfig(hessian="exactt")
+    from ifru_ext.unlearning import FinetuneConfig, RetrainConfig
+    for bad in (lambda: FinetuneConfig(lr=-1.0), lambda: FinetuneConfig(patience=0), lambda: RetrainConfig(train={"lr": 1})):
+        with pytest.raises(ValueError):
+            bad()
 
 
 def test_large_steps_stay_inside_the_box_adam_can_reach():

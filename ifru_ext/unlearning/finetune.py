@@ -32,6 +32,14 @@ class FinetuneConfig:
     seed: int = 1024
     l2: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.lr is not None and not (self.lr > 0 and self.lr != float("inf")):
+            raise ValueError(f"FinetuneConfig.lr must be a finite number > 0 or None, got {self.lr}")
+        if min(self.patience, self.max_epochs, self.batch_size) < 1:
+            raise ValueError(f"FinetuneConfig.patience, max_epochs and batch_size must be >= 1: {self}")
+        if not 0 <= self.l2 < float("inf"):
+            raise ValueError(f"FinetuneConfig.l2 must be a finite number >= 0, got {self.l2}")
+
 
 def finetune(model: Recommender, dataset: RecDataset, removal: Tensor, config: FinetuneConfig,
              clock: PhaseClock) -> UnlearnResult:

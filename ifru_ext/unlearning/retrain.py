@@ -21,6 +21,10 @@ class RetrainConfig:
 
     train: TrainConfig | None = None
 
+    def __post_init__(self) -> None:
+        if self.train is not None and not isinstance(self.train, TrainConfig):
+            raise ValueError(f"RetrainConfig.train must be a TrainConfig or None, got {type(self.train).__name__}")
+
 
 def retrain(model: Recommender, dataset: RecDataset, removal: Tensor, config: RetrainConfig,
             clock: PhaseClock) -> UnlearnResult:
