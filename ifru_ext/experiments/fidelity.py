@@ -32,9 +32,10 @@ import torch
 from ..data import RecDataset, load_dataset
 from ..evaluation import evaluate, forget_loss, membership_auc
 from ..metrics import METRICS, completeness
-from ..models import Recommender, load_checkpoint, save_checkpoint
-from ..training import TrainConfig, train_new
+from ..models import Recommender
+from ..training import TrainConfig
 from ..unlearning import METHODS, unlearn
+from .cache import trained_model
 from .render import json_safe, number
 
 __all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "render_matrix", "request_rows", "run_fidelity"]
@@ -93,18 +94,7 @@ def _train_config(spec: FidelitySpec, seed_offset: int = 0) -> TrainConfig:
 
 
 def _trained(path: Path, spec: FidelitySpec, dataset: RecDataset, removal, seed_offset: int = 0) -> tuple[Recommender, float]:
-    """A trained model and its training seconds: the checkpoint at ``path`` if it fits, else trained and saved."""
-    if path.exists():
-        try:
-            checkpoint = load_checkpoint(path, dataset, expected_model=spec.model, device=spec.device)
-            if checkpoint.model.trace is not None:
-                logger.info("reusing %s", path)
-                return checkpoint.model, float(checkpoint.meta["seconds"])
-        except (ValueError, KeyError) as error:
-            logger.warning("not reusing %s: %s", path, error)
-    model, result = train_new(spec.model, dataset, _train_config(spec, seed_offset), removal)
-    save_checkpoint(path, model, dataset, removal, meta={"seconds": result.seconds, "best_epoch": result.best_epoch})
-    return model, result.seconds
+    return trained_model(path, spec.model, dataset, _train_config(spec, seed_offset), removal)
 
 
 def _scores(model, dataset: RecDataset, removal: torch.Tensor) -> dict[str, Any]:

@@ -14,17 +14,18 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ..data import RecDataset, load_dataset
 from ..evaluation import evaluate
 from ..metrics import METRICS, completeness
-from ..models import Recommender, build_model, load_checkpoint, save_checkpoint
-from ..training import TrainConfig, train
+from ..models import Recommender
+from ..training import TrainConfig
 from ..unlearning import METHODS, ShardedRecommender, UnlearnResult, configure, unlearn
 from ..unlearning.sharded import load_sharded, save_sharded, train_sharded
+from .cache import reuse, trained_model
 from .render import json_safe, render_markdown
 from .studies import STUDIES, run_studies
 
@@ -48,37 +49,10 @@ class ExperimentSpec:
     studies: tuple[str, ...] = ()  # any of studies.STUDIES
 
 
-def _reuse(path: Path, load: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[Any, float] | None:
-    """``(model, training seconds)`` from ``load()`` of the file at ``path`` if it fits this run, else None."""
-    if not path.exists():
-        return None
-    try:
-        model, meta = load()
-        if getattr(model, "trace", True) is None:  # older than training traces: the default IFRU needs one
-            raise ValueError("the checkpoint has no training trace")
-        logger.info("reusing %s (trained in %.1f s)", path, meta["seconds"])
-        return model, float(meta["seconds"])
-    except (ValueError, KeyError) as error:
-        logger.warning("not reusing %s: %s", path, error)
-        return None
-
-
-def _load_checkpoint(path: Path, spec: ExperimentSpec, dataset: RecDataset) -> tuple[Recommender, dict[str, Any]]:
-    checkpoint = load_checkpoint(path, dataset, expected_model=spec.model, device=spec.device)
-    return checkpoint.model, checkpoint.meta
-
-
 def _trained(path: Path, spec: ExperimentSpec, dataset: RecDataset, removal) -> tuple[Recommender, float]:
     """A trained model and its training seconds: the checkpoint at ``path`` if it fits, else a new run."""
-    reused = _reuse(path, lambda: _load_checkpoint(path, spec, dataset))
-    if reused is not None:
-        return reused
     config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
-    model = build_model(spec.model, dataset.num_users, dataset.num_items, seed=config.seed)
-    result = train(model, dataset, config, removal=removal, progress=False)
-    save_checkpoint(path, model, dataset, removal, meta={"seconds": result.seconds, "best_epoch": result.best_epoch,
-                                                         "epochs": result.epochs, "train": asdict(config)})
-    return model, result.seconds
+    return trained_model(path, spec.model, dataset, config, removal)
 
 
 def _trained_sharded(spec: ExperimentSpec, dataset: RecDataset, method: str,
@@ -90,7 +64,7 @@ def _trained_sharded(spec: ExperimentSpec, dataset: RecDataset, method: str,
     trained first and counted in the seconds.
     """
     path = spec.out / f"{method}.pt"
-    reused = _reuse(path, lambda: load_sharded(path, dataset, device=spec.device))
+    reused = reuse(path, lambda: load_sharded(path, dataset, device=spec.device))
     if reused is not None:
         return reused
     config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
