@@ -31,7 +31,8 @@ import pandas as pd
 import torch
 
 from .dataset import Interactions, RecDataset
-from .readers import REQUIRED_COLUMNS, read_bookcrossing, read_ratings
+from .readers import (REQUIRED_COLUMNS, inter_columns, is_atomic_file, read_atomic_header, read_bookcrossing, read_inter,
+                      read_ratings)
 
 __all__ = [
     "PAPER_ATTACK_FRACTIONS",
@@ -227,6 +228,16 @@ def build_dataset(
     )
 
 
+def _check_two_classes(path: Path, df: pd.DataFrame, threshold: float) -> None:
+    """ValueError when every raw row binarises to one label: the protocol trains on labelled
+    rows (pointwise BCE, no negative sampling) and its AUCs need both classes."""
+    positive = binarize(df, threshold).astype(bool)
+    if positive.all() or not positive.any():
+        kind = "positive" if positive.all() else "negative"
+        raise ValueError(f"{path}: every row is a {kind} after binarising (> {threshold:g}): the protocol trains on "
+                         "labelled rows and samples no negatives, so it needs both labels; check the threshold")
+
+
 def data_dir() -> Path:
     """Root of the bundled data: ``$IFRU_DATA_DIR`` if set, else the package's ``datasets/``.
 
@@ -251,13 +262,20 @@ def load_dataset(
     header: bool = False,
     encoding: str = "utf-8",
 ) -> RecDataset:
-    """Load a preset (a key of ``PRESETS``) or a generic ratings file, then ``build_dataset``.
+    """Load a preset (a key of ``PRESETS``), a generic ratings file or a RecBole ``.inter``
+    file, then ``build_dataset``.
 
     A preset supplies the file (under ``data_dir()``), its reader, and defaults for
     ``threshold``/``kcore`` (explicit arguments override them). For a path,
     ``threshold`` and ``kcore`` are required and the file is read by ``read_ratings``
-    with ``sep``/``columns``/``header``/``encoding``. ``max_rows`` keeps the first N raw
-    rows (small real slices for tests). ``attack_seed``: see ``attack_indices``.
+    with ``sep``/``columns``/``header``/``encoding``. A path ending in ``.inter`` (also
+    ``.inter.gz``/``.inter.xz``) is a RecBole atomic file read by ``read_inter``: its header
+    names and types the fields, so ``sep``/``columns``/``header`` must stay at their
+    defaults; with a ``label:float`` field its 0/1 labels are used as they are (label > 0, so
+    ``threshold`` must not be given), else ``rating:float`` is binarised with ``threshold``;
+    a file with neither (implicit feedback, every row a positive) is refused, since the
+    protocol trains on labelled rows and samples no negatives. ``max_rows`` keeps the first
+    N raw rows (small real slices for tests). ``attack_seed``: see ``attack_indices``.
 
     Every argument is checked before the file is read: a ValueError names the first one
     out of range (a non-finite ``threshold``, ``kcore`` < 0, ``max_rows`` < 1, an empty
@@ -283,12 +301,35 @@ def load_dataset(
             df = read_bookcrossing(path, max_rows=max_rows)
         else:
             df = read_ratings(path, columns=("user", "item", "rating", "timestamp"), max_rows=max_rows)
+    elif is_atomic_file(name_or_path):
+        path = Path(name_or_path)
+        if sep != "," or tuple(columns) != REQUIRED_COLUMNS or header:
+            raise ValueError(f"{path}: a RecBole .inter file names and types its fields in its header and is "
+                             "tab-separated: sep=, columns= and header= do not apply")
+        label = inter_columns(path, read_atomic_header(path, encoding)).values()
+        if "label" in label:
+            if threshold is not None:
+                raise ValueError(f"{path}: the file's label field gives the 0/1 labels; threshold= does not apply")
+            threshold = 0  # label > 0, i.e. label = 1
+        elif "rating" not in label:
+            raise ValueError(
+                f"{path}: no rating or label field: implicit feedback (every row a positive) needs negative "
+                "sampling, which this protocol does not do (it trains on labelled rows, docs/ARCHITECTURE.md §5); "
+                "add a label:float field (1 = positive, 0 = negative) or a rating:float field"
+            )
+        missing = [f"{name}=" for name, value in (("threshold", threshold), ("kcore", kcore)) if value is None]
+        if missing:
+            raise ValueError(f"{path}: a RecBole .inter file needs {' and '.join(missing)}")
+        _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
+        df = read_inter(path, encoding=encoding, max_rows=max_rows).rename(columns={"label": "rating"})
+        _check_two_classes(path, df, threshold)
     else:
         if threshold is None or kcore is None:
             raise ValueError(f"{name_or_path!r} is not a preset {sorted(PRESETS)}: pass threshold= and kcore=")
         _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
         path = Path(name_or_path)
         df = read_ratings(path, sep=sep, columns=columns, header=header, encoding=encoding, max_rows=max_rows)
+        _check_two_classes(path, df, threshold)
     return build_dataset(
         df,
         threshold=threshold,

@@ -1,10 +1,11 @@
 """Ratings files → raw rows: a frame with columns user, item (str ids) and rating.
 
-Plain, ``.xz`` and ``.gz`` files; a generic delimited format (``read_ratings``) and the
-original BookCrossing file (``read_bookcrossing``). Every malformed row raises
-ValueError naming its 1-based line; nothing is skipped silently. Vectorised with
-pandas; the only per-line loop is a scan that locates the first malformed line after
-pandas has already reported a problem.
+Plain, ``.xz`` and ``.gz`` files; a generic delimited format (``read_ratings``), the
+original BookCrossing file (``read_bookcrossing``), RecBole atomic ``.inter`` files
+(``read_inter``) and files of raw ids such as deletion requests (``read_ids``). Every
+malformed row raises ValueError naming its 1-based line; nothing is skipped silently.
+Vectorised with pandas; the only per-line loop is a scan that locates the first malformed
+line after pandas has already reported a problem.
 """
 from __future__ import annotations
 
@@ -21,7 +22,17 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["REQUIRED_COLUMNS", "read_bookcrossing", "read_ratings"]
+__all__ = [
+    "ATOMIC_TYPES",
+    "REQUIRED_COLUMNS",
+    "inter_columns",
+    "is_atomic_file",
+    "read_atomic_header",
+    "read_bookcrossing",
+    "read_ids",
+    "read_inter",
+    "read_ratings",
+]
 
 _BX_HEADER = ["User-ID", "ISBN", "Book-Rating"]
 REQUIRED_COLUMNS = ("user", "item", "rating")
@@ -30,20 +41,22 @@ REQUIRED_COLUMNS = ("user", "item", "rating")
 _COMPRESSED = {".xz": ("xz", lzma.open), ".gz": ("gzip", gzip.open)}
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed according to its suffix (.xz, .gz, else plain).
+def _read_bytes(path: Path, what: str = "ratings file", first_line: bool = False) -> bytes:
+    """The file's bytes (``first_line``: its first line only), decompressed according to its
+    suffix (.xz, .gz, else plain).
 
     ValueError for a directory and for a compressed file that does not decompress
     (truncated, corrupt, or not of its suffix's format); FileNotFoundError for a missing one.
+    ``what`` names the kind of file in those messages.
     """
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, not a ratings file")
+        raise ValueError(f"{path}: is a directory, not a {what}")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such ratings file")
+        raise FileNotFoundError(f"{path}: no such {what}")
     kind, opener = _COMPRESSED.get(path.suffix.lower(), ("plain", open))
     try:
         with opener(path, "rb") as handle:
-            return handle.read()
+            return handle.readline() if first_line else handle.read()
     except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as error:
         # BadGzipFile: not gzip at all; EOFError: truncated; LZMAError/zlib.error: corrupt data.
         raise ValueError(
@@ -80,12 +93,19 @@ def _read_table(
     header: bool,
     encoding: str,
     max_rows: int | None,
+    ids: Sequence[str] = ("user", "item"),
+    numbers: Sequence[str] = ("rating",),
 ) -> pd.DataFrame:
-    """Parse ``raw`` into a validated frame with columns user, item (str), rating (numeric)."""
+    """Parse ``raw`` into a validated frame with the columns ``ids`` (str) and ``numbers``
+    (finite; int64 when every value is integral, else float64), in that order.
+
+    ``columns`` names the file's fields in order; the others are read and dropped.
+    """
     columns = list(columns)
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    required = (*ids, *numbers)
+    missing = [name for name in required if name not in columns]
     if missing or len(set(columns)) != len(columns):
-        raise ValueError(f"columns must name each field once and include {REQUIRED_COLUMNS}; got {columns} (missing {missing})")
+        raise ValueError(f"columns must name each field once and include {required}; got {columns} (missing {missing})")
     if not raw.strip():
         raise ValueError(f"{path}: the file is empty")
     try:
@@ -99,7 +119,7 @@ def _read_table(
 
     first_data_line = 2 if header else 1
     num_fields = len(columns)
-    pos = {name: columns.index(name) for name in REQUIRED_COLUMNS}
+    pos = {name: columns.index(name) for name in required}
 
     def field_count_error(cause: str) -> ValueError:
         bad = _first_bad_line(text, sep, num_fields, first_line=first_data_line)
@@ -117,7 +137,7 @@ def _read_table(
             nrows=max_rows,
             encoding=encoding,
             # Ids stay strings ("0155061224" must not become 155061224); other fields are inferred.
-            dtype={pos["user"]: object, pos["item"]: object},
+            dtype={pos[name]: object for name in ids},
             na_filter=False,
             skip_blank_lines=False,  # keeps row r on line r + first_data_line
         )
@@ -142,25 +162,24 @@ def _read_table(
         reason = f"expected {num_fields} fields, found {bad[1]}" if bad and bad[0] == row + first_data_line else "empty field"
         raise ValueError(f"{path}: malformed row: line {row + first_data_line}: {reason}")
 
-    rating = frame[pos["rating"]]
-    if not pd.api.types.is_numeric_dtype(rating):
-        rating = pd.to_numeric(rating, errors="coerce")
-    rating = rating.to_numpy(dtype=np.float64)
-    finite = np.isfinite(rating)
+    out = {name: frame[pos[name]].to_numpy() for name in ids}
+    for name in numbers:
+        out[name] = _finite_numbers(path, frame[pos[name]], name, first_data_line)
+    return pd.DataFrame(out)
+
+
+def _finite_numbers(path: Path, values: pd.Series, name: str, first_data_line: int) -> np.ndarray:
+    """``values`` as int64 when all are integral, else float64; ValueError naming the line of
+    the first value that is not a finite number."""
+    numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+    numbers = numbers.to_numpy(dtype=np.float64)
+    finite = np.isfinite(numbers)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise ValueError(
-            f"{path}: malformed row: line {row + first_data_line}: rating "
-            f"{frame[pos['rating']].iloc[row]!r} is not a finite number"
+            f"{path}: malformed row: line {row + first_data_line}: {name} {values.iloc[row]!r} is not a finite number"
         )
-    integral = np.array_equal(rating, np.round(rating))
-    return pd.DataFrame(
-        {
-            "user": frame[pos["user"]].to_numpy(),
-            "item": frame[pos["item"]].to_numpy(),
-            "rating": rating.astype(np.int64) if integral else rating,
-        }
-    )
+    return numbers.astype(np.int64) if np.array_equal(numbers, np.round(numbers)) else numbers
 
 
 def read_ratings(
@@ -209,3 +228,161 @@ def read_bookcrossing(path: str | os.PathLike[str], max_rows: int | None = None)
     if found != _BX_HEADER:
         raise ValueError(f"{path}: expected the BookCrossing header columns {_BX_HEADER}, found {found}")
     return _read_table(path, raw, ";", REQUIRED_COLUMNS, True, "latin-1", max_rows)
+
+
+# --------------------------------------------------------------------------- RecBole atomic files
+# https://recbole.io/docs/user_guide/data/atomic_files.html: tab-separated, one header line of
+# ``name:type`` fields, type one of ATOMIC_TYPES. RecBole names users ``user_id`` and items
+# ``item_id`` (its USER_ID_FIELD / ITEM_ID_FIELD defaults); a pointwise 0/1 label is ``label``.
+
+ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
+_ATOMIC_SUFFIXES = (".inter", ".inter.gz", ".inter.xz")
+
+
+def is_atomic_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a RecBole ``.inter`` file (also ``.inter.gz`` / ``.inter.xz``)."""
+    return str(path).lower().endswith(_ATOMIC_SUFFIXES)
+
+
+def _decoded_first_line(path: Path, line: bytes, encoding: str) -> str:
+    try:
+        return line.decode(encoding).rstrip("\r\n").lstrip("\ufeff")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: line 1 is not valid {encoding} ({error.reason})") from None
+
+
+def _atomic_header(path: Path, line: bytes, encoding: str) -> dict[str, str]:
+    text = _decoded_first_line(path, line, encoding)
+    if not text.strip():
+        raise ValueError(f"{path}: empty header line: a RecBole atomic file starts with tab-separated name:type fields")
+    fields: dict[str, str] = {}
+    for entry in text.split("\t"):
+        parts = entry.strip().split(":")
+        if len(parts) != 2 or not parts[0] or parts[1] not in ATOMIC_TYPES:
+            raise ValueError(
+                f"{path}: line 1: malformed RecBole header field {entry!r}: expected name:type with type one of "
+                f"{', '.join(ATOMIC_TYPES)}, fields separated by tabs (header {text!r})"
+            )
+        if parts[0] in fields:
+            raise ValueError(f"{path}: line 1: field {parts[0]!r} named twice in the RecBole header {text!r}")
+        fields[parts[0]] = parts[1]
+    return fields
+
+
+def read_atomic_header(path: str | os.PathLike[str], encoding: str = "utf-8") -> dict[str, str]:
+    """The fields of a RecBole atomic file's header, name → type, in file order (reads line 1 only).
+
+    ValueError for a header that is not tab-separated ``name:type`` fields with known types
+    (``ATOMIC_TYPES``), or names a field twice.
+    """
+    path = Path(path)
+    return _atomic_header(path, _read_bytes(path, "RecBole atomic file", first_line=True), encoding)
+
+
+def inter_columns(path: str | os.PathLike[str], fields: dict[str, str]) -> dict[str, str]:
+    """Which header fields of an ``.inter`` file are ours: field name → user, item, label or rating.
+
+    ``user_id:token`` and ``item_id:token`` are required; ``label:float`` (the 0/1 label) is
+    used when present, else ``rating:float``; neither (implicit feedback) maps no label.
+    ValueError naming the field for a missing id field or a field of the wrong type.
+    """
+    roles: dict[str, str] = {}
+    for name, role, kind in (("user_id", "user", "token"), ("item_id", "item", "token"),
+                             ("label", "label", "float"), ("rating", "rating", "float")):
+        if name not in fields:
+            if role in ("user", "item"):
+                raise ValueError(f"{path}: the RecBole header has no {name}:token field (fields {list(fields)}); "
+                                 "an .inter file names its users user_id and its items item_id")
+            continue
+        if fields[name] != kind:
+            raise ValueError(f"{path}: field {name} is typed {fields[name]}, expected {name}:{kind}")
+        if role != "rating" or "label" not in roles.values():
+            roles[name] = role
+    return roles
+
+
+def read_inter(path: str | os.PathLike[str], encoding: str = "utf-8", max_rows: int | None = None) -> pd.DataFrame:
+    """Read a RecBole atomic ``.inter`` file (plain, ``.gz`` or ``.xz``).
+
+    Returns columns user, item (str tokens, as written) and, after them, ``label`` (int64 0/1)
+    when the header has ``label:float``, else ``rating`` (int64 or float64) when it has
+    ``rating:float``, else nothing more (implicit feedback: every row an interaction). Other
+    fields (``timestamp``, token_seq reviews, ...) are read and dropped.
+
+    ValueError for a malformed header (``read_atomic_header``, ``inter_columns``) and, naming
+    the 1-based line, for a row with the wrong number of fields, an empty field, a
+    non-numeric rating or label, or a label other than 0 or 1.
+    """
+    path = Path(path)
+    raw = _read_bytes(path, "RecBole atomic file")
+    fields = _atomic_header(path, raw.split(b"\n", 1)[0], encoding)
+    roles = inter_columns(path, fields)
+    names = [roles.get(name, f"field:{name}") for name in fields]  # "field:…" never clashes with a role
+    numbers = [role for role in ("label", "rating") if role in roles.values()]
+    frame = _read_table(path, raw, "\t", names, True, encoding, max_rows, ids=("user", "item"), numbers=numbers)
+    if "label" in frame:
+        wrong = ~np.isin(frame["label"].to_numpy(), (0, 1))
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            value = frame["label"].tolist()[row]
+            raise ValueError(f"{path}: malformed row: line {row + 2}: label {value!r} is not 0 or 1")
+    return frame
+
+
+# --------------------------------------------------------------------------- files of raw ids
+
+# Header names taken as the user / item column of an id file (case-insensitive): ours, RecBole's,
+# CURE4Rec's (uid, iid), MovieLens' and BookCrossing's.
+USER_FIELDS = ("user", "user_id", "uid", "userid", "user-id")
+ITEM_FIELDS = ("item", "item_id", "iid", "itemid", "movieid", "isbn")
+
+
+def read_ids(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.DataFrame:
+    """Raw ids of a file naming users, or user–item pairs (deletion requests).
+
+    Layouts, told apart by the first line:
+
+    - a RecBole atomic file (a tab-separated ``name:type`` header with ``user_id:token`` and
+      optionally ``item_id:token``; other fields dropped);
+    - a delimited file whose header names a user column (``USER_FIELDS``) and optionally an
+      item column (``ITEM_FIELDS``), other columns dropped — e.g. CURE4Rec's ``uid,iid,val[,tag]``;
+    - header-less ``user,item`` pairs, one per line, separated by a comma, a tab or spaces.
+
+    Delimited files split on commas when the first line has one, else on tabs, else on runs of
+    spaces. Returns column user and, when the file names items, item (str, stripped), in file
+    order. ValueError naming the line for a row with the wrong number of fields or an empty
+    field, and for a file without rows.
+    """
+    path = Path(path)
+    raw = _read_bytes(path, "request file")
+    first = _decoded_first_line(path, raw.split(b"\n", 1)[0], encoding)
+    if any(entry.strip().startswith(("user_id:", "item_id:")) for entry in first.split("\t")):
+        fields = _atomic_header(path, raw.split(b"\n", 1)[0], encoding)
+        if fields.get("user_id") != "token" or fields.get("item_id", "token") != "token":
+            raise ValueError(f"{path}: a RecBole request file needs user_id:token (and optionally item_id:token), "
+                             f"found {fields}")
+        columns = [{"user_id": "user", "item_id": "item"}.get(name, f"field:{name}") for name in fields]
+        sep, header = "\t", True
+    else:
+        if "," in first:
+            sep = ","
+        elif "\t" in first:
+            sep = "\t"
+        else:  # runs of spaces/tabs → one space, none at either end of a line (line numbers kept)
+            sep = " "
+            raw = re.sub(rb"(?m)^ | (?=\r?$)", b"", re.sub(rb"[ \t]+", b" ", raw))
+            first = _decoded_first_line(path, raw.split(b"\n", 1)[0], encoding)
+        names = [name.strip().strip('"').lower() for name in first.split(sep)]
+        user = next((k for k, name in enumerate(names) if name in USER_FIELDS), None)
+        item = next((k for k, name in enumerate(names) if name in ITEM_FIELDS), None)
+        header = user is not None
+        if header:
+            columns = [f"field:{k}" for k in range(len(names))]
+            columns[user] = "user"
+            if item is not None:
+                columns[item] = "item"
+        else:
+            columns = ["user", "item"]
+    ids = ("user", "item") if "item" in columns else ("user",)
+    frame = _read_table(path, raw, sep, columns, header, encoding, None, ids=ids, numbers=())
+    return frame.apply(lambda column: column.astype(str).str.strip())

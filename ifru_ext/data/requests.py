@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .dataset import RecDataset
+from .readers import read_ids
 
 __all__ = ["read_request", "validate_removal"]
 
@@ -90,18 +91,32 @@ def _rows_of_pairs(dataset: RecDataset, users: Tensor, items: Tensor) -> Tensor:
     return torch.from_numpy(np.sort(order[np.repeat(start, lengths) + offsets]))
 
 
-def read_request(path: str | os.PathLike[str], dataset: RecDataset) -> Tensor:
-    """Training rows (sorted int64 [r]) of the raw ``user,item`` id pairs in the CSV at ``path``
-    (one pair per line, no header), validated by ``validate_removal``.
+def read_request(path: str | os.PathLike[str], dataset: RecDataset, *, whole_users: bool = False) -> Tensor:
+    """Training rows (sorted int64 [r]) of the deletion request in the file at ``path``, by raw ids.
 
-    Raises ValueError naming up to five pairs whose ids the training set does not know.
+    Any layout ``readers.read_ids`` reads: a RecBole atomic file (``user_id:token`` and
+    ``item_id:token`` fields), a delimited file with a header naming the user and item columns
+    (CURE4Rec's ``uid,iid,val[,tag]``), or header-less ``user,item`` pairs separated by commas,
+    tabs or spaces. A file naming pairs forgets every training row of each pair, checked by
+    ``validate_removal`` (a pair named twice or absent from the training set is refused); a
+    file naming only users (a ``user_id:token`` or ``user`` column alone) — or any file with
+    ``whole_users=True`` — forgets every training row of each named user (named once or more).
+
+    Raises ValueError naming up to five ids (or pairs) the training set does not know.
     """
     path = Path(path)
-    pairs = pd.read_csv(path, header=None, names=["user", "item"], dtype=str, skipinitialspace=True)
-    users = pd.Index(dataset.user_ids.astype(str)).get_indexer(pairs["user"].str.strip())
-    items = pd.Index(dataset.item_ids.astype(str)).get_indexer(pairs["item"].str.strip())
+    frame = read_ids(path)
+    users = pd.Index(dataset.user_ids.astype(str)).get_indexer(frame["user"])
+    if whole_users or "item" not in frame:
+        missing = pd.unique(frame["user"][users < 0])
+        if missing.size:
+            raise ValueError(f"{path}: {missing.size} user(s) absent from the training set, "
+                             f"e.g. {missing[:5].tolist()}")
+        rows = torch.isin(dataset.train.users, torch.from_numpy(np.unique(users))).nonzero().reshape(-1)
+        return validate_removal(dataset, rows)
+    items = pd.Index(dataset.item_ids.astype(str)).get_indexer(frame["item"])
     unknown = (users < 0) | (items < 0)
     if unknown.any():
-        shown = pairs[unknown].head(5).to_records(index=False).tolist()
+        shown = frame[unknown].head(5).to_records(index=False).tolist()
         raise ValueError(f"{path}: {int(unknown.sum())} pair(s) name ids absent from the training set, e.g. {shown}")
     return validate_removal(dataset, users=torch.from_numpy(users), items=torch.from_numpy(items))
