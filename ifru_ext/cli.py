@@ -4,7 +4,9 @@
 ``D_{-r}`` (``--mode retrain``) and writes ``model.pt`` + ``summary.json``;
 ``evaluate`` reloads a checkpoint against its dataset and prints AUC_0/1/2; ``unlearn``
 answers one deletion request against a checkpoint's ledger and ``apply`` replays a log of
-them, resumably (both in ``experiments/apply.py``); ``demo`` runs ``ifru_ext.demo.main()``.
+them, resumably (both in ``experiments/apply.py``); ``export`` writes a checkpoint's embedding
+tables and raw-id mappings as a standalone RecBole-style folder (``models/export.py``); ``demo``
+runs ``ifru_ext.demo.main()``.
 
 Each subcommand is registered by an ``add_<name>_parser(subparsers)`` function that
 sets ``handler`` (``args -> exit code``) on its parser; ``SUBCOMMANDS`` lists them.
@@ -45,6 +47,7 @@ from .experiments.fidelity import SCENARIOS, FidelitySpec, render_fidelity, run_
 from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
 from .experiments.apply import answer_request, apply_log
 from .models import DEFAULTS, Checkpoint, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
+from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
 from .ops import MAX_LAYERS
 from .training import SCHEDULES, TrainConfig, train_new
@@ -147,7 +150,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         metavar="NAME|PATH",
-        help=f"a preset ({', '.join(sorted(PRESETS))}) or a ratings file (default: bookcrossing)",
+        help=f"a preset ({', '.join(sorted(PRESETS))}), a ratings file, or a RecBole atomic .inter file (typed "
+        "header; user_id, item_id, and label or rating) (default: bookcrossing)",
     )
     group.add_argument("--sep", type=_separator, help="field separator of a ratings file (default: ',')")
     group.add_argument(
@@ -159,7 +163,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--encoding", type=_encoding, help="text encoding of a ratings file (default: utf-8)")
     group.add_argument(
-        "--threshold", type=FINITE_FLOAT, help="label = rating > THRESHOLD (preset default; required for a file)"
+        "--threshold", type=FINITE_FLOAT,
+        help="label = rating > THRESHOLD (preset default; required for a file, except a .inter with a label field)"
     )
     group.add_argument("--kcore", type=NON_NEGATIVE_INT,
                        help="k of the k-core filter on raw rows (preset default; required for a file)")
@@ -456,7 +461,12 @@ def add_unlearn_parser(subparsers: argparse._SubParsersAction) -> None:
         "Methods: " + "; ".join(f"{name}: {entry.summary}" for name, entry in METHODS.items()),
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train' or 'unlearn'")
-    parser.add_argument("--pairs", type=Path, help="CSV of raw 'user,item' ids to forget (default: the attacked rows)")
+    parser.add_argument("--pairs", type=Path,
+                        help="file of raw ids to forget: 'user,item' pairs (comma, tab or space separated, optional "
+                        "header naming the columns, e.g. CURE4Rec's uid,iid,...), a RecBole file with user_id:token "
+                        "[item_id:token] fields, or users alone (forget their every row) (default: the attacked rows)")
+    parser.add_argument("--whole-users", action="store_true",
+                        help="forget every training row of each user named in --pairs, whatever items it names")
     parser.add_argument("--request-id", type=_request_id,
                         help="the id the ledger records the request under, unique in it (default: request-K)")
     _add_method_arguments(parser)
@@ -516,7 +526,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
                         ("model.pt", "summary.json"), input_checkpoint=args.checkpoint)
     checkpoint, dataset, spec = load_with_dataset(args)
     check_output_folder(out, {"ratings file": _dataset_file(spec)}, ("model.pt", "summary.json"))
-    rows = read_request(args.pairs, dataset) if args.pairs else dataset.removal
+    rows = read_request(args.pairs, dataset, whole_users=args.whole_users) if args.pairs else dataset.removal
     config = method_config(args.method, given, checkpoint.meta, args.device)
     request_id = args.request_id or checkpoint.ledger.next_id()
     answer = answer_request(checkpoint, dataset, rows, request_id=request_id, method=args.method, config=config)
@@ -594,6 +604,40 @@ def run_apply(args: argparse.Namespace) -> int:
           + (f", {skipped} already in the input checkpoint's ledger" if skipped else "")
           + f"; ledger {progress['ledger']['requests']} requests, {progress['ledger']['rows']} rows")
     print(f"saved {args.out / 'model.pt'} and {args.out / 'progress.json'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a checkpoint's embedding tables and raw-id mappings in a RecBole-style folder",
+        description="Load a checkpoint with its dataset and write OUT/user_embedding.npy and OUT/item_embedding.npy "
+        "(the scoring table: a pair's logit is the dot product of its rows), OUT/state_dict.pt (the learned table "
+        "under RecBole's names user_embedding.weight / item_embedding.weight), OUT/user_id.tsv and OUT/item_id.tsv "
+        "(header user_id:token / item_id:token, then the raw token of each row in order) and OUT/export.json, as one "
+        "unit (README, 'Data formats').",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train', 'unlearn' or 'apply'")
+    parser.add_argument("--format", choices=("recbole",), default="recbole", help="the layout (default: recbole)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory, not the checkpoint's own")
+    add_dataset_arguments(parser)
+    add_runtime_arguments(parser)
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    apply_runtime(args)
+    check_output_folder(args.out, {"input checkpoint": args.checkpoint}, EXPORT_FILES, input_checkpoint=args.checkpoint)
+    checkpoint, dataset, spec = load_with_dataset(args)
+    check_output_folder(args.out, {"ratings file": _dataset_file(spec)}, EXPORT_FILES)
+    meta = json_safe({"checkpoint": str(args.checkpoint.resolve()), "dataset": spec, "split_hash": dataset.split_hash,
+                      "ledger": {"requests": checkpoint.ledger.ids, "rows": int(checkpoint.ledger.rows.numel())}})
+    write_outputs(args.out, lambda folder: export_recbole(checkpoint.model, dataset, folder, meta))
+    print(f"exported {checkpoint.model.name} ({dataset.num_users} users, {dataset.num_items} items, "
+          f"dim {checkpoint.model.dim}) to {args.out}: {', '.join(EXPORT_FILES)}")
     return 0
 
 
@@ -744,6 +788,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_evaluate_parser,
     add_unlearn_parser,
     add_apply_parser,
+    add_export_parser,
     add_experiment_parser,
     add_fidelity_parser,
     add_demo_parser,
