@@ -56,12 +56,12 @@ def test_the_operator_is_gauss_newton_plus_the_training_damping(planted, name):
     keep[::5] = False  # a pruned operator: rows outside keep neither move nor receive
     diagonal = training_damping(model.trace) + model.trace.l2
     plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
-    system = plan.system(model.embedding.detach(), diagonal[keep])
+    system = plan.system(plan.local(model.embedding.detach()), diagonal[keep])
     reference = gauss_newton_reference(model, planted, removal, graph)
     reference += torch.diag((training_damping(model.trace) + model.trace.l2).reshape(-1))
     v = torch.randn(int(keep.sum()), model.dim, dtype=torch.float64)  # compact: the kept rows only
     got = system.apply(v)
-    expected = (reference @ system.expand(v).reshape(-1)).view_as(model.embedding)[keep]
+    expected = (reference @ plan.scatter(v).reshape(-1)).view_as(model.embedding)[keep]
     assert float((got - expected).norm() / expected.norm()) < 1e-10
     # MF: the preconditioner inverts the operator's own diagonal blocks.
     if name == "mf":

@@ -93,8 +93,44 @@ class RecDataset:
         return lightgcn_graph(rows.users, rows.items, rows.labels, self.num_users, self.num_items, dtype)
 
     def interaction_graph(self, dtype: torch.dtype = torch.float64) -> CSRGraph:
-        """Every training interaction (any label) as a 0/1 symmetric graph (Algorithm 1)."""
-        return interaction_graph(self.train.users, self.train.items, self.num_users, self.num_items, dtype)
+        """Every training interaction (any label) as a 0/1 symmetric graph (Algorithm 1); built
+        once per dataset and dtype, so a request does not pay for the whole graph again."""
+        if dtype not in self._interaction_graphs:
+            self._interaction_graphs[dtype] = interaction_graph(self.train.users, self.train.items, self.num_users,
+                                                                self.num_items, dtype)
+        return self._interaction_graphs[dtype]
+
+    @cached_property
+    def _interaction_graphs(self) -> dict[torch.dtype, CSRGraph]:
+        return {}
+
+    @cached_property
+    def _incidence(self) -> tuple[Tensor, Tensor]:
+        """Each stacked-table node's training rows: (rowptr int64 [N+1], rows int64 [2n]), rows
+        ascending within a node. Built once per dataset (O(n log n))."""
+        nodes = torch.cat((self.train.users, self.train.items + self.num_users))
+        order = torch.argsort(nodes, stable=True)
+        rows = order % len(self.train)
+        rowptr = torch.zeros(self.num_users + self.num_items + 1, dtype=torch.int64)
+        rowptr[1:] = torch.cumsum(torch.bincount(nodes, minlength=self.num_users + self.num_items), 0)
+        return rowptr, rows
+
+    def degree(self, nodes: Tensor) -> Tensor:
+        """Training rows incident to each of ``nodes`` (stacked-table ids, int64 [k]) -> int64 [k]."""
+        rowptr, _ = self._incidence
+        nodes = nodes.cpu()
+        return rowptr[nodes + 1] - rowptr[nodes]
+
+    def incident_rows(self, nodes: Tensor) -> Tensor:
+        """Sorted distinct training rows with an endpoint in ``nodes`` (stacked-table ids, users
+        then items offset by ``num_users``; int64 [k]) -> int64 [m]. Costs what the nodes
+        touch, not the dataset: a request's plan reads only its own neighbourhood."""
+        rowptr, rows = self._incidence
+        nodes = nodes.cpu()
+        counts = rowptr[nodes + 1] - rowptr[nodes]
+        # Entry t of the output block of node k reads rows[rowptr[k] + t].
+        starts = torch.repeat_interleave(rowptr[nodes] - (torch.cumsum(counts, 0) - counts), counts)
+        return torch.unique(rows[starts + torch.arange(starts.numel())])
 
     def touched(self) -> tuple[Tensor, Tensor]:
         """Sorted distinct (users int64 [a], items int64 [b]) appearing in the removal set."""

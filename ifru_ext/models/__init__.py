@@ -2,7 +2,7 @@
 deletion ledger a checkpoint carries (``ledger``)."""
 from .checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .ledger import Ledger, LedgerEntry
-from .recommender import DEFAULTS, MF, GraphModel, LightGCN, Recommender, build_model
+from .recommender import DEFAULTS, MF, GraphModel, LightGCN, Recommender, build_model, copy_model
 
 __all__ = [
     "DEFAULTS",
@@ -14,6 +14,7 @@ __all__ = [
     "LightGCN",
     "Recommender",
     "build_model",
+    "copy_model",
     "load_checkpoint",
     "read_checkpoint",
     "save_checkpoint",

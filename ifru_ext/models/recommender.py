@@ -13,6 +13,7 @@ predicts with the graph of ``D_{-r}``.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import torch
@@ -22,13 +23,21 @@ from ..graph import CSRGraph
 from ..ops import MAX_LAYERS, propagate
 from .trace import TrainingTrace
 
-__all__ = ["DEFAULTS", "MF", "GraphModel", "LightGCN", "Recommender", "build_model"]
+__all__ = ["DEFAULTS", "MF", "GraphModel", "LightGCN", "Recommender", "build_model", "copy_model"]
 
 # Paper / authors'-code defaults per model (docs/ARCHITECTURE.md §5): width, layers, init std.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mf": {"dim": 48, "num_layers": 0, "init_std": 1e-3},
     "lightgcn": {"dim": 32, "num_layers": 1, "init_std": 1e-4},
 }
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` that shares its ``trace`` (when it has one): the trace is a
+    read-only record of the original training run (four [N, d] tables), which every answer to
+    a request carries unchanged, so copying it per request would only cost time."""
+    trace = getattr(model, "trace", None)
+    return copy.deepcopy(model, memo={} if trace is None else {id(trace): trace})
 
 
 class GraphModel(nn.Module):

@@ -49,7 +49,6 @@ AltEraser: the choices the paper's summary leaves open, and ours.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -61,7 +60,7 @@ from torch.nn.functional import softplus
 from .. import ops
 from ..data import RecDataset
 from ..graph import CSRGraph
-from ..models import Recommender
+from ..models import Recommender, copy_model
 from ..training import EarlyStopping
 from .base import PhaseClock, SolveReport, UnlearnResult
 from .curvature import damped_newton_directions, row_newton_systems
@@ -337,7 +336,7 @@ def alteraser(model: Recommender, dataset: RecDataset, removal: Tensor, config: 
     was accepted in a round, or ``max_iter``). ``kept_rows``: the active rows. ``phases``:
     seconds of ``setup``, ``users``, ``items`` and ``check`` (gradient norm, validation AUC).
     """
-    unlearned = copy.deepcopy(model)
+    unlearned = copy_model(model)
     if removal.numel() == len(dataset.train):
         raise ValueError("the removal names every training row: nothing is left to re-optimise on")
     emb = model.embedding.detach().clone()

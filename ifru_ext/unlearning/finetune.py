@@ -2,13 +2,12 @@
 (the objective is in ``objective``)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from torch import Tensor
 
 from ..data import RecDataset
-from ..models import Recommender
+from ..models import Recommender, copy_model
 from ..training import TrainConfig, train
 from .base import PhaseClock, SolveReport, UnlearnResult
 from .objective import RemainingObjective, ratio, remaining_graph
@@ -51,7 +50,7 @@ def finetune(model: Recommender, dataset: RecDataset, removal: Tensor, config: F
     ``solve`` reports the epochs run, the relative gradient norm ``‖∇L_{-r}‖/‖∇L_{-r}(Ê)‖``
     of the returned model, and ``validation`` (stopped on patience) or ``max_iter``.
     """
-    tuned = copy.deepcopy(model)
+    tuned = copy_model(model)
     device = model.embedding.device
     train_config = TrainConfig.for_model(
         model.name, lr=config.lr, patience=config.patience, max_epochs=config.max_epochs,

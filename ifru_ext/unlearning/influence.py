@@ -8,7 +8,6 @@ the exact spillover set without having to enumerate it.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -20,7 +19,7 @@ from .. import ops
 from ..data import RecDataset
 from ..graph import CSRGraph, add_self_loops
 from ..metrics import auc
-from ..models import Recommender
+from ..models import Recommender, copy_model
 from ..models.trace import TrainingTrace
 from ..plain import autograd_hvp
 from .base import PhaseClock, UnlearnResult
@@ -278,7 +277,7 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
         raise ValueError(f"unknown solver {solver!r}: choose cg or adam")
     lap("solve")
 
-    unlearned = copy.deepcopy(model)
+    unlearned = copy_model(model)
     with torch.no_grad():
         unlearned.embedding.copy_(emb + t * keep[:, None] / n)
     if num_layers > 0 and config.new_graph:
@@ -290,7 +289,7 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
 def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, keep: Tensor,
                        new_graph: CSRGraph | None, trace: TrainingTrace, clock: PhaseClock) -> UnlearnResult:
     """The training-aware response (``response.py``) on the kept rows; orphaned rows go back to
-    their initial value."""
+    their initial value. Reads and writes only the rows the request touches (MF)."""
     emb = model.embedding.detach()
     orphans = orphaned_rows(dataset, removal, emb.device)
     moving = keep & ~orphans
@@ -298,8 +297,12 @@ def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor,
     plan = ResponsePlan(dataset, removal, moving, model.num_layers, new_graph, model.graph, emb.device, emb.dtype)
     clock.lap("plan")
 
-    def gradient(table: Tensor) -> Tensor:
-        return influence_gradient(table, dataset, removal, model.num_layers, model.graph, new_graph, spillover)
+    if model.num_layers == 0:
+        gradient = plan.removed_gradient
+    else:
+        def gradient(table: Tensor) -> Tensor:
+            return influence_gradient(table, dataset, removal, model.num_layers, model.graph, new_graph,
+                                      spillover)[plan.rows]
 
     select = None
     if config.selects_on_validation:
@@ -310,11 +313,13 @@ def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor,
     # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
     # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
     reach = trace.lr * trace.steps
-    estimate = torch.minimum(torch.maximum(emb + delta, trace.initial - reach), trace.initial + reach)
-    unlearned = copy.deepcopy(model)
+    initial = plan.moving(trace.initial)
+    estimate = torch.minimum(torch.maximum(plan.moving(emb) + delta, initial - reach), initial + reach)
+    orphan_rows = orphans.nonzero().squeeze(1)
+    unlearned = copy_model(model)
     with torch.no_grad():
-        unlearned.embedding.copy_(torch.where(orphans[:, None], trace.initial,
-                                              torch.where(moving[:, None], estimate, emb)))
+        unlearned.embedding[plan.global_rows] = estimate.to(emb.dtype)
+        unlearned.embedding[orphan_rows] = trace.initial[orphan_rows.to(trace.initial.device)].to(emb)
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")

@@ -11,9 +11,9 @@ started ``clock``; it fills in ``seconds``, ``phases``, ``num_removed`` and ``me
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..data import RecDataset, validate_removal
-from ..models import Recommender
+from ..models import Recommender, copy_model
 from .alteraser import AltEraserConfig, alteraser
 from .base import PhaseClock, UnlearnResult
 from .finetune import FinetuneConfig, finetune
@@ -148,8 +148,26 @@ def _changed_norm(before: torch.nn.Module, after: torch.nn.Module) -> float:
     total = 0.0
     for key, value in new.items():
         if value.is_floating_point() and key in old and old[key].shape == value.shape:
-            total += float((value.double() - old[key].double()).pow(2).sum())
+            # The difference of two nearby floats is exact in their own precision.
+            total += float(torch.linalg.vector_norm(value - old[key], dtype=torch.float64)) ** 2
     return total**0.5
+
+
+# model -> (parameter versions, training rows, max |training logit|): the blow-up check's scale,
+# computed once per model state instead of re-scoring every training row on each request.
+_TRAINING_RANGES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, weakref.ref, float]]" = weakref.WeakKeyDictionary()
+
+
+def _training_logit_range(model: torch.nn.Module, dataset: RecDataset) -> float:
+    """max |logit| of ``model`` over ``dataset``'s training rows, memoised per model state
+    (an in-place change of a parameter or buffer bumps its version and invalidates it)."""
+    state = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+    cached = _TRAINING_RANGES.get(model)
+    if cached is not None and cached[0] == state and cached[1]() is dataset.train:
+        return cached[2]
+    value = float(model.score_all(dataset.train.users, dataset.train.items).abs().max())
+    _TRAINING_RANGES[model] = (state, weakref.ref(dataset.train), value)
+    return value
 
 
 def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset, removal: Tensor) -> None:
@@ -164,7 +182,7 @@ def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     result.update_norm = _changed_norm(model, result.model)
     result.forget_loss_before, result.forget_loss_after = float(bce(before, labels)), float(bce(after, labels))
-    training_range = float(logits(model, dataset.train.users, dataset.train.items).abs().max())
+    training_range = _training_logit_range(model, dataset)
     if result.update_norm == 0.0:
         result.status = "unchanged"
     elif not bool(torch.isfinite(after).all()) or float(after.abs().max()) > 2 * max(training_range, 1.0):
@@ -186,7 +204,7 @@ def unlearn(model: torch.nn.Module, dataset: RecDataset, removal: Tensor, config
     start = time.perf_counter()
     removal = validate_removal(dataset, removal)
     if removal.numel() == 0:
-        return UnlearnResult(copy.deepcopy(model), entry.name, time.perf_counter() - start)
+        return UnlearnResult(copy_model(model), entry.name, time.perf_counter() - start)
     clock = PhaseClock(model.reference_tensor.device, start)
     result = entry.run(model, dataset, removal, config, clock)
     result.method = entry.name

@@ -46,14 +46,14 @@ __all__ = ["ResponsePlan", "ResponseSystem", "orphaned_rows", "training_damping"
 
 
 def training_trace(model: Recommender) -> TrainingTrace:
-    """The model's trace on its device and dtype; ValueError naming what is missing."""
+    """The model's trace (as stored: the estimator gathers and converts only the rows it reads);
+    ValueError naming what is missing."""
     if model.trace is None:
         raise ValueError(
             "the model has no training trace (learning rate, steps, Adam's second moments, initial table), "
             "which the training-aware estimator needs: train it with ifru_ext.train (or load a checkpoint "
             "written after training with it), or use a method that does not need one (ifru-reference, ifru-validation)")
-    emb = model.embedding
-    return model.trace.to(emb.device, emb.dtype)
+    return model.trace
 
 
 def training_damping(trace: TrainingTrace, second_moment: Tensor | None = None, steps: int | None = None) -> Tensor:
@@ -65,14 +65,23 @@ def training_damping(trace: TrainingTrace, second_moment: Tensor | None = None, 
 
 
 def orphaned_rows(dataset: RecDataset, removal: Tensor, device: torch.device) -> Tensor:
-    """bool [N]: rows with training interactions, none of which remains after ``removal``."""
-    users, items = dataset.train.users, dataset.train.items + dataset.num_users
-    num_nodes = dataset.num_users + dataset.num_items
-    kept = torch.ones(len(dataset.train), dtype=torch.bool)
-    kept[removal] = False
-    before = torch.bincount(torch.cat((users, items)), minlength=num_nodes)
-    after = torch.bincount(torch.cat((users[kept], items[kept])), minlength=num_nodes)
-    return ((before > 0) & (after == 0)).to(device)
+    """bool [N]: rows with training interactions, none of which remains after ``removal``
+    (found from the removed rows' endpoints and their degrees: O(r), not O(n))."""
+    train = dataset.train
+    endpoints, removed = torch.unique(torch.cat((train.users[removal], train.items[removal] + dataset.num_users)),
+                                      return_counts=True)
+    orphans = torch.zeros(dataset.num_users + dataset.num_items, dtype=torch.bool)
+    orphans[endpoints[removed == dataset.degree(endpoints)]] = True
+    return orphans.to(device)
+
+
+def endpoint_sums(num_rows: int, users: Tensor, items: Tensor, to_users: Tensor, to_items: Tensor) -> Tensor:
+    """``out [num_rows, d]`` with ``to_users[j]`` added at row ``users[j]`` and ``to_items[j]`` at
+    ``items[j]``: the scatter every per-interaction sum of the estimator ends in."""
+    out = to_users.new_zeros(num_rows, to_users.shape[1])
+    out.index_add_(0, users, to_users)
+    out.index_add_(0, items, to_items)
+    return out
 
 
 class ResponsePlan:
@@ -81,30 +90,37 @@ class ResponsePlan:
 
     ``keep`` bool [N]: the rows that move. MF needs the remaining interactions with an
     endpoint on a moving row; LightGCN those within ``K`` hops of one (through the new graph).
+    The interactions come from the dataset's node→rows index, so the plan reads only the
+    request's neighbourhood. MF works on a local table: the ``L`` rows those interactions
+    touch (``nodes``), gathered per segment, so nothing the request does not touch is read;
+    LightGCN's propagation needs the whole table (``nodes`` None, local = global ids).
     """
 
     def __init__(self, dataset: RecDataset, removal: Tensor, keep: Tensor, num_layers: int,
                  new_graph: CSRGraph | None, old_graph: CSRGraph | None, device: torch.device,
                  dtype: torch.dtype) -> None:
-        self.num_layers, self.new_graph, self.old_graph = num_layers, new_graph, old_graph
+        self.num_layers, self.new_graph, self.old_graph, self.dtype = num_layers, new_graph, old_graph, dtype
         self.scale = 1.0 / len(dataset.train)  # per n: time runs in the original run's steps
-        self.rows = keep.nonzero().squeeze(1)  # moving rows [a]
-        self.num_nodes = keep.numel()
-        self.position = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=device)
-        self.position[self.rows] = torch.arange(self.rows.numel(), device=device)
-        train = dataset.train
-        users, items = train.users.to(device), (train.items + dataset.num_users).to(device)
-        labels = train.labels.to(device, dtype)
-        removed = torch.zeros(len(train), dtype=torch.bool, device=device)
-        removed[removal.to(device)] = True
+        self.global_rows = keep.nonzero().squeeze(1)  # moving rows, global ids [a]
+        self.num_global = keep.numel()
         reach = keep
         if num_layers > 0:
             reach = ops.propagate(keep.to(dtype)[:, None], new_graph, num_layers)[:, 0] > 0
-        touching = reach[users] | reach[items]
-        # Operator: the remaining interactions that reach a moving row, [s].
-        needed = touching & ~removed
-        self.users, self.items, self.labels = users[needed], items[needed], labels[needed]
-        gone = touching & removed  # the removed rows that reach a moving row
+        # The training rows that reach a moving row [m], and which of them are removed.
+        incident = dataset.incident_rows(reach.nonzero().squeeze(1))
+        gone = torch.isin(incident, removal.cpu())
+        train = dataset.train
+        users, items = train.users[incident].to(device), (train.items[incident] + dataset.num_users).to(device)
+        labels = train.labels[incident].to(device, dtype)
+        gone = gone.to(device)
+        self.nodes = torch.unique(torch.cat((self.global_rows, users, items))) if num_layers == 0 else None
+        self.rows = self.localise(self.global_rows)  # moving rows, local ids [a]
+        self.num_nodes = self.num_global if self.nodes is None else self.nodes.numel()
+        self.position = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=device)
+        self.position[self.rows] = torch.arange(self.rows.numel(), device=device)
+        users, items = self.localise(users), self.localise(items)
+        # Operator: the remaining interactions that reach a moving row, [s]; the removed ones [g].
+        self.users, self.items, self.labels = users[~gone], items[~gone], labels[~gone]
         self.removed_users, self.removed_items, self.removed_labels = users[gone], items[gone], labels[gone]
         # Compact endpoints: the position of each endpoint among the moving rows, or a (= the
         # index of an extra zero row) for an endpoint that does not move.
@@ -121,9 +137,36 @@ class ResponsePlan:
             self.gram = GramPlan(self.position[own[moving_own]], self.rows.numel())
             self.cross = ((self.user_slots < self.rows.numel()) & (self.item_slots < self.rows.numel())).nonzero().squeeze(1)
 
+    def localise(self, nodes: Tensor) -> Tensor:
+        """Global stacked-table ids [k] (every one among ``nodes``) -> local ids [k]."""
+        return nodes if self.nodes is None else torch.searchsorted(self.nodes, nodes)
+
+    def local(self, table: Tensor) -> Tensor:
+        """The plan's rows [L, d] of a global ``table`` [N, d] (any stored dtype, e.g. a
+        bfloat16 snapshot) in the plan's dtype."""
+        return (table if self.nodes is None else table[self.nodes.to(table.device)]).to(self.dtype)
+
+    def moving(self, table: Tensor) -> Tensor:
+        """The moving rows [a, d] of a global ``table`` [N, d], in the plan's dtype."""
+        return table[self.global_rows.to(table.device)].to(self.dtype)
+
+    def scatter(self, compact: Tensor) -> Tensor:
+        """A global [N, d] table, zero off the moving rows, from ``compact`` [a, d]."""
+        full = compact.new_zeros(self.num_global, compact.shape[1])
+        full[self.global_rows] = compact
+        return full
+
     def table(self, emb: Tensor) -> Tensor:
-        """``F`` [N, d] of the remaining data: ``E``, or ``P E`` over the new graph."""
+        """``F`` [L, d] of the remaining data: ``E``, or ``P E`` over the new graph."""
         return emb if self.num_layers == 0 else ops.propagate(emb, self.new_graph, self.num_layers)
+
+    def removed_gradient(self, emb: Tensor) -> Tensor:
+        """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
+        ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j f_o`` (MF has no spillover: only the removed terms)."""
+        f_users, f_items = emb[self.removed_users], emb[self.removed_items]
+        slope = torch.sigmoid((f_users * f_items).sum(1, keepdim=True)) - self.removed_labels[:, None]  # ℓ'
+        return endpoint_sums(self.num_nodes, self.removed_users, self.removed_items,
+                             slope * f_items, slope * f_users)[self.rows]
 
     def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None) -> Tensor:
         """ρ [a, d] on the moving rows: the removed rows' share of each coordinate's squared
@@ -143,9 +186,7 @@ class ResponsePlan:
         def squares(users: Tensor, items: Tensor, labels: Tensor) -> Tensor:
             f_users, f_items = table[users], table[items]
             slope = (torch.sigmoid((f_users * f_items).sum(1, keepdim=True)) - labels[:, None]).square()  # ℓ'²
-            out = torch.zeros_like(table)
-            out.index_add_(0, users, slope * f_items.square())
-            out.index_add_(0, items, slope * f_users.square())
+            out = endpoint_sums(self.num_nodes, users, items, slope * f_items.square(), slope * f_users.square())
             if self.num_layers > 0:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
             return out[self.rows]
@@ -158,8 +199,8 @@ class ResponsePlan:
         return torch.where(total > 0, gone / total.where(total > 0, torch.ones_like(total)), torch.zeros_like(total))
 
     def system(self, emb: Tensor, diagonal: Tensor | None = None) -> "ResponseSystem":
-        """The operator ``G + diag(diagonal)`` at the table ``emb`` [N, d]; ``diagonal`` [a, d] on the
-        moving rows (or later, by ``set_diagonal``)."""
+        """The operator ``G + diag(diagonal)`` at the local table ``emb`` [L, d] (``local``);
+        ``diagonal`` [a, d] on the moving rows (or later, by ``set_diagonal``)."""
         return ResponseSystem(self, self.table(emb), diagonal)
 
 
@@ -182,10 +223,8 @@ class ResponseSystem:
         # diag(G)_v = Σ_{j ∋ v} ℓ''_j f_o² / n per coordinate (MF; the self-path share 1/(K+1)²
         # of it for LightGCN): with the damping, the Jacobi preconditioner.
         self.squared_users, self.squared_items = self.f_users.square(), self.f_items.square()
-        curvature_diagonal = table.new_zeros(plan.rows.numel() + 1, table.shape[1])
-        curvature_diagonal.index_add_(0, plan.user_slots, self.weight * self.squared_items)
-        curvature_diagonal.index_add_(0, plan.item_slots, self.weight * self.squared_users)
-        self.curvature_diagonal = curvature_diagonal[:-1] / (plan.num_layers + 1) ** 2
+        self.curvature_diagonal = self.slot_sums(self.weight * self.squared_items,
+                                                 self.weight * self.squared_users) / (plan.num_layers + 1) ** 2
         if plan.num_layers == 0:
             weights = torch.cat((self.weight, self.weight))[plan.block_pick]
             self.blocks = plan.gram.blocks(table[plan.block_other] * weights.sqrt())  # G's diagonal blocks [a, d, d]
@@ -210,12 +249,13 @@ class ResponseSystem:
     def remaining_squares(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² f_o²`` [a, d] at this table (MF: ``removed_share``'s
         remaining part, from the gathers the operator already made)."""
+        slope = (self.prob - self.plan.labels[:, None]).square()
+        return self.slot_sums(slope * self.squared_items, slope * self.squared_users)
+
+    def slot_sums(self, to_users: Tensor, to_items: Tensor) -> Tensor:
+        """Per-interaction terms [s, d] summed onto the moving rows [a, d] (non-moving endpoints dropped)."""
         plan = self.plan
-        slope = (self.prob - plan.labels[:, None]).square()
-        out = self.table.new_zeros(plan.rows.numel() + 1, self.table.shape[1])
-        out.index_add_(0, plan.user_slots, slope * self.squared_items)
-        out.index_add_(0, plan.item_slots, slope * self.squared_users)
-        return out[:-1]
+        return endpoint_sums(plan.rows.numel() + 1, plan.user_slots, plan.item_slots, to_users, to_items)[:-1]
 
     def apply(self, v: Tensor) -> Tensor:
         plan = self.plan
@@ -231,9 +271,7 @@ class ResponseSystem:
         # Gauss–Newton of the BCE: Σ ℓ'' (J v)(Jᵀ ·), J v = v_u·f_i + f_u·v_i.
         jv = (pv[plan.users] * self.f_items).sum(1, keepdim=True) + (self.f_users * pv[plan.items]).sum(1, keepdim=True)
         weighted = self.weight * jv
-        out = torch.zeros_like(pv)
-        out.index_add_(0, plan.users, weighted * self.f_items)
-        out.index_add_(0, plan.items, weighted * self.f_users)
+        out = endpoint_sums(plan.num_nodes, plan.users, plan.items, weighted * self.f_items, weighted * self.f_users)
         return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
 
     def precondition(self, r: Tensor) -> Tensor:
@@ -243,14 +281,14 @@ class ResponseSystem:
 
     def solve(self, rhs: Tensor, tol: float, max_iter: int,
               select: Callable[[Tensor], float] | None = None) -> tuple[Tensor, SolveReport]:
-        """``(G + Λ + λ)⁻¹ rhs`` [N, d] (zero off the moving rows) for ``rhs`` [N, d]; ``select``
-        (optional) scores full-table iterates, as ``conjugate_gradient``'s."""
-        compact, report = conjugate_gradient(self.apply, rhs[self.plan.rows], tol=tol, max_iter=max_iter,
-                                             preconditioner=self.precondition,
-                                             select=None if select is None else (lambda t: select(self.expand(t))))
-        return self.expand(compact), report
+        """``(G + Λ + λ)⁻¹ rhs`` [a, d] on the moving rows for ``rhs`` [a, d]; ``select``
+        (optional) scores iterates as global tables (``ResponsePlan.scatter``), as
+        ``conjugate_gradient``'s."""
+        return conjugate_gradient(self.apply, rhs, tol=tol, max_iter=max_iter, preconditioner=self.precondition,
+                                  select=None if select is None else (lambda t: select(self.plan.scatter(t))))
 
     def expand(self, compact: Tensor) -> Tensor:
+        """The local table [L, d], zero off the moving rows, from ``compact`` [a, d]."""
         full = self.table.new_zeros(self.table.shape)
         full[self.plan.rows] = compact
         return full
@@ -260,27 +298,29 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
                       gradient: Callable[[Tensor], Tensor], tol: float, max_iter: int,
                       lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None
                       ) -> tuple[Tensor, SolveReport]:
-    """``δ`` [N, d] (zero off the plan's moving rows), segment by segment along the run.
+    """``δ`` [a, d] on the plan's moving rows, segment by segment along the run.
 
-    ``emb``: the trained table; ``removed``: ``r``; ``gradient(E)``: the influence right-hand
-    side ``g`` [N, d] at a table; ``select`` (optional, last segment only) scores iterates.
-    Returns ``δ`` and a report summing the CG iterations of every segment.
+    ``emb``: the trained table [N, d]; ``removed``: ``r``; ``gradient(F)``: the influence
+    right-hand side on the moving rows [a, d] at a local table [L, d] (``ResponsePlan.local``);
+    ``select`` (optional, last segment only) scores iterates. Only the plan's rows of the trace's
+    tables are read. Returns ``δ`` and a report summing the CG iterations of every segment.
     """
     n = round(1.0 / plan.scale)
-    delta, previous, iterations, report = torch.zeros_like(emb), trace.initial, 0, None
+    delta, previous, iterations, report = None, plan.local(trace.initial), 0, None
     segments = trace.segments()
     for number, (steps, table, second_moment) in enumerate(segments, start=1):
-        at = emb if table is None else table
-        moment = second_moment[plan.rows]
+        at = plan.local(emb if table is None else table)
+        moment = plan.moving(second_moment)
         damping = training_damping(trace, moment, steps)  # on the moving rows, [a, d]
         system = plan.system(at)
         share = plan.removed_share(at, system)
         retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
         system.set_diagonal(retrain_damping + trace.l2)
-        rhs = (retrain_damping * delta[plan.rows] + gradient(at)[plan.rows] * plan.scale
-               + (damping - retrain_damping) * (at - previous)[plan.rows])
+        rhs = gradient(at) * plan.scale + (damping - retrain_damping) * (at - previous)[plan.rows]
+        if delta is not None:
+            rhs = rhs + retrain_damping * delta
         lap("operator")
-        delta, report = system.solve(system.expand(rhs), tol, max_iter, select if number == len(segments) else None)
+        delta, report = system.solve(rhs, tol, max_iter, select if number == len(segments) else None)
         iterations += report.iterations
         previous = at
         lap("solve")

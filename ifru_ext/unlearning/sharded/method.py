@@ -2,7 +2,6 @@
 the aggregator) and their checkpoints."""
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ...data import RecDataset
+from ...models import copy_model
 from ...models.checkpoint import atomic_save, read_payload
 from ...training import TrainConfig
 from ..base import PhaseClock, UnlearnResult
@@ -46,7 +46,7 @@ def unlearn_sharded(model: ShardedRecommender, dataset: RecDataset, removal: Ten
         raise ValueError(f"{forgotten.numel()} rows were already forgotten: {forgotten[:5].tolist()}")
     device = model.embeddings.device
     affected = torch.unique(partition[removal]).tolist()
-    unlearned = copy.deepcopy(model)
+    unlearned = copy_model(model)
     unlearned.partition[removal.to(device)] = -1
     fit_shards(unlearned, dataset, affected, model.train_config)
     clock.lap("shards")
