@@ -2,7 +2,8 @@
 
 ``train`` fits MF or LightGCN on the attacked training set (``--mode full``) or on
 ``D_{-r}`` (``--mode retrain``) and writes ``model.pt`` + ``summary.json``;
-``evaluate`` reloads a checkpoint against its dataset and prints AUC_0/1/2; ``unlearn``
+``evaluate`` reloads a checkpoint against its dataset and prints AUC_0/1/2 (or the ``--metrics``
+chosen, ranking metrics included); ``unlearn``
 answers one deletion request against a checkpoint's ledger and ``apply`` replays a log of
 them, resumably (both in ``experiments/apply.py``); ``export`` writes a checkpoint's embedding
 tables and raw-id mappings as a standalone RecBole-style folder (``models/export.py``); ``demo``
@@ -42,10 +43,11 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .data import PAPER_ATTACK_FRACTIONS, PRESETS, RecDataset, load_dataset, read_request
-from .evaluation import evaluate
+from .evaluation import RANKING_CHUNK, evaluate
 from .experiments.fidelity import SCENARIOS, FidelitySpec, render_fidelity, run_fidelity
 from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
 from .experiments.apply import answer_request, apply_log
+from .metrics import parse_metrics
 from .models import DEFAULTS, Checkpoint, Recommender, load_checkpoint, read_checkpoint, save_checkpoint
 from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
@@ -409,26 +411,53 @@ def run_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- evaluate
 
 
+def _metric_names(text: str) -> tuple[str, ...]:
+    try:
+        return parse_metrics(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="print valid/test AUC_0/1/2 of a checkpoint",
+        help="print valid/test AUC_0/1/2 (or ranking metrics) of a checkpoint",
         description="Load a checkpoint, rebuild its dataset (the options recorded at training, each "
-        "overridable below), verify the split hash and print AUC_0/1/2 on valid and test. LightGCN "
-        "predicts with the graph recorded in the checkpoint (without its removed rows).",
+        "overridable below), verify the split hash and print AUC_0/1/2 on valid and test, or the metrics "
+        "given with --metrics. LightGCN predicts with the graph recorded in the checkpoint (without its "
+        "removed rows).",
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt written by 'train'")
-    parser.add_argument("--json", action="store_true", help="print the AUCs as JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+    parser.add_argument(
+        "--metrics", type=_metric_names, default=("auc",),
+        help="comma-separated metrics: auc (AUC_0/1/2), recall@K, ndcg@K, hr@K (full ranking over every item, "
+        "leaving out the user's training items and, on test, its validation items; recall = hits / relevant "
+        "items) (default: auc)",
+    )
+    parser.add_argument("--chunk-size", type=POSITIVE_INT, default=RANKING_CHUNK,
+                        help=f"users scored at a time by the ranking metrics (default: {RANKING_CHUNK})")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_evaluate)
 
 
+def format_metrics(values: Mapping[str, Mapping[str, float]]) -> str:
+    """A small text table: one row per split, one column per metric (AUC_0/1/2 as ``format_aucs``)."""
+    keys = list(next(iter(values.values()), {}))
+    labels = [key.upper() if key.startswith("auc_") else key for key in keys]
+    widths = [max(8, len(label) + 2) for label in labels]
+    lines = [f"{'split':<8}" + "".join(f"{label:>{width}}" for label, width in zip(labels, widths))]
+    for split, row in values.items():
+        lines.append(f"{split:<8}" + "".join(f"{row[key]:>{width}.4f}" for key, width in zip(keys, widths)))
+    return "\n".join(lines)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     apply_runtime(args)
     model, dataset, _, _ = checkpoint_with_dataset(args)
-    aucs = evaluate(model, dataset)
-    print(json.dumps(json_safe(aucs)) if args.json else format_aucs(aucs))
+    values = evaluate(model, dataset, metrics=args.metrics, chunk_size=args.chunk_size)
+    print(json.dumps(json_safe(values)) if args.json else format_metrics(values))
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Metrics as plain functions of scores: ROC AUC, AUC on the removal-touched subsets, and
-completeness. ``evaluation`` applies them to a model and a dataset.
+"""Metrics as plain functions of scores: ROC AUC, AUC on the removal-touched subsets,
+completeness, and the full-ranking metrics Recall@K, NDCG@K and HitRate@K of a block of
+users' scores over every item. ``evaluation`` applies them to a model and a dataset.
 
 Protocol (docs/ARCHITECTURE.md §5): AUC_0 on all rows of a split, AUC_1 on rows whose user OR
 item appears in the removal set ``D_r``, AUC_2 on rows whose user AND item do; the
@@ -8,16 +9,22 @@ completeness coefficient is ``(m − o) / (r − o)`` per metric.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+import re
+from typing import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["METRICS", "auc", "completeness", "removal_aucs"]
+__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "auc", "completeness", "parse_metrics", "ranking_cutoff",
+           "removal_aucs", "user_ranking_metrics"]
 
 # The paper's three test metrics, in report order.
 METRICS = ("auc_0", "auc_1", "auc_2")
+# Full-ranking metric kinds, named ``<kind>@K`` (docs/ARCHITECTURE.md §5).
+RANKING = ("recall", "ndcg", "hr")
+# The ranking metrics the experiment and fidelity reports add to every model.
+REPORTED_RANKING = ("recall@20", "ndcg@20")
 
 
 def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
@@ -89,4 +96,116 @@ def completeness(
     for name, value in method.items():
         gap = retrain[name] - original[name]
         out[name] = (value - original[name]) / gap if gap != 0 else math.nan
+    return out
+
+
+_RANKING_NAME = re.compile(r"(recall|ndcg|hr)@([0-9]+)")
+
+
+def ranking_cutoff(name: str) -> tuple[str, int]:
+    """``"recall@20"`` → ``("recall", 20)``; a ValueError naming ``name`` if it is not
+    ``recall@K``, ``ndcg@K`` or ``hr@K`` with K a positive integer."""
+    match = _RANKING_NAME.fullmatch(name)
+    if match is None or int(match.group(2)) < 1:
+        raise ValueError(f"unknown metric {name!r}: expected auc, recall@K, ndcg@K or hr@K with K a positive integer")
+    return match.group(1), int(match.group(2))
+
+
+def parse_metrics(names: str | Iterable[str]) -> tuple[str, ...]:
+    """Canonical metric names from comma-separated text or a sequence: ``auc`` (AUC_0/1/2) and
+    ``recall@K``, ``ndcg@K``, ``hr@K``. Case and surrounding spaces are ignored, ``K`` is
+    written without leading zeros, repeats are dropped (first kept). A ValueError names the
+    first bad entry; an empty list is a ValueError too."""
+    entries = names.split(",") if isinstance(names, str) else list(names)
+    out: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise ValueError(f"metric names must be strings, got {entry!r}")
+        name = entry.strip().lower()
+        if name != "auc":
+            kind, k = ranking_cutoff(name)
+            name = f"{kind}@{k}"
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError("no metric given: expected auc, recall@K, ndcg@K or hr@K")
+    return tuple(out)
+
+
+def user_ranking_metrics(
+    scores: Tensor, excluded: Tensor, relevant: Tensor, names: Iterable[str]
+) -> dict[str, Tensor]:
+    """Per-user full-ranking metrics of a block of ``u`` users over all items.
+
+    scores: [u, I] real (finite); excluded: bool [u, I], items a user's ranking leaves out
+    (e.g. the training items); relevant: bool [u, I], the items that count as hits (an
+    excluded item is never relevant). names: canonical ``recall@K`` / ``ndcg@K`` / ``hr@K``.
+
+    Each user's candidates (items not excluded) are ranked by descending score, ties broken
+    by the LOWER item index first; the top K are compared with the relevant set ``R``:
+
+    - ``recall@K = hits / |R|`` (LightGCN's code; not capped at K, so a user with more than
+      K relevant items cannot reach 1);
+    - ``ndcg@K = DCG / IDCG``, binary gains, ``DCG = Σ_{hits} 1/log2(rank + 2)`` with 0-based
+      rank, IDCG the DCG of ``min(K, |R|)`` hits at the top;
+    - ``hr@K = 1`` if any hit, else 0.
+
+    A K above the number of items ranks every candidate. Returns ``{name: float64 [u]}``,
+    ``nan`` for users with no relevant item (callers skip them). ``torch.topk`` of the
+    largest K finds each relevant item's exact rank under the tie rule: items scoring above
+    the K-th largest score are all in the top list, and ties AT that score are ordered by
+    index over the whole row.
+    """
+    names = tuple(names)
+    cutoffs = [ranking_cutoff(name) for name in names]
+    if scores.dim() != 2 or excluded.shape != scores.shape or relevant.shape != scores.shape:
+        raise ValueError(f"scores, excluded and relevant must share one [u, I] shape, got "
+                         f"{tuple(scores.shape)}, {tuple(excluded.shape)}, {tuple(relevant.shape)}")
+    if excluded.dtype != torch.bool or relevant.dtype != torch.bool:
+        raise ValueError("excluded and relevant must be bool masks")
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("scores must be finite")
+    num_users, num_items = scores.shape
+    scores = scores if scores.is_floating_point() else scores.double()
+    relevant = relevant & ~excluded
+    num_relevant = relevant.sum(1)
+    counted = num_relevant > 0
+    if not bool(counted.any()):
+        return {name: torch.full((num_users,), math.nan, dtype=torch.float64, device=scores.device) for name in names}
+    depth = min(max(k for _, k in cutoffs), num_items)  # >= 1: some item is relevant
+    # Excluded items sink below every candidate; they are never relevant, so their ranks do not matter.
+    masked = scores.masked_fill(excluded, -math.inf)
+    values, indices = torch.topk(masked, depth, dim=1)
+    rows, cols = relevant.nonzero(as_tuple=True)
+    score, threshold = masked[rows, cols], values[rows, -1]
+    rank = torch.full_like(rows, depth)  # ``depth`` stands for "below the top ``depth``"
+    above = score > threshold
+    if bool(above.any()):
+        # Every item scoring at least this high is in the top list: count those ranked before it.
+        top, top_index, s, c = values[rows[above]], indices[rows[above]], score[above, None], cols[above, None]
+        rank[above] = ((top > s) | ((top == s) & (top_index < c))).sum(1)
+    tied = score == threshold
+    if bool(tied.any()):
+        # At the threshold the top list holds only some of the tied items: count the ties with
+        # a lower index over the whole row, after every item strictly above.
+        tie_rows, inverse = torch.unique(rows[tied], return_inverse=True)
+        row_threshold = values[tie_rows, -1, None]
+        greater = (values[tie_rows] > row_threshold).sum(1)
+        ties_up_to = (masked[tie_rows] == row_threshold).cumsum(1, dtype=torch.int32)
+        rank[tied] = greater[inverse] + ties_up_to[inverse, cols[tied]] - 1
+    discount = 1.0 / torch.log2(torch.arange(2, depth + 2, dtype=torch.float64, device=scores.device))
+    ideal = torch.cat((discount.new_zeros(1), discount.cumsum(0)))  # ideal[m]: DCG of m hits at the top
+    out = {}
+    for name, (kind, k) in zip(names, cutoffs):
+        hit = rank < k
+        hits = torch.zeros(num_users, dtype=torch.float64, device=scores.device).index_add_(0, rows, hit.double())
+        if kind == "recall":
+            value = hits / num_relevant
+        elif kind == "hr":
+            value = (hits > 0).double()
+        else:
+            gains = torch.where(hit, discount[rank.clamp(max=depth - 1)], 0.0)
+            dcg = torch.zeros_like(hits).index_add_(0, rows, gains)
+            value = dcg / ideal[num_relevant.clamp(max=min(k, depth))]
+        out[name] = torch.where(counted, value, math.nan)
     return out

@@ -10,7 +10,8 @@ Three kinds of request, each drawn with a seed:
 
 For each draw: Original (trained on ``D``), Retrain (on ``D_{-r}``, the same seed and
 settings) and a second Retrain with the next seed, the noise floor; then every method on
-Original. Each model is scored by test AUC_0/1/2, the mean loss on the removed rows with the
+Original. Each model is scored by test AUC_0/1/2, full-ranking Recall@20 and NDCG@20, the mean
+loss on the removed rows with the
 labels it was trained on (forget loss) and the loss-based membership-inference AUC of the
 removed rows against the test rows. Completeness is ``(M − O)/(R − O)`` for AUCs and forget
 loss; a draw whose Original→Retrain change of the forget loss is within the noise floor
@@ -31,12 +32,12 @@ import torch
 
 from ..data import RecDataset, load_dataset
 from ..evaluation import evaluate, forget_loss, membership_auc
-from ..metrics import METRICS, completeness
+from ..metrics import METRICS, REPORTED_RANKING, completeness
 from ..models import Recommender
 from ..training import TrainConfig
 from ..unlearning import METHODS, unlearn
 from .cache import trained_model
-from .render import json_safe, number
+from .render import json_safe, metric_label, number
 
 __all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "render_matrix", "request_rows", "run_fidelity"]
 
@@ -98,7 +99,8 @@ def _trained(path: Path, spec: FidelitySpec, dataset: RecDataset, removal, seed_
 
 
 def _scores(model, dataset: RecDataset, removal: torch.Tensor) -> dict[str, Any]:
-    return {**evaluate(model, dataset, splits=("test",))["test"], "forget_loss": forget_loss(model, dataset, removal),
+    return {**evaluate(model, dataset, splits=("test",), metrics=("auc", *REPORTED_RANKING))["test"],
+            "forget_loss": forget_loss(model, dataset, removal),
             "mia": membership_auc(model, dataset, removal)}
 
 
@@ -139,8 +141,10 @@ def _draw(spec: FidelitySpec, seed: int) -> dict[str, Any]:
         gap = r["forget_loss"] - o["forget_loss"]
         entry["forget_completeness"] = (entry["forget_loss"] - o["forget_loss"]) / gap if gap != 0 else math.nan
         entry["auc_gap"] = abs(entry["auc_0"] - r["auc_0"])
+    noise_floor = {"auc_0": models["retrain-2"]["auc_gap"], "forget_loss": floor_gap,
+                   **{key: abs(models["retrain-2"][key] - r[key]) for key in REPORTED_RANKING}}
     return {"seed": seed, "removed": int(removal.numel()), "judged": abs(r["forget_loss"] - o["forget_loss"]) > floor_gap,
-            "noise_floor": {"auc_0": models["retrain-2"]["auc_gap"], "forget_loss": floor_gap}, "models": models}
+            "noise_floor": noise_floor, "models": models}
 
 
 def _mean(values: list[float]) -> float:
@@ -158,7 +162,7 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
         entries = [draw["models"][name] for draw in draws]
         judged = [draw["models"][name] for draw in draws if draw["judged"]]
         summary[name] = {
-            **{key: _mean([e[key] for e in entries]) for key in (*METRICS, "forget_loss", "mia", "auc_gap")},
+            **{key: _mean([e[key] for e in entries]) for key in (*METRICS, *REPORTED_RANKING, "forget_loss", "mia", "auc_gap")},
             "completeness": {k: _mean([e["completeness"][k] for e in entries]) for k in METRICS},
             "forget_completeness": _mean([e["forget_completeness"] for e in judged]),
             "seconds": _mean([e.get("seconds", math.nan) for e in entries]),
@@ -169,7 +173,8 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
         "dataset": str(spec.dataset.get("name_or_path", "bookcrossing")), "model": spec.model,
         "scenario": spec.scenario, "fraction": spec.fraction, "seeds": list(spec.seeds), "device": spec.device,
         "torch": torch.__version__, "train_overrides": dict(spec.train_overrides),
-        "noise_floor": {key: _mean([d["noise_floor"][key] for d in draws]) for key in ("auc_0", "forget_loss")},
+        "noise_floor": {key: _mean([d["noise_floor"][key] for d in draws])
+                        for key in ("auc_0", "forget_loss", *REPORTED_RANKING)},
         "judged_draws": sum(d["judged"] for d in draws), "summary": summary, "draws": draws,
     }
     (spec.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
@@ -185,17 +190,20 @@ def render_fidelity(report: dict[str, Any]) -> str:
         "",
         f"Draws (seeds) {report['seeds']}, {report['judged_draws']} judged on the forget loss (the rest change it by "
         f"less than the Retrain noise floor); device {report['device']}, torch {report['torch']}. Noise floor "
-        f"(Retrain vs Retrain, next seed): |ΔAUC_0| {number(floor['auc_0'])}, |Δ forget loss| {number(floor['forget_loss'])}.",
+        f"(Retrain vs Retrain, next seed): |ΔAUC_0| {number(floor['auc_0'])}, |Δ forget loss| {number(floor['forget_loss'])}"
+        + "".join(f", |Δ {metric_label(key)}| {number(floor.get(key))}" for key in REPORTED_RANKING) + ".",
         "",
-        "| model | AUC_0 | \\|AUC_0 − R\\| | completeness AUC 0 / 1 / 2 | forget loss | forget completeness | MIA AUC "
-        "| seconds | speed-up | unchanged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | AUC_0 | \\|AUC_0 − R\\| | " + " | ".join(map(metric_label, REPORTED_RANKING))
+        + " | completeness AUC 0 / 1 / 2 | forget loss | forget completeness | MIA AUC | seconds | speed-up | unchanged |",
+        "|---|---|---|" + "---|" * len(REPORTED_RANKING) + "---|---|---|---|---|---|---|",
     ]
     for name, entry in report["summary"].items():
         comp = " / ".join(number(entry["completeness"][k], 2) for k in METRICS)
         speedup = entry["speedup"]
         lines.append(
-            f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_gap'])} | {comp} | {number(entry['forget_loss'])} "
+            f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_gap'])} | "
+            + "".join(f"{number(entry.get(key))} | " for key in REPORTED_RANKING)
+            + f"{comp} | {number(entry['forget_loss'])} "
             f"| {number(entry['forget_completeness'], 2)} | {number(entry['mia'])} | {number(entry['seconds'], 2)} "
             f"| {number(speedup, 0) + '×' if speedup == speedup else ''} | {'**yes**' if entry['unchanged'] else ''} |")
     return "\n".join(lines) + "\n"
@@ -204,17 +212,22 @@ def render_fidelity(report: dict[str, Any]) -> str:
 def render_matrix(reports: list[dict[str, Any]], method: str = "ifru") -> str:
     """One line per report (scenario × fraction) for ``method``, next to the Retrain noise floor:
     forget-loss completeness (judged draws), ``|AUC_0 − R|``, AUC completeness, MIA vs Retrain's,
-    seconds and speed-up over Retrain."""
+    Recall@20 and NDCG@20 vs Retrain's and the second Retrain's, seconds and speed-up over Retrain."""
     lines = ["| scenario | fraction | draws (judged) | removed rows | forget completeness | \\|AUC_0 − R\\| "
-             "| noise floor \\|ΔAUC_0\\| | AUC completeness 0 / 1 / 2 | MIA (Retrain) | seconds | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| noise floor \\|ΔAUC_0\\| | AUC completeness 0 / 1 / 2 | MIA (Retrain) | "
+             + " | ".join(f"{metric_label(key)} (Retrain / Retrain₂)" for key in REPORTED_RANKING)
+             + " | seconds | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(REPORTED_RANKING) + "---|---|"]
     for report in reports:
         entry, retrain = report["summary"][method], report["summary"]["retrain"]
+        floor = report["summary"].get("retrain-2", {})
+        ranked = "".join(f"{number(entry.get(key))} ({number(retrain.get(key))} / {number(floor.get(key))}) | "
+                         for key in REPORTED_RANKING)
         removed = _mean([draw["removed"] for draw in report["draws"]])
         comp = " / ".join(number(entry["completeness"][k], 2) for k in METRICS)
         lines.append(
             f"| {report['scenario']} | {report['fraction']:g} | {len(report['draws'])} ({report['judged_draws']}) "
             f"| {removed:.0f} | {number(entry['forget_completeness'], 2)} | {number(entry['auc_gap'], 4)} "
             f"| {number(report['noise_floor']['auc_0'], 4)} | {comp} | {number(entry['mia'], 3)} ({number(retrain['mia'], 3)}) "
-            f"| {number(entry['seconds'], 2)} | {number(entry['speedup'], 0)}× |")
+            f"| {ranked}{number(entry['seconds'], 2)} | {number(entry['speedup'], 0)}× |")
     return "\n".join(lines) + "\n"

@@ -4,14 +4,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..metrics import METRICS
+from ..metrics import METRICS, REPORTED_RANKING
 
-__all__ = ["json_safe", "number", "render_markdown", "render_sweep"]
+__all__ = ["json_safe", "metric_label", "number", "render_markdown", "render_sweep"]
 
 
 def number(value: Any, digits: int = 4) -> str:
     """``value`` with ``digits`` decimals, or "–" for None / NaN / inf."""
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def metric_label(key: str) -> str:
+    """A ranking metric's column title: ``recall@20`` → ``Recall@20``, ``ndcg@20`` → ``NDCG@20``, ``hr@10`` → ``HR@10``."""
+    kind, _, k = key.partition("@")
+    return f"{'Recall' if kind == 'recall' else kind.upper()}@{k}"
 
 
 def render_sweep(summary: dict[str, Any]) -> str:
@@ -60,8 +66,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"removal set {stats.get('removed')} rows; device {report['device']}, torch {report['torch']}"
         + (f"; training overrides {report['train_overrides']}" if report.get("train_overrides") else ""),
         "",
-        "| method | AUC_0 | AUC_1 | AUC_2 | completeness 0 / 1 / 2 | seconds | speed-up vs Retrain | solver |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | AUC_0 | AUC_1 | AUC_2 | " + " | ".join(map(metric_label, REPORTED_RANKING))
+        + " | completeness 0 / 1 / 2 | seconds | speed-up vs Retrain | solver |",
+        "|---|---|---|---|" + "---|" * len(REPORTED_RANKING) + "---|---|---|---|",
     ]
     for name, entry in report["methods"].items():
         comp = entry.get("completeness")
@@ -71,7 +78,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         solver_text = f"{solver['iterations']} it, res {solver['residual']:.1e}, {solver['status']}" if solver else ""
         speedup = entry.get("speedup_vs_retrain")
         lines.append(
-            f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_1'])} | {number(entry['auc_2'])} | {comp_text} "
+            f"| {name} | {number(entry['auc_0'])} | {number(entry['auc_1'])} | {number(entry['auc_2'])} | "
+            + "".join(f"{number(entry.get(key))} | " for key in REPORTED_RANKING) + f"{comp_text} "
             f"| {number(seconds, 2)} | {number(speedup, 0) + '×' if speedup else ''} | {solver_text} |"
         )
     partitioned = {name: entry for name, entry in report["methods"].items() if "before_unlearning" in entry}
