@@ -83,6 +83,7 @@ _DATASET_ARGS = {
     "attack_fraction": "attack_fraction",
     "attack_seed": "attack_seed",
     "max_rows": "max_rows",
+    "user_fraction": "user_fraction",
     "sep": "sep",
     "columns": "columns",
     "header": "header",
@@ -123,6 +124,7 @@ FINITE_FLOAT = _bounded(float, "a finite number")
 POSITIVE_FLOAT = _bounded(float, "a finite number > 0", low=0.0, low_open=True)
 NON_NEGATIVE_FLOAT = _bounded(float, "a finite number >= 0", low=0.0)
 FRACTION = _bounded(float, "a number in [0, 1]", low=0.0, high=1.0)
+SHARE = _bounded(float, "a number in (0, 1]", low=0.0, high=1.0, low_open=True)
 
 
 def _separator(text: str) -> str:
@@ -171,6 +173,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--kcore", type=NON_NEGATIVE_INT,
                        help="k of the k-core filter on raw rows (preset default; required for a file)")
     group.add_argument("--max-rows", type=POSITIVE_INT, help="read only the first N raw rows (small slices)")
+    group.add_argument("--user-fraction", type=SHARE,
+                       help="keep the whole histories of a random share of the raw users (seeded by --split-seed): "
+                            "the same data at a smaller scale")
     group.add_argument("--split-seed", type=SEED, help="seed of the 60/20/20 split shuffle (default: 1024)")
     group.add_argument(
         "--attack-fraction", type=FRACTION, metavar="F",

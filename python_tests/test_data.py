@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ifru_ext.data.protocol import _sample_users
 from ifru_ext.data import (
     PRESETS,
     Interactions,
@@ -433,3 +434,22 @@ def test_real_bookcrossing_full_statistics() -> None:
     }
     assert round(stats["positive_rate_clean"], 3) == 0.292
     assert (stats["removed"], stats["removed_users"], stats["removed_items"]) == (7027, 3463, 5520)
+
+
+@needs_bx
+def test_user_fraction_keeps_whole_histories_of_a_seeded_share_of_users() -> None:
+    raw = read_bookcrossing(BX_FILE, max_rows=60000)
+    sample = _sample_users(raw, 0.25, seed=1024)
+    chosen = pd.unique(sample["user"])
+    assert len(chosen) == round(0.25 * raw["user"].nunique())
+    # Whole histories: every chosen user's raw rows, nothing else.
+    assert sample.equals(raw[raw["user"].isin(chosen)].reset_index(drop=True))
+    assert not sample.equals(_sample_users(raw, 0.25, seed=7))  # the seed draws the users
+    data = load_dataset("bookcrossing", max_rows=60000, kcore=2, user_fraction=0.5)
+    again = load_dataset("bookcrossing", max_rows=60000, kcore=2, user_fraction=0.5)
+    assert data.split_hash == again.split_hash and data.meta["user_fraction"] == 0.5
+    full = load_dataset("bookcrossing", max_rows=60000, kcore=2)
+    assert 0.3 * len(full.train) < len(data.train) < 0.7 * len(full.train)
+    for bad in (0.0, -0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="user_fraction"):
+            load_dataset("bookcrossing", max_rows=100, user_fraction=bad)

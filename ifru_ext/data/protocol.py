@@ -257,6 +257,7 @@ def load_dataset(
     attack_fraction: float = 0.0,
     attack_seed: int | None = None,
     max_rows: int | None = None,
+    user_fraction: float = 1.0,
     sep: str = ",",
     columns: Sequence[str] = REQUIRED_COLUMNS,
     header: bool = False,
@@ -275,7 +276,10 @@ def load_dataset(
     ``threshold`` must not be given), else ``rating:float`` is binarised with ``threshold``;
     a file with neither (implicit feedback, every row a positive) is refused, since the
     protocol trains on labelled rows and samples no negatives. ``max_rows`` keeps the first
-    N raw rows (small real slices for tests). ``attack_seed``: see ``attack_indices``.
+    N raw rows (small real slices for tests). ``user_fraction`` in (0, 1] keeps every raw row
+    of a random share of the raw users (drawn with ``seed``) before the protocol runs: the same
+    data at a smaller scale, with each kept user's whole history (``max_rows`` cuts histories
+    instead). ``attack_seed``: see ``attack_indices``.
 
     Every argument is checked before the file is read: a ValueError names the first one
     out of range (a non-finite ``threshold``, ``kcore`` < 0, ``max_rows`` < 1, an empty
@@ -283,6 +287,9 @@ def load_dataset(
     """
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < 1):
         raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+    if (isinstance(user_fraction, bool) or not isinstance(user_fraction, numbers.Real)
+            or not 0.0 < user_fraction <= 1.0):  # NaN fails the comparison
+        raise ValueError(f"user_fraction must lie in (0, 1], got {user_fraction!r}")
     if not isinstance(sep, str) or not sep:
         raise ValueError(f"sep must be a non-empty string, got {sep!r}")
     try:
@@ -330,7 +337,9 @@ def load_dataset(
         path = Path(name_or_path)
         df = read_ratings(path, sep=sep, columns=columns, header=header, encoding=encoding, max_rows=max_rows)
         _check_two_classes(path, df, threshold)
-    return build_dataset(
+    if user_fraction < 1.0:
+        df = _sample_users(df, user_fraction, seed)
+    dataset = build_dataset(
         df,
         threshold=threshold,
         kcore=kcore,
@@ -339,4 +348,15 @@ def load_dataset(
         attack_seed=attack_seed,
         source=str(name_or_path),
     )
+    if user_fraction < 1.0:
+        dataset.meta["user_fraction"] = user_fraction
+    return dataset
+
+
+def _sample_users(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """The raw rows of a random ``fraction`` of the raw users (at least one), drawn with ``seed``."""
+    users = pd.unique(df["user"])
+    count = max(1, round(fraction * len(users)))
+    chosen = users[np.random.default_rng(seed).permutation(len(users))[:count]]
+    return df[df["user"].isin(chosen)].reset_index(drop=True)
 
