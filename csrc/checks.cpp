@@ -93,29 +93,15 @@ void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const
   check_finite(x, op, "x");
 }
 
-void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users, const at::Tensor& items,
-                    const at::Tensor& labels, const c10::optional<at::Tensor>& rowptr,
-                    const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
-                    int64_t num_layers, double l2, const c10::optional<at::Tensor>& keep) {
-  const char* op = "ifru::hvp";
+void check_hessian_args(const char* op, const at::Tensor& emb, const at::Tensor& v,
+                        const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                        const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
+                        const c10::optional<at::Tensor>& keep) {
   TORCH_CHECK(emb.dim() == 2, op, ": emb must be 2-D [N, d], got shape ", emb.sizes());
   const auto device = emb.device();
   const int64_t num_nodes = emb.size(0);
   check_float_tensor(emb, emb.sizes(), emb.scalar_type(), op, "emb", device);
   check_float_tensor(v, emb.sizes(), emb.scalar_type(), op, "v", device);
-  check_index_tensor(users, op, "users", device);
-  check_index_tensor(items, op, "items", device);
-  TORCH_CHECK(items.numel() == users.numel(), op, ": users and items must have equal length, got ",
-              users.numel(), " and ", items.numel());
-  check_float_tensor(labels, {users.numel()}, emb.scalar_type(), op, "labels", device);
-  check_index_range(users, num_nodes, op, "users");
-  check_index_range(items, num_nodes, op, "items");
-  if (labels.numel() > 0) {
-    const auto [low, high] = at::aminmax(labels);  // NaN propagates and fails both comparisons
-    TORCH_CHECK_VALUE(low.item<double>() >= 0 && high.item<double>() <= 1, op,
-                      ": labels must lie in [0, 1] (no NaN), got range [", low.item<double>(), ", ",
-                      high.item<double>(), "]");
-  }
   check_num_layers(num_layers, op);
   TORCH_CHECK_VALUE(std::isfinite(l2), op, ": l2 must be finite, got ", l2);
   const int graph_parts = rowptr.has_value() + col.has_value() + weight.has_value();
@@ -134,6 +120,44 @@ void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor
   }
   check_finite(emb, op, "emb");
   check_finite(v, op, "v");
+}
+
+void check_interaction_rows(std::initializer_list<NamedTensor> rows, int64_t num_nodes, const char* op,
+                            const at::Device& device) {
+  for (const auto& row : rows) check_index_tensor(row.tensor, op, row.name, device);
+  const NamedTensor& first = *rows.begin();
+  for (const auto& row : rows) {
+    TORCH_CHECK(row.tensor.numel() == first.tensor.numel(), op, ": ", first.name, " and ", row.name,
+                " must have equal length, got ", first.tensor.numel(), " and ", row.tensor.numel());
+  }
+  for (const auto& row : rows) check_index_range(row.tensor, num_nodes, op, row.name);
+}
+
+void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users, const at::Tensor& items,
+                    const at::Tensor& labels, const c10::optional<at::Tensor>& rowptr,
+                    const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
+                    int64_t num_layers, double l2, const c10::optional<at::Tensor>& keep) {
+  const char* op = "ifru::hvp";
+  check_hessian_args(op, emb, v, rowptr, col, weight, num_layers, l2, keep);
+  check_interaction_rows({{"users", users}, {"items", items}}, emb.size(0), op, emb.device());
+  check_float_tensor(labels, {users.numel()}, emb.scalar_type(), op, "labels", emb.device());
+  if (labels.numel() > 0) {
+    const auto [low, high] = at::aminmax(labels);  // NaN propagates and fails both comparisons
+    TORCH_CHECK_VALUE(low.item<double>() >= 0 && high.item<double>() <= 1, op,
+                      ": labels must lie in [0, 1] (no NaN), got range [", low.item<double>(), ", ",
+                      high.item<double>(), "]");
+  }
+}
+
+void check_bpr_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users,
+                        const at::Tensor& pos_items, const at::Tensor& neg_items,
+                        const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                        const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
+                        const c10::optional<at::Tensor>& keep) {
+  const char* op = "ifru::bpr_hvp";
+  check_hessian_args(op, emb, v, rowptr, col, weight, num_layers, l2, keep);
+  check_interaction_rows({{"users", users}, {"pos_items", pos_items}, {"neg_items", neg_items}}, emb.size(0), op,
+                         emb.device());
 }
 
 void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight) {

@@ -5,9 +5,11 @@
 
 #include <ATen/ATen.h>
 
+#include <initializer_list>
+
 namespace ifru {
 
-// The largest num_layers propagate and hvp accept (README "Errors", docs/ARCHITECTURE.md §3).
+// The largest num_layers propagate, hvp and bpr_hvp accept (README "Errors", docs/ARCHITECTURE.md §3).
 // Each layer is one full SpMM, so the bound caps a call's work at kMaxLayers SpMMs; LightGCN
 // uses K <= 4 and the layer mean of a normalised graph has converged long before K = 64.
 constexpr int64_t kMaxLayers = 64;
@@ -50,10 +52,34 @@ namespace ifru {
 void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
                           const at::Tensor& x, int64_t num_layers);
 
+// What hvp and bpr_hvp share: emb, v [N, d] float32/float64 and finite, 0 <= num_layers <= kMaxLayers
+// (> 0 only with a graph), the graph (rowptr, col, weight) all or none, finite l2, keep bool [N].
+void check_hessian_args(const char* op, const at::Tensor& emb, const at::Tensor& v,
+                        const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                        const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
+                        const c10::optional<at::Tensor>& keep);
+
+// An argument and its name, for checks over several arguments.
+struct NamedTensor {
+  const char* name;
+  const at::Tensor& tensor;
+};
+
+// The row indices of one interaction list (users, items, ...): each 1-D int64 on `device`, all of
+// the first one's length, every value in [0, num_nodes).
+void check_interaction_rows(std::initializer_list<NamedTensor> rows, int64_t num_nodes, const char* op,
+                            const at::Device& device);
+
 void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users, const at::Tensor& items,
                     const at::Tensor& labels, const c10::optional<at::Tensor>& rowptr,
                     const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
                     int64_t num_layers, double l2, const c10::optional<at::Tensor>& keep);
+
+void check_bpr_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users,
+                        const at::Tensor& pos_items, const at::Tensor& neg_items,
+                        const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                        const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
+                        const c10::optional<at::Tensor>& keep);
 
 void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight);
 

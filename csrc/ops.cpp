@@ -1,5 +1,6 @@
 // The one schema block of the `ifru` library. Kernels live in cpu/<op>.cpp and
-// cuda/<op>_glue.cpp (per device) or in composite/<op>.cpp (device-generic).
+// cuda/<op>_glue.cpp (per device) or in composite/<op>.cpp (device-generic); bpr_hvp shares
+// hvp's files (one fused kernel serves both).
 // Shapes: N nodes (users then items, one stacked table), d embedding width,
 // n interactions, nnz stored CSR entries.
 #include <torch/library.h>
@@ -26,6 +27,10 @@ TORCH_LIBRARY(ifru, m) {
   // users, items, labels [n]; keep bool [N] restricts to H_φφ v_φ. -> [N, d].
   m.def("hvp(Tensor emb, Tensor v, Tensor users, Tensor items, Tensor labels, Tensor? rowptr, Tensor? col, "
         "Tensor? weight, int num_layers, float l2, Tensor? keep, bool symmetric=False) -> Tensor");
+  // H v of the mean BPR loss L(E) = mean_j softplus(−f_{users[j]}·(f_{pos_items[j]} − f_{neg_items[j]}))
+  // + l2/2‖E‖², otherwise as hvp (F = P E, keep). emb, v [N, d]; users, pos_items, neg_items [n]. -> [N, d].
+  m.def("bpr_hvp(Tensor emb, Tensor v, Tensor users, Tensor pos_items, Tensor neg_items, Tensor? rowptr, "
+        "Tensor? col, Tensor? weight, int num_layers, float l2, Tensor? keep, bool symmetric=False) -> Tensor");
   // Algorithm 1 of the paper over the CSR adjacency (rowptr [N+1], col [nnz]); seed_counts [N]
   // counts removed interactions per node; ratios [K+1]. -> (scores [N], keep bool [N]).
   m.def("importance(Tensor rowptr, Tensor col, Tensor seed_counts, float[] ratios) -> (Tensor, Tensor)");

@@ -1,6 +1,6 @@
 """ifru_ext: recommendation unlearning via influence functions, on fused torch ops.
 
-Importing the package registers ``torch.ops.ifru.*`` (propagate, hvp, importance,
+Importing the package registers ``torch.ops.ifru.*`` (propagate, hvp, bpr_hvp, importance,
 csr_transpose, with_cuda, cuda_version). The public API below runs the whole flow::
 
     import ifru_ext as ifru
@@ -16,7 +16,7 @@ from .data import RecDataset, load_dataset, validate_removal
 from .evaluation import evaluate
 from .graph import CSRGraph, interaction_graph, lightgcn_graph
 from .models import Recommender, build_model, load_checkpoint, save_checkpoint
-from .ops import csr_transpose, hvp, importance, propagate, with_cuda
+from .ops import bpr_hvp, csr_transpose, hvp, importance, propagate, with_cuda
 from .training import TrainConfig, train, train_new
 from .unlearning import (METHODS, AltEraserConfig, FinetuneConfig, RetrainConfig, ShardedConfig, UnlearnConfig,
                          UnlearnResult, unlearn)
@@ -33,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "UnlearnConfig",
     "UnlearnResult",
+    "bpr_hvp",
     "build_model",
     "csr_transpose",
     "evaluate",

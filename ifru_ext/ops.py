@@ -6,7 +6,7 @@ Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding wid
 Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
 mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
 the argument instead of coming back as zeros or None: a gradient with respect to
-``propagate``'s ``weight``, any gradient through ``hvp``, ``importance`` or
+``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``importance`` or
 ``csr_transpose`` (when backward reaches them), and forward-mode AD
 (``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
@@ -21,9 +21,16 @@ from torch import Tensor
 from . import _C  # noqa: F401  (loading the library registers the ops)
 from .graph import CSRGraph
 
-# The largest num_layers propagate and hvp accept: kMaxLayers in csrc/checks.h, where the
+# The largest num_layers propagate, hvp and bpr_hvp accept: kMaxLayers in csrc/checks.h, where the
 # bound is enforced (README "Errors"). Each layer is one full SpMM.
 MAX_LAYERS = 64
+
+
+def _graph_args(graph: CSRGraph | None) -> tuple[Tensor | None, Tensor | None, Tensor | None, bool]:
+    """(rowptr, col, weight, symmetric) of an optional graph, as hvp and bpr_hvp take them."""
+    if graph is None:
+        return None, None, None, False
+    return graph.rowptr, graph.col, graph.weight, graph.symmetric
 
 
 def propagate(x: Tensor, graph: CSRGraph, num_layers: int) -> Tensor:
@@ -49,10 +56,32 @@ def hvp(
     number of users); labels: [n] in [0, 1]; keep: bool [N] restricts to ``H_φφ v_φ``.
     With ``graph`` and ``num_layers ≥ 1`` this is the exact LightGCN ``Pᵀ H_MF(P E) P v``.
     """
-    rowptr, col, weight, symmetric = (
-        (graph.rowptr, graph.col, graph.weight, graph.symmetric) if graph is not None else (None, None, None, False)
-    )
+    rowptr, col, weight, symmetric = _graph_args(graph)
     return torch.ops.ifru.hvp(emb, v, users, items, labels, rowptr, col, weight, num_layers, l2, keep, symmetric)
+
+
+def bpr_hvp(
+    emb: Tensor,
+    v: Tensor,
+    users: Tensor,
+    pos_items: Tensor,
+    neg_items: Tensor,
+    graph: CSRGraph | None = None,
+    num_layers: int = 0,
+    l2: float = 0.0,
+    keep: Tensor | None = None,
+) -> Tensor:
+    """``H v`` of the mean BPR loss ``mean_j softplus(−f_u·(f_i − f_k))`` (+ ``l2/2·‖E‖²``) at ``emb``.
+
+    emb, v: [N, d]; users, pos_items, neg_items: int64 [n], one (u, i, k) triple per entry, rows of
+    the stacked table (items offset by the number of users); keep: bool [N] restricts to
+    ``H_φφ v_φ``. With ``graph`` and ``num_layers ≥ 1`` this is the exact LightGCN
+    ``Pᵀ H_BPR(P E) P v``.
+    """
+    rowptr, col, weight, symmetric = _graph_args(graph)
+    return torch.ops.ifru.bpr_hvp(
+        emb, v, users, pos_items, neg_items, rowptr, col, weight, num_layers, l2, keep, symmetric
+    )
 
 
 def importance(graph: CSRGraph, seed_counts: Tensor, ratios: Sequence[float]) -> tuple[Tensor, Tensor]:
@@ -106,6 +135,14 @@ def _hvp_fake(emb, v, users, items, labels, rowptr, col, weight, num_layers, l2,
     return torch.empty_like(emb, memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("ifru::bpr_hvp")
+def _bpr_hvp_fake(emb, v, users, pos_items, neg_items, rowptr, col, weight, num_layers, l2, keep, symmetric=False):
+    _check_devices("ifru::bpr_hvp", emb.device, v=v, users=users, pos_items=pos_items, neg_items=neg_items,
+                   rowptr=rowptr, col=col, weight=weight, keep=keep)
+    _check_num_layers("ifru::bpr_hvp", num_layers)
+    return torch.empty_like(emb, memory_format=torch.contiguous_format)
+
+
 @torch.library.register_fake("ifru::importance")
 def _importance_fake(rowptr, col, seed_counts, ratios):
     _check_devices("ifru::importance", seed_counts.device, rowptr=rowptr, col=col)
@@ -144,6 +181,7 @@ def _propagate_backward(ctx, grad):
 # Why an op has no derivative, for the error raised when one is asked of it.
 _NOT_DIFFERENTIABLE = {
     "hvp": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
+    "bpr_hvp": "a Hessian-vector product with no backward; differentiate the BPR loss with autograd instead",
     "importance": "Algorithm 1 is a discrete selection",
     "csr_transpose": "a permutation of the entries with no backward",
 }

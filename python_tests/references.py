@@ -19,6 +19,11 @@ def random_interactions(num_users: int, num_items: int, n: int, gen: torch.Gener
     return users, items, labels
 
 
+def random_negatives(num_users: int, num_items: int, n: int, gen: torch.Generator) -> Tensor:
+    """A random item row (offset by num_users) per interaction, as BPR negatives; may equal the positive."""
+    return torch.randint(num_users, num_users + num_items, (n,), generator=gen)
+
+
 def random_csr(num_nodes: int, nnz: int, gen: torch.Generator, dtype=torch.float64) -> CSRGraph:
     """A general (asymmetric) CSR with random weights, duplicate entries and empty rows."""
     rows = torch.randint(0, max(1, num_nodes // 2), (nnz,), generator=gen) * 2  # odd rows stay empty
@@ -74,14 +79,33 @@ def propagation_matrix(graph: CSRGraph, num_layers: int) -> Tensor:
     return p / (num_layers + 1)
 
 
-def hvp_reference(emb, v, users, items, labels, graph=None, num_layers=0, l2=0.0, keep=None) -> Tensor:
-    """Autograd HVP of training_loss; with keep, H_φφ v_φ (zero outside φ)."""
+def bpr_training_loss(emb: Tensor, users: Tensor, pos_items: Tensor, neg_items: Tensor, propagation: Tensor | None,
+                      l2: float) -> Tensor:
+    """Mean BPR loss −log σ(f_u·f_i − f_u·f_k) over the triples (+ l2/2‖E‖²); F = propagation @ E
+    if given."""
+    f = emb if propagation is None else propagation @ emb
+    x = (f[users] * f[pos_items]).sum(1) - (f[users] * f[neg_items]).sum(1)
+    return -torch.nn.functional.logsigmoid(x).mean() + 0.5 * l2 * (emb * emb).sum()
+
+
+def loss_hvp(loss, emb: Tensor, v: Tensor, graph=None, num_layers=0, keep=None) -> Tensor:
+    """Autograd (double backward) HVP of loss(emb, propagation); with keep, H_φφ v_φ (zero outside φ)."""
     propagation = propagation_matrix(graph, num_layers) if graph is not None and num_layers > 0 else None
     mask = torch.ones(emb.shape[0], 1, dtype=emb.dtype) if keep is None else keep.to(emb.dtype)[:, None]
-    _, hv = torch.autograd.functional.hvp(
-        lambda e: training_loss(e, users, items, labels, propagation, l2), emb, v * mask
-    )
+    _, hv = torch.autograd.functional.hvp(lambda e: loss(e, propagation), emb, v * mask)
     return hv * mask
+
+
+def hvp_reference(emb, v, users, items, labels, graph=None, num_layers=0, l2=0.0, keep=None) -> Tensor:
+    """Autograd HVP of training_loss; with keep, H_φφ v_φ (zero outside φ)."""
+    loss = lambda e, propagation: training_loss(e, users, items, labels, propagation, l2)  # noqa: E731
+    return loss_hvp(loss, emb, v, graph, num_layers, keep)
+
+
+def bpr_hvp_reference(emb, v, users, pos_items, neg_items, graph=None, num_layers=0, l2=0.0, keep=None) -> Tensor:
+    """Autograd HVP of bpr_training_loss; with keep, H_φφ v_φ (zero outside φ)."""
+    loss = lambda e, propagation: bpr_training_loss(e, users, pos_items, neg_items, propagation, l2)  # noqa: E731
+    return loss_hvp(loss, emb, v, graph, num_layers, keep)
 
 
 def importance_reference(graph: CSRGraph, seed_counts: Tensor, ratios) -> tuple[Tensor, Tensor]:

@@ -16,6 +16,7 @@ from references import (
     propagate_reference,
     random_csr,
     random_interactions,
+    random_negatives,
     random_symmetric_csr,
 )
 from test_ops import problem, rel_err
@@ -152,13 +153,16 @@ def cuda_args(emb, v, users, items, labels, graph, keep):
 @pytest.mark.parametrize("d", WIDTHS)
 @pytest.mark.parametrize("num_layers", [0, 2])
 @pytest.mark.parametrize("use_keep", [False, True])
-def test_hvp_matches_cpu(use_keep, num_layers, d, dtype):
+@pytest.mark.parametrize("op", ["hvp", "bpr_hvp"])
+def test_hvp_matches_cpu(op, use_keep, num_layers, d, dtype):
     emb, v, users, items, labels, graph, keep = problem(60, 80, 3000, seed=d + num_layers, d=d, dtype=dtype)
+    if op == "bpr_hvp":  # the same call with negative items in the place of the labels
+        labels = random_negatives(60, 80, 3000, torch.Generator().manual_seed(d))
     keep = keep if use_keep else None
     graph = graph if num_layers > 0 else None
-    expected = ifru_ext.hvp(emb, v, users, items, labels, graph, num_layers, 0.1, keep)
+    expected = getattr(ifru_ext, op)(emb, v, users, items, labels, graph, num_layers, 0.1, keep)
     e, vv, u, i, y, g, k = cuda_args(emb, v, users, items, labels, graph, keep)
-    out = ifru_ext.hvp(e, vv, u, i, y, g, num_layers, 0.1, k)
+    out = getattr(ifru_ext, op)(e, vv, u, i, y, g, num_layers, 0.1, k)
     assert_close_to_cpu(out, expected)
     if keep is not None:
         assert bool((out[~k] == 0).all())
@@ -313,7 +317,7 @@ def small_cuda_problem():
     return e, vv, u, i, y, g, k, adjacency, seed_counts
 
 
-OPS = ["propagate", "hvp", "importance", "csr_transpose"]
+OPS = ["propagate", "hvp", "bpr_hvp", "importance", "csr_transpose"]
 
 
 def call_op(op: str, rowptr, col, weight, x, problem_on_cuda):
@@ -323,6 +327,8 @@ def call_op(op: str, rowptr, col, weight, x, problem_on_cuda):
         return torch.ops.ifru.propagate(rowptr, col, weight, x, 1)
     if op == "hvp":
         return torch.ops.ifru.hvp(x, torch.ones_like(x), u, i, y, rowptr, col, weight, 1, 0.0, None)
+    if op == "bpr_hvp":
+        return torch.ops.ifru.bpr_hvp(x, torch.ones_like(x), u, i, i.flip(0), rowptr, col, weight, 1, 0.0, None)
     if op == "importance":
         return torch.ops.ifru.importance(rowptr, col, seed_counts, [1.0, 0.5])
     return torch.ops.ifru.csr_transpose(rowptr, col, weight)
@@ -343,7 +349,7 @@ def test_bad_inputs_on_cuda(op):
     bad_rowptr[3] = bad_rowptr[4] + 1
     with pytest.raises(ValueError, match="non-decreasing"):
         call_op(op, bad_rowptr, col, weight, e, p)
-    if op in ("propagate", "hvp"):
+    if op in ("propagate", "hvp", "bpr_hvp"):
         with pytest.raises(ValueError, match="NaN"):
             call_op(op, rowptr, col, weight, e.index_fill(0, torch.tensor([2], device=CUDA), math.nan), p)
         with pytest.raises(ValueError, match="NaN"):

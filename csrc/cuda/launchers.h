@@ -20,25 +20,29 @@ cudaError_t launch_propagate_layer(const int64_t* rowptr, const int64_t* col, co
                                    const scalar_t* cur, scalar_t* next, scalar_t* acc, scalar_t acc_scale,
                                    int64_t num_rows, int64_t d, cudaStream_t stream);
 
-// MF-HVP pass 1, per interaction j with u = users[j], i = items[j] (emb, v [N, d]; labels [n];
-// keep [N] or null): x = e_u·e_i, a = [keep u] v_u·e_i + [keep i] e_u·v_i, σ = σ(x);
-// curvature[j] = σ(1−σ)·a/n and slope[j] = (σ − labels[j])/n. Interactions whose two rows are
-// both outside keep are skipped (their entries are left unwritten).
+// MF-HVP pass 1, per interaction j with u = users[j], i = items[j] (emb, v [N, d]; keep [N] or
+// null). Without neg_items (null): x = e_u·e_i, a = [keep u] v_u·e_i + [keep i] e_u·v_i. With
+// neg_items (k = neg_items[j]): x and a are the differences of these over the pairs (u, i) and
+// (u, k). σ = σ(x), y = labels[j] (labels [n]) or 1 when labels is null;
+// curvature[j] = σ(1−σ)·a/n and slope[j] = (σ − y)/n. Interactions whose rows are all outside
+// keep are skipped (their entries are left unwritten).
 template <typename scalar_t>
 cudaError_t launch_mf_hvp_interactions(const scalar_t* emb, const scalar_t* v, const int64_t* users,
-                                       const int64_t* items, const scalar_t* labels, const bool* keep,
-                                       scalar_t* curvature, scalar_t* slope, int64_t n, int64_t d,
+                                       const int64_t* items, const int64_t* neg_items, const scalar_t* labels,
+                                       const bool* keep, scalar_t* curvature, scalar_t* slope, int64_t n, int64_t d,
                                        cudaStream_t stream);
 
-// MF-HVP pass 2, per row r: out_r = Σ_k curvature[j]·e_o + [keep o] slope[j]·v_o over the row's
-// incidences k in [incidence_rowptr[r], incidence_rowptr[r+1]) (incidence_rowptr [N+1]); the
-// incidence slot s = incidence_slot[k] ([m]) is interaction j = s / 2 seen from its user
-// (s even, o = items[j]) or from its item (s odd, o = users[j]). Writes every row of out [N, d].
+// MF-HVP pass 2, per row r: out_r = Σ_k ±(curvature[j]·e_o + [keep o] slope[j]·v_o) over the row's
+// incidences k in [incidence_rowptr[r], incidence_rowptr[r+1]) (incidence_rowptr [N+1]). Interaction
+// j is P pairs (P = 1 without neg_items, 2 with): pair p = P·j + q joins users[j] with items[j]
+// (q = 0, sign +) or neg_items[j] (q = 1, sign −). The incidence slot s = incidence_slot[k] ([m]) is
+// pair p = s / 2 seen from its user (s even, o = its item) or from its item (s odd, o = users[j]).
+// Writes every row of out [N, d].
 template <typename scalar_t>
 cudaError_t launch_mf_hvp_rows(const scalar_t* emb, const scalar_t* v, const int64_t* users, const int64_t* items,
-                               const bool* keep, const int64_t* incidence_rowptr, const int64_t* incidence_slot,
-                               const scalar_t* curvature, const scalar_t* slope, scalar_t* out, int64_t num_rows,
-                               int64_t d, cudaStream_t stream);
+                               const int64_t* neg_items, const bool* keep, const int64_t* incidence_rowptr,
+                               const int64_t* incidence_slot, const scalar_t* curvature, const scalar_t* slope,
+                               scalar_t* out, int64_t num_rows, int64_t d, cudaStream_t stream);
 
 // Importance hop 0 over the CSR adjacency (rowptr [N+1]): member[v] = scores[v] > 0, and then
 // scores[v] /= degree(v) for the members (scores [N] holds the seed counts on entry).
