@@ -7,7 +7,7 @@ from .dataset import Interactions, RecDataset
 from .protocol import (PAPER_ATTACK_FRACTIONS, PRESETS, Preset, attack_indices, binarize, build_dataset, data_dir, kcore, load_dataset,
                        split_indices)
 from .readers import read_bookcrossing, read_ratings
-from .requests import read_request, validate_removal
+from .requests import read_request, rows_of_raw_pairs, validate_removal
 
 __all__ = [
     "PAPER_ATTACK_FRACTIONS",
@@ -23,6 +23,7 @@ __all__ = [
     "load_dataset",
     "read_bookcrossing",
     "read_request",
+    "rows_of_raw_pairs",
     "read_ratings",
     "split_indices",
     "validate_removal",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from torch import Tensor
 from .dataset import RecDataset
 from .readers import read_ids
 
-__all__ = ["read_request", "validate_removal"]
+__all__ = ["read_request", "rows_of_raw_pairs", "validate_removal"]
 
 
 def validate_removal(dataset: RecDataset, rows: Tensor | None = None, *, users: Tensor | None = None,
@@ -114,9 +115,26 @@ def read_request(path: str | os.PathLike[str], dataset: RecDataset, *, whole_use
                              f"e.g. {missing[:5].tolist()}")
         rows = torch.isin(dataset.train.users, torch.from_numpy(np.unique(users))).nonzero().reshape(-1)
         return validate_removal(dataset, rows)
-    items = pd.Index(dataset.item_ids.astype(str)).get_indexer(frame["item"])
-    unknown = (users < 0) | (items < 0)
+    return rows_of_raw_pairs(dataset, frame["user"].tolist(), frame["item"].tolist(), source=str(path))
+
+
+def rows_of_raw_pairs(dataset: RecDataset, users: Sequence[str], items: Sequence[str], *, source: str,
+                      merge_repeats: bool = False) -> Tensor:
+    """Training rows (sorted int64 [r]) of the pairs of RAW ids ``users[k], items[k]``: every
+    training row of each pair (``validate_removal``). A pair named twice is refused, or counted
+    once with ``merge_repeats``. Raises ValueError, prefixed with ``source``, naming up to five
+    pairs whose ids the training set does not know."""
+    user_codes = pd.Index(dataset.user_ids.astype(str)).get_indexer(list(users))
+    item_codes = pd.Index(dataset.item_ids.astype(str)).get_indexer(list(items))
+    unknown = (user_codes < 0) | (item_codes < 0)
     if unknown.any():
-        shown = frame[unknown].head(5).to_records(index=False).tolist()
-        raise ValueError(f"{path}: {int(unknown.sum())} pair(s) name ids absent from the training set, e.g. {shown}")
-    return validate_removal(dataset, users=torch.from_numpy(users), items=torch.from_numpy(items))
+        shown = [(users[k], items[k]) for k in np.flatnonzero(unknown)[:5]]
+        raise ValueError(f"{source}: {int(unknown.sum())} pair(s) name ids absent from the training set, e.g. {shown}")
+    pairs = np.stack([user_codes, item_codes], axis=1).astype(np.int64).reshape(-1, 2)
+    if merge_repeats:
+        pairs = np.unique(pairs, axis=0)
+    try:
+        return validate_removal(dataset, users=torch.from_numpy(pairs[:, 0].copy()),
+                                items=torch.from_numpy(pairs[:, 1].copy()))
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None

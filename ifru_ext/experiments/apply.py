@@ -36,12 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
-from ..data import RecDataset, validate_removal
+from ..data import RecDataset, rows_of_raw_pairs, validate_removal
 from ..evaluation import evaluate, forget_loss, membership_auc
 from ..graph import CSRGraph
 from ..models import Checkpoint, load_checkpoint, save_checkpoint
@@ -177,26 +175,8 @@ def encode_requests(requests: Sequence[LogRequest], dataset: RecDataset, source:
     Raises ValueError naming the request for ids the training set does not know or pairs it
     does not hold, before anything is answered.
     """
-    user_index = pd.Index(dataset.user_ids.astype(str))
-    item_index = pd.Index(dataset.item_ids.astype(str))
-    encoded = []
-    for request in requests:
-        users = user_index.get_indexer(list(request.users)) if request.users else np.empty(0, dtype=np.int64)
-        items = item_index.get_indexer(list(request.items)) if request.items else np.empty(0, dtype=np.int64)
-        unknown = (users < 0) | (items < 0)
-        if unknown.any():
-            shown = [(request.users[i], request.items[i]) for i in np.flatnonzero(unknown)[:5]]
-            raise ValueError(f"{source}: request {request.id!r}: {int(unknown.sum())} pair(s) name ids absent from the "
-                             f"training set, e.g. {shown}")
-        pairs = np.unique(np.stack([users, items], axis=1).astype(np.int64), axis=0) if users.size else \
-            np.empty((0, 2), dtype=np.int64)
-        try:
-            rows = validate_removal(dataset, users=torch.from_numpy(pairs[:, 0].copy()),
-                                    items=torch.from_numpy(pairs[:, 1].copy()))
-        except ValueError as error:
-            raise ValueError(f"{source}: request {request.id!r}: {error}") from None
-        encoded.append(rows)
-    return encoded
+    return [rows_of_raw_pairs(dataset, request.users, request.items, source=f"{source}: request {request.id!r}",
+                              merge_repeats=True) for request in requests]
 
 
 # --------------------------------------------------------------------------- verification
