@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "auc", "completeness", "parse_metrics", "ranking_cutoff",
+__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "auc", "auc_noise", "completeness", "parse_metrics", "ranking_cutoff",
            "removal_aucs", "user_ranking_metrics"]
 
 # The paper's three test metrics, in report order.
@@ -55,6 +55,18 @@ def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
     average_rank = (ends - (counts - 1).to(torch.float64) / 2)[group]
     positive_rank_sum = average_rank[positive[order]].sum().item()
     return (positive_rank_sum - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
+
+
+def auc_noise(labels: Tensor | np.ndarray) -> float:
+    """The standard deviation of the AUC of a score unrelated to ``labels`` (0/1 [n]):
+    ``√((n₁ + n₀ + 1) / (12 n₁ n₀))`` (Mann–Whitney under the null). Differences of AUCs on
+    these labels below it are indistinguishable from noise. ``inf`` when a class is absent."""
+    labels = torch.as_tensor(labels).reshape(-1)
+    positives = int((labels == 1).sum())
+    negatives = labels.numel() - positives
+    if positives == 0 or negatives == 0:
+        return math.inf
+    return math.sqrt((positives + negatives + 1) / (12.0 * positives * negatives))
 
 
 def removal_aucs(

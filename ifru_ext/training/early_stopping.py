@@ -2,7 +2,8 @@
 
 Training (epochs), the sharded baselines (per shard, and the aggregator), AltEraser
 (rounds) and the validation-selected solvers (iterates) all stop this way: a step
-counts as an improvement only when its score is strictly higher than the best so far.
+counts as an improvement only when its score is higher than the best so far by more than
+``min_delta`` (default 0: strictly higher).
 """
 from __future__ import annotations
 
@@ -22,22 +23,26 @@ class EarlyStopping:
     """Tracks the best score, the step it came at and a copy of the state then.
 
     ``update(step, score, state)`` records ``state()`` (called only on an improvement,
-    so nothing is copied otherwise) when ``score`` beats the best strictly, or always
-    with ``accept=True`` (a caller that wants the last step, not the best); it returns
-    whether the step was recorded. ``should_stop(step)`` is true once ``patience``
-    steps have passed since the recorded one. Before any update the best score is −inf.
+    so nothing is copied otherwise) when ``score`` beats the best by more than
+    ``min_delta``, or always with ``accept=True`` (a caller that wants the last step, not
+    the best); it returns whether the step was recorded. ``should_stop(step)`` is true
+    once ``patience`` steps have passed since the recorded one. Before any update the best
+    score is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a
+    run whose score only fluctuates from going on for as long as the fluctuations last.
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
         if patience <= 0:
             raise ValueError(f"patience must be positive, got {patience}")
-        self.patience = patience
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.patience, self.min_delta = patience, min_delta
         self.best_score = -math.inf
         self.best_step = 0
         self.best_state: Any = None
 
     def update(self, step: int, score: float, state: Callable[[], Any], accept: bool = False) -> bool:
-        if not (accept or score > self.best_score):
+        if not (accept or score > self.best_score + self.min_delta):
             return False
         self.best_score, self.best_step, self.best_state = score, step, state()
         return True
