@@ -118,3 +118,25 @@ def test_completeness_arithmetic() -> None:
     assert math.isnan(completeness({"m": 0.5}, {"m": 0.4}, {"m": 0.4})["m"])
     with pytest.raises(KeyError):
         completeness({"auc_3": 0.1}, original, retrain)
+
+
+def test_auc_noise_is_the_spread_of_an_unrelated_scores_auc():
+    from ifru_ext.metrics import auc_noise
+
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(400, generator=generator) < 0.3).float()
+    draws = torch.tensor([auc(torch.rand(400, generator=generator), labels) for _ in range(2000)])
+    assert abs(float(draws.std()) / auc_noise(labels) - 1) < 0.1
+    assert auc_noise(torch.ones(5)) == float("inf")
+
+
+def test_early_stopping_ignores_improvements_within_min_delta():
+    from ifru_ext.training import EarlyStopping
+
+    stopper = EarlyStopping(patience=2, min_delta=0.01)
+    assert stopper.update(1, 0.50, lambda: "a")
+    assert not stopper.update(2, 0.505, lambda: "b")  # within the noise: not an improvement
+    assert stopper.should_stop(3) and stopper.best_state == "a"
+    assert stopper.update(3, 0.52, lambda: "c") and stopper.best_step == 3
+    with pytest.raises(ValueError, match="min_delta"):
+        EarlyStopping(patience=2, min_delta=-1.0)
