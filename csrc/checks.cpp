@@ -93,6 +93,13 @@ void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const
   check_finite(x, op, "x");
 }
 
+void check_keep(const at::Tensor& keep, int64_t num_nodes, const char* op, const at::Device& device) {
+  TORCH_CHECK(keep.scalar_type() == at::kBool, op, ": keep must be bool, got ", keep.scalar_type());
+  TORCH_CHECK(keep.dim() == 1 && keep.size(0) == num_nodes, op, ": keep must have shape [N] = [", num_nodes,
+              "], got ", keep.sizes());
+  TORCH_CHECK(keep.device() == device, op, ": keep is on ", keep.device(), " but the op runs on ", device);
+}
+
 void check_hessian_args(const char* op, const at::Tensor& emb, const at::Tensor& v,
                         const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
                         const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
@@ -112,12 +119,7 @@ void check_hessian_args(const char* op, const at::Tensor& emb, const at::Tensor&
     check_float_tensor(*weight, {col->numel()}, emb.scalar_type(), op, "weight", device);
     check_finite(*weight, op, "weight");
   }
-  if (keep.has_value()) {
-    TORCH_CHECK(keep->scalar_type() == at::kBool, op, ": keep must be bool, got ", keep->scalar_type());
-    TORCH_CHECK(keep->dim() == 1 && keep->size(0) == num_nodes, op, ": keep must have shape [N] = [", num_nodes,
-                "], got ", keep->sizes());
-    TORCH_CHECK(keep->device() == device, op, ": keep is on ", keep->device(), " but the op runs on ", device);
-  }
+  if (keep.has_value()) check_keep(*keep, num_nodes, op, device);
   check_finite(emb, op, "emb");
   check_finite(v, op, "v");
 }
@@ -158,6 +160,97 @@ void check_bpr_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Te
   check_hessian_args(op, emb, v, rowptr, col, weight, num_layers, l2, keep);
   check_interaction_rows({{"users", users}, {"pos_items", pos_items}, {"neg_items", neg_items}}, emb.size(0), op,
                          emb.device());
+}
+
+void check_hvp_plan_args(const at::Tensor& users, const at::Tensor& items, const c10::optional<at::Tensor>& neg_items,
+                         const c10::optional<at::Tensor>& keep, int64_t num_nodes,
+                         const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                         int64_t num_layers) {
+  const char* op = "ifru::hvp_plan";
+  const auto device = users.device();
+  TORCH_CHECK_VALUE(num_nodes >= 0, op, ": num_nodes must be >= 0, got ", num_nodes);
+  check_num_layers(num_layers, op);
+  TORCH_CHECK(rowptr.has_value() == col.has_value(), op, ": rowptr and col must be given together");
+  TORCH_CHECK(num_layers == 0 || rowptr.has_value(), op, ": num_layers = ", num_layers, " needs a graph (rowptr, col)");
+  if (neg_items.has_value()) {
+    check_interaction_rows({{"users", users}, {"items", items}, {"neg_items", *neg_items}}, num_nodes, op, device);
+  } else {
+    check_interaction_rows({{"users", users}, {"items", items}}, num_nodes, op, device);
+  }
+  if (keep.has_value()) check_keep(*keep, num_nodes, op, device);
+  if (rowptr.has_value()) check_csr(*rowptr, *col, num_nodes, op, device);
+}
+
+void check_hvp_planned_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& rows,
+                            const at::Tensor& inner_rows, const at::Tensor& ends, const at::Tensor& incidence_rowptr,
+                            const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
+                            int64_t num_interactions, const c10::optional<at::Tensor>& rowptr,
+                            const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
+                            int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated) {
+  const char* op = "ifru::hvp_planned";
+  TORCH_CHECK(emb.dim() == 2, op, ": emb must be 2-D [N, d], got shape ", emb.sizes());
+  const auto device = emb.device();
+  const int64_t num_nodes = emb.size(0), d = emb.size(1);
+  check_float_tensor(emb, emb.sizes(), emb.scalar_type(), op, "emb", device);
+  // The plan: shapes against each other and against emb, O(1); its contents are hvp_plan's, checked there.
+  check_index_tensor(rows, op, "rows", device);
+  check_index_tensor(inner_rows, op, "inner_rows", device);
+  check_index_tensor(incidence_rowptr, op, "incidence_rowptr", device);
+  check_index_tensor(incidence_slot, op, "incidence_slot", device);
+  TORCH_CHECK(ends.dim() == 3 && ends.size(0) == 2 && (ends.size(1) == 2 || ends.size(1) == 3), op,
+              ": ends must have shape [2, E, a] with E = 2 or 3 (a plan of ifru::hvp_plan), got ", ends.sizes());
+  TORCH_CHECK(ends.scalar_type() == at::kLong, op, ": ends must be int64, got ", ends.scalar_type());
+  TORCH_CHECK(ends.device() == device, op, ": ends is on ", ends.device(), " but the op runs on ", device);
+  TORCH_CHECK(incidence_rowptr.numel() == num_nodes + 1, op, ": the plan was built for a table of ",
+              incidence_rowptr.numel() - 1, " rows (incidence_rowptr has ", incidence_rowptr.numel(),
+              " entries), but emb has N = ", num_nodes, " rows: build the plan for this table");
+  TORCH_CHECK(rows.numel() <= num_nodes && inner_rows.numel() <= num_nodes, op, ": the plan's rows (",
+              rows.numel(), ") and inner_rows (", inner_rows.numel(), ") cannot exceed N = ", num_nodes);
+  const int64_t planned_interactions = ends.size(2);
+  TORCH_CHECK(v.dim() == 2 && v.size(0) == rows.numel() && v.size(1) == d, op, ": v must have shape [R, d] = [",
+              rows.numel(), ", ", d, "] (v on the plan's rows), got ", v.sizes());
+  check_float_tensor(v, v.sizes(), emb.scalar_type(), op, "v", device);
+  if (labels.has_value()) {
+    TORCH_CHECK(labels->dim() == 1 && labels->size(0) == planned_interactions, op,
+                ": labels must have shape [a] = [", planned_interactions,
+                "] (labels[interactions] of the plan), got ", labels->sizes());
+    check_float_tensor(*labels, labels->sizes(), emb.scalar_type(), op, "labels", device);
+  }
+  TORCH_CHECK_VALUE(num_interactions >= planned_interactions, op, ": num_interactions = ", num_interactions,
+                    " is smaller than the plan's ", planned_interactions,
+                    " interactions: pass the length n of the interaction list the plan was built from");
+  check_num_layers(num_layers, op);
+  TORCH_CHECK_VALUE(std::isfinite(l2), op, ": l2 must be finite, got ", l2);
+  const int graph_parts = rowptr.has_value() + col.has_value() + weight.has_value();
+  TORCH_CHECK(graph_parts == 0 || graph_parts == 3, op, ": rowptr, col and weight must be given together");
+  TORCH_CHECK(num_layers == 0 || graph_parts == 3, op, ": num_layers = ", num_layers, " needs a graph (rowptr, col, weight)");
+  if (num_layers > 0) {  // shapes only: the structure was checked by hvp_plan
+    check_index_tensor(*rowptr, op, "rowptr", device);
+    check_index_tensor(*col, op, "col", device);
+    TORCH_CHECK(rowptr->numel() == num_nodes + 1, op, ": rowptr must have N + 1 = ", num_nodes + 1,
+                " entries, got ", rowptr->numel());
+    check_float_tensor(*weight, {col->numel()}, emb.scalar_type(), op, "weight", device);
+  } else {
+    TORCH_CHECK(inner_rows.numel() == rows.numel(), op, ": the plan's inner_rows (", inner_rows.numel(),
+                ") differ from its rows (", rows.numel(), "): it was built with a graph for num_layers >= 1; "
+                "for num_layers = 0 build it without one");
+  }
+  if (propagated.has_value()) {
+    TORCH_CHECK(num_layers > 0, op, ": propagated (F = P emb) is only read with num_layers >= 1; pass None");
+    check_float_tensor(*propagated, emb.sizes(), emb.scalar_type(), op, "propagated", device);
+  }
+  // One element read: the incidence list is the one incidence_rowptr indexes.
+  const int64_t incidences = incidence_rowptr[num_nodes].item<int64_t>();
+  TORCH_CHECK(incidences == incidence_slot.numel(), op, ": incidence_rowptr[N] = ", incidences,
+              " but incidence_slot has ", incidence_slot.numel(), " entries: pass one plan's tensors together");
+}
+
+void check_gather_floor_args(const at::Tensor& table, const at::Tensor& index) {
+  const char* op = "ifru::_gather_floor";
+  TORCH_CHECK(table.dim() == 2, op, ": table must be 2-D [N, d], got shape ", table.sizes());
+  check_float_tensor(table, table.sizes(), table.scalar_type(), op, "table", table.device());
+  check_index_tensor(index, op, "index", table.device());
+  check_index_range(index, table.size(0), op, "index");
 }
 
 void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight) {

@@ -52,6 +52,9 @@ namespace ifru {
 void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
                           const at::Tensor& x, int64_t num_layers);
 
+// keep bool [num_nodes] on `device`.
+void check_keep(const at::Tensor& keep, int64_t num_nodes, const char* op, const at::Device& device);
+
 // What hvp and bpr_hvp share: emb, v [N, d] float32/float64 and finite, 0 <= num_layers <= kMaxLayers
 // (> 0 only with a graph), the graph (rowptr, col, weight) all or none, finite l2, keep bool [N].
 void check_hessian_args(const char* op, const at::Tensor& emb, const at::Tensor& v,
@@ -80,6 +83,27 @@ void check_bpr_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Te
                         const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
                         const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
                         const c10::optional<at::Tensor>& keep);
+
+// users, items (and neg_items) rows in [0, num_nodes), keep bool [num_nodes], the graph (rowptr, col) both
+// or none and a valid CSR of num_nodes rows, 0 <= num_layers <= kMaxLayers (> 0 only with a graph).
+void check_hvp_plan_args(const at::Tensor& users, const at::Tensor& items, const c10::optional<at::Tensor>& neg_items,
+                         const c10::optional<at::Tensor>& keep, int64_t num_nodes,
+                         const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                         int64_t num_layers);
+
+// O(1) checks of a planned call (one element read): shapes, dtypes and devices of emb, v [R, d], labels [a],
+// the graph and propagated, and of the plan's tensors against each other and against emb (a plan built for
+// another table is refused). Values are not read: the plan's were checked by hvp_plan, and non-finite
+// emb, v or labels show as a non-finite result.
+void check_hvp_planned_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& rows,
+                            const at::Tensor& inner_rows, const at::Tensor& ends, const at::Tensor& incidence_rowptr,
+                            const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
+                            int64_t num_interactions, const c10::optional<at::Tensor>& rowptr,
+                            const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
+                            int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated);
+
+// table float [N, d], index int64 [m] in [0, N).
+void check_gather_floor_args(const at::Tensor& table, const at::Tensor& index);
 
 void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight);
 

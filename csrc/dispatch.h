@@ -28,4 +28,19 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> call_csr_transpose(const a
   return op.call(rowptr, col, weight);
 }
 
+// ifru::hvp_plan's six tensors, in schema order.
+using HvpPlan = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+inline HvpPlan call_hvp_plan(const at::Tensor& users, const at::Tensor& items,
+                             const c10::optional<at::Tensor>& neg_items, const c10::optional<at::Tensor>& keep,
+                             int64_t num_nodes, const c10::optional<at::Tensor>& rowptr,
+                             const c10::optional<at::Tensor>& col, int64_t num_layers) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("ifru::hvp_plan", "")
+                       .typed<HvpPlan(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                                      const c10::optional<at::Tensor>&, int64_t, const c10::optional<at::Tensor>&,
+                                      const c10::optional<at::Tensor>&, int64_t)>();
+  return op.call(users, items, neg_items, keep, num_nodes, rowptr, col, num_layers);
+}
+
 }  // namespace ifru

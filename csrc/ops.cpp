@@ -1,6 +1,6 @@
 // The one schema block of the `ifru` library. Kernels live in cpu/<op>.cpp and
-// cuda/<op>_glue.cpp (per device) or in composite/<op>.cpp (device-generic); bpr_hvp shares
-// hvp's files (one fused kernel serves both).
+// cuda/<op>_glue.cpp (per device) or in composite/<op>.cpp (device-generic); bpr_hvp and
+// hvp_planned share hvp's files (one fused kernel serves all three).
 // Shapes: N nodes (users then items, one stacked table), d embedding width,
 // n interactions, nnz stored CSR entries.
 #include <torch/library.h>
@@ -31,6 +31,25 @@ TORCH_LIBRARY(ifru, m) {
   // + l2/2‖E‖², otherwise as hvp (F = P E, keep). emb, v [N, d]; users, pos_items, neg_items [n]. -> [N, d].
   m.def("bpr_hvp(Tensor emb, Tensor v, Tensor users, Tensor pos_items, Tensor neg_items, Tensor? rowptr, "
         "Tensor? col, Tensor? weight, int num_layers, float l2, Tensor? keep, bool symmetric=False) -> Tensor");
+  // The interaction structure an HVP restricted to keep reads, built once per request (hvp_planned).
+  // users, items [n] (neg_items [n]: BPR triples) rows of a table of num_nodes rows; keep bool [N]
+  // (none: every row); with the graph (rowptr [N+1], col [nnz]) and num_layers K >= 1 the inner MF
+  // HVP is restricted to the K-hop reach of keep. -> rows [R] (keep's rows, ascending),
+  // inner_rows [R'] (rows the inner MF HVP reads v at and writes), interactions [a] (those with an
+  // endpoint in inner_rows, ascending), ends [2, E, a] (E = 2, or 3 with neg_items: ends[0] their
+  // rows, ends[1] those rows' positions in inner_rows or -1), incidence_rowptr [N+1] and
+  // incidence_slot [m] (the pairs grouped by inner endpoint row, docs/ARCHITECTURE.md §3).
+  m.def("hvp_plan(Tensor users, Tensor items, Tensor? neg_items, Tensor? keep, int num_nodes, Tensor? rowptr=None, "
+        "Tensor? col=None, int num_layers=0) -> (Tensor rows, Tensor inner_rows, Tensor interactions, Tensor ends, "
+        "Tensor incidence_rowptr, Tensor incidence_slot)");
+  // hvp (E = 2) or bpr_hvp (E = 3) on a plan of hvp_plan, on the plan's rows: v [R, d] holds v on
+  // rows (zero elsewhere), -> (H v)[rows] [R, d]. labels [a] = labels[interactions] (none: 1);
+  // num_interactions n, the mean's divisor; propagated [N, d] = P emb (computed when none).
+  m.def("hvp_planned(Tensor emb, Tensor v, Tensor rows, Tensor inner_rows, Tensor ends, Tensor incidence_rowptr, "
+        "Tensor incidence_slot, Tensor? labels, int num_interactions, Tensor? rowptr, Tensor? col, Tensor? weight, "
+        "int num_layers, float l2, Tensor? propagated=None, bool symmetric=False) -> Tensor");
+  // Benchmark floor (bench/test_bench_ops.py): Σ_k table[index[k]] for table [N, d], index [m] -> [d].
+  m.def("_gather_floor(Tensor table, Tensor index) -> Tensor");
   // Algorithm 1 of the paper over the CSR adjacency (rowptr [N+1], col [nnz]); seed_counts [N]
   // counts removed interactions per node; ratios [K+1]. -> (scores [N], keep bool [N]).
   m.def("importance(Tensor rowptr, Tensor col, Tensor seed_counts, float[] ratios) -> (Tensor, Tensor)");

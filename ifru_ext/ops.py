@@ -6,8 +6,8 @@ Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding wid
 Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
 mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
 the argument instead of coming back as zeros or None: a gradient with respect to
-``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``importance`` or
-``csr_transpose`` (when backward reaches them), and forward-mode AD
+``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``importance``
+or ``csr_transpose`` (when backward reaches them), and forward-mode AD
 (``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
 from __future__ import annotations
@@ -84,6 +84,98 @@ def bpr_hvp(
     )
 
 
+class HVPPlan:
+    """``H v`` of ``hvp`` or ``bpr_hvp`` at a fixed ``emb``, prepared once per request.
+
+    Built by ``plan_hvp`` / ``plan_bpr_hvp`` (which take ``hvp``'s / ``bpr_hvp``'s arguments
+    without ``v``): the grouping of the interactions by row restricted to what ``H_φφ v_φ`` reads
+    (``torch.ops.ifru.hvp_plan``), the labels of those interactions, ``F = P E`` for LightGCN, and
+    the checks of every argument, all done here once. A call is then ``torch.ops.ifru.hvp_planned``:
+    O(1) checks, and for MF work proportional to the interactions with an endpoint in ``keep``.
+
+    ``plan(v)`` takes and returns ``[N, d]`` and equals ``hvp(emb, v, ...)`` (``v`` read as zero
+    outside ``keep``, the result zero there); ``plan.local(v_rows)`` takes and returns ``[R, d]``,
+    the values on ``plan.rows`` (``keep``'s rows, ascending; all rows without ``keep``), and touches
+    no other row: a solver that keeps its vectors on ``rows`` pays nothing per call for the others.
+    """
+
+    def __init__(self, emb: Tensor, users: Tensor, items: Tensor, neg_items: Tensor | None, labels: Tensor | None,
+                 graph: CSRGraph | None, num_layers: int, l2: float, keep: Tensor | None, op: str):
+        if emb.dim() != 2:
+            raise RuntimeError(f"{op}: emb must be 2-D [N, d], got shape {list(emb.shape)}")
+        if not bool(torch.isfinite(emb).all()):
+            raise ValueError(f"{op}: emb contains NaN or infinity")
+        rowptr, col, _, _ = _graph_args(graph)
+        plan = torch.ops.ifru.hvp_plan(users, items, neg_items, keep, emb.shape[0], rowptr, col, num_layers)
+        self.rows, self._inner_rows, self.interactions, self._ends, self._incidence_rowptr, self._incidence_slot = plan
+        if labels is not None:
+            if labels.shape != users.shape:
+                raise RuntimeError(f"{op}: labels must have shape [n] = [{users.numel()}], got {list(labels.shape)}")
+            if labels.numel() and not (0 <= float(labels.min()) and float(labels.max()) <= 1):  # NaN fails too
+                raise ValueError(f"{op}: labels must lie in [0, 1] (no NaN)")
+            labels = labels.index_select(0, self.interactions)
+        self.emb, self.labels, self.num_interactions = emb, labels, users.numel()
+        self.graph, self.num_layers, self.l2 = graph, num_layers, l2
+        # F = P E is fixed during a solve: propagated once here, not on every call.
+        self.propagated = None
+        if graph is not None and num_layers > 0:
+            with torch.no_grad():
+                self.propagated = propagate(emb, graph, num_layers)
+
+    @property
+    def num_rows(self) -> int:
+        return self.rows.numel()
+
+    def local(self, v_rows: Tensor) -> Tensor:
+        """``(H v)[rows]`` for ``v_rows [R, d]``, ``v`` on ``rows`` (zero elsewhere) → ``[R, d]``."""
+        rowptr, col, weight, symmetric = _graph_args(self.graph)
+        return torch.ops.ifru.hvp_planned(
+            self.emb, v_rows, self.rows, self._inner_rows, self._ends, self._incidence_rowptr, self._incidence_slot,
+            self.labels, self.num_interactions, rowptr, col, weight, self.num_layers, self.l2, self.propagated,
+            symmetric,
+        )
+
+    def __call__(self, v: Tensor) -> Tensor:
+        """``H v`` for ``v [N, d]`` → ``[N, d]``, as ``hvp``/``bpr_hvp`` with this plan's arguments."""
+        if v.shape != self.emb.shape:
+            raise RuntimeError(f"ifru::hvp_planned: v must have shape [N, d] = {list(self.emb.shape)}, "
+                               f"got {list(v.shape)}")
+        if self.num_rows == self.emb.shape[0]:
+            return self.local(v)
+        out = self.local(v.index_select(0, self.rows))
+        return torch.zeros_like(self.emb, memory_format=torch.contiguous_format).index_copy_(0, self.rows, out)
+
+
+def plan_hvp(
+    emb: Tensor,
+    users: Tensor,
+    items: Tensor,
+    labels: Tensor,
+    graph: CSRGraph | None = None,
+    num_layers: int = 0,
+    l2: float = 0.0,
+    keep: Tensor | None = None,
+) -> HVPPlan:
+    """``hvp``'s arguments without ``v``, prepared once: ``plan(v) == hvp(emb, v, users, items, labels,
+    graph, num_layers, l2, keep)``."""
+    return HVPPlan(emb, users, items, None, labels, graph, num_layers, l2, keep, "plan_hvp")
+
+
+def plan_bpr_hvp(
+    emb: Tensor,
+    users: Tensor,
+    pos_items: Tensor,
+    neg_items: Tensor,
+    graph: CSRGraph | None = None,
+    num_layers: int = 0,
+    l2: float = 0.0,
+    keep: Tensor | None = None,
+) -> HVPPlan:
+    """``bpr_hvp``'s arguments without ``v``, prepared once: ``plan(v) == bpr_hvp(emb, v, users, pos_items,
+    neg_items, graph, num_layers, l2, keep)``."""
+    return HVPPlan(emb, users, pos_items, neg_items, None, graph, num_layers, l2, keep, "plan_bpr_hvp")
+
+
 def importance(graph: CSRGraph, seed_counts: Tensor, ratios: Sequence[float]) -> tuple[Tensor, Tensor]:
     """Algorithm 1: ``seed_counts [N]`` (removed interactions per node), ``ratios`` = (a_0..a_K).
 
@@ -143,6 +235,33 @@ def _bpr_hvp_fake(emb, v, users, pos_items, neg_items, rowptr, col, weight, num_
     return torch.empty_like(emb, memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("ifru::hvp_plan")
+def _hvp_plan_fake(users, items, neg_items, keep, num_nodes, rowptr=None, col=None, num_layers=0):
+    _check_devices("ifru::hvp_plan", users.device, items=items, neg_items=neg_items, keep=keep, rowptr=rowptr, col=col)
+    _check_num_layers("ifru::hvp_plan", num_layers)
+    ctx = torch.library.get_ctx()
+    rows, inner_rows, interactions, incidences = (ctx.new_dynamic_size() for _ in range(4))
+    new = users.new_empty
+    num_ends = 2 if neg_items is None else 3
+    return new(rows), new(inner_rows), new(interactions), new(2, num_ends, interactions), new(num_nodes + 1), new(incidences)
+
+
+@torch.library.register_fake("ifru::hvp_planned")
+def _hvp_planned_fake(emb, v, rows, inner_rows, ends, incidence_rowptr, incidence_slot, labels, num_interactions,
+                      rowptr, col, weight, num_layers, l2, propagated=None, symmetric=False):
+    _check_devices("ifru::hvp_planned", emb.device, v=v, rows=rows, inner_rows=inner_rows, ends=ends,
+                   incidence_rowptr=incidence_rowptr, incidence_slot=incidence_slot, labels=labels, rowptr=rowptr,
+                   col=col, weight=weight, propagated=propagated)
+    _check_num_layers("ifru::hvp_planned", num_layers)
+    return emb.new_empty(rows.shape[0], emb.shape[1])
+
+
+@torch.library.register_fake("ifru::_gather_floor")
+def _gather_floor_fake(table, index):
+    _check_devices("ifru::_gather_floor", table.device, index=index)
+    return table.new_empty(table.shape[1])
+
+
 @torch.library.register_fake("ifru::importance")
 def _importance_fake(rowptr, col, seed_counts, ratios):
     _check_devices("ifru::importance", seed_counts.device, rowptr=rowptr, col=col)
@@ -182,6 +301,9 @@ def _propagate_backward(ctx, grad):
 _NOT_DIFFERENTIABLE = {
     "hvp": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
     "bpr_hvp": "a Hessian-vector product with no backward; differentiate the BPR loss with autograd instead",
+    "hvp_plan": "an index structure",
+    "hvp_planned": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
+    "_gather_floor": "a benchmark probe",
     "importance": "Algorithm 1 is a discrete selection",
     "csr_transpose": "a permutation of the entries with no backward",
 }

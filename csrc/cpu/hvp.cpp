@@ -1,8 +1,9 @@
-// CPU kernel of ifru::hvp and ifru::bpr_hvp: the fused MF Hessian-vector product
-// (docs/ARCHITECTURE.md §3). Pass 1 (parallel over interactions) computes x = e_u·e_i,
-// a = v_u·e_i + e_u·v_i (BPR: the difference of these over the positive and the negative item)
-// and the two per-interaction coefficients; pass 2 (parallel over rows) gathers each row's
-// incidences in pair order, so the sums are deterministic and need no atomics.
+// CPU kernel of ifru::hvp, ifru::bpr_hvp and ifru::hvp_planned: the fused MF Hessian-vector product
+// on a plan of ifru::hvp_plan (docs/ARCHITECTURE.md §3). Pass 1 (parallel over the plan's
+// interactions) computes x = e_u·e_i, a = v_u·e_i + e_u·v_i (BPR: the difference of these over the
+// positive and the negative item) and the two per-interaction coefficients; pass 2 (parallel over
+// the plan's inner rows) gathers each row's incidences in pair order, so the sums are deterministic
+// and need no atomics.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -42,15 +43,19 @@ inline void prefetch_row(const scalar_t* row, int64_t d) {
   }
 }
 
-// Interaction j is kPairs pairs: pair p = kPairs·j + k joins users[j] with items[k][j] (k = 0: items,
-// k = 1: neg_items) and enters the logit with the sign +1 (k = 0) or −1 (k = 1).
+// A plan's interactions (composite/hvp.h): endpoint e of interaction j is row `row(e, j)` of the
+// table, at position `local(e, j)` of inner_rows (−1 outside). Pair p = kPairs·j + q joins the user
+// (e = 0) with item q (e = 1 + q) and enters the logit with the sign +1 (q = 0) or −1 (q = 1).
 template <int kPairs>
-struct Pairs {
-  const int64_t* users;
-  const int64_t* items[kPairs];
-  static constexpr int64_t interaction(int64_t p) { return p / kPairs; }
-  static constexpr int slot(int64_t p) { return static_cast<int>(p % kPairs); }
-  int64_t item(int64_t p) const { return items[slot(p)][interaction(p)]; }
+struct PlanEnds {
+  const int64_t* rows;    // ends[0], [kPairs + 1, a]
+  const int64_t* locals;  // ends[1], [kPairs + 1, a]
+  int64_t a;
+  int64_t row(int e, int64_t j) const { return rows[e * a + j]; }
+  int64_t local(int e, int64_t j) const { return locals[e * a + j]; }
+  // The endpoint across incidence slot s: pair s / 2 seen from its user (s even: its item) or from
+  // its item (s odd: the user).
+  static int other_end(int64_t s) { return (s & 1) ? 0 : 1 + static_cast<int>((s >> 1) % kPairs); }
 };
 
 // acc + term for pair slot 0, acc − term for slot 1 (the sign of the pair in the logit).
@@ -59,132 +64,100 @@ inline scalar_t signed_add(scalar_t acc, scalar_t term, int slot) {
   return slot == 0 ? acc + term : acc - term;
 }
 
-// Pairs grouped by endpoint row (a counting sort, stable in pair order): row r's incidences
-// are [rowptr[r], rowptr[r+1]) of (pair, other endpoint).
-struct Incidence {
-  std::vector<int64_t> rowptr, pair, other;
-};
-
-template <int kPairs>
-Incidence group_by_row(const Pairs<kPairs>& pairs, const std::vector<char>& active, const bool* keep, int64_t n,
-                       int64_t num_rows) {
-  Incidence g;
-  g.rowptr.assign(num_rows + 1, 0);
-  auto kept = [&](int64_t r) { return keep == nullptr || keep[r]; };
-  const int64_t num_pairs = kPairs * n;
-  for (int64_t p = 0; p < num_pairs; ++p) {
-    if (!active[pairs.interaction(p)]) continue;
-    const int64_t u = pairs.users[pairs.interaction(p)], i = pairs.item(p);
-    if (kept(u)) ++g.rowptr[u + 1];
-    if (kept(i)) ++g.rowptr[i + 1];
-  }
-  for (int64_t r = 0; r < num_rows; ++r) g.rowptr[r + 1] += g.rowptr[r];
-  g.pair.resize(g.rowptr[num_rows]);
-  g.other.resize(g.rowptr[num_rows]);
-  std::vector<int64_t> fill(g.rowptr.begin(), g.rowptr.end() - 1);
-  for (int64_t p = 0; p < num_pairs; ++p) {
-    if (!active[pairs.interaction(p)]) continue;
-    const int64_t u = pairs.users[pairs.interaction(p)], i = pairs.item(p);
-    if (kept(u)) { g.pair[fill[u]] = p; g.other[fill[u]++] = i; }
-    if (kept(i)) { g.pair[fill[i]] = p; g.other[fill[i]++] = u; }
-  }
-  return g;
-}
-
 template <typename scalar_t, int kPairs>
-void mf_hvp_kernel(const scalar_t* emb,        // [N, d]
-                   const scalar_t* v,          // [N, d]
-                   const Pairs<kPairs>& pairs,  // users, items[k] [n]
-                   const scalar_t* labels,     // [n], or nullptr for labels 1
-                   const bool* keep,           // [N] or nullptr
-                   scalar_t* out,              // [N, d], zero-initialised
-                   int64_t n, int64_t num_rows, int64_t d) {
-  auto kept = [&](int64_t r) { return keep == nullptr || keep[r]; };
+void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
+                           const scalar_t* v,              // [R', d], on inner_rows
+                           const PlanEnds<kPairs>& ends,   // [2, kPairs + 1, a]
+                           const scalar_t* labels,         // [a], or nullptr for labels 1
+                           const int64_t* inner_rows,      // [R']
+                           const int64_t* incidence_rowptr,  // [N+1]
+                           const int64_t* incidence_slot,  // [m]
+                           scalar_t* out,                  // [R', d], zero-initialised
+                           int64_t num_inner, int64_t num_incidences, int64_t n, int64_t d) {
+  const int64_t a = ends.a;
   const scalar_t inv_n = scalar_t(1) / scalar_t(n);
-  std::vector<scalar_t> curvature(n), slope(n);  // (1/n)·ℓ''·a and (1/n)·ℓ' per interaction
-  std::vector<char> active(n);
-  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+  std::vector<scalar_t> curvature(a), slope(a);  // (1/n)·ℓ''·a and (1/n)·ℓ' per interaction
+  at::parallel_for(0, a, 2048, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       if (j + kPrefetchAhead < end) {
-        const int64_t next_u = pairs.users[j + kPrefetchAhead];
-        prefetch_row(emb + next_u * d, d);
-        prefetch_row(v + next_u * d, d);
-        for (int k = 0; k < kPairs; ++k) {
-          const int64_t next_i = pairs.items[k][j + kPrefetchAhead];
-          prefetch_row(emb + next_i * d, d);
-          prefetch_row(v + next_i * d, d);
+        for (int e = 0; e <= kPairs; ++e) {
+          prefetch_row(emb + ends.row(e, j + kPrefetchAhead) * d, d);
+          const int64_t ahead = ends.local(e, j + kPrefetchAhead);
+          if (ahead >= 0) prefetch_row(v + ahead * d, d);
         }
       }
-      const int64_t u = pairs.users[j];
-      const bool keep_u = kept(u);
-      // Every row pruned: every term lands in rows that are zeroed anyway.
-      bool any_kept = keep_u;
-      for (int k = 0; k < kPairs; ++k) any_kept = any_kept || kept(pairs.items[k][j]);
-      active[j] = any_kept;
-      if (!any_kept) continue;
-      const scalar_t* e_u = emb + u * d;
-      scalar_t x = 0, a = 0;
-      for (int k = 0; k < kPairs; ++k) {
-        const int64_t i = pairs.items[k][j];
-        const scalar_t* e_i = emb + i * d;
-        x = signed_add(x, dot(e_u, e_i, d), k);
-        a = signed_add(a, (keep_u ? dot(v + u * d, e_i, d) : 0) + (kept(i) ? dot(e_u, v + i * d, d) : 0), k);
+      const scalar_t* e_u = emb + ends.row(0, j) * d;
+      const int64_t local_u = ends.local(0, j);
+      scalar_t x = 0, acc = 0;
+      for (int q = 0; q < kPairs; ++q) {
+        const scalar_t* e_i = emb + ends.row(1 + q, j) * d;
+        const int64_t local_i = ends.local(1 + q, j);
+        x = signed_add(x, dot(e_u, e_i, d), q);
+        // v is read as zero outside the inner rows
+        acc = signed_add(acc, (local_u >= 0 ? dot(v + local_u * d, e_i, d) : 0) +
+                                  (local_i >= 0 ? dot(e_u, v + local_i * d, d) : 0), q);
       }
       const scalar_t sigma = scalar_t(1) / (scalar_t(1) + std::exp(-x));
-      curvature[j] = inv_n * sigma * (scalar_t(1) - sigma) * a;
+      curvature[j] = inv_n * sigma * (scalar_t(1) - sigma) * acc;
       slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
     }
   });
-  const Incidence g = group_by_row(pairs, active, keep, n, num_rows);
-  at::parallel_for(0, num_rows, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      scalar_t* __restrict__ out_r = out + r * d;  // out is a fresh buffer: never aliases emb or v
-      for (int64_t k = g.rowptr[r]; k < g.rowptr[r + 1]; ++k) {
-        if (k + kPrefetchAhead < g.rowptr[num_rows]) {
-          const int64_t ahead = g.other[k + kPrefetchAhead];
-          prefetch_row(emb + ahead * d, d);
-          prefetch_row(v + ahead * d, d);
+  at::parallel_for(0, num_inner, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      scalar_t* __restrict__ out_t = out + t * d;  // out is a fresh buffer: never aliases emb or v
+      const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];
+      for (int64_t k = first; k < last; ++k) {
+        if (k + kPrefetchAhead < num_incidences) {  // the next rows' incidences follow this row's
+          const int64_t ahead = incidence_slot[k + kPrefetchAhead];
+          const int64_t j_ahead = (ahead >> 1) / kPairs;
+          const int e_ahead = PlanEnds<kPairs>::other_end(ahead);
+          prefetch_row(emb + ends.row(e_ahead, j_ahead) * d, d);
+          const int64_t local_ahead = ends.local(e_ahead, j_ahead);
+          if (local_ahead >= 0) prefetch_row(v + local_ahead * d, d);
         }
-        const int64_t p = g.pair[k], o = g.other[k];
-        const int64_t j = pairs.interaction(p);
-        const scalar_t c = signed_add(scalar_t(0), curvature[j], pairs.slot(p));
-        const scalar_t* __restrict__ e_o = emb + o * d;
-        if (kept(o)) {
-          const scalar_t s = signed_add(scalar_t(0), slope[j], pairs.slot(p));
-          const scalar_t* __restrict__ v_o = v + o * d;
-          for (int64_t t = 0; t < d; ++t) out_r[t] += c * e_o[t] + s * v_o[t];
+        const int64_t s = incidence_slot[k];
+        const int64_t j = (s >> 1) / kPairs;
+        const int q = static_cast<int>((s >> 1) % kPairs);
+        const int e = PlanEnds<kPairs>::other_end(s);
+        const scalar_t c = signed_add(scalar_t(0), curvature[j], q);
+        const scalar_t* __restrict__ e_o = emb + ends.row(e, j) * d;
+        const int64_t local_o = ends.local(e, j);
+        if (local_o >= 0) {
+          const scalar_t sl = signed_add(scalar_t(0), slope[j], q);
+          const scalar_t* __restrict__ v_o = v + local_o * d;
+          for (int64_t w = 0; w < d; ++w) out_t[w] += c * e_o[w] + sl * v_o[w];
         } else {
-          for (int64_t t = 0; t < d; ++t) out_r[t] += c * e_o[t];
+          for (int64_t w = 0; w < d; ++w) out_t[w] += c * e_o[w];
         }
       }
     }
   });
 }
 
-at::Tensor mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users, const at::Tensor& items,
-                      const c10::optional<at::Tensor>& neg_items, const c10::optional<at::Tensor>& labels,
-                      const c10::optional<at::Tensor>& keep) {
-  auto out = at::zeros_like(emb, at::MemoryFormat::Contiguous);
-  const int64_t n = users.numel();
-  if (n == 0 || emb.numel() == 0) return out;
-  const auto emb_c = emb.contiguous(), v_c = v.contiguous(), users_c = users.contiguous(),
-             items_c = items.contiguous();
-  const auto neg_c = neg_items.has_value() ? neg_items->contiguous() : at::Tensor();
+at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& inner_rows,
+                              const at::Tensor& ends, const at::Tensor& incidence_rowptr,
+                              const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
+                              int64_t num_interactions) {
+  const int64_t num_inner = inner_rows.numel(), d = emb.size(1), a = ends.size(2);
+  auto out = at::zeros({num_inner, d}, emb.options());
+  if (a == 0 || out.numel() == 0) return out;
+  const auto emb_c = emb.contiguous(), v_c = v.contiguous(), ends_c = ends.contiguous(),
+             inner_c = inner_rows.contiguous(), rowptr_c = incidence_rowptr.contiguous(),
+             slot_c = incidence_slot.contiguous();
   const auto labels_c = labels.has_value() ? labels->contiguous() : at::Tensor();
-  const auto keep_c = keep.has_value() ? keep->contiguous() : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "ifru_mf_hvp_cpu", [&] {
+  const int64_t* rows = ends_c.data_ptr<int64_t>();
+  const int64_t* locals = rows + ends.size(1) * a;
+  AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "ifru_planned_mf_hvp_cpu", [&] {
     const scalar_t* labels_ptr = labels_c.defined() ? labels_c.data_ptr<scalar_t>() : nullptr;
-    const bool* keep_ptr = keep_c.defined() ? keep_c.data_ptr<bool>() : nullptr;
-    const int64_t* users_ptr = users_c.data_ptr<int64_t>();
-    const int64_t* items_ptr = items_c.data_ptr<int64_t>();
-    if (neg_c.defined()) {
-      const Pairs<2> pairs{users_ptr, {items_ptr, neg_c.data_ptr<int64_t>()}};
-      mf_hvp_kernel<scalar_t, 2>(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), pairs, labels_ptr, keep_ptr,
-                                 out.data_ptr<scalar_t>(), n, emb.size(0), emb.size(1));
+    auto run = [&](const auto& plan_ends) {
+      planned_mf_hvp_kernel(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), plan_ends, labels_ptr,
+                            inner_c.data_ptr<int64_t>(), rowptr_c.data_ptr<int64_t>(), slot_c.data_ptr<int64_t>(),
+                            out.data_ptr<scalar_t>(), num_inner, incidence_slot.numel(), num_interactions, d);
+    };
+    if (ends.size(1) == 3) {
+      run(PlanEnds<2>{rows, locals, a});
     } else {
-      const Pairs<1> pairs{users_ptr, {items_ptr}};
-      mf_hvp_kernel<scalar_t, 1>(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), pairs, labels_ptr, keep_ptr,
-                                 out.data_ptr<scalar_t>(), n, emb.size(0), emb.size(1));
+      run(PlanEnds<1>{rows, locals, a});
     }
   });
   return out;
@@ -193,8 +166,9 @@ at::Tensor mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const at::Tens
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ifru, CPU, m) {
-  m.impl("hvp", &hvp_with<&mf_hvp_cpu>);
-  m.impl("bpr_hvp", &bpr_hvp_with<&mf_hvp_cpu>);
+  m.impl("hvp", &hvp_with<&planned_mf_hvp_cpu>);
+  m.impl("bpr_hvp", &bpr_hvp_with<&planned_mf_hvp_cpu>);
+  m.impl("hvp_planned", &hvp_planned_with<&planned_mf_hvp_cpu>);
 }
 
 }  // namespace ifru

@@ -20,29 +20,28 @@ cudaError_t launch_propagate_layer(const int64_t* rowptr, const int64_t* col, co
                                    const scalar_t* cur, scalar_t* next, scalar_t* acc, scalar_t acc_scale,
                                    int64_t num_rows, int64_t d, cudaStream_t stream);
 
-// MF-HVP pass 1, per interaction j with u = users[j], i = items[j] (emb, v [N, d]; keep [N] or
-// null). Without neg_items (null): x = e_u·e_i, a = [keep u] v_u·e_i + [keep i] e_u·v_i. With
-// neg_items (k = neg_items[j]): x and a are the differences of these over the pairs (u, i) and
-// (u, k). σ = σ(x), y = labels[j] (labels [n]) or 1 when labels is null;
-// curvature[j] = σ(1−σ)·a/n and slope[j] = (σ − y)/n. Interactions whose rows are all outside
-// keep are skipped (their entries are left unwritten).
+// MF-HVP pass 1 on a plan (composite/hvp.h), per plan interaction j < a: ends [2, E, a] (E = num_ends,
+// 2 or 3) holds the endpoints' rows ends[0][e][j] of emb [N, d] and their positions ends[1][e][j] in
+// the inner rows (−1 outside: v read as zero); v [R', d] on the inner rows. With E = 2:
+// x = e_u·e_i, a = [u inner] v_u·e_i + [i inner] e_u·v_i (u = ends[0][0][j], i = ends[0][1][j]); with
+// E = 3, x and a are the differences of these over the pairs (u, i) and (u, k), k = ends[0][2][j].
+// σ = σ(x), y = labels[j] (labels [a]) or 1 when labels is null, n = num_interactions;
+// curvature[j] = σ(1−σ)·a/n and slope[j] = (σ − y)/n.
 template <typename scalar_t>
-cudaError_t launch_mf_hvp_interactions(const scalar_t* emb, const scalar_t* v, const int64_t* users,
-                                       const int64_t* items, const int64_t* neg_items, const scalar_t* labels,
-                                       const bool* keep, scalar_t* curvature, scalar_t* slope, int64_t n, int64_t d,
-                                       cudaStream_t stream);
+cudaError_t launch_mf_hvp_interactions(const scalar_t* emb, const scalar_t* v, const int64_t* ends, int num_ends,
+                                       const scalar_t* labels, scalar_t* curvature, scalar_t* slope,
+                                       int64_t num_interactions, int64_t a, int64_t d, cudaStream_t stream);
 
-// MF-HVP pass 2, per row r: out_r = Σ_k ±(curvature[j]·e_o + [keep o] slope[j]·v_o) over the row's
-// incidences k in [incidence_rowptr[r], incidence_rowptr[r+1]) (incidence_rowptr [N+1]). Interaction
-// j is P pairs (P = 1 without neg_items, 2 with): pair p = P·j + q joins users[j] with items[j]
-// (q = 0, sign +) or neg_items[j] (q = 1, sign −). The incidence slot s = incidence_slot[k] ([m]) is
-// pair p = s / 2 seen from its user (s even, o = its item) or from its item (s odd, o = users[j]).
-// Writes every row of out [N, d].
+// MF-HVP pass 2 on a plan, per inner row t with r = inner_rows[t] ([R']): out_t = Σ_k ±(curvature[j]·e_o +
+// [o inner] slope[j]·v_o) over the row's incidences k in [incidence_rowptr[r], incidence_rowptr[r+1])
+// (incidence_rowptr [N+1]). Pair p = (E−1)·j + q joins the user with item q (sign + for q = 0, − for
+// q = 1); the incidence slot s = incidence_slot[k] ([m]) is pair p = s / 2 seen from its user (s even,
+// o = item q) or from its item (s odd, o = the user). Writes every row of out [R', d].
 template <typename scalar_t>
-cudaError_t launch_mf_hvp_rows(const scalar_t* emb, const scalar_t* v, const int64_t* users, const int64_t* items,
-                               const int64_t* neg_items, const bool* keep, const int64_t* incidence_rowptr,
+cudaError_t launch_mf_hvp_rows(const scalar_t* emb, const scalar_t* v, const int64_t* ends, int num_ends,
+                               const int64_t* inner_rows, const int64_t* incidence_rowptr,
                                const int64_t* incidence_slot, const scalar_t* curvature, const scalar_t* slope,
-                               scalar_t* out, int64_t num_rows, int64_t d, cudaStream_t stream);
+                               scalar_t* out, int64_t a, int64_t num_inner, int64_t d, cudaStream_t stream);
 
 // Importance hop 0 over the CSR adjacency (rowptr [N+1]): member[v] = scores[v] > 0, and then
 // scores[v] /= degree(v) for the members (scores [N] holds the seed counts on entry).

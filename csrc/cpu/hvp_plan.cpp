@@ -1,0 +1,135 @@
+// CPU kernel of ifru::hvp_plan (docs/ARCHITECTURE.md §3): which rows and interactions an HVP
+// restricted to keep reads, and its pairs grouped by row with a counting sort, O(n + N) (+ K·nnz
+// for the reach). The device-generic composite (composite/hvp_plan.cpp) builds the same tensors with
+// a stable sort; both list a row's pair slots in ascending order, so the plans are identical.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "../checks.h"
+#include "../dispatch.h"
+
+namespace ifru {
+namespace {
+
+// The rows within num_layers hops of `inner` (bool [N], updated in place) along the CSR structure:
+// row s joins when one of its columns is in the set (weights are not read).
+void grow_by_hops(std::vector<char>& inner, const int64_t* rowptr, const int64_t* col, int64_t num_nodes,
+                  int64_t num_layers) {
+  for (int64_t hop = 0; hop < num_layers; ++hop) {
+    std::vector<char> next(inner);
+    at::parallel_for(0, num_nodes, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t s = begin; s < end; ++s) {
+        if (inner[s]) continue;
+        for (int64_t e = rowptr[s]; e < rowptr[s + 1]; ++e) {
+          if (inner[col[e]]) {
+            next[s] = 1;
+            break;
+          }
+        }
+      }
+    });
+    inner.swap(next);
+  }
+}
+
+// Positions of the set rows of `mask` [N] in ascending order, as int64 [count].
+at::Tensor set_rows(const std::vector<char>& mask, const at::TensorOptions& options) {
+  int64_t count = 0;
+  for (char m : mask) count += m;
+  auto rows = at::empty({count}, options);
+  int64_t* out = rows.data_ptr<int64_t>();
+  for (int64_t r = 0, k = 0; r < static_cast<int64_t>(mask.size()); ++r) {
+    if (mask[r]) out[k++] = r;
+  }
+  return rows;
+}
+
+HvpPlan hvp_plan_cpu(const at::Tensor& users, const at::Tensor& items, const c10::optional<at::Tensor>& neg_items,
+                     const c10::optional<at::Tensor>& keep, int64_t num_nodes,
+                     const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
+                     int64_t num_layers) {
+  check_hvp_plan_args(users, items, neg_items, keep, num_nodes, rowptr, col, num_layers);
+  const auto options = users.options();
+  const int64_t n = users.numel();
+  const int num_ends = neg_items.has_value() ? 3 : 2;
+  const int num_pairs = num_ends - 1;
+  const at::Tensor ends_in[3] = {users.contiguous(), items.contiguous(),
+                                 neg_items.has_value() ? neg_items->contiguous() : at::Tensor()};
+  const int64_t* endpoint[3] = {};
+  for (int e = 0; e < num_ends; ++e) endpoint[e] = ends_in[e].data_ptr<int64_t>();
+
+  // Rows: keep's (all without keep); inner rows: their reach, where the inner MF HVP reads and writes.
+  std::vector<char> outer(num_nodes, 1);
+  if (keep.has_value()) {
+    const auto keep_c = keep->contiguous();
+    const bool* k = keep_c.data_ptr<bool>();
+    for (int64_t r = 0; r < num_nodes; ++r) outer[r] = k[r];
+  }
+  std::vector<char> inner(outer);
+  if (keep.has_value() && num_layers > 0) {
+    const auto rowptr_c = rowptr->contiguous(), col_c = col->contiguous();
+    grow_by_hops(inner, rowptr_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(), num_nodes, num_layers);
+  }
+  const at::Tensor rows = set_rows(outer, options);
+  const at::Tensor inner_rows = set_rows(inner, options);
+  std::vector<int64_t> position(num_nodes, -1);  // row -> its index in inner_rows, or -1
+  for (int64_t r = 0, k = 0; r < num_nodes; ++r) {
+    if (inner[r]) position[r] = k++;
+  }
+
+  // Interactions with an endpoint among the inner rows; the others only write rows read as zero.
+  std::vector<char> active(n);
+  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      char any = 0;
+      for (int e = 0; e < num_ends; ++e) any |= inner[endpoint[e][j]];
+      active[j] = any;
+    }
+  });
+  const at::Tensor interactions = set_rows(active, options);
+  const int64_t a = interactions.numel();
+  auto ends = at::empty({2, num_ends, a}, options);
+  const int64_t* picked = interactions.data_ptr<int64_t>();
+  int64_t* global = ends.data_ptr<int64_t>();
+  int64_t* local = global + num_ends * a;
+  at::parallel_for(0, a, 4096, [&](int64_t begin, int64_t end) {
+    for (int e = 0; e < num_ends; ++e) {
+      for (int64_t jj = begin; jj < end; ++jj) {
+        const int64_t r = endpoint[e][picked[jj]];
+        global[e * a + jj] = r;
+        local[e * a + jj] = position[r];
+      }
+    }
+  });
+
+  // Pair p = num_pairs·j + q seen from its user (slot 2p) and from its item q (slot 2p + 1), each
+  // listed under its row when that row is inner: a counting sort in slot order.
+  auto incidence_rowptr = at::zeros({num_nodes + 1}, options);
+  int64_t* count = incidence_rowptr.data_ptr<int64_t>();
+  for (int64_t jj = 0; jj < a; ++jj) {
+    for (int q = 0; q < num_pairs; ++q) {
+      if (local[jj] >= 0) ++count[global[jj] + 1];
+      if (local[(1 + q) * a + jj] >= 0) ++count[global[(1 + q) * a + jj] + 1];
+    }
+  }
+  for (int64_t r = 0; r < num_nodes; ++r) count[r + 1] += count[r];
+  auto incidence_slot = at::empty({count[num_nodes]}, options);
+  int64_t* slot = incidence_slot.data_ptr<int64_t>();
+  std::vector<int64_t> fill(count, count + num_nodes);
+  for (int64_t jj = 0; jj < a; ++jj) {
+    for (int q = 0; q < num_pairs; ++q) {
+      const int64_t p = num_pairs * jj + q;
+      if (local[jj] >= 0) slot[fill[global[jj]]++] = 2 * p;
+      if (local[(1 + q) * a + jj] >= 0) slot[fill[global[(1 + q) * a + jj]]++] = 2 * p + 1;
+    }
+  }
+  return {rows, inner_rows, interactions, ends, incidence_rowptr, incidence_slot};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(ifru, CPU, m) { m.impl("hvp_plan", &hvp_plan_cpu); }
+
+}  // namespace ifru

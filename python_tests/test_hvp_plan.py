@@ -1,0 +1,335 @@
+"""ifru::hvp_plan and ifru::hvp_planned (issue 14): the prepared HVP equals the stateless hvp /
+bpr_hvp exactly and the float64 autograd reference, reads only what H_φφ v_φ needs, refuses a plan
+of another table, and passes opcheck; plus the _gather_floor benchmark probe."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ifru_ext
+from references import hvp_reference
+from test_ops import SHAPES, problem, rel_err
+
+# The device-generic composites (composite/hvp_plan.cpp, composite/gather_floor.cpp) serve every
+# device without its own kernel; redispatching to such a key runs them on CPU tensors.
+COMPOSITE = torch._C.DispatchKeySet(torch._C.DispatchKey.PrivateUse1)
+
+
+def negatives(items: torch.Tensor, num_users: int, num_nodes: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(num_users, num_nodes, items.shape, generator=gen)
+
+
+def sparse_problem(seed: int, num_users: int = 60, num_items: int = 80, n: int = 150):
+    """A sparse graph (many rows outside the K-hop reach of a small keep) with a small keep."""
+    emb, v, users, items, labels, graph, _ = problem(num_users, num_items, n, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    keep = torch.rand(num_users + num_items, generator=gen) < 0.08
+    return emb, v, users, items, labels, graph, keep
+
+
+def make_plan(loss, emb, users, items, labels, neg, graph, num_layers, l2, keep):
+    if loss == "bce":
+        return ifru_ext.plan_hvp(emb, users, items, labels, graph, num_layers, l2, keep)
+    return ifru_ext.plan_bpr_hvp(emb, users, items, neg, graph, num_layers, l2, keep)
+
+
+def stateless(loss, emb, v, users, items, labels, neg, graph, num_layers, l2, keep):
+    if loss == "bce":
+        return ifru_ext.hvp(emb, v, users, items, labels, graph, num_layers, l2, keep)
+    return ifru_ext.bpr_hvp(emb, v, users, items, neg, graph, num_layers, l2, keep)
+
+
+# ---------------------------------------------------------------- planned == stateless == reference
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+@pytest.mark.parametrize("num_layers", [0, 1, 2])
+@pytest.mark.parametrize("use_keep", [False, True])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_planned_equals_stateless_hvp(loss, num_layers, use_keep, l2, shape):
+    emb, v, users, items, labels, graph, keep = problem(*shape, seed=7 * num_layers + use_keep)
+    neg = negatives(items, shape[0], emb.shape[0], seed=num_layers)
+    keep = keep if use_keep else None
+    graph = graph if num_layers > 0 else None
+    plan = make_plan(loss, emb, users, items, labels, neg, graph, num_layers, l2, keep)
+    expected = stateless(loss, emb, v, users, items, labels, neg, graph, num_layers, l2, keep)
+    out = plan(v)
+    assert torch.equal(out, expected)
+    if loss == "bce":  # and the independent float64 autograd reference
+        assert rel_err(out, hvp_reference(emb, v, users, items, labels, graph, num_layers, l2, keep)) < 1e-10
+    # local form: v on the plan's rows in, (H v) on them out
+    assert torch.equal(plan.local(v[plan.rows]), expected[plan.rows])
+    if keep is not None:
+        assert torch.equal(plan.rows, keep.nonzero().squeeze(1))
+        assert bool((out[~keep] == 0).all())
+        assert torch.equal(plan(v * keep[:, None]), out)  # v is read as zero outside keep
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_lightgcn_inner_product_is_restricted_to_the_reach_of_keep(loss, num_layers):
+    emb, v, users, items, labels, graph, keep = sparse_problem(seed=num_layers)
+    neg = negatives(items, 60, emb.shape[0], seed=3)
+    plan = make_plan(loss, emb, users, items, labels, neg, graph, num_layers, 0.1, keep)
+    # the rows within num_layers hops of keep along the graph's structure
+    structure = torch.zeros(graph.num_nodes, graph.num_nodes, dtype=torch.bool)
+    rows = torch.repeat_interleave(torch.arange(graph.num_nodes), graph.rowptr.diff())
+    structure[rows, graph.col] = True
+    reach = keep.clone()
+    for _ in range(num_layers):
+        reach = reach | (structure.double() @ reach.double() > 0)
+    assert torch.equal(plan._inner_rows, reach.nonzero().squeeze(1))
+    assert 0 < plan._inner_rows.numel() < graph.num_nodes  # the restriction is exercised
+    ends = torch.stack([users, items] if loss == "bce" else [users, items, neg])
+    assert torch.equal(plan.interactions, reach[ends].any(0).nonzero().squeeze(1))
+    expected = stateless(loss, emb, v, users, items, labels, neg, graph, num_layers, 0.1, keep)
+    assert torch.equal(plan(v), expected)
+    if loss == "bce":
+        ref = hvp_reference(emb, v, users, items, labels, graph, num_layers, 0.1, keep)
+        assert rel_err(plan(v), ref) < 1e-10
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_mf_plan_reads_only_interactions_incident_to_keep(loss):
+    emb, v, users, items, labels, graph, keep = sparse_problem(seed=5)
+    neg = negatives(items, 60, emb.shape[0], seed=4)
+    plan = make_plan(loss, emb, users, items, labels, neg, None, 0, 0.0, keep)
+    ends = torch.stack([users, items] if loss == "bce" else [users, items, neg])
+    active = keep[ends].any(0)
+    assert 0 < int(active.sum()) < users.numel()
+    assert torch.equal(plan.interactions, active.nonzero().squeeze(1))
+    assert torch.equal(plan._inner_rows, plan.rows)
+    assert torch.equal(plan._ends[0], ends[:, active])
+    position = torch.full((emb.shape[0],), -1, dtype=torch.long)
+    position[plan.rows] = torch.arange(plan.rows.numel())
+    assert torch.equal(plan._ends[1], position[ends[:, active]])
+    # one incidence per (pair, kept endpoint), listed under the kept row in slot order
+    pairs = ends.shape[0] - 1
+    kept_user = keep[ends[0, active]].sum() * pairs
+    kept_items = keep[ends[1:, active]].sum()
+    assert plan._incidence_slot.numel() == int(kept_user + kept_items)
+    assert plan._incidence_rowptr.numel() == emb.shape[0] + 1
+    assert bool((plan._incidence_rowptr.diff()[~keep] == 0).all())
+
+
+def test_propagated_is_precomputed_and_equals_the_computed_one():
+    emb, v, users, items, labels, graph, keep = problem(20, 15, 200, seed=8)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, graph, 2, 0.1, keep)
+    torch.testing.assert_close(plan.propagated, ifru_ext.propagate(emb, graph, 2), rtol=0, atol=0)
+    raw = [plan.rows, plan._inner_rows, plan._ends, plan._incidence_rowptr, plan._incidence_slot]
+    g = (graph.rowptr, graph.col, graph.weight)
+    v_rows = v[plan.rows]
+    computed = torch.ops.ifru.hvp_planned(emb, v_rows, *raw, plan.labels, users.numel(), *g, 2, 0.1, None, True)
+    given = torch.ops.ifru.hvp_planned(emb, v_rows, *raw, plan.labels, users.numel(), *g, 2, 0.1, plan.propagated, True)
+    assert torch.equal(computed, given)
+    assert torch.equal(given, plan.local(v_rows))
+
+
+def test_one_plan_serves_many_vectors_float32_and_threads():
+    emb, v, users, items, labels, graph, keep = problem(40, 60, 3000, seed=15, d=16, dtype=torch.float32)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, graph, 1, 0.05, keep)
+    threads = torch.get_num_threads()
+    try:
+        for seed in range(3):
+            w = torch.randn(v.shape, generator=torch.Generator().manual_seed(seed))
+            torch.set_num_threads(1)
+            one = plan(w)
+            torch.set_num_threads(max(2, threads))
+            assert torch.equal(plan(w), one)
+            assert torch.equal(one, ifru_ext.hvp(emb, w, users, items, labels, graph, 1, 0.05, keep))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_empty_plans():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=14)
+    empty = users[:0]
+    plan = ifru_ext.plan_hvp(emb, empty, empty, labels[:0], graph, 1, 0.25, keep)
+    torch.testing.assert_close(plan(v), 0.25 * v * keep[:, None])
+    nothing = torch.zeros_like(keep)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, None, 0, 0.25, nothing)
+    assert plan.rows.numel() == 0 and plan.interactions.numel() == 0
+    assert torch.equal(plan(v), torch.zeros_like(v))
+    assert plan.local(v[:0]).shape == (0, emb.shape[1])
+
+
+# ---------------------------------------------------------------- the composite plan builder
+@pytest.mark.parametrize("num_layers", [0, 1, 2])
+@pytest.mark.parametrize("use_keep", [False, True])
+@pytest.mark.parametrize("bpr", [False, True])
+def test_composite_plan_is_the_cpu_plan(num_layers, use_keep, bpr):
+    emb, v, users, items, labels, graph, keep = sparse_problem(seed=20 + num_layers)
+    neg = negatives(items, 60, emb.shape[0], seed=5) if bpr else None
+    args = (users, items, neg, keep if use_keep else None, emb.shape[0],
+            graph.rowptr if num_layers else None, graph.col if num_layers else None, num_layers)
+    cpu = torch.ops.ifru.hvp_plan(*args)
+    composite = torch.ops.ifru.hvp_plan.default.redispatch(COMPOSITE, *args)
+    assert len(cpu) == len(composite) == 6
+    for ours, theirs in zip(cpu, composite):
+        assert ours.dtype == theirs.dtype == torch.long
+        assert torch.equal(ours, theirs)
+
+
+def test_composite_plan_self_interactions_and_empty():
+    users = torch.tensor([0, 2, 2, 1])
+    items = torch.tensor([0, 2, 3, 3])  # rows paired with themselves
+    keep = torch.tensor([True, False, True, False])
+    for k in (None, keep):
+        args = (users, items, None, k, 4, None, None, 0)
+        for ours, theirs in zip(torch.ops.ifru.hvp_plan(*args),
+                                torch.ops.ifru.hvp_plan.default.redispatch(COMPOSITE, *args)):
+            assert torch.equal(ours, theirs)
+    args = (users[:0], items[:0], None, keep, 4, None, None, 0)
+    for ours, theirs in zip(torch.ops.ifru.hvp_plan(*args), torch.ops.ifru.hvp_plan.default.redispatch(COMPOSITE, *args)):
+        assert torch.equal(ours, theirs)
+
+
+# ---------------------------------------------------------------- bad inputs
+def raw_plan(plan):
+    return [plan.rows, plan._inner_rows, plan._ends, plan._incidence_rowptr, plan._incidence_slot]
+
+
+def test_a_plan_of_another_table_is_refused():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=40)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, None, 0, 0.0, keep)
+    bigger = torch.cat([emb, emb])  # 30 rows: every plan index stays in range, but the sizes differ
+    with pytest.raises(RuntimeError, match=r"ifru::hvp_planned: the plan was built for a table of 15 rows .* N = 30"):
+        torch.ops.ifru.hvp_planned(bigger, v[plan.rows], *raw_plan(plan), plan.labels, 40, None, None, None, 0, 0.0)
+    smaller = emb[:10]
+    with pytest.raises(RuntimeError, match="built for a table of 15 rows"):
+        torch.ops.ifru.hvp_planned(smaller, v[plan.rows], *raw_plan(plan), plan.labels, 40, None, None, None, 0, 0.0)
+
+
+def test_planned_call_checks_its_arguments():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=41)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, None, 0, 0.0, keep)
+    raw = raw_plan(plan)
+    v_rows = v[plan.rows]
+
+    def call(**kw):
+        a = dict(emb=emb, v=v_rows, rows=raw[0], inner_rows=raw[1], ends=raw[2], incidence_rowptr=raw[3],
+                 incidence_slot=raw[4], labels=plan.labels, num_interactions=40, rowptr=None, col=None, weight=None,
+                 num_layers=0, l2=0.0, propagated=None)
+        a.update(kw)
+        return torch.ops.ifru.hvp_planned(*a.values())
+
+    with pytest.raises(RuntimeError, match=r"v must have shape \[R, d\] = \[\d+, 5\] \(v on the plan's rows\)"):
+        call(v=v)
+    with pytest.raises(RuntimeError, match=r"labels must have shape \[a\]"):
+        call(labels=labels)
+    with pytest.raises(RuntimeError, match="labels must have dtype"):
+        call(labels=plan.labels.float())
+    with pytest.raises(ValueError, match="num_interactions = 3 is smaller than the plan's"):
+        call(num_interactions=3)
+    with pytest.raises(RuntimeError, match=r"ends must have shape \[2, E, a\]"):
+        call(ends=raw[2][0])
+    with pytest.raises(RuntimeError, match="incidence_slot must be int64"):
+        call(incidence_slot=raw[4].int())
+    other = ifru_ext.plan_hvp(emb, users[:20], items[:20], labels[:20], None, 0, 0.0, keep)
+    with pytest.raises(RuntimeError, match="pass one plan's tensors together"):
+        call(incidence_slot=other._incidence_slot)
+    with pytest.raises(ValueError, match=r"num_layers must lie in \[0, 64\]"):
+        call(num_layers=65)
+    with pytest.raises(RuntimeError, match="needs a graph"):
+        call(num_layers=1)
+    with pytest.raises(ValueError, match="l2 must be finite"):
+        call(l2=float("nan"))
+    with pytest.raises(RuntimeError, match="propagated .* only read with num_layers >= 1"):
+        call(propagated=emb)
+    with pytest.raises(ValueError, match="the result holds NaN or infinity"):
+        call(v=v_rows * float("nan"))
+    # a LightGCN plan (inner rows = the reach of keep) is not an MF plan
+    lightgcn = ifru_ext.plan_hvp(emb, users, items, labels, graph, 1, 0.0, keep)
+    assert lightgcn._inner_rows.numel() > lightgcn.rows.numel()
+    with pytest.raises(RuntimeError, match="it was built with a graph for num_layers >= 1"):
+        torch.ops.ifru.hvp_planned(emb, v_rows, *raw_plan(lightgcn), lightgcn.labels, 40, None, None, None, 0, 0.0)
+
+
+def test_plan_checks_its_arguments():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=42)
+    with pytest.raises(ValueError, match=r"ifru::hvp_plan: users\[0\] = \d+ is out of range \[0, 15\)"):
+        torch.ops.ifru.hvp_plan(users + 99, items, None, keep, 15)
+    with pytest.raises(ValueError, match=r"ifru::hvp_plan: neg_items\[\d+\] = 15 is out of range"):
+        torch.ops.ifru.hvp_plan(users, items, torch.full_like(items, 15), keep, 15)
+    with pytest.raises(RuntimeError, match="ifru::hvp_plan: users and items must have equal length"):
+        torch.ops.ifru.hvp_plan(users, items[1:], None, keep, 15)
+    with pytest.raises(RuntimeError, match=r"ifru::hvp_plan: keep must have shape \[N\] = \[15\]"):
+        torch.ops.ifru.hvp_plan(users, items, None, keep[1:], 15)
+    with pytest.raises(RuntimeError, match="ifru::hvp_plan: keep must be bool"):
+        torch.ops.ifru.hvp_plan(users, items, None, keep.long(), 15)
+    with pytest.raises(ValueError, match="ifru::hvp_plan: num_nodes must be >= 0"):
+        torch.ops.ifru.hvp_plan(users[:0], items[:0], None, None, -1)
+    with pytest.raises(RuntimeError, match="ifru::hvp_plan: num_layers = 1 needs a graph"):
+        torch.ops.ifru.hvp_plan(users, items, None, keep, 15, None, None, 1)
+    with pytest.raises(RuntimeError, match="ifru::hvp_plan: rowptr and col must be given together"):
+        torch.ops.ifru.hvp_plan(users, items, None, keep, 15, graph.rowptr, None, 1)
+    with pytest.raises(ValueError, match=r"ifru::hvp_plan: col\[\d+\] = 99 is out of range"):
+        torch.ops.ifru.hvp_plan(users, items, None, keep, 15, graph.rowptr, torch.full_like(graph.col, 99), 1)
+    with pytest.raises(RuntimeError, match=r"ifru::hvp_plan: rowptr must have num_rows \+ 1 = 16 entries"):
+        torch.ops.ifru.hvp_plan(users, items, None, keep, 15, graph.rowptr[:-1], graph.col, 1)
+    # the Python plan: emb and labels are checked once, v on every call
+    with pytest.raises(ValueError, match="plan_hvp: labels must lie in"):
+        ifru_ext.plan_hvp(emb, users, items, labels * 3 - 1)
+    with pytest.raises(RuntimeError, match=r"plan_hvp: labels must have shape \[n\]"):
+        ifru_ext.plan_hvp(emb, users, items, labels[1:])
+    with pytest.raises(ValueError, match="plan_bpr_hvp: emb contains NaN"):
+        ifru_ext.plan_bpr_hvp(emb * float("nan"), users, items, items)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, keep=keep)
+    with pytest.raises(RuntimeError, match=r"v must have shape \[N, d\] = \[15, 5\]"):
+        plan(v[1:])
+
+
+# ---------------------------------------------------------------- opcheck and autograd
+def test_opcheck_plan_ops():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=30)
+    g = (graph.rowptr, graph.col, graph.weight)
+    neg = negatives(items, 6, 15, seed=1)
+    for args in [(users, items, None, keep, 15, graph.rowptr, graph.col, 1), (users, items, neg, None, 15)]:
+        torch.library.opcheck(torch.ops.ifru.hvp_plan.default, args)
+    for graph_args, num_layers in [(g, 1), ((None, None, None), 0)]:
+        plan = ifru_ext.plan_hvp(emb, users, items, labels, graph if num_layers else None, num_layers, 0.1, keep)
+        args = (emb, v[plan.rows], *raw_plan(plan), plan.labels, 40, *graph_args, num_layers, 0.1, plan.propagated, True)
+        torch.library.opcheck(torch.ops.ifru.hvp_planned.default, args)
+        grad = (emb.clone().requires_grad_(), v[plan.rows].clone().requires_grad_(), *args[2:])
+        torch.library.opcheck(torch.ops.ifru.hvp_planned.default, grad,
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    torch.library.opcheck(torch.ops.ifru._gather_floor.default, (emb, users))
+
+
+def test_planned_hvp_has_no_backward():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=31)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, keep=keep)
+    v_rows = v[plan.rows].requires_grad_()
+    out = plan.local(v_rows)  # the forward works
+    with pytest.raises(NotImplementedError, match=r"ifru::hvp_planned: not differentiable .* with respect to v"):
+        out.sum().backward()
+
+
+def test_fake_kernels_check_devices():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=32)
+    with pytest.raises(RuntimeError, match="ifru::hvp_plan: items is on cpu but the op runs on meta"):
+        torch.ops.ifru.hvp_plan(users.to("meta"), items, None, None, 15)
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, keep=keep)
+    with pytest.raises(RuntimeError, match="ifru::hvp_planned: v is on cpu but the op runs on meta"):
+        torch.ops.ifru.hvp_planned(emb.to("meta"), v[plan.rows], *raw_plan(plan), plan.labels, 40, None, None, None,
+                                   0, 0.0)
+
+
+# ---------------------------------------------------------------- _gather_floor
+def test_gather_floor_sums_the_gathered_rows():
+    gen = torch.Generator().manual_seed(50)
+    for dtype in (torch.float32, torch.float64):
+        table = torch.randn(300, 17, generator=gen, dtype=torch.float64).to(dtype)
+        index = torch.randint(0, 300, (20_000,), generator=gen)
+        expected = table.double()[index].sum(0)
+        tolerance = 1e-3 if dtype == torch.float32 else 1e-10
+        torch.testing.assert_close(torch.ops.ifru._gather_floor(table, index).double(), expected, rtol=tolerance,
+                                   atol=tolerance)
+        composite = torch.ops.ifru._gather_floor.default.redispatch(COMPOSITE, table, index)
+        torch.testing.assert_close(composite.double(), expected, rtol=tolerance, atol=tolerance)
+    assert torch.equal(torch.ops.ifru._gather_floor(table, index[:0]), torch.zeros(17, dtype=table.dtype))
+    with pytest.raises(ValueError, match=r"ifru::_gather_floor: index\[0\] = \d+ is out of range \[0, 300\)"):
+        torch.ops.ifru._gather_floor(table, index + 300)
+    with pytest.raises(RuntimeError, match="ifru::_gather_floor: table must be 2-D"):
+        torch.ops.ifru._gather_floor(table[0], index)
+
