@@ -218,6 +218,71 @@ def test_hvp_is_deterministic():
     assert torch.equal(first, second)
 
 
+# ---------------------------------------------------------------- hvp_plan, hvp_planned, _gather_floor
+@pytest.mark.parametrize("num_layers", [0, 1, 2])
+@pytest.mark.parametrize("use_keep", [False, True])
+@pytest.mark.parametrize("bpr", [False, True])
+def test_hvp_plan_matches_cpu_exactly(bpr, use_keep, num_layers):
+    # The CUDA plan is the composite stable sort, the CPU plan a counting sort: the same tensors.
+    emb, v, users, items, labels, graph, keep = problem(60, 80, 600, seed=40 + num_layers)
+    keep = (torch.rand(140, generator=torch.Generator().manual_seed(1)) < 0.1) if use_keep else None
+    neg = random_negatives(60, 80, 600, torch.Generator().manual_seed(2)) if bpr else None
+    g = (graph.rowptr, graph.col) if num_layers else (None, None)
+    expected = torch.ops.ifru.hvp_plan(users, items, neg, keep, 140, *g, num_layers)
+    cuda = lambda t: None if t is None else t.to(CUDA)  # noqa: E731
+    out = torch.ops.ifru.hvp_plan(cuda(users), cuda(items), cuda(neg), cuda(keep), 140, cuda(g[0]), cuda(g[1]),
+                                  num_layers)
+    for ours, theirs in zip(out, expected):
+        assert ours.device.type == "cuda" and torch.equal(ours.cpu(), theirs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", WIDTHS)
+@pytest.mark.parametrize("num_layers", [0, 1])
+@pytest.mark.parametrize("use_keep", [False, True])
+@pytest.mark.parametrize("op", ["hvp", "bpr_hvp"])
+def test_hvp_planned_matches_cpu(op, use_keep, num_layers, d, dtype):
+    emb, v, users, items, labels, graph, keep = problem(60, 80, 3000, seed=d + num_layers, d=d, dtype=dtype)
+    if op == "bpr_hvp":  # the same call with negative items in the place of the labels
+        labels = random_negatives(60, 80, 3000, torch.Generator().manual_seed(d))
+    keep = keep if use_keep else None
+    graph = graph if num_layers > 0 else None
+    plan = getattr(ifru_ext, f"plan_{op}")
+    expected = plan(emb, users, items, labels, graph, num_layers, 0.1, keep)(v)
+    e, vv, u, i, y, g, k = cuda_args(emb, v, users, items, labels, graph, keep)
+    cuda_plan = plan(e, u, i, y, g, num_layers, 0.1, k)
+    assert_close_to_cpu(cuda_plan(vv), expected)
+    assert torch.equal(cuda_plan(vv), getattr(ifru_ext, op)(e, vv, u, i, y, g, num_layers, 0.1, k))
+    assert_close_to_cpu(cuda_plan.local(vv[cuda_plan.rows]), expected[cuda_plan.rows.cpu()])
+
+
+def test_planned_bad_inputs_and_opcheck_on_cuda():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=33)
+    e, vv, u, i, y, g, k = cuda_args(emb, v, users, items, labels, graph, keep)
+    plan = ifru_ext.plan_hvp(e, u, i, y, g, 1, 0.1, k)
+    raw = (plan.rows, plan._inner_rows, plan._ends, plan._incidence_rowptr, plan._incidence_slot)
+    csr = (g.rowptr, g.col, g.weight)
+    torch.library.opcheck(torch.ops.ifru.hvp_planned.default,
+                          (e, vv[plan.rows], *raw, plan.labels, 40, *csr, 1, 0.1, plan.propagated, True))
+    torch.library.opcheck(torch.ops.ifru.hvp_plan.default, (u, i, None, k, 15, g.rowptr, g.col, 1))
+    with pytest.raises(RuntimeError, match="the plan was built for a table of 15 rows"):
+        torch.ops.ifru.hvp_planned(torch.cat([e, e]), vv[plan.rows], *raw, plan.labels, 40, None, None, None, 0, 0.0)
+    with pytest.raises(RuntimeError, match="ifru::hvp_planned: v is on cpu"):
+        torch.ops.ifru.hvp_planned(e, v[plan.rows.cpu()], *raw, plan.labels, 40, *csr, 1, 0.1, None, True)
+    with pytest.raises(ValueError, match=r"ifru::hvp_plan: users\[\d+\] = \d+ is out of range"):
+        torch.ops.ifru.hvp_plan(u + 15, i, None, k, 15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gather_floor_matches_cpu(dtype):
+    gen = torch.Generator().manual_seed(51)
+    table = torch.randn(500, 48, generator=gen, dtype=torch.float64).to(dtype)
+    index = torch.randint(0, 500, (50_000,), generator=gen)
+    expected = torch.ops.ifru._gather_floor(table, index)
+    out = torch.ops.ifru._gather_floor(table.to(CUDA), index.to(CUDA))
+    torch.testing.assert_close(out.cpu(), expected, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-3)
+
+
 # ---------------------------------------------------------------- importance
 def seeded_problem(seed: int, num_users=60, num_items=80, n=600, removed=40, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
