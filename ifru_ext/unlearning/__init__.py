@@ -3,12 +3,15 @@
 Families, one module each: ``influence`` (IFRU, SCIF), ``retrain``, ``finetune``,
 ``alteraser``, ``sharded`` (SISA, RecEraser); ``base`` holds what they share (result, solve
 report, phase clock), ``solvers`` and ``curvature`` the numerical pieces, ``objective`` the
-remaining-data objective of the warm-start methods.
+remaining-data objective of the warm-start methods, ``terms`` the loss terms (BCE, BPR) the
+training response reads, ``own_model`` the protocol for your own model (``TableModel``,
+``adam_trace``).
 """
 from .alteraser import AltEraserConfig
 from .base import PhaseClock, SolveReport, UnlearnResult
 from .finetune import FinetuneConfig
 from .influence import UnlearnConfig
+from .own_model import TableModel, adam_trace
 from .registry import METHODS, Method, configure, method_for, unlearn
 from .retrain import RetrainConfig
 from .sharded import ShardedConfig, ShardedRecommender, load_sharded, save_sharded, train_sharded
@@ -23,8 +26,10 @@ __all__ = [
     "ShardedConfig",
     "ShardedRecommender",
     "SolveReport",
+    "TableModel",
     "UnlearnConfig",
     "UnlearnResult",
+    "adam_trace",
     "configure",
     "load_sharded",
     "method_for",

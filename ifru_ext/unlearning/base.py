@@ -36,8 +36,10 @@ class UnlearnResult:
     sharded methods: the number of shards retrained); ``num_removed``: rows forgotten.
     Filled by ``unlearn`` as evidence that the request was answered: ``update_norm`` (the
     norm of the change of every float parameter and buffer), ``forget_loss_before`` /
-    ``forget_loss_after`` (mean BCE on the removed rows with their trained labels) and
-    ``status``: ``ok``; ``unchanged`` (a non-empty request left the model as it was);
+    ``forget_loss_after`` (the model's training loss on the removed rows: mean BCE with their
+    trained labels, or for a BPR model BPR's expected loss on the removed positives) and
+    ``status``: ``ok``; ``unchanged`` (a non-empty request left the model as it was, some row
+    of it being a term of the model's objective);
     ``blow-up`` (a removed row's logit left twice the model's training logit range).
     """
 

@@ -20,12 +20,14 @@ from ..data import RecDataset
 from ..graph import CSRGraph, add_self_loops
 from ..metrics import auc
 from ..models import Recommender, copy_model
-from ..models.trace import TrainingTrace
+from ..models.trace import TrainingTrace, training_loss
 from ..plain import autograd_hvp
-from .base import PhaseClock, UnlearnResult
+from .base import PhaseClock, SolveReport, UnlearnResult
 from .curvature import mf_hessian_blocks
+from .own_model import TableModel
 from .response import ResponsePlan, orphaned_rows, training_response, training_trace
 from .solvers import adam_solve, block_jacobi, conjugate_gradient
+from .terms import objective_rows
 
 __all__ = ["UnlearnConfig", "influence_gradient", "influence_update", "removal_seed_counts", "scif_gradient"]
 
@@ -204,16 +206,29 @@ def scif_gradient(emb: Tensor, dataset: RecDataset, removal: Tensor, num_layers:
     return grad
 
 
-def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, config: UnlearnConfig,
+def influence_update(model: Recommender | TableModel, dataset: RecDataset, removal: Tensor, config: UnlearnConfig,
                      clock: PhaseClock) -> UnlearnResult:
     """Runner (called by ``unlearn``): IFRU or SCIF (``config.method``) for a validated,
-    non-empty ``removal`` (int64 train indices); the model is not modified."""
+    non-empty ``removal`` (int64 train indices); the model is not modified.
+
+    A BPR model (``trace.loss``) or a ``TableModel`` is answered by the training response only
+    (the Newton step is written for BCE on dot products). BPR forgets the request's label-1
+    rows; a request of label-0 rows only is not in its objective, and the answer is the model
+    unchanged — exactly Retrain's (solve status ``not_in_objective``)."""
     lap = clock.lap
     emb = model.embedding.detach()
     device, dtype = emb.device, emb.dtype
     num_layers = model.num_layers
     n = len(dataset.train)
+    loss = training_loss(model)
+    if config.response != "training" and (loss != "bce" or isinstance(model, TableModel)):
+        kind = "a model trained with BPR" if loss != "bce" else f"a {type(model).__name__} (own scores)"
+        raise ValueError(f"the Newton response is written for BCE on dot products; {kind} is answered by the "
+                         "training response (method 'ifru')")
     trace = training_trace(model) if config.response == "training" else None  # fail before any work
+    removal = objective_rows(loss, dataset, removal)
+    if removal.numel() == 0:
+        return UnlearnResult(copy_model(model), config.method, solve=SolveReport(0, 0.0, "not_in_objective"))
     old_graph = model.graph
     new_graph = dataset.graph(removal, dtype=dtype).to(device) if num_layers > 0 else None
     lap("graph")
@@ -286,23 +301,25 @@ def influence_update(model: Recommender, dataset: RecDataset, removal: Tensor, c
     return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(keep.sum()))
 
 
-def _training_response(model: Recommender, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, keep: Tensor,
+def _training_response(model: Recommender | TableModel, dataset: RecDataset, removal: Tensor, config: UnlearnConfig, keep: Tensor,
                        new_graph: CSRGraph | None, trace: TrainingTrace, clock: PhaseClock) -> UnlearnResult:
     """The training-aware response (``response.py``) on the kept rows; orphaned rows go back to
     their initial value. Reads and writes only the rows the request touches (MF)."""
     emb = model.embedding.detach()
-    orphans = orphaned_rows(dataset, removal, emb.device)
+    orphans = orphaned_rows(dataset, removal, emb.device, trace.loss)
     moving = keep & ~orphans
     spillover = config.spillover and model.num_layers > 0
-    plan = ResponsePlan(dataset, removal, moving, model.num_layers, new_graph, model.graph, emb.device, emb.dtype)
+    scorer = None
+    if isinstance(model, TableModel):
+        sample = removal[:64].cpu()
+        model.check_row_local(dataset.train.users[sample], dataset.train.items[sample])
+        scorer = model.scores
+    plan = ResponsePlan(dataset, removal, moving, model.num_layers, new_graph, model.graph, emb.device, emb.dtype,
+                        trace=trace, scorer=scorer)
     clock.lap("plan")
 
-    if model.num_layers == 0:
-        gradient = plan.removed_gradient
-    else:
-        def gradient(table: Tensor) -> Tensor:
-            return influence_gradient(table, dataset, removal, model.num_layers, model.graph, new_graph,
-                                      spillover)[plan.rows]
+    def gradient(table: Tensor, segment: int) -> Tensor:
+        return plan.influence(table, segment, spillover)
 
     select = None
     if config.selects_on_validation:
@@ -334,7 +351,10 @@ def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, 
 
     def score(t: Tensor) -> float:
         with torch.no_grad():
-            f = _propagated(emb + t * keep[:, None] / n, graph, model.num_layers)
+            table = emb + t * keep[:, None] / n
+            if isinstance(model, TableModel):
+                return auc(model.scores(table, users, items), valid.labels)
+            f = _propagated(table, graph, model.num_layers)
             return auc((f[users] * f[items]).sum(1), valid.labels)
 
     return score

@@ -22,12 +22,15 @@ from torch import Tensor
 
 from ..data import RecDataset, validate_removal
 from ..models import Recommender, copy_model
+from ..models.trace import training_loss
 from .alteraser import AltEraserConfig, alteraser
 from .base import PhaseClock, UnlearnResult
 from .finetune import FinetuneConfig, finetune
 from .influence import UnlearnConfig, influence_update
+from .own_model import TableModel
 from .retrain import RetrainConfig, retrain
 from .sharded import ShardedConfig, ShardedRecommender, unlearn_sharded
+from .terms import forget_loss, objective_rows
 
 __all__ = ["METHODS", "Method", "configure", "method_for", "unlearn"]
 
@@ -37,13 +40,15 @@ Runner = Callable[[Any, RecDataset, Tensor, Any, PhaseClock], UnlearnResult]
 @dataclass(frozen=True)
 class Method:
     """A named unlearning method: its default ``config``, its ``run``ner, the ``model_kind`` it
-    accepts and a one-line ``summary`` (shown by ``ifru unlearn --help``)."""
+    accepts (a type or a tuple of types), a one-line ``summary`` (shown by ``ifru unlearn
+    --help``) and the training ``losses`` of the models it answers (``TrainingTrace.loss``)."""
 
     name: str
     config: Any
     run: Runner
-    model_kind: type
+    model_kind: type | tuple[type, ...]
     summary: str
+    losses: tuple[str, ...] = ("bce",)
 
     def accepts(self, model: torch.nn.Module) -> bool:
         """A sharded model is answered only by the method that partitioned it."""
@@ -51,15 +56,26 @@ class Method:
             return False
         return not isinstance(model, ShardedRecommender) or model.method == self.name
 
+    @property
+    def kind_name(self) -> str:
+        kinds = self.model_kind if isinstance(self.model_kind, tuple) else (self.model_kind,)
+        return " or a ".join(kind.__name__ for kind in kinds)
+
+
+# The training response answers the built-in models and your own (``TableModel``), trained with
+# BCE or BPR; every other method is written for BCE on the built-in models.
+TRAINING_RESPONSE = {"model_kind": (Recommender, TableModel), "losses": ("bce", "bpr")}
+
 
 def _methods(*entries: Method) -> dict[str, Method]:
     return {entry.name: entry for entry in entries}
 
 
 METHODS: dict[str, Method] = _methods(
-    Method("ifru", UnlearnConfig(), influence_update, Recommender,
-           "IFRU, the training-aware response: the change Adam would have made without D_r over the model's own "
-           "run (from its training trace), orphaned rows reset; no validation AUC, no tuned constant"),
+    Method("ifru", UnlearnConfig(), influence_update,
+           summary="IFRU, the training-aware response: the change Adam would have made without D_r over the model's "
+                   "own run (from its training trace), orphaned rows reset; no validation AUC, no tuned constant",
+           **TRAINING_RESPONSE),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),
@@ -71,10 +87,10 @@ METHODS: dict[str, Method] = _methods(
            Recommender, "IFRU's exact Newton step by CG on the relative residual"),
     Method("ifru-cg-val", UnlearnConfig(response="newton", solver="cg"), influence_update, Recommender,
            "IFRU's Newton step by CG, iterate picked by validation AUC"),
-    Method("ifru-no-spillover", UnlearnConfig(spillover=False), influence_update, Recommender,
-           "IFRU (training response) without the spillover term"),
-    Method("ifru-no-pruning", UnlearnConfig(ratios=(1.0, 1.0, 1.0)), influence_update, Recommender,
-           "IFRU (training response) keeping every row Algorithm 1 reaches"),
+    Method("ifru-no-spillover", UnlearnConfig(spillover=False), influence_update,
+           summary="IFRU (training response) without the spillover term", **TRAINING_RESPONSE),
+    Method("ifru-no-pruning", UnlearnConfig(ratios=(1.0, 1.0, 1.0)), influence_update,
+           summary="IFRU (training response) keeping every row Algorithm 1 reaches", **TRAINING_RESPONSE),
     Method("scif", UnlearnConfig(method="scif", response="newton"), influence_update, Recommender,
            "SCIF (the authors' right-hand side), validation-selected Newton step"),
     Method("retrain", RetrainConfig(), retrain, Recommender, "Retrain from scratch on D_{-r} (the gold standard)"),
@@ -119,8 +135,13 @@ def method_for(model: torch.nn.Module, config: Any = None, method: str | None = 
         entry = METHODS[model.method] if isinstance(model, ShardedRecommender) else METHODS["ifru"]
     if not entry.accepts(model):
         kind = f"a {model.method} model" if isinstance(model, ShardedRecommender) else f"a {type(model).__name__}"
-        raise ValueError(f"method {entry.name!r} does not apply to {kind}; it answers a {entry.model_kind.__name__}"
+        raise ValueError(f"method {entry.name!r} does not apply to {kind}; it answers a {entry.kind_name}"
                          + (" partitioned by it" if entry.model_kind is ShardedRecommender else ""))
+    loss = training_loss(model)
+    if loss not in entry.losses:
+        answering = ", ".join(name for name, e in METHODS.items() if loss in e.losses and e.accepts(model))
+        raise ValueError(f"method {entry.name!r} answers models trained with {'/'.join(entry.losses)}; this model was "
+                         f"trained with {loss} (methods that answer it: {answering or 'none'})")
     return entry
 
 
@@ -171,20 +192,22 @@ def _training_logit_range(model: torch.nn.Module, dataset: RecDataset) -> float:
 
 
 def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset, removal: Tensor) -> None:
-    """Fill ``result``'s update norm, forget loss before/after and status."""
+    """Fill ``result``'s update norm, forget loss before/after and status.
+
+    The forget loss is the model's own training loss on the removed rows (``terms.forget_loss``:
+    BCE with their labels; BPR in expectation over the negatives, on the label-1 rows). A
+    non-empty request answered with the unchanged model is ``unchanged``, unless none of its rows
+    is a term of the model's objective (a BPR model and label-0 rows: unchanged IS Retrain's
+    answer, ``ok``)."""
     rows = dataset.train.select(removal)
-    labels = rows.labels.double()
-
-    def logits(scorer: torch.nn.Module, users: Tensor, items: Tensor) -> Tensor:
-        return scorer.score_all(users, items).double().cpu()
-
-    before, after = logits(model, rows.users, rows.items), logits(result.model, rows.users, rows.items)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    loss = training_loss(model)
+    after = result.model.score_all(rows.users, rows.items).double().cpu()
     result.update_norm = _changed_norm(model, result.model)
-    result.forget_loss_before, result.forget_loss_after = float(bce(before, labels)), float(bce(after, labels))
+    result.forget_loss_before = forget_loss(model, dataset, removal, loss)
+    result.forget_loss_after = forget_loss(result.model, dataset, removal, loss)
     training_range = _training_logit_range(model, dataset)
     if result.update_norm == 0.0:
-        result.status = "unchanged"
+        result.status = "unchanged" if objective_rows(loss, dataset, removal).numel() else "ok"
     elif not bool(torch.isfinite(after).all()) or float(after.abs().max()) > 2 * max(training_range, 1.0):
         result.status = "blow-up"
 

@@ -23,9 +23,16 @@ directions, which an early-stopped run never travelled far along, the gradient-f
 
 Exactness where it is free: a row whose every training interaction is removed gets no
 gradient under Retrain, so it keeps its initial value; it is set to ``trace.initial``.
+
+The system is written once over loss terms (``terms.py``): each term's logit, the rows it
+reads and its Jacobian there, ``ℓ' = σ(x) − y``, ``ℓ'' = σ(x)σ(−x)``. The same code answers BCE
+(one term per row) and BPR (the triples of each segment's last epochs, ``y = 1``) on MF and
+LightGCN, and your own model (``TableModel``: the Jacobians from autograd through its
+``scores``). For MF with BCE it computes exactly what the pair-only code did.
 """
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Callable
 
 import torch
@@ -36,12 +43,14 @@ from ..data import RecDataset
 from ..graph import CSRGraph
 from ..models import Recommender
 from ..models.trace import TrainingTrace
+from ..training.bpr import NegativeSampler, bpr_rows
 from .base import SolveReport
 from .curvature import GramPlan
 from .objective import squared_weights
 from .solvers import conjugate_gradient
+from .terms import BPR_EPOCHS, Scorer, Terms, bpr_terms, endpoint_sums, segment_epochs
 
-__all__ = ["ResponsePlan", "ResponseSystem", "orphaned_rows", "training_damping", "training_response",
+__all__ = ["ResponsePlan", "ResponseSystem", "TermPlan", "orphaned_rows", "training_damping", "training_response",
            "training_trace"]
 
 
@@ -64,78 +73,107 @@ def training_damping(trace: TrainingTrace, second_moment: Tensor | None = None, 
     return (second_moment.sqrt() + trace.eps) / (trace.lr * max(steps, 1))
 
 
-def orphaned_rows(dataset: RecDataset, removal: Tensor, device: torch.device) -> Tensor:
-    """bool [N]: rows with training interactions, none of which remains after ``removal``
-    (found from the removed rows' endpoints and their degrees: O(r), not O(n))."""
+def orphaned_rows(dataset: RecDataset, removal: Tensor, device: torch.device, loss: str = "bce") -> Tensor:
+    """bool [N]: rows that get no gradient once ``removal`` is gone (found from the removed rows'
+    endpoints and their degrees: O(r), not O(n)). BCE: rows with training interactions, none of
+    which remains. BPR (``removal`` its label-1 rows): users with positives, none of which
+    remains — an item keeps being drawn as a negative."""
     train = dataset.train
+    orphans = torch.zeros(dataset.num_users + dataset.num_items, dtype=torch.bool)
+    if loss == "bpr":
+        users, removed = torch.unique(train.users[removal], return_counts=True)
+        incident = dataset.incident_rows(users)  # a user's stacked row is its id
+        incident = incident[train.labels[incident] == 1]
+        held = torch.zeros(dataset.num_users, dtype=torch.int64).index_add_(
+            0, train.users[incident], torch.ones_like(incident))
+        orphans[users[removed == held[users]]] = True
+        return orphans.to(device)
     endpoints, removed = torch.unique(torch.cat((train.users[removal], train.items[removal] + dataset.num_users)),
                                       return_counts=True)
-    orphans = torch.zeros(dataset.num_users + dataset.num_items, dtype=torch.bool)
     orphans[endpoints[removed == dataset.degree(endpoints)]] = True
     return orphans.to(device)
 
 
-def endpoint_sums(num_rows: int, users: Tensor, items: Tensor, to_users: Tensor, to_items: Tensor) -> Tensor:
-    """``out [num_rows, d]`` with ``to_users[j]`` added at row ``users[j]`` and ``to_items[j]`` at
-    ``items[j]``: the scatter every per-interaction sum of the estimator ends in."""
-    out = to_users.new_zeros(num_rows, to_users.shape[1])
-    out.index_add_(0, users, to_users)
-    out.index_add_(0, items, to_items)
-    return out
+class TermPlan:
+    """One set of loss terms as a segment's operator reads it: the remaining terms that reach a
+    moving row (``operator``) and the removed ones (``removed``), in the plan's local ids, with
+    the position of each column's rows among the moving rows (``slots``: ``a`` = the extra zero
+    row of a row that does not move) and, for MF, the index work of ``G``'s diagonal blocks
+    (both directions of every column whose row moves) and of its cross terms (the column pairs
+    whose two rows both move)."""
+
+    def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
+        self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
+        moving = plan.rows.numel()
+        slot = torch.where(plan.position >= 0, plan.position, moving)
+        self.slots = tuple(slot[column] for column in self.operator.columns)
+        if plan.num_layers == 0:
+            self.block_picks = tuple((slots < moving).nonzero().squeeze(1) for slots in self.slots)
+            self.gram = GramPlan(torch.cat([slots[pick] for slots, pick in zip(self.slots, self.block_picks)]), moving)
+            self.cross = [(a, b, ((self.slots[a] < moving) & (self.slots[b] < moving)).nonzero().squeeze(1))
+                          for a, b in combinations(range(len(self.slots)), 2)]
 
 
 class ResponsePlan:
-    """What stays fixed across the segments of one request: the moving rows, the interactions
-    each piece of the operator needs, and where each endpoint sits among the moving rows.
+    """What stays fixed across the segments of one request: the moving rows, the loss terms each
+    piece of the operator needs, and where each row they read sits among the moving rows.
 
-    ``keep`` bool [N]: the rows that move. MF needs the remaining interactions with an
-    endpoint on a moving row; LightGCN those within ``K`` hops of one (through the new graph).
-    The interactions come from the dataset's node→rows index, so the plan reads only the
-    request's neighbourhood. MF works on a local table: the ``L`` rows those interactions
-    touch (``nodes``), gathered per segment, so nothing the request does not touch is read;
+    ``keep`` bool [N]: the rows that move. MF needs the remaining terms that read a moving row;
+    LightGCN those within ``K`` hops of one or of a removed row's endpoint (through the new
+    graph: every term whose prediction the graph change reaches, so the spillover is exact).
+    BCE's terms are the training rows, found from the dataset's node→rows index, so the plan
+    reads only the request's neighbourhood, and are the same in every segment. BPR's are the
+    triples of each segment's last epochs (``terms.segment_epochs``; ``trace`` required), one
+    term set per segment. MF works on a local table: the ``L`` rows those terms read
+    (``nodes``), gathered per segment, so nothing the request does not touch is read;
     LightGCN's propagation needs the whole table (``nodes`` None, local = global ids).
+    ``scorer``: a model's own scores (``TableModel``, MF-like: no graph) instead of dot products.
     """
 
     def __init__(self, dataset: RecDataset, removal: Tensor, keep: Tensor, num_layers: int,
                  new_graph: CSRGraph | None, old_graph: CSRGraph | None, device: torch.device,
-                 dtype: torch.dtype) -> None:
+                 dtype: torch.dtype, trace: TrainingTrace | None = None, scorer: Scorer | None = None,
+                 epochs: int | None = BPR_EPOCHS) -> None:
         self.num_layers, self.new_graph, self.old_graph, self.dtype = num_layers, new_graph, old_graph, dtype
-        self.scale = 1.0 / len(dataset.train)  # per n: time runs in the original run's steps
+        self.loss = "bce" if trace is None else trace.loss
         self.global_rows = keep.nonzero().squeeze(1)  # moving rows, global ids [a]
         self.num_global = keep.numel()
+        train = dataset.train
         reach = keep
         if num_layers > 0:
-            reach = ops.propagate(keep.to(dtype)[:, None], new_graph, num_layers)[:, 0] > 0
-        # The training rows that reach a moving row [m], and which of them are removed.
-        incident = dataset.incident_rows(reach.nonzero().squeeze(1))
-        gone = torch.isin(incident, removal.cpu())
-        train = dataset.train
-        users, items = train.users[incident].to(device), (train.items[incident] + dataset.num_users).to(device)
-        labels = train.labels[incident].to(device, dtype)
-        gone = gone.to(device)
-        self.nodes = torch.unique(torch.cat((self.global_rows, users, items))) if num_layers == 0 else None
+            seeds = keep.clone()
+            seeds[torch.cat((train.users[removal.cpu()], train.items[removal.cpu()] + dataset.num_users)).to(keep.device)] = True
+            reach = ops.propagate(seeds.to(dtype)[:, None], new_graph, num_layers)[:, 0] > 0
+        # Per term set (global ids): (columns, labels, weights, removed).
+        if self.loss == "bpr":
+            # Time runs in the original run's steps, each averaging its batch over n⁺ triples per epoch.
+            self.scale = 1.0 / len(bpr_rows(dataset))
+            sampler = NegativeSampler(dataset)
+            sets = []
+            for epochs_of in segment_epochs(trace, epochs):
+                columns, gone, weights = bpr_terms(dataset, removal, reach, epochs_of, trace.seed, sampler)
+                sets.append((tuple(c.to(device) for c in columns), torch.ones(gone.numel(), dtype=dtype, device=device),
+                             weights.to(device, dtype), gone.to(device)))
+        else:
+            self.scale = 1.0 / len(train)  # per n: time runs in the original run's steps
+            # The training rows that reach a moving row [m], and which of them are removed.
+            incident = dataset.incident_rows(reach.nonzero().squeeze(1))
+            gone = torch.isin(incident, removal.cpu())
+            columns = (train.users[incident].to(device), (train.items[incident] + dataset.num_users).to(device))
+            sets = [(columns, train.labels[incident].to(device, dtype), None, gone.to(device))]
+        self.nodes = None
+        if num_layers == 0:
+            self.nodes = torch.unique(torch.cat([self.global_rows, *(c for columns, *_ in sets for c in columns)]))
         self.rows = self.localise(self.global_rows)  # moving rows, local ids [a]
         self.num_nodes = self.num_global if self.nodes is None else self.nodes.numel()
         self.position = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=device)
         self.position[self.rows] = torch.arange(self.rows.numel(), device=device)
-        users, items = self.localise(users), self.localise(items)
-        # Operator: the remaining interactions that reach a moving row, [s]; the removed ones [g].
-        self.users, self.items, self.labels = users[~gone], items[~gone], labels[~gone]
-        self.removed_users, self.removed_items, self.removed_labels = users[gone], items[gone], labels[gone]
-        # Compact endpoints: the position of each endpoint among the moving rows, or a (= the
-        # index of an extra zero row) for an endpoint that does not move.
-        slot = torch.where(self.position >= 0, self.position, self.rows.numel())
-        self.user_slots, self.item_slots = slot[self.users], slot[self.items]
-        if num_layers == 0:
-            # MF: G on the moving rows is its d×d diagonal blocks (both directions of the
-            # interactions whose own endpoint moves) plus the cross terms of the interactions
-            # whose two endpoints both move.
-            own, other = torch.cat((self.users, self.items)), torch.cat((self.items, self.users))
-            moving_own = self.position[own] >= 0
-            self.block_pick = moving_own.nonzero().squeeze(1)  # into the doubled [2s] interactions
-            self.block_other = other[moving_own]
-            self.gram = GramPlan(self.position[own[moving_own]], self.rows.numel())
-            self.cross = ((self.user_slots < self.rows.numel()) & (self.item_slots < self.rows.numel())).nonzero().squeeze(1)
+        self.term_plans = [TermPlan(self, Terms(tuple(self.localise(c) for c in columns), labels, weights, scorer), gone)
+                           for columns, labels, weights, gone in sets]
+
+    def terms(self, segment: int = 0) -> TermPlan:
+        """The term set of ``segment`` (0-based; BCE has one for every segment)."""
+        return self.term_plans[min(segment, len(self.term_plans) - 1)]
 
     def localise(self, nodes: Tensor) -> Tensor:
         """Global stacked-table ids [k] (every one among ``nodes``) -> local ids [k]."""
@@ -156,85 +194,107 @@ class ResponsePlan:
         full[self.global_rows] = compact
         return full
 
-    def table(self, emb: Tensor) -> Tensor:
-        """``F`` [L, d] of the remaining data: ``E``, or ``P E`` over the new graph."""
-        return emb if self.num_layers == 0 else ops.propagate(emb, self.new_graph, self.num_layers)
+    def table(self, emb: Tensor, graph: CSRGraph | None = None) -> Tensor:
+        """``F`` [L, d]: ``E``, or ``P E`` over ``graph`` (default the new one: the remaining data)."""
+        return emb if self.num_layers == 0 else ops.propagate(emb, graph or self.new_graph, self.num_layers)
 
-    def removed_gradient(self, emb: Tensor) -> Tensor:
+    def term_gradient(self, terms: Terms, table: Tensor) -> Tensor:
+        """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``table``."""
+        logits, jacobian = terms.evaluate(table)
+        slope = terms.weighted(torch.sigmoid(logits) - terms.labels[:, None])  # ℓ'
+        return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian])
+
+    def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
-        ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j f_o`` (MF has no spillover: only the removed terms)."""
-        f_users, f_items = emb[self.removed_users], emb[self.removed_items]
-        slope = torch.sigmoid((f_users * f_items).sum(1, keepdim=True)) - self.removed_labels[:, None]  # ℓ'
-        return endpoint_sums(self.num_nodes, self.removed_users, self.removed_items,
-                             slope * f_items, slope * f_users)[self.rows]
+        ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j ∂x_j/∂f_v`` (MF has no spillover: only the removed terms)."""
+        return self.term_gradient(self.terms(segment).removed, emb)[self.rows]
 
-    def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None) -> Tensor:
-        """ρ [a, d] on the moving rows: the removed rows' share of each coordinate's squared
-        per-row gradients.
+    def influence(self, emb: Tensor, segment: int = 0, spillover: bool = True) -> Tensor:
+        """The influence right-hand side ``g = ∇L_d + ∇L_s`` (docs §4; sums) on the moving rows
+        [a, d] at the local table ``emb``. LightGCN: ``P_oldᵀ ∇_F L(F_old)`` over the removed and
+        the plan's remaining terms minus ``P_newᵀ ∇_F L(F_new)`` over the remaining ones; a
+        remaining term outside the plan reads rows the graph change does not reach, so its two
+        parts cancel exactly and it is left out."""
+        if self.num_layers == 0:
+            return self.removed_gradient(emb, segment)
+        plan = self.terms(segment)
+        old = self.table(emb, self.old_graph)
+        scattered = self.term_gradient(plan.removed, old)
+        if spillover:
+            scattered = scattered + self.term_gradient(plan.operator, old)
+        gradient = ops.propagate(scattered, self.old_graph, self.num_layers)  # Pᵀ = P: the graph is symmetric
+        if spillover:
+            spilled = self.term_gradient(plan.operator, self.table(emb))
+            gradient = gradient - ops.propagate(spilled, self.new_graph, self.num_layers)
+        return gradient[self.rows]
+
+    def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None, segment: int = 0) -> Tensor:
+        """ρ [a, d] on the moving rows: the removed terms' share of each coordinate's squared
+        per-term gradients.
 
         Adam's ``v̂`` of a coordinate is the running mean over steps of its squared batch
-        gradients, and a row's interactions rarely share a batch. Retrain's epoch has ``m/B``
-        steps instead of ``n/B`` and lacks the removed rows' hits, so its ``v̂`` is
-        ``v̂ (1 − ρ) n/m``: on rows whose removed interactions dominated their gradients (ρ
-        above the average, e.g. poisoned rows) Retrain takes larger steps. Per interaction
-        the gradient at ``f_u`` is ``ℓ' f_i`` (at ``f_i``, ``ℓ' f_u``), over the ORIGINAL graph;
-        LightGCN carries the squares to the base rows through ``P∘P`` (cross terms of
-        different paths dropped).
+        gradients, and a row's terms rarely share a batch. Retrain's epoch has ``m/B`` steps
+        instead of ``n/B`` and lacks the removed terms' hits, so its ``v̂`` is ``v̂ (1 − ρ) n/m``:
+        on rows whose removed terms dominated their gradients (ρ above the average, e.g.
+        poisoned rows) Retrain takes larger steps. Per term the gradient at row ``v`` is
+        ``ℓ' ∂x/∂f_v`` (BCE at ``f_u``: ``ℓ' f_i``), over the ORIGINAL graph; LightGCN carries
+        the squares to the base rows through ``P∘P`` (cross terms of different paths dropped).
         """
-        table = emb if self.num_layers == 0 else ops.propagate(emb, self.old_graph, self.num_layers)
+        table = self.table(emb, self.old_graph)
+        plan = self.terms(segment)
 
-        def squares(users: Tensor, items: Tensor, labels: Tensor) -> Tensor:
-            f_users, f_items = table[users], table[items]
-            slope = (torch.sigmoid((f_users * f_items).sum(1, keepdim=True)) - labels[:, None]).square()  # ℓ'²
-            out = endpoint_sums(self.num_nodes, users, items, slope * f_items.square(), slope * f_users.square())
+        def squares(terms: Terms) -> Tensor:
+            logits, jacobian = terms.evaluate(table)
+            slope = terms.weighted((torch.sigmoid(logits) - terms.labels[:, None]).square())  # ℓ'²
+            out = endpoint_sums(self.num_nodes, terms.columns, [slope * j.square() for j in jacobian])
             if self.num_layers > 0:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
             return out[self.rows]
 
-        gone = squares(self.removed_users, self.removed_items, self.removed_labels)
+        gone = squares(plan.removed)
         # MF's remaining part comes from the operator at the same table (``system``), when given.
         remaining = system.remaining_squares() if system is not None and self.num_layers == 0 else \
-            squares(self.users, self.items, self.labels)
+            squares(plan.operator)
         total = gone + remaining
         return torch.where(total > 0, gone / total.where(total > 0, torch.ones_like(total)), torch.zeros_like(total))
 
-    def system(self, emb: Tensor, diagonal: Tensor | None = None) -> "ResponseSystem":
-        """The operator ``G + diag(diagonal)`` at the local table ``emb`` [L, d] (``local``);
-        ``diagonal`` [a, d] on the moving rows (or later, by ``set_diagonal``)."""
-        return ResponseSystem(self, self.table(emb), diagonal)
+    def system(self, emb: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> "ResponseSystem":
+        """The operator ``G + diag(diagonal)`` of ``segment``'s terms at the local table ``emb``
+        [L, d] (``local``); ``diagonal`` [a, d] on the moving rows (or later, by ``set_diagonal``)."""
+        return ResponseSystem(self, self.table(emb), diagonal, segment)
 
 
 class ResponseSystem:
     """``v ↦ (G + Λ + λ) v`` on the moving rows, preconditioned, in compact coordinates:
     vectors are ``[a, d]`` over the plan's moving rows (sorted).
 
-    MF: ``G`` restricted to the moving rows is exactly its d×d diagonal blocks (built once per
-    segment by batched matmuls) plus the cross terms of the interactions whose two endpoints
-    both move, so an iteration costs what the request touches. LightGCN: ``Pᵀ G_MF(F) P``
-    through the new graph over the interactions within ``K`` hops. MF is preconditioned by its
-    inverted damped blocks, LightGCN by its MF diagonal.
+    ``G = Σ_j ℓ''_j J_jᵀ J_j / n`` over the segment's remaining terms, ``J_j`` the term's
+    Jacobian (``Terms.evaluate``). MF: ``G`` restricted to the moving rows is exactly its d×d
+    diagonal blocks (built once per segment by batched matmuls) plus the cross terms of the
+    column pairs whose two rows both move, so an iteration costs what the request touches.
+    LightGCN: ``Pᵀ G(F) P`` through the new graph over the terms within ``K`` hops. MF is
+    preconditioned by its inverted damped blocks, LightGCN by its diagonal.
     """
 
-    def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor | None = None) -> None:
+    def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> None:
         self.plan, self.table = plan, table
-        self.f_users, self.f_items = table[plan.users], table[plan.items]
-        self.prob = torch.sigmoid((self.f_users * self.f_items).sum(1, keepdim=True))
-        self.weight = self.prob * (1 - self.prob) * plan.scale  # ℓ''/n [s, 1]
-        # diag(G)_v = Σ_{j ∋ v} ℓ''_j f_o² / n per coordinate (MF; the self-path share 1/(K+1)²
-        # of it for LightGCN): with the damping, the Jacobi preconditioner.
-        self.squared_users, self.squared_items = self.f_users.square(), self.f_items.square()
-        self.curvature_diagonal = self.slot_sums(self.weight * self.squared_items,
-                                                 self.weight * self.squared_users) / (plan.num_layers + 1) ** 2
+        self.terms = terms = plan.terms(segment)
+        operator = terms.operator
+        logits, self.jacobian = operator.evaluate(table)
+        self.prob = torch.sigmoid(logits)
+        self.weight = operator.weighted(self.prob * (1 - self.prob) * plan.scale)  # ℓ''/n [s, 1]
+        # diag(G)_v = Σ_{j ∋ v} ℓ''_j (∂x_j/∂f_v)² / n per coordinate (MF; the self-path share
+        # 1/(K+1)² of it for LightGCN): with the damping, the Jacobi preconditioner.
+        self.squared = tuple(j.square() for j in self.jacobian)
+        self.curvature_diagonal = self.slot_sums([self.weight * s for s in self.squared]) / (plan.num_layers + 1) ** 2
         if plan.num_layers == 0:
-            weights = torch.cat((self.weight, self.weight))[plan.block_pick]
-            self.blocks = plan.gram.blocks(table[plan.block_other] * weights.sqrt())  # G's diagonal blocks [a, d, d]
-            cross = plan.cross
-            self.cross_users, self.cross_items = plan.user_slots[cross], plan.item_slots[cross]
-            self.cross_f_users, self.cross_f_items = self.f_users[cross], self.f_items[cross]
-            self.cross_weight = self.weight[cross]
+            # G's diagonal blocks [a, d, d]: Σ ℓ''_j J J^T per moving row, from √ℓ'' J.
+            self.blocks = terms.gram.blocks(torch.cat([j[pick] * self.weight[pick].sqrt()
+                                                       for j, pick in zip(self.jacobian, terms.block_picks)]))
+            self.cross = [(terms.slots[a][pick], terms.slots[b][pick], self.jacobian[a][pick], self.jacobian[b][pick],
+                           self.weight[pick]) for a, b, pick in terms.cross]
         if diagonal is not None:
             self.set_diagonal(diagonal)
-
     def set_diagonal(self, diagonal: Tensor) -> None:
         """The damping ``Λ + λ`` [a, d] on the moving rows, and the preconditioner with it: MF
         inverts its damped diagonal blocks (once; a batched matmul per iteration, and CG needs
@@ -253,31 +313,37 @@ class ResponseSystem:
             self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
 
     def remaining_squares(self) -> Tensor:
-        """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² f_o²`` [a, d] at this table (MF: ``removed_share``'s
-        remaining part, from the gathers the operator already made)."""
-        slope = (self.prob - self.plan.labels[:, None]).square()
-        return self.slot_sums(slope * self.squared_items, slope * self.squared_users)
+        """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
+        remaining part, from the Jacobians the operator already holds)."""
+        operator = self.terms.operator
+        slope = operator.weighted((self.prob - operator.labels[:, None]).square())
+        return self.slot_sums([slope * s for s in self.squared])
 
-    def slot_sums(self, to_users: Tensor, to_items: Tensor) -> Tensor:
-        """Per-interaction terms [s, d] summed onto the moving rows [a, d] (non-moving endpoints dropped)."""
-        plan = self.plan
-        return endpoint_sums(plan.rows.numel() + 1, plan.user_slots, plan.item_slots, to_users, to_items)[:-1]
+    def slot_sums(self, values: list[Tensor]) -> Tensor:
+        """Per-term values [s, d], one per column, summed onto the moving rows [a, d] (rows that do
+        not move dropped)."""
+        return endpoint_sums(self.plan.rows.numel() + 1, self.terms.slots, values)[:-1]
 
     def apply(self, v: Tensor) -> Tensor:
         plan = self.plan
         if plan.num_layers == 0:
             out = torch.bmm(self.blocks, v.unsqueeze(-1)).squeeze(-1) + self.diagonal * v
-            # G_ui = ℓ'' f_i f_uᵀ: (Gv)_u += ℓ''(f_u·v_i) f_i and (Gv)_i += ℓ''(f_i·v_u) f_u.
-            to_users = self.cross_weight * (self.cross_f_users * v[self.cross_items]).sum(1, keepdim=True)
-            to_items = self.cross_weight * (self.cross_f_items * v[self.cross_users]).sum(1, keepdim=True)
-            out.index_add_(0, self.cross_users, to_users * self.cross_f_items)
-            out.index_add_(0, self.cross_items, to_items * self.cross_f_users)
+            # G_ab = ℓ'' J_a J_bᵀ for the rows a ≠ b of a term: (Gv)_a += ℓ''(J_b·v_b) J_a and
+            # (Gv)_b += ℓ''(J_a·v_a) J_b (BCE: J_u = f_i, J_i = f_u).
+            for slots_a, slots_b, jacobian_a, jacobian_b, weight in self.cross:
+                to_a = weight * (jacobian_b * v[slots_b]).sum(1, keepdim=True)
+                to_b = weight * (jacobian_a * v[slots_a]).sum(1, keepdim=True)
+                out.index_add_(0, slots_a, to_a * jacobian_a)
+                out.index_add_(0, slots_b, to_b * jacobian_b)
             return out
         pv = ops.propagate(self.expand(v), plan.new_graph, plan.num_layers)  # P v (P symmetric: the graph is)
-        # Gauss–Newton of the BCE: Σ ℓ'' (J v)(Jᵀ ·), J v = v_u·f_i + f_u·v_i.
-        jv = (pv[plan.users] * self.f_items).sum(1, keepdim=True) + (self.f_users * pv[plan.items]).sum(1, keepdim=True)
+        # Gauss–Newton: Σ ℓ'' (J v)(Jᵀ ·), J v = Σ_c J_c·(P v)_{row c} (BCE: v_u·f_i + f_u·v_i).
+        columns = self.terms.operator.columns
+        jv = (pv[columns[0]] * self.jacobian[0]).sum(1, keepdim=True)
+        for column, jacobian in zip(columns[1:], self.jacobian[1:]):
+            jv = jv + (pv[column] * jacobian).sum(1, keepdim=True)
         weighted = self.weight * jv
-        out = endpoint_sums(plan.num_nodes, plan.users, plan.items, weighted * self.f_items, weighted * self.f_users)
+        out = endpoint_sums(plan.num_nodes, columns, [weighted * j for j in self.jacobian])
         return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
 
     def precondition(self, r: Tensor) -> Tensor:
@@ -301,13 +367,14 @@ class ResponseSystem:
 
 
 def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
-                      gradient: Callable[[Tensor], Tensor], tol: float, max_iter: int,
+                      gradient: Callable[[Tensor, int], Tensor], tol: float, max_iter: int,
                       lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None
                       ) -> tuple[Tensor, SolveReport]:
     """``δ`` [a, d] on the plan's moving rows, segment by segment along the run.
 
-    ``emb``: the trained table [N, d]; ``removed``: ``r``; ``gradient(F)``: the influence
-    right-hand side on the moving rows [a, d] at a local table [L, d] (``ResponsePlan.local``);
+    ``emb``: the trained table [N, d]; ``removed``: ``r`` (the removed terms per epoch: rows for
+    BCE, positives for BPR); ``gradient(F, segment)``: the influence right-hand side on the
+    moving rows [a, d] at a local table [L, d] (``ResponsePlan.local``) for a 0-based segment;
     ``select`` (optional, last segment only) scores iterates. Only the plan's rows of the trace's
     tables are read. Returns ``δ`` and a report summing the CG iterations of every segment.
     """
@@ -318,11 +385,11 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         at = plan.local(emb if table is None else table)
         moment = plan.moving(second_moment)
         damping = training_damping(trace, moment, steps)  # on the moving rows, [a, d]
-        system = plan.system(at)
-        share = plan.removed_share(at, system)
+        system = plan.system(at, segment=number - 1)
+        share = plan.removed_share(at, system, number - 1)
         retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
         system.set_diagonal(retrain_damping + trace.l2)
-        rhs = gradient(at) * plan.scale + (damping - retrain_damping) * (at - previous)[plan.rows]
+        rhs = gradient(at, number - 1) * plan.scale + (damping - retrain_damping) * (at - previous)[plan.rows]
         if delta is not None:
             rhs = rhs + retrain_damping * delta
         lap("operator")
