@@ -2,6 +2,9 @@
 
 Every benchmark group holds our op and its plain-PyTorch counterpart, timed in the same
 run; `bench/report.py` turns the groups into ratios. Correctness is asserted before timing.
+The hvp groups also hold the prepared HVP (`ifru_ext.plan_hvp`) and a floor probe (a tight C++
+gather of the rows the planned HVP reads, `torch.ops.ifru._gather_floor`), each with its achieved
+GB/s (`bytes` / median) in the details.
 """
 from __future__ import annotations
 
@@ -72,12 +75,18 @@ def test_propagate(benchmark, problem, impl, backward, d, num_layers):
 
 # ------------------------------------------------------------------ hvp
 HVP_CASES = {
-    # name: (d, num_layers, pruned)  MF uses d = 48, LightGCN d = 32 with one layer (paper defaults)
-    "MF": (48, 0, False),
-    "MF pruned": (48, 0, True),
-    "LightGCN": (32, 1, False),
-    "LightGCN pruned": (32, 1, True),
+    # name: (d, num_layers, keep)  MF uses d = 48, LightGCN d = 32 with one layer (paper defaults);
+    # keep: None, "2%" (Algorithm 1 on the 2% attack set) or "user" (the rows one user's request touches)
+    "MF": (48, 0, None),
+    "MF pruned": (48, 0, "2%"),
+    "MF pruned to one user": (48, 0, "user"),
+    "LightGCN": (32, 1, None),
+    "LightGCN pruned": (32, 1, "2%"),
 }
+# ifru: the stateless op; ifru-planned: HVPPlan(v) on [N, d] (a drop-in for hvp); ifru-planned-local:
+# HVPPlan.local on keep's rows only; floor: _gather_floor of the rows the planned HVP reads.
+HVP_IMPLS = ["ifru", "ifru-planned", "ifru-planned-local", "autograd", "floor"]
+SINGLE_USER_ROWS = 10  # as bench/test_bench_requests.py
 
 
 def pruning_mask(dataset, num_layers):
@@ -89,28 +98,87 @@ def pruning_mask(dataset, num_layers):
     return ifru_ext.importance(adjacency, seeds, ratios)[1].to(DEVICE)
 
 
-@pytest.mark.parametrize("impl", ["ifru", "autograd"])
+def single_user_mask(dataset):
+    """The rows a request deleting one user's whole history touches: the user and its items."""
+    counts = torch.bincount(dataset.train.users)
+    user = int((counts == SINGLE_USER_ROWS).nonzero()[0])
+    rows = dataset.train.users == user
+    keep = torch.zeros(dataset.num_users + dataset.num_items, dtype=torch.bool)
+    keep[user] = True
+    keep[dataset.train.items[rows] + dataset.num_users] = True
+    return keep.to(DEVICE)
+
+
+def hvp_traffic(plan, graph, num_layers, d, itemsize):
+    """What the planned HVP must read per call, and the floor probe's gather of the same rows.
+
+    Returns (bytes, table rows, floor index): bytes = rows read × d × itemsize + index bytes. The MF
+    part reads, per plan interaction, its endpoints' rows of E (or F = P E) and the rows of v at its
+    kept endpoints, then per incidence the other endpoint's row of E and, when kept, of v; LightGCN
+    adds the 2K SpMM layers of P v and Pᵀ z (each reads one row per stored entry). The floor index
+    lists the same rows of the table [E; v on the inner rows], in the HVP's order.
+    """
+    num_nodes = plan.emb.shape[0]
+    ends, slot = plan._ends, plan._incidence_slot
+    pairs = ends.shape[1] - 1
+    first = torch.cat([ends[0], torch.where(ends[1] >= 0, num_nodes + ends[1], -1)]).t().reshape(-1)
+    j = torch.div(slot >> 1, pairs, rounding_mode="floor")
+    end = torch.where(slot & 1 == 1, 0, 1 + (slot >> 1) % pairs)
+    other, other_local = ends[0][end, j], ends[1][end, j]
+    second = torch.stack([other, torch.where(other_local >= 0, num_nodes + other_local, -1)], 1).reshape(-1)
+    index = torch.cat([first[first >= 0], second[second >= 0]])
+    index_bytes = 8 * (ends.numel() + slot.numel() + 3 * plan._inner_rows.numel())
+    if num_layers:
+        spmm = graph.col.repeat(2 * num_layers)  # x[col] of every stored entry, per layer
+        index = torch.cat([index, spmm])
+        index_bytes += 2 * num_layers * graph.nnz * (8 + itemsize) + 2 * num_layers * 8 * graph.num_nodes
+    return index.numel() * d * itemsize + index_bytes, num_nodes + plan._inner_rows.numel(), index
+
+
+@pytest.mark.parametrize("impl", HVP_IMPLS)
 @pytest.mark.parametrize("case", list(HVP_CASES))
 def test_hvp(benchmark, problem, impl, case):
     dataset, users, items, labels, graph = problem
     d, num_layers, pruned = HVP_CASES[case]
-    keep = pruning_mask(dataset, num_layers) if pruned else None
+    keep = {None: None, "2%": lambda: pruning_mask(dataset, num_layers), "user": lambda: single_user_mask(dataset)}
+    keep = keep[pruned]() if pruned else None
+    if impl == "ifru-planned-local" and keep is None:
+        pytest.skip("without keep the local call is the planned call")
     emb, v = embeddings(graph.num_nodes, d)
     coo = graph.to_sparse_coo()
     lgcn_graph = graph if num_layers else None
+    plan = ifru_ext.plan_hvp(emb, users, items, labels, lgcn_graph, num_layers, 0.0, keep)
+    hvp_bytes, table_rows, floor_index = hvp_traffic(plan, graph, num_layers, d, emb.element_size())
+    v_rows = v[plan.rows]
+    table = torch.randn(table_rows, d, generator=torch.Generator().manual_seed(1)).to(DEVICE, emb.dtype)
 
     def run():
         if impl == "ifru":
             return sync(ifru_ext.hvp(emb, v, users, items, labels, lgcn_graph, num_layers, 0.0, keep))
+        if impl == "ifru-planned":
+            return sync(plan(v))
+        if impl == "ifru-planned-local":
+            return sync(plan.local(v_rows))
+        if impl == "floor":
+            return sync(torch.ops.ifru._gather_floor(table, floor_index))
         return sync(autograd_hvp(emb, v, users, items, labels, coo if num_layers else None, num_layers, keep=keep))
 
-    ours = ifru_ext.hvp(emb.double(), v.double(), users, items, labels.double(), lgcn_graph and lgcn_graph.to(dtype=torch.float64), num_layers, 0.0, keep)
-    reference = autograd_hvp(emb.double(), v.double(), users, items, labels.double(), coo.double() if num_layers else None, num_layers, keep=keep)
-    assert float((ours - reference).norm() / reference.norm()) < 1e-10
+    if impl != "floor":  # correctness first, in float64, against the autograd HVP
+        dgraph = lgcn_graph and lgcn_graph.to(dtype=torch.float64)
+        reference = autograd_hvp(emb.double(), v.double(), users, items, labels.double(), coo.double() if num_layers else None, num_layers, keep=keep)
+        ours = ifru_ext.hvp(emb.double(), v.double(), users, items, labels.double(), dgraph, num_layers, 0.0, keep)
+        plan64 = ifru_ext.plan_hvp(emb.double(), users, items, labels.double(), dgraph, num_layers, 0.0, keep)
+        assert float((ours - reference).norm() / reference.norm()) < 1e-10
+        assert torch.equal(plan64(v.double()), ours)
+    floor_bytes = floor_index.numel() * (d * emb.element_size() + 8)
     benchmark.group = f"hvp {case}"
     benchmark.extra_info.update(impl=impl, baseline=impl == "autograd", interactions=int(users.numel()),
-                                kept_rows=int(keep.sum()) if keep is not None else graph.num_nodes, d=d)
+                                planned_interactions=plan.interactions.numel(), kept_rows=plan.num_rows, d=d,
+                                bytes=floor_bytes if impl == "floor" else hvp_bytes)
     benchmark(run)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:  # achieved bandwidth: the bytes the planned HVP must read / this median
+        benchmark.extra_info["GB/s"] = round(benchmark.extra_info["bytes"] / stats.stats.median / 1e9, 2)
 
 
 # ------------------------------------------------------------------ importance
