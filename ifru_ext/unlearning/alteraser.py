@@ -36,7 +36,7 @@ AltEraser: the choices the paper's summary leaves open, and ours.
   one side are coupled through their shared neighbours' propagated rows, and a
   block-diagonal step alone overshoots (measured: the item phase was rejected up to
   ρ ≈ 1e4), so each phase solves ``(H_φφ + μ) t = −g_φ`` jointly by truncated CG on exact
-  Hessian-vector products (``ops.hvp`` restricted to the phase's rows), preconditioned by
+  Hessian-vector products (``ops.plan_hvp`` restricted to the phase's rows, prepared once), preconditioned by
   per-row blocks. The block of ``e_v`` is the Gauss–Newton diagonal block with the cross
   terms between different rows of ``F`` dropped, ``C_v = Σ_w P_wv² B_w`` with ``B_w`` the MF
   block at ``F``: for one layer ``¼(B_v + Σ_w Â_vw² B_w)``; for K layers
@@ -239,7 +239,7 @@ def _lightgcn_phase(emb: Tensor, rows: Tensor, objective: RemainingObjective, fa
 
     The rows of one side are coupled through the propagated rows of their shared
     neighbours, so the phase's system ``(H_φφ + μ) t = −g_φ`` is solved jointly: truncated
-    CG on exact Hessian-vector products (``ops.hvp`` restricted to φ), preconditioned by the
+    CG on exact Hessian-vector products (``ops.plan_hvp`` restricted to φ, prepared once), preconditioned by the
     per-row blocks ``C_v + μ_v I`` (batched Cholesky). Updates ``emb`` [N, d] in place and the
     phase's ρ (``factor[0]``); returns the rows moved.
     """
@@ -281,10 +281,12 @@ def _damped_phase_system(emb: Tensor, rows: Tensor, keep: Tensor, objective: Rem
     factor, info = torch.linalg.cholesky_ex(blocks + damping[:, None, None] * eye)
     factor = torch.where((info == 0)[:, None, None], factor, eye)  # a failed block falls back to I
 
+    # Prepared once per phase: the interactions φ reads, F = P E, the checks.
+    hessian = ops.plan_hvp(emb, objective.users, objective.items, objective.labels, objective.graph,
+                           objective.num_layers, objective.l2, keep)
+
     def apply(v: Tensor) -> Tensor:
-        hessian_v = ops.hvp(emb, v, objective.users, objective.items, objective.labels, objective.graph,
-                            objective.num_layers, objective.l2, keep)
-        return hessian_v + shift[:, None] * v * keep[:, None]
+        return hessian(v) + shift[:, None] * v * keep[:, None]
 
     def precondition(r: Tensor) -> Tensor:
         out = torch.zeros_like(r)

@@ -270,8 +270,8 @@ def influence_update(model: Recommender | TableModel, dataset: RecDataset, remov
         def apply(v: Tensor) -> Tensor:
             return autograd_hvp(emb, v, users, items, labels, adjacency, hessian_layers, config.l2, keep)
     else:
-        def apply(v: Tensor) -> Tensor:
-            return ops.hvp(emb, v, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
+        # Prepared once: the grouping restricted to what H_φφ reads, F = P E, the checks.
+        apply = ops.plan_hvp(emb, users, items, labels, hessian_graph, hessian_layers, config.l2, keep)
 
     select = None
     if config.selects_on_validation:
