@@ -69,28 +69,40 @@ void check_num_layers(int64_t num_layers, const char* op) {
                     "], got ", num_layers);
 }
 
+bool result_is_finite(const at::Tensor& result) {
+  if (result.numel() == 0) return true;
+  const auto [low, high] = at::aminmax(result);  // NaN propagates; infinite iff some entry is
+  return std::isfinite(low.item<double>()) && std::isfinite(high.item<double>());
+}
+
 void check_finite_result(const at::Tensor& result, const char* op, const char* hint) {
-  if (result.numel() == 0) return;
-  const auto [low, high] = at::aminmax(result);
-  const bool finite = std::isfinite(low.item<double>()) && std::isfinite(high.item<double>());
-  TORCH_CHECK_VALUE(finite, op, ": the result overflowed to NaN or infinity in ", result.scalar_type(),
-                    " although every input is finite; ", hint);
+  TORCH_CHECK_VALUE(result_is_finite(result), op, ": the result overflowed to NaN or infinity in ",
+                    result.scalar_type(), " although every input is finite; ", hint);
 }
 
 }  // namespace ifru
 
 namespace ifru {
 
-void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
-                          const at::Tensor& x, int64_t num_layers) {
+void check_propagate_structure(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                               const at::Tensor& x, int64_t num_layers) {
   const char* op = "ifru::propagate";
   TORCH_CHECK(x.dim() == 2, op, ": x must be 2-D [N, d], got shape ", x.sizes());
   check_num_layers(num_layers, op);
   check_csr(rowptr, col, x.size(0), op, x.device());
   check_float_tensor(x, x.sizes(), x.scalar_type(), op, "x", x.device());
   check_float_tensor(weight, {col.numel()}, x.scalar_type(), op, "weight", x.device());
-  check_finite(weight, op, "weight");
-  check_finite(x, op, "x");
+}
+
+void check_propagate_values(const at::Tensor& weight, const at::Tensor& x) {
+  check_finite(weight, "ifru::propagate", "weight");
+  check_finite(x, "ifru::propagate", "x");
+}
+
+void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                          const at::Tensor& x, int64_t num_layers) {
+  check_propagate_structure(rowptr, col, weight, x, num_layers);
+  check_propagate_values(weight, x);
 }
 
 void check_keep(const at::Tensor& keep, int64_t num_nodes, const char* op, const at::Device& device) {

@@ -35,6 +35,9 @@ void check_finite(const at::Tensor& t, const char* op, const char* name);
 // 0 <= num_layers <= kMaxLayers (ValueError otherwise).
 void check_num_layers(int64_t num_layers, const char* op);
 
+// Whether `result` has no NaN or infinity (one aminmax pass).
+bool result_is_finite(const at::Tensor& result);
+
 // An op's result computed from finite inputs has no NaN or infinity: ValueError saying the
 // computation overflowed, with `hint` (what makes it overflow) appended.
 void check_finite_result(const at::Tensor& result, const char* op, const char* hint);
@@ -49,6 +52,11 @@ inline constexpr const char* kPropagateOverflowHint =
 namespace ifru {
 
 // Whole-argument checks of each op, shared by its kernels on every device.
+// propagate's in two parts: structure (shapes, dtypes, devices, the CSR; before any read) and
+// values (weight, then x, finite), which the CPU kernel runs only when its result is not finite.
+void check_propagate_structure(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                               const at::Tensor& x, int64_t num_layers);
+void check_propagate_values(const at::Tensor& weight, const at::Tensor& x);
 void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
                           const at::Tensor& x, int64_t num_layers);
 

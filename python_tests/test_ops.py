@@ -81,6 +81,57 @@ def test_propagate_non_contiguous_input_and_zero_width():
     assert ifru_ext.propagate(torch.zeros(10, 0, dtype=torch.float64), graph, 2).shape == (10, 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [16, 32, 48, 64, 65])
+def test_propagate_fixed_widths_and_thread_counts(d, dtype):
+    # 16–64 take the CPU kernel's compile-time widths, 65 the general one; the first rows hold most
+    # entries (as user rows do), so the split by work differs from a split by rows; any split and
+    # any thread count give the same bits.
+    gen = torch.Generator().manual_seed(d)
+    graph = random_csr(400, 6000, gen, dtype=dtype)
+    graph = type(graph)(graph.rowptr, graph.col, graph.weight / 8, 400, symmetric=False)
+    heavy = torch.sort(torch.randint(0, 40, (4000,), generator=gen)).values
+    rowptr = torch.zeros(401, dtype=torch.long)
+    rowptr[1:] = torch.cumsum(torch.bincount(torch.cat([heavy, torch.arange(400)]), minlength=400), 0)
+    col = torch.randint(0, 400, (int(rowptr[-1]),), generator=gen)
+    weight = (torch.rand(col.numel(), generator=gen, dtype=torch.float64) / 8).to(dtype)
+    skewed = type(graph)(rowptr, col, weight, 400, symmetric=False)
+    x = torch.randn(400, d, generator=gen, dtype=torch.float64).to(dtype)
+    threads = torch.get_num_threads()
+    try:
+        for g in (graph, skewed):
+            torch.set_num_threads(1)
+            one = ifru_ext.propagate(x, g, 2)
+            torch.set_num_threads(max(2, threads))
+            assert torch.equal(ifru_ext.propagate(x, g, 2), one)
+            tolerance = 1e-5 if dtype == torch.float32 else 1e-13
+            torch.testing.assert_close(one.double(), propagate_reference(g.to(dtype=torch.float64), x.double(), 2),
+                                       rtol=tolerance, atol=tolerance)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_propagate_names_a_non_finite_input_although_it_checks_values_after_the_layers():
+    gen = torch.Generator().manual_seed(9)
+    graph = random_csr(30, 120, gen)
+    x = torch.randn(30, 32, dtype=torch.float64, generator=gen)
+    for bad in (float("nan"), float("inf")):
+        x_bad = x.clone()
+        x_bad[29, 3] = bad  # row 29 of x enters row 29 of the result
+        with pytest.raises(ValueError, match="ifru::propagate: x contains NaN or infinity"):
+            ifru_ext.propagate(x_bad, graph, 2)
+        weight = graph.weight.clone()
+        weight[-1] = bad  # one entry, whose source row may be anything
+        source = graph.col[-1]
+        x_zero = x.clone()
+        x_zero[source] = 0.0  # inf · 0 is NaN: still caught
+        for xx in (x, x_zero):
+            with pytest.raises(ValueError, match="ifru::propagate: weight contains NaN or infinity"):
+                ifru_ext.propagate(xx, type(graph)(graph.rowptr, graph.col, weight, 30), 1)
+    with pytest.raises(ValueError, match="ifru::propagate: the result overflowed"):
+        ifru_ext.propagate(x * 1e300, type(graph)(graph.rowptr, graph.col, graph.weight * 1e10, 30), 2)
+
+
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_propagate_gradcheck(symmetric):
     gen = torch.Generator().manual_seed(5)

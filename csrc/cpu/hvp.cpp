@@ -2,8 +2,8 @@
 // on a plan of ifru::hvp_plan (docs/ARCHITECTURE.md §3). Pass 1 (parallel over the plan's
 // interactions) computes x = e_u·e_i, a = v_u·e_i + e_u·v_i (BPR: the difference of these over the
 // positive and the negative item) and the two per-interaction coefficients; pass 2 (parallel over
-// the plan's inner rows) gathers each row's incidences in pair order, so the sums are deterministic
-// and need no atomics.
+// the plan's inner rows, split among threads by their incidences) gathers each row's incidences in
+// pair order, so the sums are deterministic and need no atomics.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../composite/hvp.h"
+#include "balance.h"
 
 namespace ifru {
 namespace {
@@ -102,7 +103,14 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
       slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
     }
   });
-  at::parallel_for(0, num_inner, 256, [&](int64_t begin, int64_t end) {
+  std::vector<int64_t> work_before(num_inner + 1, 0);  // incidences of inner rows [0, t), plus one per row
+  for (int64_t t = 0; t < num_inner; ++t) {
+    const int64_t row = inner_rows[t];
+    work_before[t + 1] = work_before[t] + incidence_rowptr[row + 1] - incidence_rowptr[row] + 1;
+  }
+  const auto work = [&](int64_t t) { return work_before[t]; };
+  const int64_t min_work = std::max<int64_t>(1, 16384 / d);  // d > 0 here
+  parallel_rows_by_work(num_inner, work, min_work, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       scalar_t* __restrict__ out_t = out + t * d;  // out is a fresh buffer: never aliases emb or v
       const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];

@@ -1,37 +1,79 @@
-// CPU kernel of ifru::propagate: out = (1/(K+1)) Σ_{k=0..K} A^k x, row-parallel CSR SpMM.
-// Each output row is summed by one thread in CSR order: no atomics, deterministic.
+// CPU kernel of ifru::propagate: out = (1/(K+1)) Σ_{k=0..K} A^k x, row-parallel CSR SpMM, the
+// rows split among threads by their entries (balance.h). Each output row is summed by one thread
+// in CSR order: no atomics, deterministic.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <vector>
 
 #include "../checks.h"
+#include "balance.h"
 
 namespace ifru {
 namespace {
 
+// Rows of `cur` are gathered in CSR order, at random: ask for them a few entries ahead so the
+// loads overlap instead of stalling one after another.
+constexpr int64_t kPrefetchAhead = 8;
+
 // One layer for rows [begin, end): next = A cur (skipped when next is null) and
-// acc = (acc + A cur) * acc_scale, so the layer mean needs no extra pass.
-template <typename scalar_t>
+// acc = (base + A cur) * acc_scale, so the layer mean needs no extra pass. base is x in the first
+// layer (acc is then written without being read: no copy of x beforehand) and acc afterwards.
+// With `probe`, *probe = Σ 0·acc over the rows written: 0 if they are all finite, else NaN (the
+// overflow check without another pass). D > 0 fixes the width at compile time (d == D), so the
+// row sum lives in registers; D = 0 takes any d.
+template <typename scalar_t, int D>
 void layer_rows(const int64_t* rowptr,    // [N+1]
                 const int64_t* col,       // [nnz]
                 const scalar_t* weight,   // [nnz]
                 const scalar_t* cur,      // [N, d]
+                const scalar_t* base,     // [N, d], x or acc
                 scalar_t* next,           // [N, d] or nullptr
                 scalar_t* acc,            // [N, d]
-                scalar_t acc_scale, int64_t d, int64_t begin, int64_t end) {
-  std::vector<scalar_t> buffer(d);
-  scalar_t* __restrict__ row_sum = buffer.data();  // never aliases the inputs: lets the loops vectorise
+                scalar_t* probe,          // one scalar or nullptr
+                scalar_t acc_scale, int64_t runtime_d, int64_t begin, int64_t end) {
+  const int64_t d = D > 0 ? D : runtime_d;
+  std::vector<scalar_t> buffer(D > 0 ? 0 : d);
+  scalar_t fixed_sum[D > 0 ? D : 1];
+  scalar_t* __restrict__ row_sum = D > 0 ? fixed_sum : buffer.data();  // aliases no input: vectorises
+  const int64_t row_bytes = d * static_cast<int64_t>(sizeof(scalar_t));
+  const int64_t last_entry = rowptr[end];
+  scalar_t finite = 0;
   for (int64_t r = begin; r < end; ++r) {
     std::fill(row_sum, row_sum + d, scalar_t(0));
     for (int64_t e = rowptr[r]; e < rowptr[r + 1]; ++e) {
+      if (e + kPrefetchAhead < last_entry) {
+        const char* ahead = reinterpret_cast<const char*>(cur + col[e + kPrefetchAhead] * d);
+        for (int64_t offset = 0; offset < row_bytes; offset += 64) __builtin_prefetch(ahead + offset);
+      }
       const scalar_t w = weight[e];
       const scalar_t* __restrict__ src = cur + col[e] * d;
       for (int64_t c = 0; c < d; ++c) row_sum[c] += w * src[c];
     }
-    scalar_t* __restrict__ acc_row = acc + r * d;
-    for (int64_t c = 0; c < d; ++c) acc_row[c] = (acc_row[c] + row_sum[c]) * acc_scale;
+    const scalar_t* base_row = base + r * d;  // may be acc_row itself (read before written)
+    scalar_t* acc_row = acc + r * d;
+    for (int64_t c = 0; c < d; ++c) acc_row[c] = (base_row[c] + row_sum[c]) * acc_scale;
+    if (probe != nullptr) {
+      for (int64_t c = 0; c < d; ++c) finite += acc_row[c] * scalar_t(0);
+    }
     if (next != nullptr) std::copy(row_sum, row_sum + d, next + r * d);
+  }
+  if (probe != nullptr) *probe = finite;
+}
+
+// layer_rows with the width fixed for the common embedding widths.
+template <typename scalar_t>
+using LayerRows = void (*)(const int64_t*, const int64_t*, const scalar_t*, const scalar_t*, const scalar_t*,
+                           scalar_t*, scalar_t*, scalar_t*, scalar_t, int64_t, int64_t, int64_t);
+
+template <typename scalar_t>
+LayerRows<scalar_t> layer_rows_for(int64_t d) {
+  switch (d) {
+    case 16: return &layer_rows<scalar_t, 16>;
+    case 32: return &layer_rows<scalar_t, 32>;
+    case 48: return &layer_rows<scalar_t, 48>;
+    case 64: return &layer_rows<scalar_t, 64>;
+    default: return &layer_rows<scalar_t, 0>;
   }
 }
 
@@ -40,28 +82,38 @@ at::Tensor propagate_cpu(const at::Tensor& rowptr,  // [N+1] int64
                          const at::Tensor& weight,  // [nnz]
                          const at::Tensor& x,       // [N, d]
                          int64_t num_layers, bool /*symmetric: only the backward uses it*/) {
-  check_propagate_args(rowptr, col, weight, x, num_layers);
+  const char* op = "ifru::propagate";
+  check_propagate_structure(rowptr, col, weight, x, num_layers);
+  const auto x_c = x.contiguous();
+  if (num_layers == 0 || x.numel() == 0) {
+    check_propagate_values(weight, x);
+    return x_c.clone();
+  }
   const auto rowptr_c = rowptr.contiguous();
   const auto col_c = col.contiguous();
   const auto weight_c = weight.contiguous();
-  auto acc = x.contiguous().clone();
-  if (num_layers == 0 || x.numel() == 0) return acc;
-
+  auto acc = at::empty_like(x_c);  // every row is written by the first layer
   const int64_t num_rows = x.size(0);
   const int64_t d = x.size(1);
-  // Rows are uneven; aim for ~32k multiply-adds per task on average.
-  const int64_t avg_row_work = std::max<int64_t>(1, (col.numel() / std::max<int64_t>(1, num_rows) + 1) * d);
-  const int64_t grain = std::max<int64_t>(1, 32768 / avg_row_work);
+  const int64_t* rp = rowptr_c.data_ptr<int64_t>();
+  // Work of rows [0, r): their entries plus one unit per row (its acc update), in chunks of at
+  // least ~32k multiply-adds.
+  const auto work_before = [rp](int64_t r) { return rp[r] + r; };
+  const int64_t min_work = std::max<int64_t>(1, 32768 / d);
+  bool finite = true;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ifru_propagate_cpu", [&] {
-    at::Tensor cur = x.contiguous();
+    const LayerRows<scalar_t> rows_of_layer = layer_rows_for<scalar_t>(d);
+    at::Tensor cur = x_c;
     at::Tensor next = at::empty_like(acc);
+    std::vector<scalar_t> probes(num_rows + 1, scalar_t(0));  // per chunk of the last layer, by its first row
     for (int64_t layer = 1; layer <= num_layers; ++layer) {
       const bool last = layer == num_layers;
       const scalar_t acc_scale = last ? scalar_t(1) / scalar_t(num_layers + 1) : scalar_t(1);
       scalar_t* next_ptr = last ? nullptr : next.data_ptr<scalar_t>();
-      at::parallel_for(0, num_rows, grain, [&](int64_t begin, int64_t end) {
-        layer_rows<scalar_t>(rowptr_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(), weight_c.data_ptr<scalar_t>(),
-                             cur.data_ptr<scalar_t>(), next_ptr, acc.data_ptr<scalar_t>(), acc_scale, d, begin, end);
+      const scalar_t* base = layer == 1 ? x_c.data_ptr<scalar_t>() : acc.data_ptr<scalar_t>();
+      parallel_rows_by_work(num_rows, work_before, min_work, [&](int64_t begin, int64_t end) {
+        rows_of_layer(rp, col_c.data_ptr<int64_t>(), weight_c.data_ptr<scalar_t>(), cur.data_ptr<scalar_t>(), base,
+                      next_ptr, acc.data_ptr<scalar_t>(), last ? &probes[begin] : nullptr, acc_scale, d, begin, end);
       });
       if (!last) {
         // The previous input becomes the next layer's output buffer (never x itself).
@@ -70,9 +122,15 @@ at::Tensor propagate_cpu(const at::Tensor& rowptr,  // [N+1] int64
         next = spent;
       }
     }
+    for (const scalar_t probe : probes) finite = finite && probe == scalar_t(0);
   });
-  // x and weight are finite (checked above), so a non-finite result is an overflow of A^k x.
-  check_finite_result(acc, "ifru::propagate", kPropagateOverflowHint);
+  // A finite result implies finite x and weight (x enters every row of it, and every entry of A
+  // enters its row's first layer), so their checks run only when the result is not finite: the
+  // error still names the bad input first, and a clean call reads x and weight once less.
+  if (!finite) {
+    check_propagate_values(weight, x);
+    check_finite_result(acc, op, kPropagateOverflowHint);
+  }
   return acc;
 }
 
