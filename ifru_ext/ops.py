@@ -97,6 +97,8 @@ class HVPPlan:
     outside ``keep``, the result zero there); ``plan.local(v_rows)`` takes and returns ``[R, d]``,
     the values on ``plan.rows`` (``keep``'s rows, ascending; all rows without ``keep``), and touches
     no other row: a solver that keeps its vectors on ``rows`` pays nothing per call for the others.
+    The plan is of ``emb``'s values when it was built: after an in-place edit of ``emb`` a call
+    raises ``RuntimeError`` (build a new plan).
     """
 
     def __init__(self, emb: Tensor, users: Tensor, items: Tensor, neg_items: Tensor | None, labels: Tensor | None,
@@ -115,6 +117,7 @@ class HVPPlan:
                 raise ValueError(f"{op}: labels must lie in [0, 1] (no NaN)")
             labels = labels.index_select(0, self.interactions)
         self.emb, self.labels, self.num_interactions = emb, labels, users.numel()
+        self._emb_version = emb._version  # a plan holds emb (and F = P emb): an in-place edit voids it
         self.graph, self.num_layers, self.l2 = graph, num_layers, l2
         # F = P E is fixed during a solve: propagated once here, not on every call.
         self.propagated = None
@@ -128,6 +131,9 @@ class HVPPlan:
 
     def local(self, v_rows: Tensor) -> Tensor:
         """``(H v)[rows]`` for ``v_rows [R, d]``, ``v`` on ``rows`` (zero elsewhere) → ``[R, d]``."""
+        if self.emb._version != self._emb_version:
+            raise RuntimeError("HVPPlan: emb was modified in place after the plan was built (its F = P emb and the "
+                               "checks are of the old values): build a new plan for the new emb")
         rowptr, col, weight, symmetric = _graph_args(self.graph)
         return torch.ops.ifru.hvp_planned(
             self.emb, v_rows, self.rows, self._inner_rows, self._ends, self._incidence_rowptr, self._incidence_slot,

@@ -141,6 +141,17 @@ def test_one_plan_serves_many_vectors_float32_and_threads():
         torch.set_num_threads(threads)
 
 
+def test_a_plan_is_of_the_emb_it_was_built_for():
+    emb, v, users, items, labels, graph, keep = problem(20, 15, 200, seed=9)
+    table = emb.clone()
+    plan = ifru_ext.plan_hvp(table, users, items, labels, graph, 1, 0.1, keep)
+    expected = plan(v)
+    table.mul_(2.0)  # F = P emb would be stale
+    with pytest.raises(RuntimeError, match="HVPPlan: emb was modified in place after the plan was built"):
+        plan(v)
+    assert torch.equal(ifru_ext.plan_hvp(emb, users, items, labels, graph, 1, 0.1, keep)(v), expected)
+
+
 def test_empty_plans():
     emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=14)
     empty = users[:0]
