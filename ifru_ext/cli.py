@@ -52,7 +52,7 @@ from .models import DEFAULTS, Checkpoint, Recommender, load_checkpoint, read_che
 from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
 from .ops import MAX_LAYERS
-from .training import SCHEDULES, TrainConfig, train_new
+from .training import LOSSES, SCHEDULES, TrainConfig, train_new
 from .unlearning import METHODS, RetrainConfig, configure
 
 __all__ = [
@@ -355,6 +355,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="named optimiser preset: paper = the authors' (lr 1e-3 mf, 1e-4 lightgcn); fast = lr 3e-4 for "
         "lightgcn, ~3x fewer epochs for ~0.004 less validation AUC (default: paper)",
     )
+    fit.add_argument(
+        "--loss", choices=LOSSES,
+        help="bce: mean BCE over every labelled row (the paper's); bpr: -log σ(x_ui - x_uj) over the label-1 rows, "
+        "one negative item per positive per epoch drawn from (seed, epoch, row), label-0 rows unused; early "
+        "stopping stays on validation AUC either way (default: the schedule's, bce unless --schedule bpr)",
+    )
     fit.add_argument("--lr", type=POSITIVE_FLOAT, help="Adam learning rate (overrides the schedule)")
     fit.add_argument("--batch-size", type=POSITIVE_INT, help="mini-batch size (default: 2048)")
     fit.add_argument("--epochs", type=POSITIVE_INT,
@@ -381,7 +387,7 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = load_dataset(**spec)
     config = TrainConfig.for_model(
         args.model, args.schedule, lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
-        patience=args.patience, l2=args.l2, seed=args.seed, device=args.device,
+        patience=args.patience, l2=args.l2, seed=args.seed, device=args.device, loss=args.loss,
     )
     removal = dataset.removal if args.mode == "retrain" else None
     logger.info("training %s (%s) on %d rows, %s", args.model, args.mode, len(dataset.remaining(removal)), config)
@@ -393,6 +399,7 @@ def run_train(args: argparse.Namespace) -> int:
         "model": model.config(),
         "mode": args.mode,
         "schedule": args.schedule,
+        "loss": config.loss,
         "train": dataclasses.asdict(config),
         "dataset": spec,
         "stats": dataset.stats(),

@@ -49,7 +49,9 @@ def test_checkpoint_is_plain_data(tmp_path, dataset):
     path = save_checkpoint(tmp_path / "model.pt", build_model("mf", dataset.num_users, dataset.num_items), dataset)
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == FORMAT and payload["split_hash"] == dataset.split_hash
-    assert set(payload) == {"format", "model", "state", "split_hash", "removal", "graph_removal", "ledger", "trace", "meta"}
+    assert set(payload) == {"format", "model", "state", "split_hash", "removal", "graph_removal", "ledger", "trace",
+                            "loss", "meta"}
+    assert payload["loss"] == "bce"  # an untrained model (no trace): BCE
 
 
 def test_a_v1_checkpoint_still_loads(tmp_path, dataset):

@@ -19,6 +19,9 @@ dicts, None — so it loads with ``torch.load(weights_only=True)`` (no pickled c
 ``trace``       ``TrainingTrace.to_payload()`` of the run that trained the model, or None
                 (absent in older files: they load, and the training-aware estimator says
                 what is missing)
+``loss``        the training objective, "bce" or "bpr" (``training_loss`` of the model; the
+                trace's when there is one, and loading refuses a disagreement or a "bpr"
+                without a trace). Absent in older files: "bce", the only loss then
 ``meta``        free plain data (training config, dataset arguments, results)
 
 Writes are atomic: a temporary file in the target directory, then ``os.replace``.
@@ -37,7 +40,7 @@ from torch import Tensor
 from ..data import RecDataset
 from .ledger import Ledger, union
 from .recommender import Recommender, build_model
-from .trace import TrainingTrace
+from .trace import LOSSES, TrainingTrace, training_loss
 
 __all__ = ["FORMAT", "Checkpoint", "atomic_save", "load_checkpoint", "read_checkpoint", "read_payload", "save_checkpoint"]
 
@@ -50,13 +53,18 @@ _FORMAT_V1 = "ifru-checkpoint-v1"
 class Checkpoint:
     """A loaded checkpoint: the model (graph set when it has layers), the rows it does not
     reflect (``removal``), the rows its graph leaves out (``graph_removal``), the deletion
-    ``ledger`` and meta."""
+    ``ledger``, meta and the ``loss`` that trained it ("bce" | "bpr", also ``model.trace.loss``)."""
 
     model: Recommender
     removal: Tensor | None
     meta: dict[str, Any] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
     graph_removal: Tensor | None = None
+
+    @property
+    def loss(self) -> str:
+        """The loss that trained the model ("bce" | "bpr"): ``training_loss(model)``."""
+        return training_loss(self.model)
 
     @property
     def trained_without(self) -> Tensor:
@@ -103,6 +111,7 @@ def save_checkpoint(
         "graph_removal": removal if graph_removal is _SAME else _rows_or_none(graph_removal),
         "ledger": ledger.to_payload(),
         "trace": None if model.trace is None else model.trace.to_payload(),
+        "loss": training_loss(model),
         "meta": dict(meta or {}),
     }
     return atomic_save(payload, path)
@@ -157,7 +166,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises FileNotFoundError for a missing file and ValueError for anything that is
     not an intact checkpoint of this format. ``graph_removal`` is filled in for older files
-    and ``ledger`` is a ``Ledger`` (empty for older files).
+    and ``ledger`` is a ``Ledger`` (empty for older files); ``loss`` is "bce" for older files.
     """
     payload = read_payload(path, (FORMAT, _FORMAT_V1), {"model": dict, "state": dict, "split_hash": str, "meta": dict})
     if payload["format"] == _FORMAT_V1:
@@ -167,6 +176,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         rows = payload.get(key)
         if rows is not None and not (isinstance(rows, Tensor) and rows.dtype == torch.int64 and rows.dim() == 1):
             raise ValueError(f"{path}: checkpoint field {key!r} must be None or an int64 vector")
+    payload.setdefault("loss", "bce")  # older files: BCE, the only loss then
+    if not isinstance(payload["loss"], str) or payload["loss"] not in LOSSES:
+        raise ValueError(f"{path}: checkpoint field 'loss' must be one of {LOSSES}, got {payload['loss']!r}")
     if "graph_removal" not in payload:  # older files: the graph was rebuilt from removal
         payload["graph_removal"] = payload.get("removal")
     try:
@@ -218,6 +230,9 @@ def load_checkpoint(
             model.trace = TrainingTrace.from_payload(payload["trace"], tuple(model.embedding.shape))
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: invalid training trace: {error}") from None
+    if training_loss(model) != payload["loss"]:
+        raise ValueError(f"{path}: checkpoint says loss {payload['loss']!r} but its training trace says "
+                         f"{training_loss(model)!r}" + ("" if model.trace is not None else " (no trace)"))
     model.to(device)
     removal, graph_removal, ledger = payload["removal"], payload["graph_removal"], payload["ledger"]
     n = len(dataset.train)

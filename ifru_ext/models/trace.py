@@ -5,7 +5,9 @@ Adam carried it from its initial table. The training-aware estimator of Retrain
 (docs/ARCHITECTURE.md §4) needs that run's learning rate and step count, Adam's second
 moments at the returned epoch (its per-coordinate step scale) and the initial table (where a
 row that loses every interaction stays under Retrain). ``train`` records a ``TrainingTrace``
-on the model; checkpoints save and restore it.
+on the model; checkpoints save and restore it. The trace also says which loss trained the
+model ("bce" or "bpr"; ``training_loss``): the estimators are written for one of them and must
+refuse the other rather than treat a BPR model as BCE.
 """
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace"]
+__all__ = ["LOSSES", "MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace", "training_loss"]
+
+# The training objectives a trace can record (``TrainConfig.loss``); traces written before the
+# field existed are "bce", the only loss there was.
+LOSSES = ("bce", "bpr")
 
 
 @dataclass
@@ -23,13 +29,15 @@ class TrainingTrace:
     """The training run of a model, as far as the estimators need it.
 
     lr: Adam's learning rate; steps: optimiser steps up to the returned (best) epoch;
-    best_epoch: that epoch; batch_size, rows: batch size and training rows; seed: the
-    batch-order seed; l2: λ of the objective; beta2, eps: Adam's β₂ and ε;
+    best_epoch: that epoch; batch_size, rows: batch size and training rows (BPR: the label-1
+    rows, one triple each per epoch); seed: the batch-order seed (BPR: also the negatives'
+    seed, ``bpr_negatives``); l2: λ of the objective; beta2, eps: Adam's β₂ and ε;
     second_moment: Adam's bias-corrected ``v̂`` [N, d] at the returned epoch;
     initial: the table [N, d] training started from;
     snapshots: up to ``MAX_SNAPSHOTS`` earlier points of the run before the returned epoch,
     evenly spread, each ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the
-    estimator needs their shape, not their last digits).
+    estimator needs their shape, not their last digits);
+    loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it).
     """
 
     lr: float
@@ -44,6 +52,7 @@ class TrainingTrace:
     second_moment: Tensor
     initial: Tensor
     snapshots: list["Snapshot"] = field(default_factory=list)
+    loss: str = "bce"
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
@@ -57,7 +66,7 @@ class TrainingTrace:
     @classmethod
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
-        names = set(cls.__dataclass_fields__) - {"snapshots"}
+        names = set(cls.__dataclass_fields__) - {"snapshots", "loss"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
@@ -68,7 +77,10 @@ class TrainingTrace:
                             for k in ("table", "second_moment"))):
                 raise ValueError(f"training trace snapshots must hold steps and two tables of shape {shape}")
             snapshots.append(Snapshot(snap["steps"], snap["table"], snap["second_moment"]))
-        trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots)
+        loss = payload.get("loss", "bce")  # older traces: BCE, the only loss then
+        if loss not in LOSSES:
+            raise ValueError(f"training trace loss must be one of {LOSSES}, got {loss!r}")
+        trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):
@@ -98,6 +110,13 @@ class TrainingTrace:
             out.append((steps - start, table, moment))
             start = steps
         return out
+
+
+def training_loss(model: Any) -> str:
+    """The loss that trained ``model``: its trace's ("bce" | "bpr"), or "bce" for a model without
+    a trace (untrained, or loaded from a checkpoint older than traces: BCE was the only loss)."""
+    trace = getattr(model, "trace", None)
+    return "bce" if trace is None else trace.loss
 
 
 # Snapshots a trace keeps before the returned epoch (each holds two [N, d] tables), and so

@@ -1,14 +1,21 @@
-"""Training: the paper's protocol (``train``) and the one early-stopping rule it and the
-baselines share (``early_stopping``)."""
+"""Training: the paper's protocol (``train``), BPR's reproducible triples (``bpr``) and the one
+early-stopping rule it and the baselines share (``early_stopping``)."""
+from .bpr import BPR_ROUNDS, NegativeSampler, bpr_loss, bpr_negatives, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
-from .train import SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation, shuffled_batches, train, train_new
+from .train import LOSSES, SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation, shuffled_batches, train, train_new
 
 __all__ = [
+    "BPR_ROUNDS",
+    "LOSSES",
     "SCHEDULES",
     "EarlyStopping",
     "EpochLog",
+    "NegativeSampler",
     "TrainConfig",
     "TrainResult",
+    "bpr_loss",
+    "bpr_negatives",
+    "bpr_rows",
     "check_validation",
     "shuffled_batches",
     "snapshot",

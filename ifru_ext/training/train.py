@@ -4,7 +4,8 @@ Adam on the mean BCE-with-logits over all labelled training pairs (no negative
 sampling; optional ``(λ/2)‖E‖²``), shuffled mini-batches of 2048 from a seeded
 generator, early stopping on the whole-validation AUC with patience 10, and the
 best state loaded back. ``removal`` trains on ``D_{-r}`` (Retrain): those rows leave
-the loss AND, for LightGCN, the graph.
+the loss AND, for LightGCN, the graph. ``TrainConfig.loss = "bpr"`` trains instead on BPR
+triples over the label-1 rows (``bpr.py``), with the same batches, early stopping and trace.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ..data import RecDataset
 from ..metrics import auc
 from ..models import Recommender, build_model
-from ..models.trace import SnapshotRecorder, TrainingTrace
+from ..models.trace import LOSSES, SnapshotRecorder, TrainingTrace
+from .bpr import NegativeSampler, bpr_loss, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
 
 try:  # optional: a progress bar when tqdm is installed
@@ -30,7 +32,7 @@ try:  # optional: a progress bar when tqdm is installed
 except ImportError:  # pragma: no cover - depends on the environment
     tqdm = None
 
-__all__ = ["SCHEDULES", "EpochLog", "TrainConfig", "TrainResult", "check_validation", "shuffled_batches", "train", "train_new"]
+__all__ = ["LOSSES", "SCHEDULES", "EpochLog", "TrainConfig", "TrainResult", "check_validation", "shuffled_batches", "train", "train_new"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,11 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
 class TrainConfig:
     """Optimisation settings. ``for_model`` fills in a named schedule's values.
 
-    ``l2`` is λ of the objective ``mean BCE + (λ/2)‖E‖²`` (the authors use 0); the
-    unlearning Hessian must use the same λ. ``log_every``: one log line every that
-    many epochs (and at the last).
+    ``loss`` (one of ``LOSSES``): "bce" (the paper's mean BCE over every labelled row) or "bpr" (the mean
+    ``−log σ(x_ui − x_uj)`` over the label-1 rows, each with one negative item ``j`` per epoch
+    from ``bpr_negatives``; label-0 rows are not used). ``l2`` is λ of the objective
+    ``mean loss + (λ/2)‖E‖²`` (the authors use 0); the unlearning Hessian must use the same
+    λ. ``log_every``: one log line every that many epochs (and at the last).
     """
 
     lr: float = 1e-3
@@ -63,8 +67,11 @@ class TrainConfig:
     device: str = "cpu"
     log_every: int = 1
     l2: float = 0.0
+    loss: str = "bce"
 
     def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.lr <= 0 or self.batch_size <= 0 or self.max_epochs <= 0 or self.patience <= 0 or self.log_every <= 0:
             raise ValueError(f"lr, batch_size, max_epochs, patience and log_every must be positive: {self}")
         if self.l2 < 0:
@@ -82,8 +89,8 @@ class TrainConfig:
 
 
 class EpochLog(TypedDict):
-    """One epoch: mean BCE over its batches (without the l2 term), whole-validation AUC,
-    wall seconds (train + eval)."""
+    """One epoch: mean training loss (BCE or BPR) over its batches (without the l2 term),
+    whole-validation AUC, wall seconds (train + eval)."""
 
     epoch: int
     loss: float
@@ -144,13 +151,16 @@ def train(
     one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
     validation split; training stops after ``config.patience`` epochs without a
     strictly better AUC (or at ``max_epochs``), and the best state is loaded back.
-    The model's ``trace`` records this run (``TrainingTrace``: learning rate, optimiser
+    ``config.loss == "bpr"``: the pass is over the label-1 rows (``bpr_rows``), each with its
+    negative of the epoch (``bpr_negatives(dataset, rows, epoch, config.seed)``, epochs
+    1-based); early stopping stays on the validation AUC of the labelled pairs.
+    The model's ``trace`` records this run (``TrainingTrace``: the loss, learning rate, optimiser
     steps to the returned epoch, Adam's second moments there, the starting table).
     ``include_start`` (fine-tuning a trained model) scores the model as passed in as
-    epoch 0 — its loss in the history is the exact mean BCE over the rows — so it is
-    returned unless an epoch strictly beats its validation AUC.
-    Raises ValueError when the training rows are empty or the validation split lacks
-    one of the two labels (its AUC would be undefined).
+    epoch 0 — its loss in the history is the exact mean loss over the rows (BPR: with the
+    negatives of epoch 0) — so it is returned unless an epoch strictly beats its validation AUC.
+    Raises ValueError when the training rows (BPR: the positive ones) are empty or the
+    validation split lacks one of the two labels (its AUC would be undefined).
     """
     start_time = time.perf_counter()
     device = torch.device(config.device)
@@ -160,10 +170,30 @@ def train(
     check_validation(dataset)
     valid_labels = dataset.valid.labels
 
+    sampler, positives = None, None
+    if config.loss == "bpr":
+        positives = bpr_rows(dataset, removal)
+        if len(positives) == 0:
+            raise ValueError("no positive (label-1) training rows left to train BPR on")
+        sampler, rows = NegativeSampler(dataset), dataset.train.select(positives)
+
     model.to(device)
     if model.num_layers > 0:
         model.set_graph(dataset.graph(removal))
     users, items, labels = (t.to(device) for t in (rows.users, rows.items, rows.labels))
+
+    def negatives_of(epoch: int) -> Tensor | None:
+        """BPR: the negative item of each row at ``epoch``; BCE: None."""
+        return None if sampler is None else sampler(positives, epoch, config.seed).to(device)
+
+    def loss_of(batch: Tensor | slice, negatives: Tensor | None, score: Any = model) -> Tensor:
+        """The mean loss over the rows ``batch`` (BCE, or BPR against ``negatives``) scored by ``score``."""
+        if negatives is None:
+            return binary_cross_entropy_with_logits(score(users[batch], items[batch]), labels[batch])
+        batch_users = users[batch]
+        logits = score(torch.cat((batch_users, batch_users)), torch.cat((items[batch], negatives[batch])))
+        return bpr_loss(*logits.split(batch_users.numel()))
+
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     generator = torch.Generator().manual_seed(config.seed)
 
@@ -183,7 +213,7 @@ def train(
         if second is None:
             return snapshot(model), model.trace
         trace = TrainingTrace(lr=config.lr, steps=steps, best_epoch=epoch, batch_size=config.batch_size,
-                              rows=len(rows), seed=config.seed, l2=config.l2, beta2=beta2,
+                              rows=len(rows), seed=config.seed, l2=config.l2, loss=config.loss, beta2=beta2,
                               eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial,
                               snapshots=recorder.before(steps))
         return snapshot(model), trace
@@ -192,7 +222,7 @@ def train(
     if include_start:
         model.eval()
         start_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
-        start_loss = binary_cross_entropy_with_logits(model.score_all(users, items), labels).item()
+        start_loss = loss_of(slice(None), negatives_of(0), model.score_all).item()
         history.append(EpochLog(epoch=0, loss=start_loss, valid_auc=start_auc, seconds=time.perf_counter() - start_time))
         stopper.update(0, start_auc, state)
     with contextlib.ExitStack() as stack:
@@ -202,8 +232,9 @@ def train(
             model.train()
             # Summed on the device: no host sync per step.
             loss_sum = torch.zeros((), device=device)
+            negatives = negatives_of(epoch)
             for batch in shuffled_batches(len(rows), config.batch_size, generator, device):
-                loss = binary_cross_entropy_with_logits(model(users[batch], items[batch]), labels[batch])
+                loss = loss_of(batch, negatives)
                 loss_sum += loss.detach() * batch.numel()
                 if config.l2 > 0:
                     loss = loss + 0.5 * config.l2 * model.embedding.pow(2).sum()
