@@ -12,6 +12,8 @@ from torch import Tensor
 
 from .data import RecDataset
 from .metrics import REPORTED_RANKING, auc, parse_metrics, ranking_cutoff, removal_aucs, user_ranking_metrics
+from .models.trace import training_loss
+from .unlearning import terms
 
 __all__ = ["RANKING_CHUNK", "evaluate", "forget_loss", "membership_auc", "ranking", "removal_auc"]
 
@@ -147,15 +149,17 @@ def _row_losses(model, users: Tensor, items: Tensor, labels: Tensor) -> Tensor:
 
 
 def forget_loss(model, dataset: RecDataset, removal: Tensor) -> float:
-    """Mean BCE on the training rows ``removal`` with the labels the model was trained on.
+    """Mean training loss on the training rows ``removal``: BCE with the labels the model was
+    trained on, or for a BPR model its expected BPR loss on the removed positives
+    (``unlearning.terms.forget_loss``, the number ``unlearn``'s evidence reports too).
 
     Retrain never saw them, so for it they are unseen data and the loss rises; an
     unlearned model should move it the same way.
     """
-    rows = dataset.train.select(torch.as_tensor(removal, dtype=torch.int64))
-    if len(rows) == 0:
+    rows = torch.as_tensor(removal, dtype=torch.int64)
+    if rows.numel() == 0:
         raise ValueError("forget_loss needs a non-empty removal")
-    return float(_row_losses(model, rows.users, rows.items, rows.labels).mean())
+    return terms.forget_loss(model, dataset, rows, training_loss(model))
 
 
 def membership_auc(model, dataset: RecDataset, removal: Tensor) -> float:

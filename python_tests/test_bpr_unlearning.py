@@ -210,3 +210,11 @@ def test_bpr_forgets_a_genuine_request_on_a_real_slice_like_retrain():
     assert result.status == "ok" and result.forget_loss_before == pytest.approx(before)
     completeness = (result.forget_loss_after - before) / (target - before)
     assert target - before > 0.3 and 0.8 < completeness < 1.1
+
+
+def test_retrain_retrains_as_the_model_was_trained(planted):
+    model = trained(planted, "mf")
+    removal = torch.arange(0, len(planted.train), 11)
+    fresh = unlearn(model, planted, removal, method="retrain").model
+    assert fresh.trace.loss == "bpr" and fresh.trace.lr == BPR.lr and fresh.trace.batch_size == BPR.batch_size
+    assert fresh.trace.rows == len(bpr_rows(planted, removal))  # BPR's positives of D_{-r}

@@ -16,8 +16,10 @@ __all__ = ["RetrainConfig", "retrain"]
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    """``train``: the ``TrainConfig`` to retrain with; None takes the model's paper schedule
-    (``TrainConfig.for_model(model.name)``) on the model's device."""
+    """``train``: the ``TrainConfig`` to retrain with; None retrains as the model was trained:
+    the model's paper schedule (``TrainConfig.for_model(model.name)``) on its device, with the
+    learning rate, batch size, seed, λ and loss its ``TrainingTrace`` records (a BPR model is
+    retrained with BPR on the same negatives)."""
 
     train: TrainConfig | None = None
 
@@ -30,8 +32,17 @@ def retrain(model: Recommender, dataset: RecDataset, removal: Tensor, config: Re
             clock: PhaseClock) -> UnlearnResult:
     """Runner (called by ``unlearn``): train ``build_model(**model.config())`` on ``D_{-r}``."""
     device = model.embedding.device
-    train_config = config.train or TrainConfig.for_model(model.name, device=str(device))
+    train_config = config.train or _as_trained(model, str(device))
     fresh = build_model(**model.config(), seed=train_config.seed).to(device)
     train(fresh, dataset, train_config, removal=removal, progress=False)
     clock.lap("train")
     return UnlearnResult(fresh, "retrain")
+
+
+def _as_trained(model: Recommender, device: str) -> TrainConfig:
+    """The paper schedule of ``model``'s architecture with the settings its trace records."""
+    trace = model.trace
+    if trace is None:
+        return TrainConfig.for_model(model.name, device=device)
+    return TrainConfig.for_model(model.name, device=device, lr=trace.lr, batch_size=trace.batch_size, seed=trace.seed,
+                                 l2=trace.l2, loss=trace.loss)
