@@ -52,7 +52,7 @@ from .models import DEFAULTS, Checkpoint, Recommender, load_checkpoint, read_che
 from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
 from .ops import MAX_LAYERS
-from .training import LOSSES, SCHEDULES, TrainConfig, train_new
+from .training import LOSSES, SCHEDULES, TrainConfig, model_arguments, train_new
 from .unlearning import METHODS, RetrainConfig, configure
 
 __all__ = [
@@ -339,11 +339,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=sorted(DEFAULTS), default="mf", help="the recommender (default: mf)")
-    model.add_argument("--dim", type=POSITIVE_INT, help=f"embedding width (default: {DEFAULTS['mf']['dim']} mf, {DEFAULTS['lightgcn']['dim']} lightgcn)")
-    model.add_argument("--layers", type=LAYERS, help=f"LightGCN layers K (default: {DEFAULTS['lightgcn']['num_layers']})")
+    model.add_argument("--dim", type=POSITIVE_INT, help=f"embedding width (default: {DEFAULTS['mf']['dim']} mf, {DEFAULTS['lightgcn']['dim']} lightgcn; 64 lightgcn with --schedule bpr)")
+    model.add_argument("--layers", type=LAYERS, help=f"LightGCN layers K (default: {DEFAULTS['lightgcn']['num_layers']}; 2 with --schedule bpr)")
     model.add_argument(
         "--init-std", type=NON_NEGATIVE_FLOAT,
-        help=f"std of the normal init (default: {DEFAULTS['mf']['init_std']:g} mf, {DEFAULTS['lightgcn']['init_std']:g} lightgcn)",
+        help=f"std of the normal init (default: {DEFAULTS['mf']['init_std']:g} mf, {DEFAULTS['lightgcn']['init_std']:g} lightgcn; "
+        "0.1 lightgcn with --schedule bpr)",
     )
     fit = parser.add_argument_group("training")
     fit.add_argument(
@@ -353,7 +354,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument(
         "--schedule", choices=sorted(SCHEDULES), default="paper",
         help="named optimiser preset: paper = the authors' (lr 1e-3 mf, 1e-4 lightgcn); fast = lr 3e-4 for "
-        "lightgcn, ~3x fewer epochs for ~0.004 less validation AUC (default: paper)",
+        "lightgcn, ~3x fewer epochs for ~0.004 less validation AUC; bpr = the BPR loss, lr 1e-3, and for lightgcn "
+        "d 64, K 2, init std 0.1 (top-K recommendation: BookCrossing test Recall@20 0.041 vs 0.005 for the paper's "
+        "BCE lightgcn) (default: paper)",
     )
     fit.add_argument(
         "--loss", choices=LOSSES,
@@ -391,8 +394,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     removal = dataset.removal if args.mode == "retrain" else None
     logger.info("training %s (%s) on %d rows, %s", args.model, args.mode, len(dataset.remaining(removal)), config)
-    model, result = train_new(args.model, dataset, config, removal, dim=args.dim, num_layers=args.layers,
-                              init_std=args.init_std, progress=args.progress)
+    architecture = model_arguments(args.model, args.schedule, dim=args.dim, num_layers=args.layers,
+                                   init_std=args.init_std)
+    model, result = train_new(args.model, dataset, config, removal, **architecture, progress=args.progress)
     aucs = evaluate(model, dataset)
 
     summary = {

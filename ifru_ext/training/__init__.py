@@ -2,12 +2,14 @@
 early-stopping rule it and the baselines share (``early_stopping``)."""
 from .bpr import BPR_ROUNDS, NegativeSampler, bpr_loss, bpr_negatives, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
-from .train import LOSSES, SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation, shuffled_batches, train, train_new
+from .train import (LOSSES, SCHEDULE_MODELS, SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation,
+                    model_arguments, shuffled_batches, train, train_new)
 
 __all__ = [
     "BPR_ROUNDS",
     "LOSSES",
     "SCHEDULES",
+    "SCHEDULE_MODELS",
     "EarlyStopping",
     "EpochLog",
     "NegativeSampler",
@@ -17,6 +19,7 @@ __all__ = [
     "bpr_negatives",
     "bpr_rows",
     "check_validation",
+    "model_arguments",
     "shuffled_batches",
     "snapshot",
     "train",
