@@ -218,3 +218,23 @@ def test_retrain_retrains_as_the_model_was_trained(planted):
     fresh = unlearn(model, planted, removal, method="retrain").model
     assert fresh.trace.loss == "bpr" and fresh.trace.lr == BPR.lr and fresh.trace.batch_size == BPR.batch_size
     assert fresh.trace.rows == len(bpr_rows(planted, removal))  # BPR's positives of D_{-r}
+
+
+def test_bpr_models_are_never_silently_treated_as_bce(planted, tmp_path):
+    from ifru_ext.experiments.apply import training_config
+    from ifru_ext.experiments.cache import trained_model
+    from ifru_ext.unlearning import RetrainConfig
+    from ifru_ext.unlearning.sharded import train_sharded
+
+    model = trained(planted, "mf")
+    with pytest.raises(ValueError, match="loss 'bce' but the model was trained with 'bpr'"):
+        unlearn(model, planted, torch.tensor([0, 1]), RetrainConfig(train=TrainConfig(loss="bce")))
+    assert training_config({}, model, "cpu").loss == "bpr"  # ifru apply --verify-every retrains it as BPR
+    with pytest.raises(ValueError, match="sharded methods train BCE"):
+        train_sharded(planted, "mf", "sisa", config=TrainConfig(loss="bpr", max_epochs=1))
+    # A cached checkpoint of the other loss is not reused: the run trains its own.
+    bce = TrainConfig(lr=1e-2, max_epochs=2, patience=2)
+    trained_model(tmp_path / "o.pt", "mf", planted, bce, None)
+    cached, _ = trained_model(tmp_path / "o.pt", "mf", planted, TrainConfig(lr=1e-2, max_epochs=2, patience=2,
+                                                                           loss="bpr"), None)
+    assert cached.trace.loss == "bpr"

@@ -42,10 +42,11 @@ from torch import Tensor
 from ..data import RecDataset, rows_of_raw_pairs, validate_removal
 from ..evaluation import evaluate, forget_loss, membership_auc
 from ..graph import CSRGraph
-from ..models import Checkpoint, load_checkpoint, save_checkpoint
+from ..models import Checkpoint, Recommender, load_checkpoint, save_checkpoint
 from ..models.ledger import RequestPlan, entry_for, format_pairs, now, plan_request, union
 from ..training import TrainConfig, train_new
 from ..unlearning import RetrainConfig, UnlearnResult, method_for, unlearn
+from ..unlearning.retrain import retrain_config
 from .render import json_safe
 
 __all__ = ["Answer", "LogRequest", "answer_request", "apply_log", "encode_requests", "read_log", "verify"]
@@ -182,13 +183,13 @@ def encode_requests(requests: Sequence[LogRequest], dataset: RecDataset, source:
 # --------------------------------------------------------------------------- verification
 
 
-def training_config(meta: dict[str, Any], model_name: str, device: str) -> TrainConfig:
-    """The checkpoint's recorded training settings (``meta["train"]``) on ``device``, else the
-    model's paper schedule."""
+def training_config(meta: dict[str, Any], model: Recommender, device: str) -> TrainConfig:
+    """The checkpoint's recorded training settings (``meta["train"]``) on ``device``, else how
+    the model's trace says it was trained (``retrain_config``: a BPR model retrains as BPR)."""
     recorded = meta.get("train")
     if isinstance(recorded, dict):
         return TrainConfig(**{**recorded, "device": device})
-    return TrainConfig.for_model(model_name, device=device)
+    return retrain_config(model, device)
 
 
 def verify(checkpoint: Checkpoint, dataset: RecDataset, config: TrainConfig) -> dict[str, Any]:
@@ -355,7 +356,7 @@ def _run(requests: list[LogRequest], encoded: list[Tensor], log: Path, checkpoin
             raise ValueError(f"{log}: request {request.id!r}: {refused.numel()} of its rows were never trained on by this "
                              f"model (its training left them out, e.g. --mode retrain): {format_pairs(dataset, refused)}")
     carried = {key: state.meta[key] for key in ("train", "dataset") if key in state.meta}
-    train_config = training_config(state.meta, state.model.name, device) if verify_every else None
+    train_config = training_config(state.meta, state.model, device) if verify_every else None
     progress.update(log=str(log.resolve()), total=len(requests))
     recorded_ids = {record["id"] for record in progress["requests"]}
     applied = sum(record["status"] == "applied" for record in progress["requests"])

@@ -39,6 +39,8 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
     seconds: the checkpoint at ``path`` if it fits, else a new run saved there."""
     def load() -> tuple[Recommender, dict[str, Any]]:
         checkpoint = load_checkpoint(path, dataset, expected_model=name, device=config.device)
+        if checkpoint.loss != config.loss:
+            raise ValueError(f"it was trained with {checkpoint.loss}, this run trains with {config.loss}")
         return checkpoint.model, checkpoint.meta
 
     reused = reuse(path, load)

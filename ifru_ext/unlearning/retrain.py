@@ -8,10 +8,11 @@ from torch import Tensor
 
 from ..data import RecDataset
 from ..models import Recommender, build_model
+from ..models.trace import training_loss
 from ..training import TrainConfig, train
 from .base import PhaseClock, UnlearnResult
 
-__all__ = ["RetrainConfig", "retrain"]
+__all__ = ["RetrainConfig", "retrain", "retrain_config"]
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,19 @@ def retrain(model: Recommender, dataset: RecDataset, removal: Tensor, config: Re
             clock: PhaseClock) -> UnlearnResult:
     """Runner (called by ``unlearn``): train ``build_model(**model.config())`` on ``D_{-r}``."""
     device = model.embedding.device
-    train_config = config.train or _as_trained(model, str(device))
+    train_config = config.train or retrain_config(model, str(device))
+    if train_config.loss != training_loss(model):
+        raise ValueError(f"RetrainConfig.train has loss {train_config.loss!r} but the model was trained with "
+                         f"{training_loss(model)!r}: Retrain must optimise the same objective")
     fresh = build_model(**model.config(), seed=train_config.seed).to(device)
     train(fresh, dataset, train_config, removal=removal, progress=False)
     clock.lap("train")
     return UnlearnResult(fresh, "retrain")
 
 
-def _as_trained(model: Recommender, device: str) -> TrainConfig:
-    """The paper schedule of ``model``'s architecture with the settings its trace records."""
+def retrain_config(model: Recommender, device: str) -> TrainConfig:
+    """How ``model`` was trained: the paper schedule of its architecture with the settings its
+    trace records (learning rate, batch size, seed, λ, loss); the plain schedule without a trace."""
     trace = model.trace
     if trace is None:
         return TrainConfig.for_model(model.name, device=device)

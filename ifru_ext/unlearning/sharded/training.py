@@ -201,6 +201,9 @@ def train_sharded(
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     check_validation(dataset)
     config = config or TrainConfig.for_model(backbone, seed=seed)
+    if config.loss != "bce":
+        raise ValueError(f"the sharded methods train BCE sub-models and aggregator; a {config.loss!r} TrainConfig "
+                         "cannot be honoured")
     if device is not None:
         config = replace(config, device=device)
     n = len(dataset.train)
