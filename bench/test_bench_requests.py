@@ -59,7 +59,9 @@ def test_request(benchmark, clean, original, method, size):
         pytest.skip(f"{name}: {method} is not measured at {size}")
     rows = request_rows(clean, size, measured[size])
     result = unlearn(model, clean, rows, method=method)
-    assert result.status == "ok"  # correctness first: a real, non-empty answer
+    # Correctness first: a real answer. The paper's preset answers genuine rows with the
+    # unchanged model (its iterate is picked by validation AUC; docs/ARCHITECTURE.md §6).
+    assert result.status == ("unchanged" if method == "ifru-reference" else "ok")
     benchmark.group = f"request {name}"
     benchmark.extra_info.update(impl=f"{method} {size}", removed=int(rows.numel()), kept_rows=result.kept_rows,
                                 iterations=result.solve.iterations if result.solve else None)
