@@ -198,10 +198,14 @@ class ResponsePlan:
         """``F`` [L, d]: ``E``, or ``P E`` over ``graph`` (default the new one: the remaining data)."""
         return emb if self.num_layers == 0 else ops.propagate(emb, graph or self.new_graph, self.num_layers)
 
-    def term_gradient(self, terms: Terms, table: Tensor) -> Tensor:
-        """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``table``."""
+    def term_gradient(self, terms: Terms, table: Tensor, squared: bool = False) -> Tensor:
+        """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``table``; ``squared``:
+        the sum of the per-term gradients' coordinate-wise squares instead (``removed_share``)."""
         logits, jacobian = terms.evaluate(table)
-        slope = terms.weighted(torch.sigmoid(logits) - terms.labels[:, None])  # ℓ'
+        slope = torch.sigmoid(logits) - terms.labels[:, None]  # ℓ'
+        if squared:
+            slope, jacobian = slope.square(), [j.square() for j in jacobian]
+        slope = terms.weighted(slope)
         return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian])
 
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
@@ -244,9 +248,7 @@ class ResponsePlan:
         plan = self.terms(segment)
 
         def squares(terms: Terms) -> Tensor:
-            logits, jacobian = terms.evaluate(table)
-            slope = terms.weighted((torch.sigmoid(logits) - terms.labels[:, None]).square())  # ℓ'²
-            out = endpoint_sums(self.num_nodes, terms.columns, [slope * j.square() for j in jacobian])
+            out = self.term_gradient(terms, table, squared=True)
             if self.num_layers > 0:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
             return out[self.rows]
