@@ -96,6 +96,22 @@ def test_orphaned_rows_go_back_to_their_initial_value(planted):
     assert result.forget_loss_after > result.forget_loss_before  # the user is forgotten: its rows look unseen
 
 
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_the_update_norm_is_measured_on_the_written_rows_only(planted, name):
+    # The response writes only the rows it moves and the orphans (``changed_rows``); every
+    # other entry of the table is the original's, so the norm over those rows is the full one.
+    model = trained(planted, name)
+    removal = torch.randperm(len(planted.train), generator=torch.Generator().manual_seed(4))[:40]
+    result = unlearn(model, planted, removal)
+    rows = result.changed_rows
+    untouched = torch.ones(model.embedding.shape[0], dtype=torch.bool)
+    untouched[rows] = False
+    assert 0 < rows.numel() < model.embedding.shape[0] and untouched.any()
+    assert torch.equal(result.model.embedding[untouched], model.embedding[untouched])
+    full = float((result.model.embedding - model.embedding).double().norm())
+    assert result.update_norm > 0 and math.isclose(result.update_norm, full, rel_tol=1e-12)
+
+
 def test_a_model_without_a_trace_is_refused_with_what_it_lacks(planted):
     model = build_model("mf", planted.num_users, planted.num_items, dim=4, seed=0)
     with pytest.raises(ValueError, match="no training trace"):

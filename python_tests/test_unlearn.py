@@ -169,6 +169,10 @@ def test_solvers_on_a_known_spd_system():
     torch.testing.assert_close(t, exact, rtol=1e-9, atol=1e-10)
     t, report = adam_solve(lambda v: matrix @ v, g, lr=0.05, tol=1e-5, max_iter=20000)
     assert report.residual < 1e-5
+    # On the CPU every iteration reads the residual: CG stops where it converges (the
+    # identity in one step; a GPU checks every fifth and keeps the converged iterate).
+    t, report = conjugate_gradient(lambda v: v, g, tol=1e-12)
+    assert (report.iterations, report.status) == (1, "converged") and torch.equal(t, g)
     # Indefinite: CG stops and says so instead of returning garbage silently.
     _, report = conjugate_gradient(lambda v: -matrix @ v, g, tol=1e-12, max_iter=50)
     assert report.status == "negative_curvature"

@@ -41,6 +41,10 @@ class UnlearnResult:
     ``status``: ``ok``; ``unchanged`` (a non-empty request left the model as it was, some row
     of it being a term of the model's objective);
     ``blow-up`` (a removed row's logit left twice the model's training logit range).
+    ``changed_rows`` (int64 [c], or None: not known): the only rows of ``model.embedding`` the
+    method wrote, the rest of the model being an exact copy of the original; ``unlearn`` then
+    measures ``update_norm`` on those rows instead of comparing every parameter (a request
+    costs what it touches).
     """
 
     model: torch.nn.Module
@@ -54,6 +58,7 @@ class UnlearnResult:
     forget_loss_before: float = float("nan")
     forget_loss_after: float = float("nan")
     status: str = "ok"
+    changed_rows: torch.Tensor | None = None
 
 
 class PhaseClock:

@@ -234,9 +234,6 @@ def influence_update(model: Recommender | TableModel, dataset: RecDataset, remov
     lap("graph")
 
     # Algorithm 1: which rows the solve may move.
-    adjacency = dataset.interaction_graph()
-    if config.self_loops:
-        adjacency = add_self_loops(adjacency)
     if config.method == "scif":
         ratios: tuple[float, ...] = (1.0,)  # SCIF: the removed rows' own users and items
     elif trace is not None and num_layers == 0:
@@ -246,7 +243,15 @@ def influence_update(model: Recommender | TableModel, dataset: RecDataset, remov
         ratios = config.ratios or (1.0,)
     else:
         ratios = config.ratios or ((1.0, 0.6) if num_layers > 0 else (1.0, 1.0))
-    _, keep = ops.importance(adjacency, removal_seed_counts(dataset, removal), ratios)
+    if ratios == (1.0,):
+        # Algorithm 1 without hops, keeping all of hop 0: exactly the removed rows' endpoints,
+        # found in O(r) (the op validates the whole adjacency on every call).
+        keep = torch.zeros(dataset.num_users + dataset.num_items, dtype=torch.bool)
+        keep[torch.cat((dataset.train.users[removal], dataset.train.items[removal] + dataset.num_users))] = True
+    else:
+        adjacency = dataset.interaction_graph()
+        _, keep = ops.importance(add_self_loops(adjacency) if config.self_loops else adjacency,
+                                 removal_seed_counts(dataset, removal), ratios)
     keep = keep.to(device)
     lap("pruning")
     if trace is not None:
@@ -340,7 +345,8 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")
-    return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(moving.sum() + orphans.sum()))
+    return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(moving.sum() + orphans.sum()),
+                         changed_rows=torch.cat((plan.global_rows, orphan_rows)))
 
 
 def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):

@@ -164,8 +164,13 @@ def configure(method: str, overrides: Mapping[str, Any] | None = None) -> Any:
     return dataclasses.replace(config, **overrides)
 
 
-def _changed_norm(before: torch.nn.Module, after: torch.nn.Module) -> float:
-    """Norm of the change of every float parameter and buffer (graphs excluded: not state)."""
+def _changed_norm(before: torch.nn.Module, after: torch.nn.Module, rows: Tensor | None = None) -> float:
+    """Norm of the change of every float parameter and buffer (graphs excluded: not state);
+    with ``rows`` (``UnlearnResult.changed_rows``), of those rows of ``embedding`` only."""
+    if rows is not None:
+        old, new = before.embedding.detach(), after.embedding.detach()
+        rows = rows.to(new.device)
+        return float(torch.linalg.vector_norm(new[rows] - old[rows], dtype=torch.float64))
     old, new = before.state_dict(), after.state_dict()
     total = 0.0
     for key, value in new.items():
@@ -203,7 +208,7 @@ def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset
     rows = dataset.train.select(removal)
     loss = training_loss(model)
     after = result.model.score_all(rows.users, rows.items).double().cpu()
-    result.update_norm = _changed_norm(model, result.model)
+    result.update_norm = _changed_norm(model, result.model, result.changed_rows)
     result.forget_loss_before = forget_loss(model, dataset, removal, loss)
     result.forget_loss_after = forget_loss(result.model, dataset, removal, loss)
     training_range = _training_logit_range(model, dataset)
