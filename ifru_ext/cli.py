@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .data import PAPER_ATTACK_FRACTIONS, PRESETS, RecDataset, load_dataset, read_request
+from .data.synthetic import is_planted_name
 from .evaluation import RANKING_CHUNK, evaluate
 from .experiments.fidelity import SCENARIOS, FidelitySpec, render_fidelity, run_fidelity
 from .experiments import STUDIES, SWEEPS, ExperimentSpec, json_safe, render_markdown, render_sweep, run_experiment, run_sweep
@@ -154,8 +155,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         metavar="NAME|PATH",
-        help=f"a preset ({', '.join(sorted(PRESETS))}), a ratings file, or a RecBole atomic .inter file (typed "
-        "header; user_id, item_id, and label or rating) (default: bookcrossing)",
+        help=f"a preset ({', '.join(sorted(PRESETS))}), a ratings file, a RecBole atomic .inter file (typed "
+        "header; user_id, item_id, and label or rating), or planted:N[:SEED], N synthetic power-law interactions "
+        "labelled from planted factors (default: bookcrossing)",
     )
     group.add_argument("--sep", type=_separator, help="field separator of a ratings file (default: ',')")
     group.add_argument(
@@ -200,7 +202,7 @@ def dataset_spec(args: argparse.Namespace, model: str, recorded: Mapping[str, An
         if value is not None:
             spec[key] = value
     name = str(spec["name_or_path"])
-    spec["name_or_path"] = name if name in PRESETS else str(Path(name).resolve())
+    spec["name_or_path"] = name if name in PRESETS or is_planted_name(name) else str(Path(name).resolve())
     return spec
 
 
@@ -299,7 +301,7 @@ def _write_model_and_summary(out: Path, model: Recommender, dataset: RecDataset,
 def _dataset_file(spec: Mapping[str, Any]) -> Path | None:
     """The ratings file of a ``load_dataset`` spec that names a path (None for a preset)."""
     name = str(spec["name_or_path"])
-    return None if name in PRESETS else Path(name)
+    return None if name in PRESETS or is_planted_name(name) else Path(name)
 
 
 def load_with_dataset(args: argparse.Namespace) -> tuple[Checkpoint, RecDataset, dict[str, Any]]:

@@ -33,6 +33,7 @@ import torch
 from .dataset import Interactions, RecDataset
 from .readers import (REQUIRED_COLUMNS, inter_columns, is_atomic_file, read_atomic_header, read_bookcrossing, read_inter,
                       read_ratings)
+from .synthetic import PLANTED_PREFIX, is_planted_name, planted_frame
 
 __all__ = [
     "PAPER_ATTACK_FRACTIONS",
@@ -264,7 +265,7 @@ def load_dataset(
     encoding: str = "utf-8",
 ) -> RecDataset:
     """Load a preset (a key of ``PRESETS``), a generic ratings file or a RecBole ``.inter``
-    file, then ``build_dataset``.
+    file, or generate a planted-factor dataset, then ``build_dataset``.
 
     A preset supplies the file (under ``data_dir()``), its reader, and defaults for
     ``threshold``/``kcore`` (explicit arguments override them). For a path,
@@ -280,6 +281,13 @@ def load_dataset(
     of a random share of the raw users (drawn with ``seed``) before the protocol runs: the same
     data at a smaller scale, with each kept user's whole history (``max_rows`` cuts histories
     instead). ``attack_seed``: see ``attack_indices``.
+
+    ``planted:<n>[:<seed>]`` (e.g. ``planted:100000``, ``planted:1e5:7``; generator seed 0 when
+    absent): ``n`` power-law pairs labelled from planted low-rank factors
+    (``ifru_ext.data.synthetic``), then the same protocol (60/20/20 split with ``seed``, ids
+    re-encoded, the attack, ``user_fraction``). Its labels are already 0/1, so ``threshold`` must
+    not be given; ``kcore`` defaults to 0 (all ``n`` rows enter the split); the file options
+    (``sep``/``columns``/``header``/``encoding``) do not apply.
 
     Every argument is checked before the file is read: a ValueError names the first one
     out of range (a non-finite ``threshold``, ``kcore`` < 0, ``max_rows`` < 1, an empty
@@ -330,9 +338,22 @@ def load_dataset(
         _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
         df = read_inter(path, encoding=encoding, max_rows=max_rows).rename(columns={"label": "rating"})
         _check_two_classes(path, df, threshold)
+    elif is_planted_name(name_or_path):
+        if sep != "," or tuple(columns) != REQUIRED_COLUMNS or header or encoding != "utf-8":
+            raise ValueError(f"dataset {name_or_path!r} is generated, not read: sep=, columns=, header= and "
+                             "encoding= do not apply")
+        if threshold is not None:
+            raise ValueError(f"dataset {name_or_path!r}: the generator draws 0/1 labels; threshold= does not apply")
+        threshold = 0  # label > 0, i.e. label = 1
+        kcore = 0 if kcore is None else kcore  # every generated row enters the split
+        _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
+        df = planted_frame(str(name_or_path))
+        if max_rows is not None:
+            df = df.head(max_rows)
     else:
         if threshold is None or kcore is None:
-            raise ValueError(f"{name_or_path!r} is not a preset {sorted(PRESETS)}: pass threshold= and kcore=")
+            raise ValueError(f"{name_or_path!r} is not a preset {sorted(PRESETS)} nor {PLANTED_PREFIX}<n>[:<seed>]: "
+                             "pass threshold= and kcore=")
         _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
         path = Path(name_or_path)
         df = read_ratings(path, sep=sep, columns=columns, header=header, encoding=encoding, max_rows=max_rows)
