@@ -82,12 +82,12 @@ Tensor hvp(const Tensor& emb, const Tensor& v, const Tensor& users, const Tensor
 }
 
 std::tuple<Tensor, Tensor> importance(const Tensor& rowptr, const Tensor& col, const Tensor& seed_counts,
-                                      at::ArrayRef<double> ratios) {
+                                      at::ArrayRef<double> ratios, bool symmetric = false) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("ifru::importance", "")
                        .typed<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&,
-                                                         at::ArrayRef<double>)>();
-  return op.call(rowptr, col, seed_counts, ratios);
+                                                         at::ArrayRef<double>, bool)>();
+  return op.call(rowptr, col, seed_counts, ratios, symmetric);
 }
 
 bool with_cuda() {
@@ -245,6 +245,9 @@ void test_importance() {
     expect_close(scores, torch::tensor({1.0, 1.5, 0.25, 0.0, 1.25, 0.75, 0.0}, kF64), "importance scores, hand");
     const auto want_keep = torch::tensor({1, 1, 0, 0, 1, 1, 0}, kI64).to(torch::kBool);
     expect(keep.scalar_type() == torch::kBool && keep.equal(want_keep), "importance keep, hand");
+    // The graph is symmetric with sorted rows: gathering along its own rows is the transpose's walk.
+    const auto [symmetric_scores, symmetric_keep] = importance(g.rowptr, g.col, seeds, ratios, /*symmetric=*/true);
+    expect(symmetric_scores.equal(scores) && symmetric_keep.equal(keep), "importance on a symmetric graph, hand");
   }
   {
     // Removed u2-i6: s0 u2 = 1/2, i6 = 1/2 (a tie); a0 = .5 keeps round(1.5) = 1, the lower

@@ -52,7 +52,10 @@ TORCH_LIBRARY(ifru, m) {
   m.def("_gather_floor(Tensor table, Tensor index) -> Tensor");
   // Algorithm 1 of the paper over the CSR adjacency (rowptr [N+1], col [nnz]); seed_counts [N]
   // counts removed interactions per node; ratios [K+1]. -> (scores [N], keep bool [N]).
-  m.def("importance(Tensor rowptr, Tensor col, Tensor seed_counts, float[] ratios) -> (Tensor, Tensor)");
+  // symmetric: A = Aᵀ with columns sorted in each row (CSRGraph.symmetric), so the hops gather
+  // along A's own rows instead of building Aᵀ (the transpose is most of a hop's cost).
+  m.def("importance(Tensor rowptr, Tensor col, Tensor seed_counts, float[] ratios, bool symmetric=False) -> "
+        "(Tensor, Tensor)");
   // Aᵀ of a square CSR matrix as (rowptr [N+1], col [nnz], weight [nnz]); stable, so entries
   // of a transposed row keep ascending source-row order.
   m.def("csr_transpose(Tensor rowptr, Tensor col, Tensor weight) -> (Tensor, Tensor, Tensor)");

@@ -186,9 +186,10 @@ def importance(graph: CSRGraph, seed_counts: Tensor, ratios: Sequence[float]) ->
     """Algorithm 1: ``seed_counts [N]`` (removed interactions per node), ``ratios`` = (a_0..a_K).
 
     Returns the final scores [N] and the kept-row mask (bool [N]); the top ``round(a_k·|S_k|)``
-    of each hop are kept, ties to the lower index.
+    of each hop are kept, ties to the lower index. A ``symmetric`` graph's hops read its own
+    rows (no transpose is built).
     """
-    return torch.ops.ifru.importance(graph.rowptr, graph.col, seed_counts, list(ratios))
+    return torch.ops.ifru.importance(graph.rowptr, graph.col, seed_counts, list(ratios), graph.symmetric)
 
 
 def csr_transpose(graph: CSRGraph) -> CSRGraph:
@@ -269,7 +270,7 @@ def _gather_floor_fake(table, index):
 
 
 @torch.library.register_fake("ifru::importance")
-def _importance_fake(rowptr, col, seed_counts, ratios):
+def _importance_fake(rowptr, col, seed_counts, ratios, symmetric=False):
     _check_devices("ifru::importance", seed_counts.device, rowptr=rowptr, col=col)
     return torch.empty_like(seed_counts), torch.empty_like(seed_counts, dtype=torch.bool)
 

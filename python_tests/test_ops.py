@@ -1,6 +1,8 @@
 """Every op against an independent float64 reference, gradcheck and opcheck."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -240,10 +242,13 @@ def test_importance_matches_python_algorithm_1(ratios, seed):
     seed_counts = torch.bincount(
         torch.cat([users[removed], items[removed] + num_users]), minlength=num_users + num_items
     ).double()
-    scores, keep = ifru_ext.importance(graph, seed_counts, ratios)
     ref_scores, ref_keep = importance_reference(graph, seed_counts, ratios)
-    assert torch.equal(keep, ref_keep)
-    assert torch.equal(scores, ref_scores)
+    # The interaction graph is symmetric: its hops read its own rows; declared otherwise, the
+    # op walks the transpose it builds. Both are the reference, bit for bit.
+    for symmetric in (True, False):
+        scores, keep = ifru_ext.importance(dataclasses.replace(graph, symmetric=symmetric), seed_counts, ratios)
+        assert torch.equal(keep, ref_keep)
+        assert torch.equal(scores, ref_scores)
 
 
 def test_importance_multigraph_float32_and_ties():
@@ -287,6 +292,8 @@ def test_opcheck_every_op():
     seed_counts[users[:3]] = 1.0
     adjacency = interaction_graph(users, items - 6, 6, 9)
     torch.library.opcheck(torch.ops.ifru.importance.default, (adjacency.rowptr, adjacency.col, seed_counts, [1.0, 0.6]))
+    torch.library.opcheck(torch.ops.ifru.importance.default,
+                          (adjacency.rowptr, adjacency.col, seed_counts, [1.0, 0.6], True))
     torch.library.opcheck(torch.ops.ifru.csr_transpose.default, g)
 
 

@@ -35,15 +35,20 @@ void keep_top_fraction(std::vector<char>& member, const scalar_t* score, double 
 std::tuple<at::Tensor, at::Tensor> importance_cpu(const at::Tensor& rowptr,       // [N+1]
                                                   const at::Tensor& col,          // [nnz]
                                                   const at::Tensor& seed_counts,  // [N]
-                                                  at::ArrayRef<double> ratios)    // [K+1]
+                                                  at::ArrayRef<double> ratios,    // [K+1]
+                                                  bool symmetric)
 {
   check_importance_args(rowptr, col, seed_counts, ratios);
   const int64_t num_nodes = seed_counts.numel();
   const auto rowptr_c = rowptr.contiguous();
-  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose. The weight is not read: an
-  // uninitialised byte vector (bytes are not value-checked, floats must be finite).
+  // Hops gather along the rows of Aᵀ: A's own when it is symmetric, none for K = 0. The
+  // transpose's weight is not read: an uninitialised byte vector (bytes are not value-checked,
+  // floats must be finite).
   at::Tensor t_rowptr, t_col;
-  if (ratios.size() > 1) {
+  if (ratios.size() > 1 && symmetric) {
+    t_rowptr = rowptr_c;
+    t_col = col.contiguous();
+  } else if (ratios.size() > 1) {
     std::tie(t_rowptr, t_col, std::ignore) =
         call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, col.options().dtype(at::kByte)));
   }

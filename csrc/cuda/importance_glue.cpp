@@ -34,16 +34,21 @@ void keep_top_fraction(at::Tensor& member, const at::Tensor& score, double ratio
 std::tuple<at::Tensor, at::Tensor> importance_cuda(const at::Tensor& rowptr,       // [N+1]
                                                    const at::Tensor& col,          // [nnz]
                                                    const at::Tensor& seed_counts,  // [N]
-                                                   at::ArrayRef<double> ratios)    // [K+1]
+                                                   at::ArrayRef<double> ratios,    // [K+1]
+                                                   bool symmetric)
 {
   check_importance_args(rowptr, col, seed_counts, ratios);
   const c10::cuda::CUDAGuard device_guard(seed_counts.device());
   const int64_t num_nodes = seed_counts.numel();
   const auto rowptr_c = rowptr.contiguous();
-  // Hops gather along the rows of Aᵀ; K = 0 needs no transpose. The weight is not read: an
-  // uninitialised byte vector (bytes are not value-checked, floats must be finite).
+  // Hops gather along the rows of Aᵀ: A's own when it is symmetric, none for K = 0. The
+  // transpose's weight is not read: an uninitialised byte vector (bytes are not value-checked,
+  // floats must be finite).
   at::Tensor in_rowptr, in_src;
-  if (ratios.size() > 1) {
+  if (ratios.size() > 1 && symmetric) {
+    in_rowptr = rowptr_c;
+    in_src = col.contiguous();
+  } else if (ratios.size() > 1) {
     std::tie(in_rowptr, in_src, std::ignore) =
         call_csr_transpose(rowptr_c, col, at::empty({col.numel()}, col.options().dtype(at::kByte)));
     in_rowptr = in_rowptr.contiguous();
