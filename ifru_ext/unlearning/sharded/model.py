@@ -100,7 +100,9 @@ class ShardedRecommender(GraphModel):
     (``shard_graph`` of the partition) is held like ``Recommender``'s: non-persistent
     buffers, set with ``set_graph`` (``GraphModel``'s graph handling). Parameters: ``aggregator`` only — the sub-models are
     trained per shard and frozen under the aggregator. ``train_config`` is the
-    ``TrainConfig`` that trained it (unlearning retrains with it).
+    ``TrainConfig`` that trained it (unlearning retrains with it). ``shard_epochs`` (list of
+    ``k`` ints) and ``aggregator_epochs``: the epochs of each part's latest training (0: not
+    trained, or not known); a request's aggregator runs at most ``aggregator_epochs`` epochs.
     """
 
     def __init__(
@@ -139,6 +141,8 @@ class ShardedRecommender(GraphModel):
         self.register_buffer("partition", partition.clone())
         self.init_graph()
         self.aggregator = AttentionAggregator(num_shards, self.dim, torch.Generator().manual_seed(seed))
+        self.shard_epochs: list[int] = [0] * num_shards
+        self.aggregator_epochs = 0
 
     def initial_table(self, shard: int) -> Tensor:
         """Shard ``shard``'s initial table [N, d] (CPU): ``build_model``'s draw with seed ``seed + 1 + shard``."""
