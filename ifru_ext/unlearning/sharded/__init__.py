@@ -5,7 +5,10 @@ Both split the training rows into ``k`` shards (10 in the paper), train one sub-
 the backbone (MF or LightGCN) per shard on that shard's rows only, and train an attention
 aggregator on top that merges the ``k`` sub-models into one recommender. A request to
 forget rows retrains, from scratch, only the shards that hold them (on their remaining
-rows), then the aggregator (on all remaining rows). The methods differ only in the
+rows), then refits the aggregator on all remaining rows: warm from the model's own, for at
+most the epochs the Original's took (``ShardedConfig.warm_start``; fresh, it is the full
+Retrain's; why: ``unlearn_sharded``). Shards and aggregator stop alike: ``patience`` epochs
+without beating their best validation AUC by more than its noise. The methods differ only in the
 partition, as in the authors' code (baiyimeng/IFRU, ``eraser_*.py`` with ``part_type``):
 
 - ``sisa``: a balanced random partition (``random_partition``);

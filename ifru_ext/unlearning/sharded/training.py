@@ -1,5 +1,6 @@
 """Training the sharded model: every sub-model on its shard's rows (batched across shards),
-then the aggregator on all remaining rows, each stopped early on validation AUC."""
+then the aggregator on all remaining rows, each stopped early when its validation AUC stops
+beating its best by more than that AUC's noise (``auc_noise``)."""
 from __future__ import annotations
 
 import logging
