@@ -54,7 +54,7 @@ from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
 from .ops import MAX_LAYERS
 from .training import LOSSES, SCHEDULES, TrainConfig, model_arguments, train_new
-from .unlearning import METHODS, RetrainConfig, configure
+from .unlearning import METHODS, RetrainConfig, calibrate, configure
 
 __all__ = [
     "SUBCOMMANDS",
@@ -376,6 +376,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--seed", type=SEED, help="seed of the initialisation and the batch shuffling (default: 1024)")
     fit.add_argument("--out", type=Path, help="output directory (default: runs/<model>-<mode>)")
     fit.add_argument(
+        "--calibrate", action=argparse.BooleanOptionalAction, default=True,
+        help="after training, fit the training response's scale against one Retrain of a random 2%% of the rows "
+        "(ifru_ext.unlearning.calibrate; about doubles the training time) and save it in the checkpoint: every "
+        "later ifru request uses it at no cost (--mode full; default: on)",
+    )
+    fit.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),
         help="show a progress bar (needs tqdm; default: when stderr is a terminal)",
     )
@@ -400,6 +406,12 @@ def run_train(args: argparse.Namespace) -> int:
                                    init_std=args.init_std)
     model, result = train_new(args.model, dataset, config, removal, **architecture, progress=args.progress)
     aucs = evaluate(model, dataset)
+    calibration = None
+    if args.calibrate and removal is None:
+        try:
+            calibration = calibrate(model, dataset, train=config)
+        except ValueError as error:  # the model is trained: save it, uncalibrated, and say why
+            logger.warning("not calibrated: %s", error)
 
     summary = {
         "model": model.config(),
@@ -413,6 +425,7 @@ def run_train(args: argparse.Namespace) -> int:
         "best_valid_auc": result.best_valid_auc,
         "epochs": result.epochs,
         "seconds": result.seconds,
+        "calibration": None if calibration is None else dataclasses.asdict(calibration),
         **aucs,
         "history": result.history,
     }
@@ -422,6 +435,10 @@ def run_train(args: argparse.Namespace) -> int:
         f"{result.seconds:.1f} s, {len(dataset.remaining(removal))} training rows"
     )
     print(format_aucs(aucs))
+    if calibration is not None:
+        print(f"calibrated: response scale {calibration.scale:.3f} (forget loss on {calibration.rows} rows: "
+              f"Retrain {calibration.forget_loss['retrain']:.4f}, uncalibrated {calibration.forget_loss['uncalibrated']:.4f}), "
+              f"{calibration.seconds:.1f} s")
     print(f"saved {out / 'model.pt'} and {out / 'summary.json'}")
     return 0
 
@@ -795,6 +812,10 @@ def add_fidelity_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
     parser.add_argument("--epochs", type=POSITIVE_INT, help="maximum training epochs (default: 1000, early stopping)")
     parser.add_argument("--out", type=Path, help="output directory (default: runs/fidelity-<model>-<scenario>)")
+    parser.add_argument(
+        "--calibrate", action=argparse.BooleanOptionalAction, default=True,
+        help="calibrate each Original (one more Retrain, cached with it) so ifru's answer uses its fitted scale; "
+        "ifru-uncalibrated shows the answer without it (default: on)")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_fidelity_command)
@@ -807,7 +828,8 @@ def run_fidelity_command(args: argparse.Namespace) -> int:
     fidelity = FidelitySpec(dataset=spec, model=args.model, scenario=args.scenario, fraction=args.fraction,
                             seeds=args.seeds, methods=args.methods, device=args.device, schedule=args.schedule,
                             out=args.out or Path("runs") / f"fidelity-{args.model}-{args.scenario}",
-                            train_overrides={"max_epochs": args.epochs} if args.epochs else {})
+                            train_overrides={"max_epochs": args.epochs} if args.epochs else {},
+                            calibrated=args.calibrate)
     report = run_fidelity(fidelity)
     print(render_fidelity(report))
     print(f"wrote {fidelity.out / 'report.json'} and {fidelity.out / 'report.md'}")

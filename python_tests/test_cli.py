@@ -96,7 +96,8 @@ def test_method_options_are_checked_against_the_registry(tmp_path, ratings_file,
 def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name, mode):
     out = tmp_path / "run"
     argv = ["-q", "train", "--model", name, "--mode", mode, "--epochs", "4", "--lr", "0.01", "--batch-size", "256",
-            "--attack-fraction", "0.05", "--seed", "3", "--out", str(out), "--no-progress", *file_options(ratings_file)]
+            "--attack-fraction", "0.05", "--seed", "3", "--out", str(out), "--no-progress", "--no-calibrate",
+            *file_options(ratings_file)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "AUC_0" in printed and "test" in printed
@@ -116,10 +117,29 @@ def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name
         assert torch.equal(loaded.model.graph.col, dataset.graph(dataset.removal).col)
     else:
         assert loaded.removal is None
+    assert summary["calibration"] is None and loaded.model.trace.calibration is None
     assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     for split in ("valid", "test"):
         assert evaluated[split] == pytest.approx(summary[split], abs=1e-12, nan_ok=True)
+
+
+def test_train_calibrates_the_original_against_one_retrain(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--dataset", "planted:5000", "--epochs", "10", "--lr", "0.01", "--batch-size", "256",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "calibrated: response scale" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    dataset = load_dataset("planted:5000", attack_fraction=0.02)  # train's default attack for MF
+    loaded = load_checkpoint(out / "model.pt", dataset)
+    # The scale travels in the checkpoint; with it the answer to the calibration request (a
+    # random 2% of the rows) forgets them as much as their Retrain did, without it far less.
+    fitted = summary["calibration"]
+    assert loaded.model.trace.calibration == fitted["scale"] > 0 and fitted["rows"] == round(0.02 * len(dataset.train))
+    losses = fitted["forget_loss"]
+    change = losses["retrain"] - losses["original"]
+    assert change > 0 and losses["calibrated"] == pytest.approx(losses["retrain"], abs=2e-3 * change)
+    assert abs(losses["uncalibrated"] - losses["retrain"]) > 0.1 * change
 
 
 def test_evaluate_refuses_another_dataset(tmp_path, ratings_file, capsys):

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..data import RecDataset
 from ..models import Recommender, load_checkpoint, save_checkpoint
 from ..training import TrainConfig, train_new
+from ..unlearning import calibrate
 
 __all__ = ["reuse", "trained_model"]
 
@@ -34,19 +35,32 @@ def reuse(path: Path, load: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[A
 
 
 def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfig,
-                  removal: Tensor | None) -> tuple[Recommender, float]:
+                  removal: Tensor | None, calibrated: bool = False) -> tuple[Recommender, float]:
     """A ``name`` model trained by ``config`` on ``dataset`` minus ``removal``, and its training
-    seconds: the checkpoint at ``path`` if it fits, else a new run saved there."""
+    seconds: the checkpoint at ``path`` if it fits, else a new run saved there. ``calibrated``:
+    the model carries its calibration (``unlearning.calibrate``, one Retrain; fitted on a full
+    ``dataset`` only) — a cached checkpoint without one is calibrated and saved again."""
+    meta: dict[str, Any] = {}
+
     def load() -> tuple[Recommender, dict[str, Any]]:
         checkpoint = load_checkpoint(path, dataset, expected_model=name, device=config.device)
         if checkpoint.loss != config.loss:
             raise ValueError(f"it was trained with {checkpoint.loss}, this run trains with {config.loss}")
+        meta.update(checkpoint.meta)
         return checkpoint.model, checkpoint.meta
 
     reused = reuse(path, load)
     if reused is not None:
+        model, seconds = reused
+    else:
+        model, result = train_new(name, dataset, config, removal)
+        seconds = result.seconds
+        meta.update(seconds=seconds, best_epoch=result.best_epoch, epochs=result.epochs, train=asdict(config))
+    if calibrated and removal is None and model.trace.calibration is None:
+        fitted = calibrate(model, dataset, train=config)
+        logger.info("calibrated %s: scale %.3f (%.1f s)", path, fitted.scale, fitted.seconds)
+        meta["calibration"] = asdict(fitted)
+    elif reused is not None:
         return reused
-    model, result = train_new(name, dataset, config, removal)
-    save_checkpoint(path, model, dataset, removal, meta={"seconds": result.seconds, "best_epoch": result.best_epoch,
-                                                         "epochs": result.epochs, "train": asdict(config)})
-    return model, result.seconds
+    save_checkpoint(path, model, dataset, removal, meta=meta)
+    return model, seconds

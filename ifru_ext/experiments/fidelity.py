@@ -50,7 +50,8 @@ SCENARIOS = ("poison", "genuine", "users")
 class FidelitySpec:
     """What to run. ``dataset``: ``load_dataset`` keyword arguments (no attack: the scenario
     sets it); ``fraction``: of the training rows (poison, genuine) or of the users (users);
-    ``seeds``: one request draw each."""
+    ``seeds``: one request draw each; ``calibrated``: the Originals carry their calibration
+    (``unlearning.calibrate``: one more Retrain per Original, cached with it)."""
 
     dataset: dict[str, Any]
     model: str = "mf"
@@ -62,6 +63,7 @@ class FidelitySpec:
     device: str = "cpu"
     schedule: str = "paper"
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    calibrated: bool = False
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -95,7 +97,8 @@ def _train_config(spec: FidelitySpec, seed_offset: int = 0) -> TrainConfig:
 
 
 def _trained(path: Path, spec: FidelitySpec, dataset: RecDataset, removal, seed_offset: int = 0) -> tuple[Recommender, float]:
-    return trained_model(path, spec.model, dataset, _train_config(spec, seed_offset), removal)
+    return trained_model(path, spec.model, dataset, _train_config(spec, seed_offset), removal,
+                         calibrated=spec.calibrated and removal is None)
 
 
 def _scores(model, dataset: RecDataset, removal: torch.Tensor) -> dict[str, Any]:
@@ -144,7 +147,7 @@ def _draw(spec: FidelitySpec, seed: int) -> dict[str, Any]:
     noise_floor = {"auc_0": models["retrain-2"]["auc_gap"], "forget_loss": floor_gap,
                    **{key: abs(models["retrain-2"][key] - r[key]) for key in REPORTED_RANKING}}
     return {"seed": seed, "removed": int(removal.numel()), "judged": abs(r["forget_loss"] - o["forget_loss"]) > floor_gap,
-            "noise_floor": noise_floor, "models": models}
+            "noise_floor": noise_floor, "calibration": original.trace.calibration, "models": models}
 
 
 def _mean(values: list[float]) -> float:
@@ -172,7 +175,7 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
     report = {
         "dataset": str(spec.dataset.get("name_or_path", "bookcrossing")), "model": spec.model,
         "scenario": spec.scenario, "fraction": spec.fraction, "seeds": list(spec.seeds), "device": spec.device,
-        "torch": torch.__version__, "train_overrides": dict(spec.train_overrides),
+        "torch": torch.__version__, "train_overrides": dict(spec.train_overrides), "calibrated": spec.calibrated,
         "noise_floor": {key: _mean([d["noise_floor"][key] for d in draws])
                         for key in ("auc_0", "forget_loss", *REPORTED_RANKING)},
         "judged_draws": sum(d["judged"] for d in draws), "summary": summary, "draws": draws,
@@ -180,6 +183,13 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
     (spec.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
     (spec.out / "report.md").write_text(render_fidelity(report))
     return report
+
+
+def _calibration_line(report: dict[str, Any]) -> str:
+    scales = sorted({d["calibration"] for d in report["draws"] if d.get("calibration") is not None})
+    if not scales:
+        return " Originals not calibrated."
+    return f" Originals calibrated (scale {', '.join(number(s, 3) for s in scales)}): `ifru`'s answer uses it."
 
 
 def render_fidelity(report: dict[str, Any]) -> str:
@@ -191,7 +201,8 @@ def render_fidelity(report: dict[str, Any]) -> str:
         f"Draws (seeds) {report['seeds']}, {report['judged_draws']} judged on the forget loss (the rest change it by "
         f"less than the Retrain noise floor); device {report['device']}, torch {report['torch']}. Noise floor "
         f"(Retrain vs Retrain, next seed): |ΔAUC_0| {number(floor['auc_0'])}, |Δ forget loss| {number(floor['forget_loss'])}"
-        + "".join(f", |Δ {metric_label(key)}| {number(floor.get(key))}" for key in REPORTED_RANKING) + ".",
+        + "".join(f", |Δ {metric_label(key)}| {number(floor.get(key))}" for key in REPORTED_RANKING) + "."
+        + _calibration_line(report),
         "",
         "| model | AUC_0 | \\|AUC_0 − R\\| | " + " | ".join(map(metric_label, REPORTED_RANKING))
         + " | completeness AUC 0 / 1 / 2 | forget loss | forget completeness | MIA AUC | seconds | speed-up | unchanged |",

@@ -11,6 +11,7 @@ refuse the other rather than treat a BPR model as BCE.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,9 @@ class TrainingTrace:
     snapshots: up to ``MAX_SNAPSHOTS`` earlier points of the run before the returned epoch,
     evenly spread, each ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the
     estimator needs their shape, not their last digits);
-    loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it).
+    loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it);
+    calibration: the training-aware response's scale fitted at training time against one real
+    Retrain (``ifru_ext.unlearning.calibrate``); None: not calibrated (and traces that predate it).
     """
 
     lr: float
@@ -53,6 +56,7 @@ class TrainingTrace:
     initial: Tensor
     snapshots: list["Snapshot"] = field(default_factory=list)
     loss: str = "bce"
+    calibration: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
@@ -66,7 +70,7 @@ class TrainingTrace:
     @classmethod
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
-        names = set(cls.__dataclass_fields__) - {"snapshots", "loss"}
+        names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
@@ -80,7 +84,11 @@ class TrainingTrace:
         loss = payload.get("loss", "bce")  # older traces: BCE, the only loss then
         if loss not in LOSSES:
             raise ValueError(f"training trace loss must be one of {LOSSES}, got {loss!r}")
-        trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss)
+        calibration = payload.get("calibration")  # older traces: not calibrated
+        if calibration is not None and not (isinstance(calibration, float) and 0 < calibration < math.inf):
+            raise ValueError(f"training trace calibration must be a finite float > 0 or None, got {calibration!r}")
+        trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,
+                    calibration=calibration)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):

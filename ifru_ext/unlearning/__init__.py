@@ -1,7 +1,8 @@
 """Unlearning methods behind one registry (``registry.METHODS``) and one call, ``unlearn``.
 
 Families, one module each: ``influence`` (IFRU, SCIF), ``retrain``, ``finetune``,
-``alteraser``, ``sharded`` (SISA, RecEraser); ``base`` holds what they share (result, solve
+``alteraser``, ``sharded`` (SISA, RecEraser), ``calibration`` (the training response's scale,
+fitted once per model against one Retrain); ``base`` holds what they share (result, solve
 report, phase clock), ``solvers`` and ``curvature`` the numerical pieces, ``objective`` the
 remaining-data objective of the warm-start methods, ``terms`` the loss terms (BCE, BPR) the
 training response reads, ``own_model`` the protocol for your own model (``TableModel``,
@@ -9,6 +10,7 @@ training response reads, ``own_model`` the protocol for your own model (``TableM
 """
 from .alteraser import AltEraserConfig
 from .base import PhaseClock, SolveReport, UnlearnResult
+from .calibration import CALIBRATION_FRACTION, Calibration, calibrate
 from .finetune import FinetuneConfig
 from .influence import UnlearnConfig
 from .own_model import TableModel, adam_trace
@@ -17,8 +19,10 @@ from .retrain import RetrainConfig
 from .sharded import ShardedConfig, ShardedRecommender, load_sharded, save_sharded, train_sharded
 
 __all__ = [
+    "CALIBRATION_FRACTION",
     "METHODS",
     "AltEraserConfig",
+    "Calibration",
     "FinetuneConfig",
     "Method",
     "PhaseClock",
@@ -30,6 +34,7 @@ __all__ = [
     "UnlearnConfig",
     "UnlearnResult",
     "adam_trace",
+    "calibrate",
     "configure",
     "load_sharded",
     "method_for",

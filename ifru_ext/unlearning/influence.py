@@ -61,6 +61,10 @@ class UnlearnConfig:
         as the authors' code does).
     backend: ``fused`` — ``torch.ops.ifru.hvp``; ``autograd`` — the plain-PyTorch formulation
         (double-backward HVP through ``torch.sparse.mm``), the same maths, for comparison.
+    calibrated: scale the training response by the model's calibration
+        (``TrainingTrace.calibration``, fitted by ``calibrate`` against one real Retrain at
+        training time) when it has one; False: the response as derived (``ifru-uncalibrated``).
+        Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -79,6 +83,7 @@ class UnlearnConfig:
     validation_select: bool | None = None
     new_graph: bool = True
     backend: Literal["fused", "autograd"] = "fused"
+    calibrated: bool = True
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -336,6 +341,8 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
     reach = trace.lr * trace.steps
     initial = plan.moving(trace.initial)
+    if config.calibrated and trace.calibration is not None:
+        delta = delta * trace.calibration
     estimate = torch.minimum(torch.maximum(plan.moving(emb) + delta, initial - reach), initial + reach)
     orphan_rows = orphans.nonzero().squeeze(1)
     unlearned = copy_model(model)

@@ -76,6 +76,9 @@ METHODS: dict[str, Method] = _methods(
            summary="IFRU, the training-aware response: the change Adam would have made without D_r over the model's "
                    "own run (from its training trace), orphaned rows reset; no validation AUC, no tuned constant",
            **TRAINING_RESPONSE),
+    Method("ifru-uncalibrated", UnlearnConfig(calibrated=False), influence_update,
+           summary="IFRU's training response as derived, without the model's calibration (ifru_ext.unlearning."
+                   "calibrate); the same as ifru for a model that has none", **TRAINING_RESPONSE),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),

@@ -1,0 +1,98 @@
+"""Calibration at training time (ifru_ext.unlearning.calibration): the training response's scale,
+fitted against one real Retrain, stored with the model and used by every later request."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ifru_ext.data import load_dataset
+from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
+from ifru_ext.models.trace import TrainingTrace
+from ifru_ext.training import TrainConfig, train
+from ifru_ext.unlearning import RetrainConfig, TableModel, calibrate, unlearn
+from ifru_ext.unlearning.calibration import calibration_rows
+from ifru_ext.unlearning.response import orphaned_rows
+from ifru_ext.unlearning.terms import forget_loss
+
+from test_train import planted_dataset
+
+
+def trained(dataset, name: str, seed: int = 0):
+    model = build_model(name, dataset.num_users, dataset.num_items, dim=4, init_std=0.1, seed=seed).double()
+    train(model, dataset, TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8, seed=seed), progress=False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_dataset()
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_the_fitted_scale_makes_the_estimate_forget_as_much_as_retrain(planted, name):
+    model = trained(planted, name)
+    assert model.trace.calibration is None
+    fitted = calibrate(model, planted)
+    assert model.trace.calibration == fitted.scale and fitted.scale > 0
+    rows = calibration_rows(model, planted, 0.02, 0)
+    assert fitted.rows == rows.numel() == round(0.02 * len(planted.train))
+    # Retrain (as the model was trained) and the calibrated answer on the calibration rows.
+    retrained = unlearn(model, planted, rows, RetrainConfig()).model
+    target = forget_loss(retrained, planted, rows, "bce")
+    assert fitted.forget_loss["retrain"] == pytest.approx(target, rel=1e-12)
+    answer = unlearn(model, planted, rows).model
+    losses = fitted.forget_loss
+    assert forget_loss(answer, planted, rows, "bce") == pytest.approx(
+        target, abs=2e-3 * abs(target - losses["original"]))
+    assert losses["uncalibrated"] != pytest.approx(target, abs=2e-3 * abs(target - losses["original"]))
+
+
+def test_every_later_request_scales_the_response_and_keeps_orphans_exact(planted):
+    model = trained(planted, "mf")
+    scale = calibrate(model, planted).scale
+    user = int(planted.train.users[3])
+    request = torch.cat([(planted.train.users == user).nonzero().squeeze(1),
+                         torch.randperm(len(planted.train), generator=torch.Generator().manual_seed(7))[:30]]).unique()
+    calibrated = unlearn(model, planted, request)
+    raw = unlearn(model, planted, request, method="ifru-uncalibrated")
+    assert torch.equal(calibrated.changed_rows, raw.changed_rows)
+    orphans = orphaned_rows(planted, request, torch.device("cpu"))
+    moving = calibrated.changed_rows[~orphans[calibrated.changed_rows]]
+    before = model.embedding.detach()
+    torch.testing.assert_close(calibrated.model.embedding[moving] - before[moving],
+                               scale * (raw.model.embedding[moving] - before[moving]), rtol=1e-9, atol=1e-12)
+    assert torch.equal(calibrated.model.embedding[user], model.trace.initial[user])  # exact, not scaled
+
+
+def test_the_calibration_travels_with_the_checkpoint(planted, tmp_path):
+    model = trained(planted, "mf")
+    scale = calibrate(model, planted).scale
+    save_checkpoint(tmp_path / "model.pt", model, planted)
+    loaded = load_checkpoint(tmp_path / "model.pt", planted).model
+    assert loaded.trace.calibration == scale
+    payload = model.trace.to_payload()
+    payload.pop("calibration")  # a trace written before calibration existed
+    shape = tuple(model.embedding.shape)
+    assert TrainingTrace.from_payload(payload, shape).calibration is None
+    for bad in (0.0, -1.0, math.nan, math.inf, "2"):
+        with pytest.raises(ValueError, match="calibration"):
+            TrainingTrace.from_payload({**payload, "calibration": bad}, shape)
+
+
+def test_misuse_is_refused_with_a_clear_error(planted):
+    model = trained(planted, "mf")
+    for fraction in (0.0, 1.0, -0.1, 1):
+        with pytest.raises(ValueError, match="fraction"):
+            calibrate(model, planted, fraction=fraction)
+    untrained = build_model("mf", planted.num_users, planted.num_items, dim=4, seed=0)
+    with pytest.raises(ValueError, match="training trace"):
+        calibrate(untrained, planted)
+
+    class DotScores(TableModel):
+        def scores(self, table, users, items):
+            return (table[users] * table[items]).sum(1)
+
+    with pytest.raises(ValueError, match="Recommender"):
+        calibrate(DotScores(planted.num_users, planted.num_items, 4, seed=0), planted)
