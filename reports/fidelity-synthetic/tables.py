@@ -12,15 +12,20 @@ from ifru_ext.experiments.fidelity import render_matrix
 
 HERE = Path(__file__).resolve().parent
 ORDER = {"genuine": 0, "users": 1, "poison": 2}
+MODELS = {"mf": "MF", "lightgcn": "LightGCN"}
 
 
 def main() -> None:
-    for folder in sorted(path for path in HERE.iterdir() if path.is_dir()):
+    folders = [path for path in HERE.iterdir() if path.is_dir()]
+    folders.sort(key=lambda path: (path.name.split("-")[0] != "mf", float(path.name.split("-")[1])))
+    for folder in folders:
+        model, size = folder.name.split("-")
         reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
         reports.sort(key=lambda report: (ORDER[report["scenario"]], report["fraction"]))
         seeds = sorted({seed for report in reports for seed in report["seeds"]})
-        for method in ("ifru", "ifru-validation"):
-            print(f"## {folder.name}, seeds {seeds}: `{method}`\n")
+        draws = f"{len(seeds)} draw{'s' * (len(seeds) > 1)} (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})"
+        for method, what in (("ifru", "the default"), ("ifru-validation", "the previous default")):
+            print(f"## {MODELS[model]} on planted:{size}, {draws}: `{method}` ({what})\n")
             print(render_matrix(reports, method))
 
 
