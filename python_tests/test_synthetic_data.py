@@ -71,7 +71,7 @@ def test_labels_carry_the_planted_signal():
 
 def test_cli_trains_and_evaluates_a_planted_dataset(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["-q", "train", "--dataset", "planted:1e4", "--epochs", "30", "--out", str(out), "--no-progress"]
+    argv = ["-q", "train", "--dataset", "planted:1e4", "--epochs", "30", "--no-calibrate", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"]["name_or_path"] == "planted:1e4"  # a name, not resolved to a path
