@@ -8,15 +8,17 @@ cd "$(dirname "$0")/../.."
 IFRU=${IFRU:-.venv/bin/ifru}
 PYTHON=${PYTHON:-.venv/bin/python}
 HERE=reports/fidelity-synthetic
-METHODS=ifru,ifru-validation,ifru-reference
+METHODS=${METHODS:-ifru,ifru-validation,ifru-reference}
+FLAGS=${FLAGS:-}  # e.g. --no-calibrate (the uncalibrated cells were measured before calibration existed)
+TAG=${TAG:-}      # suffix of the cell folders, e.g. -calibrated
 
 cell() {  # model size scenario fraction seeds
   local model=$1 size=$2 scenario=$3 fraction=$4 seeds=$5
-  local out=runs/fidelity-synthetic/$model-$size dest=$HERE/$model-$size
+  local out=runs/fidelity-synthetic/$model-$size$TAG dest=$HERE/$model-$size$TAG
   echo "=== $(date +%T) $model planted:$size $scenario $fraction seeds $seeds"
   local start=$SECONDS
   "$IFRU" fidelity --model "$model" --dataset "planted:$size" --scenario "$scenario" --fraction "$fraction" \
-      --seeds "$seeds" --methods "$METHODS" --threads 1 --out "$out" > "$out.$scenario-$fraction.log" 2>&1 \
+      --seeds "$seeds" --methods "$METHODS" $FLAGS --threads 1 --out "$out" > "$out.$scenario-$fraction.log" 2>&1 \
     || { echo "FAILED (see $out.$scenario-$fraction.log)"; return 1; }
   mkdir -p "$dest"
   cp "$out/report.md" "$dest/$scenario-$fraction.md"
