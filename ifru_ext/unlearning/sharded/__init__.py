@@ -27,7 +27,8 @@ never cross shards: ``lightgcn_graph`` builds the block-diagonal graph of every 
 scores a batch that mixes shards.
 
 Sub-models follow ``ifru_ext.train``'s protocol per shard (mean BCE, Adam, batches of
-``batch_size``, early stop on that sub-model's whole-validation AUC, best state kept),
+``batch_size``, best state kept), except that a shard's early stop reads only the validation
+pairs its rows cover, with the noise margin above (``fit_shards`` says why),
 and every optimiser step takes one batch from each shard still training. Shard ``j``
 draws its initial table and its batch order from its own seed (``seed + 1 + j``), and
 Adam keeps per-shard state, so a shard's training does not depend on which other shards
