@@ -10,7 +10,7 @@ import torch
 from ifru_ext.data import load_dataset
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
 from ifru_ext.models.trace import TrainingTrace
-from ifru_ext.training import TrainConfig, train
+from ifru_ext.training import TrainConfig, train, train_new
 from ifru_ext.unlearning import RetrainConfig, TableModel, calibrate, unlearn
 from ifru_ext.unlearning.calibration import calibration_rows
 from ifru_ext.unlearning.response import orphaned_rows
@@ -79,6 +79,18 @@ def test_the_calibration_travels_with_the_checkpoint(planted, tmp_path):
     for bad in (0.0, -1.0, math.nan, math.inf, "2"):
         with pytest.raises(ValueError, match="calibration"):
             TrainingTrace.from_payload({**payload, "calibration": bad}, shape)
+
+
+def test_a_retrain_that_differs_by_more_than_the_removal_is_not_calibrated_against():
+    # LightGCN on planted:1e4 with 2% flipped labels (paper schedule): Retrain moves the loss of
+    # the calibration rows by +0.006 but that of the rows it kept by -0.033 ± 0.003 — the runs
+    # differ by their path, not by the removal, and a fit would shrink the response tenfold.
+    data = load_dataset("planted:1e4", attack_fraction=0.02, attack_seed=1)
+    config = TrainConfig.for_model("lightgcn")
+    model, _ = train_new("lightgcn", data, config)
+    with pytest.raises(ValueError, match="no more than it moves the loss of rows it kept"):
+        calibrate(model, data, train=config)
+    assert model.trace.calibration is None
 
 
 def test_misuse_is_refused_with_a_clear_error(planted):

@@ -69,6 +69,29 @@ def calibration_rows(model: Recommender, dataset: RecDataset, fraction: float, s
     return candidates[torch.randperm(candidates.numel(), generator=generator)[:count]].sort().values
 
 
+def _check_signal(model: Recommender, retrained: torch.nn.Module, dataset: RecDataset, rows: Tensor, change: float,
+                  seed: int) -> None:
+    """ValueError unless Retrain moves the calibration rows' loss (by ``change``) more than it
+    moves the loss of rows it kept: the kept rows, shuffled, in chunks the size of the request,
+    give that drift's mean and spread. When the two runs differ mostly by their length or their
+    path (an Original that barely left its initial table, or Retrain training on after it had
+    stopped), a fit to ``change`` would calibrate against that, not against the removal."""
+    loss = training_trace(model).loss
+    kept = objective_rows(loss, dataset, torch.arange(len(dataset.train)))
+    kept = kept[~torch.isin(kept, rows)]
+    kept = kept[torch.randperm(kept.numel(), generator=torch.Generator().manual_seed(seed + 1))]
+    count = kept.numel() // rows.numel()
+    if count < 2:
+        return  # a request of half the data or more: no chunk to compare with
+    drift = torch.tensor([forget_loss(retrained, dataset, chunk, loss) - forget_loss(model, dataset, chunk, loss)
+                          for chunk in kept[: count * rows.numel()].view(count, -1)], dtype=torch.float64)
+    mean, spread = float(drift.mean()), float(drift.std())
+    if abs(change) <= abs(mean) + spread:
+        raise ValueError(f"Retrain moves the loss of the {rows.numel()} calibration rows by {change:+.4f}, no more than "
+                         f"it moves the loss of rows it kept ({mean:+.4f} ± {spread:.4f}): the two runs differ by more "
+                         "than the removal, so there is nothing to calibrate against")
+
+
 def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRATION_FRACTION,
               seed: int = 0, train: TrainConfig | None = None) -> Calibration:
     """Fit the training response's scale on ``dataset`` (the data ``model`` was trained on) and
@@ -77,8 +100,10 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     ``retrain_config`` (the schedule of the architecture with what the trace records).
 
     Raises ValueError for a model without a training trace or that ``Retrain`` cannot rebuild
-    (your own ``TableModel``), a ``fraction`` outside (0, 1), and a calibration request the
-    response does not move, or moves against Retrain (no positive scale exists)."""
+    (your own ``TableModel``), a ``fraction`` outside (0, 1), a Retrain that moves the
+    calibration rows' loss no more than the loss of rows it kept (``_check_signal``), and a
+    calibration request the response does not move, or moves against Retrain (no positive
+    scale exists)."""
     if not isinstance(model, Recommender):
         raise ValueError(f"calibrate retrains the model, so it needs a Recommender (MF or LightGCN), got "
                          f"{type(model).__name__}")
@@ -92,6 +117,7 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     loss = trace.loss
     original_loss = forget_loss(model, dataset, rows, loss)
     target = forget_loss(retrained.model, dataset, rows, loss)
+    _check_signal(model, retrained.model, dataset, rows, target - original_loss, seed)
     # δ on the rows the response moved (orphans excluded: they sit exactly at their initial value).
     moved = estimate.changed_rows
     moved = moved[~orphaned_rows(dataset, rows, moved.device, loss)[moved]]
