@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ifru_ext.data import load_dataset
+from ifru_ext.experiments.cache import trained_model
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
 from ifru_ext.models.trace import TrainingTrace
 from ifru_ext.training import TrainConfig, train, train_new
@@ -108,3 +109,14 @@ def test_misuse_is_refused_with_a_clear_error(planted):
 
     with pytest.raises(ValueError, match="Recommender"):
         calibrate(DotScores(planted.num_users, planted.num_items, 4, seed=0), planted)
+
+
+def test_a_cached_original_is_calibrated_once_and_set_aside_when_a_run_asks_for_none(planted, tmp_path):
+    path, config = tmp_path / "original.pt", TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8)
+    calibrated, _ = trained_model(path, "mf", planted, config, None, calibrated=True)
+    scale = calibrated.trace.calibration
+    assert scale is not None and scale > 0
+    plain, _ = trained_model(path, "mf", planted, config, None)  # e.g. ifru fidelity --no-calibrate
+    assert plain.trace.calibration is None and torch.equal(plain.embedding, calibrated.embedding)
+    again, _ = trained_model(path, "mf", planted, config, None, calibrated=True)  # the file kept it
+    assert again.trace.calibration == scale

@@ -40,7 +40,8 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
     seconds: the checkpoint at ``path`` if it fits, else a new run saved there. ``calibrated``:
     the model carries its calibration (``unlearning.calibrate``, one Retrain; fitted on a full
     ``dataset`` only) — a cached checkpoint without one is calibrated and saved again; one the
-    calibration refuses stays uncalibrated, and the refusal is saved with it."""
+    calibration refuses stays uncalibrated, and the refusal is saved with it. Without
+    ``calibrated`` a cached calibration is set aside (in memory; the file keeps it)."""
     meta: dict[str, Any] = {}
 
     def load() -> tuple[Recommender, dict[str, Any]]:
@@ -57,7 +58,10 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
         model, result = train_new(name, dataset, config, removal)
         seconds = result.seconds
         meta.update(seconds=seconds, best_epoch=result.best_epoch, epochs=result.epochs, train=asdict(config))
-    if calibrated and removal is None and model.trace.calibration is None and "calibration" not in meta:
+    changed = reused is None
+    if not calibrated:
+        model.trace.calibration = None  # this run answers with the response as derived
+    elif removal is None and model.trace.calibration is None and "calibration" not in meta:
         try:
             fitted = calibrate(model, dataset, train=config)
             logger.info("calibrated %s: scale %.3f (%.1f s)", path, fitted.scale, fitted.seconds)
@@ -65,7 +69,7 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
         except ValueError as error:  # kept uncalibrated; the refusal is cached, not retried
             logger.warning("not calibrating %s: %s", path, error)
             meta["calibration"] = {"refused": str(error)}
-    elif reused is not None:
-        return reused
-    save_checkpoint(path, model, dataset, removal, meta=meta)
+        changed = True
+    if changed:
+        save_checkpoint(path, model, dataset, removal, meta=meta)
     return model, seconds
