@@ -149,7 +149,7 @@ def _aggregate_pairs(model: ShardedRecommender, tables: Tensor, users: Tensor, i
     item_ids, item_of = torch.unique(items, return_inverse=True)
     user_rows = model.aggregator(tables[:, user_ids], "user")
     item_rows = model.aggregator(tables[:, item_ids + model.num_users], "item")
-    return (user_rows[user_of] * item_rows[item_of]).sum(-1)
+    return (user_rows.index_select(0, user_of) * item_rows.index_select(0, item_of)).sum(-1)
 
 
 def fit_aggregator(model: ShardedRecommender, dataset: RecDataset, config: TrainConfig, *,
