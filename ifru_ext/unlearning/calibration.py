@@ -69,14 +69,13 @@ def calibration_rows(model: Recommender, dataset: RecDataset, fraction: float, s
     return candidates[torch.randperm(candidates.numel(), generator=generator)[:count]].sort().values
 
 
-def _check_signal(model: Recommender, retrained: torch.nn.Module, dataset: RecDataset, rows: Tensor, change: float,
-                  seed: int) -> None:
+def _check_signal(model: Recommender, retrained: torch.nn.Module, dataset: RecDataset, rows: Tensor, loss: str,
+                  change: float, seed: int) -> None:
     """ValueError unless Retrain moves the calibration rows' loss (by ``change``) more than it
     moves the loss of rows it kept: the kept rows, shuffled, in chunks the size of the request,
     give that drift's mean and spread. When the two runs differ mostly by their length or their
     path (an Original that barely left its initial table, or Retrain training on after it had
     stopped), a fit to ``change`` would calibrate against that, not against the removal."""
-    loss = training_trace(model).loss
     kept = objective_rows(loss, dataset, torch.arange(len(dataset.train)))
     kept = kept[~torch.isin(kept, rows)]
     kept = kept[torch.randperm(kept.numel(), generator=torch.Generator().manual_seed(seed + 1))]
@@ -117,7 +116,7 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     loss = trace.loss
     original_loss = forget_loss(model, dataset, rows, loss)
     target = forget_loss(retrained.model, dataset, rows, loss)
-    _check_signal(model, retrained.model, dataset, rows, target - original_loss, seed)
+    _check_signal(model, retrained.model, dataset, rows, loss, target - original_loss, seed)
     # δ on the rows the response moved (orphans excluded: they sit exactly at their initial value).
     moved = estimate.changed_rows
     moved = moved[~orphaned_rows(dataset, rows, moved.device, loss)[moved]]

@@ -78,11 +78,8 @@ def unlearn_sharded(model: ShardedRecommender, dataset: RecDataset, removal: Ten
     if unlearned.num_layers > 0:
         unlearned.set_graph(shard_graph(dataset, unlearned.partition, unlearned.num_shards))
         clock.lap("graph")
-    if config.warm_start:
-        fit_aggregator(unlearned, dataset, model.train_config, warm_start=True,
-                       max_epochs=model.aggregator_epochs or None)
-    else:
-        fit_aggregator(unlearned, dataset, model.train_config)
+    fit_aggregator(unlearned, dataset, model.train_config, warm_start=config.warm_start,
+                   max_epochs=(model.aggregator_epochs or None) if config.warm_start else None)
     clock.lap("aggregator")
     return UnlearnResult(unlearned, model.method, kept_rows=len(affected))
 

@@ -48,9 +48,9 @@ def _validation_pairs_seen(dataset: RecDataset, users: Tensor, items: Tensor) ->
     return mask
 
 
-def fit_shards(model: ShardedRecommender, dataset: RecDataset, shards: Sequence[int], config: TrainConfig) -> dict[int, int]:
+def fit_shards(model: ShardedRecommender, dataset: RecDataset, shards: Sequence[int], config: TrainConfig) -> None:
     """Train sub-models ``shards`` from their initial tables on their rows of ``model.partition``;
-    returns the epochs each ran (also written to ``model.shard_epochs``).
+    the epochs each ran go to ``model.shard_epochs``.
 
     Other shards are untouched. Each epoch is one shuffled pass over every training
     shard's rows, one batch per shard per optimiser step; a shard stops after
@@ -73,13 +73,12 @@ def fit_shards(model: ShardedRecommender, dataset: RecDataset, shards: Sequence[
     users, items, labels = (t.to(device) for t in (train_rows.users, train_rows.items, train_rows.labels))
     valid_users, valid_items = dataset.valid.users.to(device), dataset.valid.items.to(device)
     rows = {j: torch.nonzero(partition == j).squeeze(1) for j in shards}  # training-row indices per shard
-    epochs = {j: 0 for j in shards}
     for j in shards:
         model.embeddings[j] = model.initial_table(j).to(device)
         model.shard_epochs[j] = 0
     training = [j for j in shards if rows[j].numel()]
     if not training:
-        return epochs
+        return
     valid_mask = {j: _validation_pairs_seen(dataset, users[rows[j]], items[rows[j]]) for j in training}
     tables = {j: nn.Parameter(model.embeddings[j].clone()) for j in training}
     generators = {j: torch.Generator().manual_seed(config.seed + 1 + j) for j in training}
@@ -133,7 +132,7 @@ def fit_shards(model: ShardedRecommender, dataset: RecDataset, shards: Sequence[
                 stoppers[j].update(epoch, valid_auc, lambda: model.embeddings[j].copy_(tables[j].detach()))
                 if stoppers[j].should_stop(epoch) or epoch == config.max_epochs:
                     training.remove(j)
-                    epochs[j] = model.shard_epochs[j] = epoch
+                    model.shard_epochs[j] = epoch
                     logger.info("shard %d: best validation AUC %.4f at epoch %d of %d", j, stoppers[j].best_score,
                                 stoppers[j].best_step, epoch)
 
@@ -153,8 +152,9 @@ def _aggregate_pairs(model: ShardedRecommender, tables: Tensor, users: Tensor, i
 
 
 def fit_aggregator(model: ShardedRecommender, dataset: RecDataset, config: TrainConfig, *,
-                   warm_start: bool = False, max_epochs: int | None = None) -> int:
-    """Train the aggregator on the remaining rows, sub-models frozen; returns the epochs run.
+                   warm_start: bool = False, max_epochs: int | None = None) -> None:
+    """Train the aggregator on the remaining rows, sub-models frozen; the epochs run go to
+    ``model.aggregator_epochs``.
 
     A fresh aggregator (seed ``model.seed``), or with ``warm_start`` the model's current one.
     Adam, mean BCE, shuffled batches (seed ``config.seed``), best state kept. It stops like
@@ -196,7 +196,6 @@ def fit_aggregator(model: ShardedRecommender, dataset: RecDataset, config: Train
     model.aggregator.load_state_dict(stopper.best_state)
     model.aggregator_epochs = epoch
     logger.info("aggregator: best validation AUC %.4f at epoch %d of %d", stopper.best_score, stopper.best_step, epoch)
-    return epoch
 
 
 def train_sharded(
