@@ -45,9 +45,11 @@ TORCH_LIBRARY(ifru, m) {
   // hvp (E = 2) or bpr_hvp (E = 3) on a plan of hvp_plan, on the plan's rows: v [R, d] holds v on
   // rows (zero elsewhere), -> (H v)[rows] [R, d]. labels [a] = labels[interactions] (none: 1);
   // num_interactions n, the mean's divisor; propagated [N, d] = P emb (computed when none).
+  // gauss_newton: the Gauss–Newton part only, Pᵀ (1/n) Σ_j ℓ''_j J_jᵀ J_j P v + l2 v (the ℓ' term
+  // dropped: positive semi-definite; labels are then not read).
   m.def("hvp_planned(Tensor emb, Tensor v, Tensor rows, Tensor inner_rows, Tensor ends, Tensor incidence_rowptr, "
         "Tensor incidence_slot, Tensor? labels, int num_interactions, Tensor? rowptr, Tensor? col, Tensor? weight, "
-        "int num_layers, float l2, Tensor? propagated=None, bool symmetric=False) -> Tensor");
+        "int num_layers, float l2, Tensor? propagated=None, bool symmetric=False, bool gauss_newton=False) -> Tensor");
   // Benchmark floor (bench/test_bench_ops.py): Σ_k table[index[k]] for table [N, d], index [m] -> [d].
   m.def("_gather_floor(Tensor table, Tensor index) -> Tensor");
   // Algorithm 1 of the paper over the CSR adjacency (rowptr [N+1], col [nnz]); seed_counts [N]

@@ -16,7 +16,8 @@ from .data import RecDataset, load_dataset, validate_removal
 from .evaluation import evaluate
 from .graph import CSRGraph, interaction_graph, lightgcn_graph
 from .models import Recommender, build_model, load_checkpoint, save_checkpoint
-from .ops import HVPPlan, bpr_hvp, csr_transpose, hvp, importance, plan_bpr_hvp, plan_hvp, propagate, with_cuda
+from .ops import (HVPPlan, bpr_hvp, csr_transpose, hvp, importance, plan_bpr_hvp, plan_gauss_newton, plan_hvp, propagate,
+                  with_cuda)
 from .training import TrainConfig, train, train_new
 from .unlearning import (METHODS, AltEraserConfig, FinetuneConfig, RetrainConfig, ShardedConfig, UnlearnConfig,
                          UnlearnResult, unlearn)
@@ -45,6 +46,7 @@ __all__ = [
     "load_checkpoint",
     "load_dataset",
     "plan_bpr_hvp",
+    "plan_gauss_newton",
     "plan_hvp",
     "propagate",
     "save_checkpoint",

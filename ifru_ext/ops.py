@@ -98,11 +98,13 @@ class HVPPlan:
     the values on ``plan.rows`` (``keep``'s rows, ascending; all rows without ``keep``), and touches
     no other row: a solver that keeps its vectors on ``rows`` pays nothing per call for the others.
     The plan is of ``emb``'s values when it was built: after an in-place edit of ``emb`` a call
-    raises ``RuntimeError`` (build a new plan).
+    raises ``RuntimeError`` (build a new plan). ``plan_gauss_newton`` builds one for the
+    Gauss–Newton part of ``hvp`` (``gauss_newton``, labels not needed) with its own divisor.
     """
 
     def __init__(self, emb: Tensor, users: Tensor, items: Tensor, neg_items: Tensor | None, labels: Tensor | None,
-                 graph: CSRGraph | None, num_layers: int, l2: float, keep: Tensor | None, op: str):
+                 graph: CSRGraph | None, num_layers: int, l2: float, keep: Tensor | None, op: str,
+                 gauss_newton: bool = False, divisor: int | None = None):
         if emb.dim() != 2:
             raise RuntimeError(f"{op}: emb must be 2-D [N, d], got shape {list(emb.shape)}")
         if not bool(torch.isfinite(emb).all()):
@@ -116,7 +118,10 @@ class HVPPlan:
             if labels.numel() and not (0 <= float(labels.min()) and float(labels.max()) <= 1):  # NaN fails too
                 raise ValueError(f"{op}: labels must lie in [0, 1] (no NaN)")
             labels = labels.index_select(0, self.interactions)
-        self.emb, self.labels, self.num_interactions = emb, labels, users.numel()
+        if divisor is not None and divisor <= 0:
+            raise ValueError(f"{op}: divisor must be a positive int, got {divisor}")
+        self.emb, self.labels, self.gauss_newton = emb, labels, gauss_newton
+        self.num_interactions = users.numel() if divisor is None else divisor
         self._emb_version = emb._version  # a plan holds emb (and F = P emb): an in-place edit voids it
         self.graph, self.num_layers, self.l2 = graph, num_layers, l2
         # F = P E is fixed during a solve: propagated once here, not on every call.
@@ -138,7 +143,7 @@ class HVPPlan:
         return torch.ops.ifru.hvp_planned(
             self.emb, v_rows, self.rows, self._inner_rows, self._ends, self._incidence_rowptr, self._incidence_slot,
             self.labels, self.num_interactions, rowptr, col, weight, self.num_layers, self.l2, self.propagated,
-            symmetric,
+            symmetric, self.gauss_newton,
         )
 
     def __call__(self, v: Tensor) -> Tensor:
@@ -165,6 +170,24 @@ def plan_hvp(
     """``hvp``'s arguments without ``v``, prepared once: ``plan(v) == hvp(emb, v, users, items, labels,
     graph, num_layers, l2, keep)``."""
     return HVPPlan(emb, users, items, None, labels, graph, num_layers, l2, keep, "plan_hvp")
+
+
+def plan_gauss_newton(
+    emb: Tensor,
+    users: Tensor,
+    items: Tensor,
+    divisor: int,
+    graph: CSRGraph | None = None,
+    num_layers: int = 0,
+    l2: float = 0.0,
+    keep: Tensor | None = None,
+) -> HVPPlan:
+    """The Gauss–Newton part of ``hvp``, prepared once: ``plan(v) = Pᵀ (1/divisor) Σ_j ℓ''_j J_jᵀ J_j P v
+    + l2 v`` over the interactions ``(users[j], items[j])`` [n] at ``F = P emb``, ``ℓ'' = σ(x)σ(−x)``
+    (labels do not enter; positive semi-definite). ``divisor``: the count the sum is averaged over
+    (e.g. the full training set when only the interactions a request touches are passed)."""
+    return HVPPlan(emb, users, items, None, None, graph, num_layers, l2, keep, "plan_gauss_newton",
+                   gauss_newton=True, divisor=divisor)
 
 
 def plan_bpr_hvp(
@@ -255,7 +278,7 @@ def _hvp_plan_fake(users, items, neg_items, keep, num_nodes, rowptr=None, col=No
 
 @torch.library.register_fake("ifru::hvp_planned")
 def _hvp_planned_fake(emb, v, rows, inner_rows, ends, incidence_rowptr, incidence_slot, labels, num_interactions,
-                      rowptr, col, weight, num_layers, l2, propagated=None, symmetric=False):
+                      rowptr, col, weight, num_layers, l2, propagated=None, symmetric=False, gauss_newton=False):
     _check_devices("ifru::hvp_planned", emb.device, v=v, rows=rows, inner_rows=inner_rows, ends=ends,
                    incidence_rowptr=incidence_rowptr, incidence_slot=incidence_slot, labels=labels, rowptr=rowptr,
                    col=col, weight=weight, propagated=propagated)

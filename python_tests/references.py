@@ -102,6 +102,22 @@ def hvp_reference(emb, v, users, items, labels, graph=None, num_layers=0, l2=0.0
     return loss_hvp(loss, emb, v, graph, num_layers, keep)
 
 
+def gauss_newton_reference(emb, v, users, items, divisor, graph=None, num_layers=0, l2=0.0, keep=None) -> Tensor:
+    """The Gauss–Newton product Jᵀ diag(σ(x)σ(−x)) J v / divisor + l2 v of the logits
+    x(E) = f_u·f_i (F = P E), by autograd (jvp then vjp); with keep, restricted to φ."""
+    propagation = propagation_matrix(graph, num_layers) if graph is not None and num_layers > 0 else None
+    mask = torch.ones(emb.shape[0], 1, dtype=emb.dtype) if keep is None else keep.to(emb.dtype)[:, None]
+
+    def logits(e: Tensor) -> Tensor:
+        f = e if propagation is None else propagation @ e
+        return (f[users] * f[items]).sum(1)
+
+    x, jv = torch.autograd.functional.jvp(logits, emb, v * mask)
+    curvature = torch.sigmoid(x) * torch.sigmoid(-x) / divisor
+    _, gv = torch.autograd.functional.vjp(logits, emb, curvature * jv)
+    return (gv + l2 * v * mask) * mask
+
+
 def bpr_hvp_reference(emb, v, users, pos_items, neg_items, graph=None, num_layers=0, l2=0.0, keep=None) -> Tensor:
     """Autograd HVP of bpr_training_loss; with keep, H_φφ v_φ (zero outside φ)."""
     loss = lambda e, propagation: bpr_training_loss(e, users, pos_items, neg_items, propagation, l2)  # noqa: E731

@@ -256,6 +256,16 @@ def test_hvp_planned_matches_cpu(op, use_keep, num_layers, d, dtype):
     assert_close_to_cpu(cuda_plan.local(vv[cuda_plan.rows]), expected[cuda_plan.rows.cpu()])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("num_layers", [0, 1])
+def test_gauss_newton_plan_matches_cpu(num_layers, dtype):
+    emb, v, users, items, labels, graph, keep = problem(60, 80, 3000, seed=5 + num_layers, d=32, dtype=dtype)
+    graph = graph if num_layers > 0 else None
+    expected = ifru_ext.plan_gauss_newton(emb, users, items, 7000, graph, num_layers, 0.1, keep)(v)
+    e, vv, u, i, _, g, k = cuda_args(emb, v, users, items, labels, graph, keep)
+    assert_close_to_cpu(ifru_ext.plan_gauss_newton(e, u, i, 7000, g, num_layers, 0.1, k)(vv), expected)
+
+
 def test_planned_bad_inputs_and_opcheck_on_cuda():
     emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=33)
     e, vv, u, i, y, g, k = cuda_args(emb, v, users, items, labels, graph, keep)
@@ -264,6 +274,8 @@ def test_planned_bad_inputs_and_opcheck_on_cuda():
     csr = (g.rowptr, g.col, g.weight)
     torch.library.opcheck(torch.ops.ifru.hvp_planned.default,
                           (e, vv[plan.rows], *raw, plan.labels, 40, *csr, 1, 0.1, plan.propagated, True))
+    torch.library.opcheck(torch.ops.ifru.hvp_planned.default,
+                          (e, vv[plan.rows], *raw, None, 40, *csr, 1, 0.1, plan.propagated, True, True))
     torch.library.opcheck(torch.ops.ifru.hvp_plan.default, (u, i, None, k, 15, g.rowptr, g.col, 1))
     with pytest.raises(RuntimeError, match="the plan was built for a table of 15 rows"):
         torch.ops.ifru.hvp_planned(torch.cat([e, e]), vv[plan.rows], *raw, plan.labels, 40, None, None, None, 0, 0.0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ifru_ext
-from references import hvp_reference
+from references import gauss_newton_reference, hvp_reference
 from test_ops import SHAPES, problem, rel_err
 
 # The device-generic composites (composite/hvp_plan.cpp, composite/gather_floor.cpp) serve every
@@ -63,6 +63,27 @@ def test_planned_equals_stateless_hvp(loss, num_layers, use_keep, l2, shape):
         assert torch.equal(plan.rows, keep.nonzero().squeeze(1))
         assert bool((out[~keep] == 0).all())
         assert torch.equal(plan(v * keep[:, None]), out)  # v is read as zero outside keep
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 2])
+@pytest.mark.parametrize("use_keep", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gauss_newton_plan_matches_the_autograd_reference(num_layers, use_keep, shape):
+    # The Gauss–Newton part alone (the training-aware response's operator), averaged over a
+    # divisor larger than the interactions given, as a request's plan passes it.
+    emb, v, users, items, labels, graph, keep = problem(*shape, seed=11 * num_layers + use_keep)
+    keep = keep if use_keep else None
+    graph = graph if num_layers > 0 else None
+    divisor = 3 * users.numel() + 1
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, divisor, graph, num_layers, 0.2, keep)
+    expected = gauss_newton_reference(emb, v, users, items, divisor, graph, num_layers, 0.2, keep)
+    assert rel_err(plan(v), expected) < 1e-10
+    assert torch.equal(plan.local(v[plan.rows]), plan(v)[plan.rows])
+    # It is the full Hessian without its ℓ' term: not the same operator (the labels enter hvp only).
+    full = ifru_ext.plan_hvp(emb, users, items, labels, graph, num_layers, 0.2, keep)
+    assert rel_err(plan(v), full(v)) > 1e-3
+    with pytest.raises(ValueError, match="plan_gauss_newton: divisor must be a positive int"):
+        ifru_ext.plan_gauss_newton(emb, users, items, 0)
 
 
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
@@ -301,6 +322,7 @@ def test_opcheck_plan_ops():
         plan = ifru_ext.plan_hvp(emb, users, items, labels, graph if num_layers else None, num_layers, 0.1, keep)
         args = (emb, v[plan.rows], *raw_plan(plan), plan.labels, 40, *graph_args, num_layers, 0.1, plan.propagated, True)
         torch.library.opcheck(torch.ops.ifru.hvp_planned.default, args)
+        torch.library.opcheck(torch.ops.ifru.hvp_planned.default, (*args, True))  # gauss_newton
         grad = (emb.clone().requires_grad_(), v[plan.rows].clone().requires_grad_(), *args[2:])
         torch.library.opcheck(torch.ops.ifru.hvp_planned.default, grad,
                               test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

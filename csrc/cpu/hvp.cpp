@@ -74,7 +74,7 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
                            const int64_t* incidence_rowptr,  // [N+1]
                            const int64_t* incidence_slot,  // [m]
                            scalar_t* out,                  // [R', d], zero-initialised
-                           int64_t num_inner, int64_t num_incidences, int64_t n, int64_t d) {
+                           int64_t num_inner, int64_t num_incidences, int64_t n, int64_t d, bool gauss_newton) {
   const int64_t a = ends.a;
   const scalar_t inv_n = scalar_t(1) / scalar_t(n);
   std::vector<scalar_t> curvature(a), slope(a);  // (1/n)·ℓ''·a and (1/n)·ℓ' per interaction
@@ -130,7 +130,7 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
         const scalar_t c = signed_add(scalar_t(0), curvature[j], q);
         const scalar_t* __restrict__ e_o = emb + ends.row(e, j) * d;
         const int64_t local_o = ends.local(e, j);
-        if (local_o >= 0) {
+        if (local_o >= 0 && !gauss_newton) {
           const scalar_t sl = signed_add(scalar_t(0), slope[j], q);
           const scalar_t* __restrict__ v_o = v + local_o * d;
           for (int64_t w = 0; w < d; ++w) out_t[w] += c * e_o[w] + sl * v_o[w];
@@ -145,7 +145,7 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
 at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& inner_rows,
                               const at::Tensor& ends, const at::Tensor& incidence_rowptr,
                               const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
-                              int64_t num_interactions) {
+                              int64_t num_interactions, bool gauss_newton) {
   const int64_t num_inner = inner_rows.numel(), d = emb.size(1), a = ends.size(2);
   auto out = at::zeros({num_inner, d}, emb.options());
   if (a == 0 || out.numel() == 0) return out;
@@ -160,7 +160,8 @@ at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const 
     auto run = [&](const auto& plan_ends) {
       planned_mf_hvp_kernel(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), plan_ends, labels_ptr,
                             inner_c.data_ptr<int64_t>(), rowptr_c.data_ptr<int64_t>(), slot_c.data_ptr<int64_t>(),
-                            out.data_ptr<scalar_t>(), num_inner, incidence_slot.numel(), num_interactions, d);
+                            out.data_ptr<scalar_t>(), num_inner, incidence_slot.numel(), num_interactions, d,
+                            gauss_newton);
     };
     if (ends.size(1) == 3) {
       run(PlanEnds<2>{rows, locals, a});

@@ -15,7 +15,7 @@ namespace {
 at::Tensor planned_mf_hvp_cuda(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& inner_rows,
                                const at::Tensor& ends, const at::Tensor& incidence_rowptr,
                                const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
-                               int64_t num_interactions) {
+                               int64_t num_interactions, bool gauss_newton) {
   const int64_t num_inner = inner_rows.numel(), d = emb.size(1), a = ends.size(2);
   if (a == 0 || num_inner == 0 || d == 0) return at::zeros({num_inner, d}, emb.options());
   const c10::cuda::CUDAGuard device_guard(emb.device());
@@ -35,6 +35,7 @@ at::Tensor planned_mf_hvp_cuda(const at::Tensor& emb, const at::Tensor& v, const
         emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), ends_c.data_ptr<int64_t>(), num_ends, labels_ptr,
         curvature.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>(), num_interactions, a, d, stream);
     TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
+    if (gauss_newton) slope.zero_();  // Gauss–Newton: no ℓ' term (pass 2 then adds 0·v_o)
     err = launch_mf_hvp_rows<scalar_t>(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(),
                                        ends_c.data_ptr<int64_t>(), num_ends, inner_c.data_ptr<int64_t>(),
                                        rowptr_c.data_ptr<int64_t>(), slot_c.data_ptr<int64_t>(),
