@@ -64,7 +64,8 @@ def test_the_readme_example_runs_as_written():
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
 def test_the_autograd_path_is_the_built_in_mf_to_float64_rounding(planted, loss):
     """Your-model path (one backward pass through ``scores`` per term set) against the MF's
-    closed-form Jacobians: operator, blocks, right-hand side, removed share and the answer."""
+    closed-form Jacobians (applied by the fused Gauss–Newton op): operator, its diagonal, right-hand
+    side, removed share and the answer."""
     mf = build_model("mf", planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
     train(mf, planted, TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8, loss=loss), progress=False)
     own = DotMF(planted.num_users, planted.num_items, dim=4).double()
@@ -87,7 +88,7 @@ def test_the_autograd_path_is_the_built_in_mf_to_float64_rounding(planted, loss)
     for segment in range(len(mf.trace.segments())):
         at = closed.local(emb)
         first, second = closed.system(at, diagonal, segment), autograd.system(at, diagonal, segment)
-        for a, b in ((first.apply(v), second.apply(v)), (first.blocks, second.blocks),
+        for a, b in ((first.apply(v), second.apply(v)), (first.curvature_diagonal, second.curvature_diagonal),
                      (first.precondition(v), second.precondition(v)),
                      (closed.influence(at, segment), autograd.influence(at, segment)),
                      (closed.removed_share(at, first, segment), autograd.removed_share(at, second, segment))):

@@ -1,6 +1,5 @@
 """Per-row curvature of the MF loss: the d×d blocks of the Hessian, their batched build, and
-damped Newton directions from them. Used by IFRU's block-Jacobi preconditioner and by
-AltEraser's block-Newton phases.
+damped Newton directions from them. Used by AltEraser's block-Newton phases.
 """
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ the run's own velocity. Cut at the snapshots of the ``TrainingTrace``, each segm
 
     (G_s + Λ'_s) δ_s = Λ'_s δ_{s−1} + g_s/n + (Λ_s − Λ'_s)(E_s − E_{s−1}),   Λ = 1/(η n_s Π),
 
-solved by preconditioned CG (``G + Λ'`` is positive definite: Gauss–Newton has no negative
-curvature). Directions the data constrain strongly get the Newton step ``G⁻¹g/n``; flat
+solved by Jacobi-preconditioned CG (``G + Λ'`` is positive definite: Gauss–Newton has no
+negative curvature). Directions the data constrain strongly get the Newton step ``G⁻¹g/n``; flat
 directions, which an early-stopped run never travelled far along, the gradient-flow step
 ``η n_s Π g/n``. Every constant comes from the model's ``TrainingTrace``; nothing is tuned.
 
@@ -28,11 +28,12 @@ The system is written once over loss terms (``terms.py``): each term's logit, th
 reads and its Jacobian there, ``ℓ' = σ(x) − y``, ``ℓ'' = σ(x)σ(−x)``. The same code answers BCE
 (one term per row) and BPR (the triples of each segment's last epochs, ``y = 1``) on MF and
 LightGCN, and your own model (``TableModel``: the Jacobians from autograd through its
-``scores``). For MF with BCE it computes exactly what the pair-only code did.
+``scores``). BCE on dot products (MF, LightGCN) applies ``G`` with the fused
+``ifru::hvp_planned(gauss_newton=True)`` (``ops.plan_gauss_newton``); the other terms by
+gathers and scatters over their Jacobians.
 """
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Callable
 
 import torch
@@ -45,7 +46,6 @@ from ..models import Recommender
 from ..models.trace import TrainingTrace
 from ..training.bpr import NegativeSampler, bpr_rows
 from .base import SolveReport
-from .curvature import GramPlan
 from .objective import squared_weights
 from .solvers import conjugate_gradient
 from .terms import BPR_EPOCHS, Scorer, Terms, bpr_terms, endpoint_sums, segment_epochs
@@ -98,20 +98,15 @@ class TermPlan:
     """One set of loss terms as a segment's operator reads it: the remaining terms that reach a
     moving row (``operator``) and the removed ones (``removed``), in the plan's local ids, with
     the position of each column's rows among the moving rows (``slots``: ``a`` = the extra zero
-    row of a row that does not move) and, for MF, the index work of ``G``'s diagonal blocks
-    (both directions of every column whose row moves) and of its cross terms (the column pairs
-    whose two rows both move)."""
+    row of a row that does not move). ``fused``: the operator's terms are BCE pairs scored by dot
+    products, which ``ops.plan_gauss_newton`` applies in one fused pass."""
 
     def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
         moving = plan.rows.numel()
         slot = torch.where(plan.position >= 0, plan.position, moving)
         self.slots = tuple(slot[column] for column in self.operator.columns)
-        if plan.num_layers == 0:
-            self.block_picks = tuple((slots < moving).nonzero().squeeze(1) for slots in self.slots)
-            self.gram = GramPlan(torch.cat([slots[pick] for slots, pick in zip(self.slots, self.block_picks)]), moving)
-            self.cross = [(a, b, ((self.slots[a] < moving) & (self.slots[b] < moving)).nonzero().squeeze(1))
-                          for a, b in combinations(range(len(self.slots)), 2)]
+        self.fused = self.operator.scorer is None and self.operator.weights is None and not self.operator.pairwise
 
 
 class ResponsePlan:
@@ -263,56 +258,52 @@ class ResponsePlan:
     def system(self, emb: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> "ResponseSystem":
         """The operator ``G + diag(diagonal)`` of ``segment``'s terms at the local table ``emb``
         [L, d] (``local``); ``diagonal`` [a, d] on the moving rows (or later, by ``set_diagonal``)."""
-        return ResponseSystem(self, self.table(emb), diagonal, segment)
+        return ResponseSystem(self, emb, diagonal, segment)
 
 
 class ResponseSystem:
-    """``v ↦ (G + Λ + λ) v`` on the moving rows, preconditioned, in compact coordinates:
+    """``v ↦ (G + Λ + λ) v`` on the moving rows, Jacobi-preconditioned, in compact coordinates:
     vectors are ``[a, d]`` over the plan's moving rows (sorted).
 
     ``G = Σ_j ℓ''_j J_jᵀ J_j / n`` over the segment's remaining terms, ``J_j`` the term's
-    Jacobian (``Terms.evaluate``). MF: ``G`` restricted to the moving rows is exactly its d×d
-    diagonal blocks (built once per segment by batched matmuls) plus the cross terms of the
-    column pairs whose two rows both move, so an iteration costs what the request touches.
-    LightGCN: ``Pᵀ G(F) P`` through the new graph over the terms within ``K`` hops. MF is
-    preconditioned by its inverted damped blocks, LightGCN by its diagonal.
+    Jacobian (``Terms.evaluate``); LightGCN's is ``Pᵀ G(F) P`` through the new graph over the
+    terms within ``K`` hops. Restricted to the moving rows, a product reads only the terms that
+    reach one, so an iteration costs what the request touches. BCE on dot products: the fused
+    ``ops.plan_gauss_newton`` (its plan built once per segment); other terms (BPR's weighted
+    triples, a ``TableModel``'s scores): gathers and scatters over their Jacobians. The
+    preconditioner is ``G``'s diagonal plus the damping: CG then needs about twice the
+    iterations of an inverted d×d block preconditioner, whose blocks, factorisations and
+    batched products cost more than those iterations (BookCrossing MF, 2%: 29 against 13, the
+    same δ to 3e-5).
     """
 
-    def __init__(self, plan: ResponsePlan, table: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> None:
-        self.plan, self.table = plan, table
+    def __init__(self, plan: ResponsePlan, emb: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> None:
+        self.plan = plan
         self.terms = terms = plan.terms(segment)
         operator = terms.operator
-        logits, self.jacobian = operator.evaluate(table)
+        self.fused = None
+        if terms.fused:
+            keep = torch.zeros(plan.num_nodes, dtype=torch.bool, device=emb.device)
+            keep[plan.rows] = True
+            self.fused = ops.plan_gauss_newton(emb, *operator.columns, round(1.0 / plan.scale), plan.new_graph,
+                                               plan.num_layers, keep=keep)
+        # F: E for MF, P E for LightGCN (the fused plan propagated it already).
+        self.table = emb if plan.num_layers == 0 else (
+            self.fused.propagated if self.fused is not None else plan.table(emb))
+        logits, self.jacobian = operator.evaluate(self.table)
         self.prob = torch.sigmoid(logits)
         self.weight = operator.weighted(self.prob * (1 - self.prob) * plan.scale)  # ℓ''/n [s, 1]
         # diag(G)_v = Σ_{j ∋ v} ℓ''_j (∂x_j/∂f_v)² / n per coordinate (MF; the self-path share
         # 1/(K+1)² of it for LightGCN): with the damping, the Jacobi preconditioner.
         self.squared = tuple(j.square() for j in self.jacobian)
         self.curvature_diagonal = self.slot_sums([self.weight * s for s in self.squared]) / (plan.num_layers + 1) ** 2
-        if plan.num_layers == 0:
-            # G's diagonal blocks [a, d, d]: Σ ℓ''_j J J^T per moving row, from √ℓ'' J.
-            self.blocks = terms.gram.blocks(torch.cat([j[pick] * self.weight[pick].sqrt()
-                                                       for j, pick in zip(self.jacobian, terms.block_picks)]))
-            self.cross = [(terms.slots[a][pick], terms.slots[b][pick], self.jacobian[a][pick], self.jacobian[b][pick],
-                           self.weight[pick]) for a, b, pick in terms.cross]
         if diagonal is not None:
             self.set_diagonal(diagonal)
+
     def set_diagonal(self, diagonal: Tensor) -> None:
-        """The damping ``Λ + λ`` [a, d] on the moving rows, and the preconditioner with it: MF
-        inverts its damped diagonal blocks (once; a batched matmul per iteration, and CG needs
-        about half the iterations of the Jacobi preconditioner LightGCN uses)."""
+        """The damping ``Λ + λ`` [a, d] on the moving rows, and the preconditioner with it."""
         self.diagonal = diagonal
-        if self.plan.num_layers == 0:
-            damped = self.blocks.clone()
-            damped.diagonal(dim1=1, dim2=2).add_(diagonal)
-            # SPD (Λ > 0): (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹, one batched triangular solve and one batched
-            # matmul (a quarter faster than cholesky_inverse's per-block LAPACK calls).
-            lower = torch.linalg.cholesky(damped)
-            identity = torch.eye(lower.shape[-1], dtype=lower.dtype, device=lower.device).expand_as(lower)
-            inverse_lower = torch.linalg.solve_triangular(lower, identity, upper=False)
-            self.inverse_blocks = inverse_lower.transpose(1, 2) @ inverse_lower
-        else:
-            self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
+        self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
 
     def remaining_squares(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
@@ -327,30 +318,26 @@ class ResponseSystem:
         return endpoint_sums(self.plan.rows.numel() + 1, self.terms.slots, values)[:-1]
 
     def apply(self, v: Tensor) -> Tensor:
+        if self.fused is not None:
+            return self.fused.local(v) + self.diagonal * v
         plan = self.plan
+        # G v = Σ ℓ'' (J v) Jᵀ, J v = Σ_c J_c·(P v)_{row c} (BCE: v_u·f_i + f_u·v_i). MF reads v at
+        # the terms' slots (the extra zero row for a row that does not move), LightGCN P v.
         if plan.num_layers == 0:
-            out = torch.bmm(self.blocks, v.unsqueeze(-1)).squeeze(-1) + self.diagonal * v
-            # G_ab = ℓ'' J_a J_bᵀ for the rows a ≠ b of a term: (Gv)_a += ℓ''(J_b·v_b) J_a and
-            # (Gv)_b += ℓ''(J_a·v_a) J_b (BCE: J_u = f_i, J_i = f_u).
-            for slots_a, slots_b, jacobian_a, jacobian_b, weight in self.cross:
-                to_a = weight * (jacobian_b * v[slots_b]).sum(1, keepdim=True)
-                to_b = weight * (jacobian_a * v[slots_a]).sum(1, keepdim=True)
-                out.index_add_(0, slots_a, to_a * jacobian_a)
-                out.index_add_(0, slots_b, to_b * jacobian_b)
-            return out
-        pv = ops.propagate(self.expand(v), plan.new_graph, plan.num_layers)  # P v (P symmetric: the graph is)
-        # Gauss–Newton: Σ ℓ'' (J v)(Jᵀ ·), J v = Σ_c J_c·(P v)_{row c} (BCE: v_u·f_i + f_u·v_i).
-        columns = self.terms.operator.columns
-        jv = (pv[columns[0]] * self.jacobian[0]).sum(1, keepdim=True)
+            table_v, columns = torch.cat((v, v.new_zeros(1, v.shape[1]))), self.terms.slots
+        else:
+            table_v = ops.propagate(self.expand(v), plan.new_graph, plan.num_layers)  # P v (P symmetric)
+            columns = self.terms.operator.columns
+        jv = (table_v[columns[0]] * self.jacobian[0]).sum(1, keepdim=True)
         for column, jacobian in zip(columns[1:], self.jacobian[1:]):
-            jv = jv + (pv[column] * jacobian).sum(1, keepdim=True)
+            jv = jv + (table_v[column] * jacobian).sum(1, keepdim=True)
         weighted = self.weight * jv
+        if plan.num_layers == 0:
+            return self.slot_sums([weighted * j for j in self.jacobian]) + self.diagonal * v
         out = endpoint_sums(plan.num_nodes, columns, [weighted * j for j in self.jacobian])
         return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
 
     def precondition(self, r: Tensor) -> Tensor:
-        if self.plan.num_layers == 0:
-            return torch.bmm(self.inverse_blocks, r.unsqueeze(-1)).squeeze(-1)
         return r * self.inverse_diagonal
 
     def solve(self, rhs: Tensor, tol: float, max_iter: int,
