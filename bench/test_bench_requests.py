@@ -1,6 +1,12 @@
 """Whole deletion requests answered by the default estimator (``ifru``: the training-aware
-response), by request size, next to the authors' formulation (``ifru-reference``) and Retrain,
-on real BookCrossing without an attack (genuine rows: what users ask to delete).
+response), by request size, next to its plain-PyTorch formulation, the authors' formulation
+(``ifru-reference``) and Retrain, on real BookCrossing without an attack (genuine rows: what
+users ask to delete).
+
+The plain-PyTorch formulation is the same estimator on the same trained MF written as your own
+model (``TableModel`` scoring by the dot product): every term's Jacobian from autograd and the
+operator by gathers and scatters instead of the fused ``ifru::hvp_planned`` (the answers agree
+to float rounding: python_tests/test_own_model.py).
 
 One group per backbone; Retrain of the 2% request is the baseline, so each row's ratio is its
 speed-up over retraining. MF is trained to convergence once per session (paper schedule,
@@ -16,7 +22,7 @@ import torch
 
 from ifru_ext.data import load_dataset
 from ifru_ext.training import TrainConfig, train_new
-from ifru_ext.unlearning import RetrainConfig, unlearn
+from ifru_ext.unlearning import RetrainConfig, TableModel, unlearn
 
 LIGHTGCN_EPOCHS = 15
 # (label, share of the training rows) per backbone; "user" is one user's whole history.
@@ -26,6 +32,22 @@ SINGLE_USER_ROWS = 10
 REFERENCE_SIZE = {"mf": "2%", "lightgcn": "1%"}
 # Rounds per size: a millisecond request needs more than three for a stable median.
 ROUNDS = {"user": 25, "0.1%": 5}
+
+
+class DotProductMF(TableModel):
+    """The built-in MF's scores as your own model: the estimator's plain-PyTorch path."""
+
+    def scores(self, table, users, items):
+        return (table[users] * table[items]).sum(-1)
+
+
+def plain_formulation(model) -> DotProductMF:
+    """The trained MF ``model`` as a ``DotProductMF`` (same table, same trace)."""
+    plain = DotProductMF(model.num_users, model.num_items, model.embedding.shape[1])
+    with torch.no_grad():
+        plain.embedding.copy_(model.embedding)
+    plain.trace = model.trace
+    return plain
 
 
 @pytest.fixture(scope="module")
@@ -52,20 +74,30 @@ def request_rows(dataset, label: str, share: float) -> torch.Tensor:
     return torch.randperm(len(dataset.train), generator=generator)[: round(share * len(dataset.train))]
 
 
-@pytest.mark.parametrize("method", ["ifru", "ifru-reference"])
+@pytest.mark.parametrize("method", ["ifru", "plain-pytorch", "ifru-reference"])
 @pytest.mark.parametrize("size", ["user", "0.1%", "1%", "2%", "8%"])
 def test_request(benchmark, clean, original, method, size):
     name, model, _ = original
     measured = dict(SIZES[name])
-    if size not in measured or (method == "ifru-reference" and size != REFERENCE_SIZE[name]):
+    if size not in measured or (method != "ifru" and size != REFERENCE_SIZE[name]) or \
+            (method == "plain-pytorch" and name != "mf"):
         pytest.skip(f"{name}: {method} is not measured at {size}")
     rows = request_rows(clean, size, measured[size])
+    fused = None
+    if method == "plain-pytorch":
+        fused = unlearn(model, clean, rows).model.embedding.detach()
+        model, method = plain_formulation(model), "ifru"
+        benchmark.extra_info["formulation"] = "TableModel: autograd Jacobians, gathers and scatters"
     result = unlearn(model, clean, rows, method=method)
+    if fused is not None:  # the same estimator: the same answer, to float32 rounding and CG's tolerance
+        moved = float((fused - model.embedding.detach()).norm())
+        assert float((result.model.embedding.detach() - fused).norm()) <= 1e-3 * moved
     # Correctness first: a real answer. The paper's preset answers genuine rows with the
     # unchanged model (its iterate is picked by validation AUC; docs/ARCHITECTURE.md §6).
     assert result.status == ("unchanged" if method == "ifru-reference" else "ok")
     benchmark.group = f"request {name}"
-    benchmark.extra_info.update(impl=f"{method} {size}", removed=int(rows.numel()), kept_rows=result.kept_rows,
+    label = "plain-pytorch" if isinstance(model, TableModel) else method
+    benchmark.extra_info.update(impl=f"{label} {size}", removed=int(rows.numel()), kept_rows=result.kept_rows,
                                 iterations=result.solve.iterations if result.solve else None)
     benchmark.pedantic(unlearn, args=(model, clean, rows), kwargs={"method": method}, rounds=ROUNDS.get(size, 3),
                        iterations=1)
