@@ -181,12 +181,14 @@ def plan_gauss_newton(
     num_layers: int = 0,
     l2: float = 0.0,
     keep: Tensor | None = None,
+    neg_items: Tensor | None = None,
 ) -> HVPPlan:
     """The Gauss–Newton part of ``hvp``, prepared once: ``plan(v) = Pᵀ (1/divisor) Σ_j ℓ''_j J_jᵀ J_j P v
-    + l2 v`` over the interactions ``(users[j], items[j])`` [n] at ``F = P emb``, ``ℓ'' = σ(x)σ(−x)``
+    + l2 v`` over the interactions ``(users[j], items[j])`` [n] at ``F = P emb``, ``x_j = f_u·f_i``
+    (with ``neg_items`` [n], ``bpr_hvp``'s triples: ``x_j = f_u·(f_i − f_k)``), ``ℓ'' = σ(x)σ(−x)``
     (labels do not enter; positive semi-definite). ``divisor``: the count the sum is averaged over
     (e.g. the full training set when only the interactions a request touches are passed)."""
-    return HVPPlan(emb, users, items, None, None, graph, num_layers, l2, keep, "plan_gauss_newton",
+    return HVPPlan(emb, users, items, neg_items, None, graph, num_layers, l2, keep, "plan_gauss_newton",
                    gauss_newton=True, divisor=divisor)
 
 

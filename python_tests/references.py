@@ -102,15 +102,19 @@ def hvp_reference(emb, v, users, items, labels, graph=None, num_layers=0, l2=0.0
     return loss_hvp(loss, emb, v, graph, num_layers, keep)
 
 
-def gauss_newton_reference(emb, v, users, items, divisor, graph=None, num_layers=0, l2=0.0, keep=None) -> Tensor:
+def gauss_newton_reference(emb, v, users, items, divisor, graph=None, num_layers=0, l2=0.0, keep=None,
+                           neg_items=None) -> Tensor:
     """The Gauss–Newton product Jᵀ diag(σ(x)σ(−x)) J v / divisor + l2 v of the logits
-    x(E) = f_u·f_i (F = P E), by autograd (jvp then vjp); with keep, restricted to φ."""
+    x(E) = f_u·f_i (with neg_items: f_u·(f_i − f_k)), F = P E, by autograd (jvp then vjp); with
+    keep, restricted to φ."""
     propagation = propagation_matrix(graph, num_layers) if graph is not None and num_layers > 0 else None
     mask = torch.ones(emb.shape[0], 1, dtype=emb.dtype) if keep is None else keep.to(emb.dtype)[:, None]
 
     def logits(e: Tensor) -> Tensor:
         f = e if propagation is None else propagation @ e
-        return (f[users] * f[items]).sum(1)
+        if neg_items is None:
+            return (f[users] * f[items]).sum(1)
+        return (f[users] * (f[items] - f[neg_items])).sum(1)
 
     x, jv = torch.autograd.functional.jvp(logits, emb, v * mask)
     curvature = torch.sigmoid(x) * torch.sigmoid(-x) / divisor

@@ -65,22 +65,24 @@ def test_planned_equals_stateless_hvp(loss, num_layers, use_keep, l2, shape):
         assert torch.equal(plan(v * keep[:, None]), out)  # v is read as zero outside keep
 
 
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
 @pytest.mark.parametrize("num_layers", [0, 1, 2])
 @pytest.mark.parametrize("use_keep", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_gauss_newton_plan_matches_the_autograd_reference(num_layers, use_keep, shape):
+def test_gauss_newton_plan_matches_the_autograd_reference(loss, num_layers, use_keep, shape):
     # The Gauss–Newton part alone (the training-aware response's operator), averaged over a
     # divisor larger than the interactions given, as a request's plan passes it.
     emb, v, users, items, labels, graph, keep = problem(*shape, seed=11 * num_layers + use_keep)
+    neg = negatives(items, shape[0], emb.shape[0], seed=num_layers) if loss == "bpr" else None
     keep = keep if use_keep else None
     graph = graph if num_layers > 0 else None
     divisor = 3 * users.numel() + 1
-    plan = ifru_ext.plan_gauss_newton(emb, users, items, divisor, graph, num_layers, 0.2, keep)
-    expected = gauss_newton_reference(emb, v, users, items, divisor, graph, num_layers, 0.2, keep)
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, divisor, graph, num_layers, 0.2, keep, neg)
+    expected = gauss_newton_reference(emb, v, users, items, divisor, graph, num_layers, 0.2, keep, neg)
     assert rel_err(plan(v), expected) < 1e-10
     assert torch.equal(plan.local(v[plan.rows]), plan(v)[plan.rows])
     # It is the full Hessian without its ℓ' term: not the same operator (the labels enter hvp only).
-    full = ifru_ext.plan_hvp(emb, users, items, labels, graph, num_layers, 0.2, keep)
+    full = make_plan(loss, emb, users, items, labels, neg, graph, num_layers, 0.2, keep)
     assert rel_err(plan(v), full(v)) > 1e-3
     with pytest.raises(ValueError, match="plan_gauss_newton: divisor must be a positive int"):
         ifru_ext.plan_gauss_newton(emb, users, items, 0)

@@ -28,8 +28,8 @@ The system is written once over loss terms (``terms.py``): each term's logit, th
 reads and its Jacobian there, ``ℓ' = σ(x) − y``, ``ℓ'' = σ(x)σ(−x)``. The same code answers BCE
 (one term per row) and BPR (the triples of each segment's last epochs, ``y = 1``) on MF and
 LightGCN, and your own model (``TableModel``: the Jacobians from autograd through its
-``scores``). BCE on dot products (MF, LightGCN) applies ``G`` with the fused
-``ifru::hvp_planned(gauss_newton=True)`` (``ops.plan_gauss_newton``); the other terms by
+``scores``). Dot-product terms (MF, LightGCN; BCE or BPR) apply ``G`` with the fused
+``ifru::hvp_planned(gauss_newton=True)`` (``ops.plan_gauss_newton``); a ``TableModel``'s by
 gathers and scatters over their Jacobians.
 """
 from __future__ import annotations
@@ -98,15 +98,21 @@ class TermPlan:
     """One set of loss terms as a segment's operator reads it: the remaining terms that reach a
     moving row (``operator``) and the removed ones (``removed``), in the plan's local ids, with
     the position of each column's rows among the moving rows (``slots``: ``a`` = the extra zero
-    row of a row that does not move). ``fused``: the operator's terms are BCE pairs scored by dot
-    products, which ``ops.plan_gauss_newton`` applies in one fused pass."""
+    row of a row that does not move). ``multiplicity``: the operator's terms are scored by dot
+    products with one multiplicity for all (None otherwise): ``ops.plan_gauss_newton`` then
+    applies them in one fused pass, BCE pairs or BPR triples."""
 
     def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
         moving = plan.rows.numel()
         slot = torch.where(plan.position >= 0, plan.position, moving)
         self.slots = tuple(slot[column] for column in self.operator.columns)
-        self.fused = self.operator.scorer is None and self.operator.weights is None and not self.operator.pairwise
+        weights, self.multiplicity = self.operator.weights, None
+        if self.operator.scorer is None:
+            if weights is None:
+                self.multiplicity = 1.0
+            elif weights.numel() and bool((weights == weights[0]).all()):  # BPR: 1/E for E epochs' triples
+                self.multiplicity = float(weights[0])
 
 
 class ResponsePlan:
@@ -268,9 +274,9 @@ class ResponseSystem:
     ``G = Σ_j ℓ''_j J_jᵀ J_j / n`` over the segment's remaining terms, ``J_j`` the term's
     Jacobian (``Terms.evaluate``); LightGCN's is ``Pᵀ G(F) P`` through the new graph over the
     terms within ``K`` hops. Restricted to the moving rows, a product reads only the terms that
-    reach one, so an iteration costs what the request touches. BCE on dot products: the fused
-    ``ops.plan_gauss_newton`` (its plan built once per segment); other terms (BPR's weighted
-    triples, a ``TableModel``'s scores): gathers and scatters over their Jacobians. The
+    reach one, so an iteration costs what the request touches. Dot products (BCE pairs, BPR
+    triples): the fused ``ops.plan_gauss_newton`` (its plan built once per segment); a
+    ``TableModel``'s scores: gathers and scatters over their Jacobians. The
     preconditioner is ``G``'s diagonal plus the damping: CG then needs about twice the
     iterations of an inverted d×d block preconditioner, whose blocks, factorisations and
     batched products cost more than those iterations (BookCrossing MF, 2%: 29 against 13, the
@@ -282,11 +288,14 @@ class ResponseSystem:
         self.terms = terms = plan.terms(segment)
         operator = terms.operator
         self.fused = None
-        if terms.fused:
+        if terms.multiplicity is not None:
             keep = torch.zeros(plan.num_nodes, dtype=torch.bool, device=emb.device)
             keep[plan.rows] = True
-            self.fused = ops.plan_gauss_newton(emb, *operator.columns, round(1.0 / plan.scale), plan.new_graph,
-                                               plan.num_layers, keep=keep)
+            users, items, *negatives = operator.columns
+            # (w/n) Σ ℓ'' JᵀJ for terms of multiplicity w: the mean over n/w terms.
+            self.fused = ops.plan_gauss_newton(emb, users, items, round(1.0 / (plan.scale * terms.multiplicity)),
+                                               plan.new_graph, plan.num_layers, keep=keep,
+                                               neg_items=negatives[0] if negatives else None)
         # F: E for MF, P E for LightGCN (the fused plan propagated it already).
         self.table = emb if plan.num_layers == 0 else (
             self.fused.propagated if self.fused is not None else plan.table(emb))
