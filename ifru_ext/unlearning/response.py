@@ -98,9 +98,9 @@ class TermPlan:
     """One set of loss terms as a segment's operator reads it: the remaining terms that reach a
     moving row (``operator``) and the removed ones (``removed``), in the plan's local ids, with
     the position of each column's rows among the moving rows (``slots``: ``a`` = the extra zero
-    row of a row that does not move). ``multiplicity``: the operator's terms are scored by dot
-    products with one multiplicity for all (None otherwise): ``ops.plan_gauss_newton`` then
-    applies them in one fused pass, BCE pairs or BPR triples."""
+    row of a row that does not move). ``multiplicity``: for dot-product terms (no scorer; None
+    for a ``TableModel``), the one multiplicity every term has (BCE 1, BPR ``1/E``,
+    ``bpr_terms``), with which ``ops.plan_gauss_newton`` applies them in one fused pass."""
 
     def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
@@ -109,10 +109,9 @@ class TermPlan:
         self.slots = tuple(slot[column] for column in self.operator.columns)
         weights, self.multiplicity = self.operator.weights, None
         if self.operator.scorer is None:
-            if weights is None:
-                self.multiplicity = 1.0
-            elif weights.numel() and bool((weights == weights[0]).all()):  # BPR: 1/E for E epochs' triples
-                self.multiplicity = float(weights[0])
+            if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
+                raise ValueError("the fused Gauss–Newton operator needs one multiplicity for all terms")
+            self.multiplicity = 1.0 if weights is None or weights.numel() == 0 else float(weights[0])
 
 
 class ResponsePlan:
@@ -296,9 +295,8 @@ class ResponseSystem:
             self.fused = ops.plan_gauss_newton(emb, users, items, round(1.0 / (plan.scale * terms.multiplicity)),
                                                plan.new_graph, plan.num_layers, keep=keep,
                                                neg_items=negatives[0] if negatives else None)
-        # F: E for MF, P E for LightGCN (the fused plan propagated it already).
-        self.table = emb if plan.num_layers == 0 else (
-            self.fused.propagated if self.fused is not None else plan.table(emb))
+        # F: E for MF and a TableModel, P E for LightGCN (the fused plan propagated it already).
+        self.table = emb if plan.num_layers == 0 else self.fused.propagated
         logits, self.jacobian = operator.evaluate(self.table)
         self.prob = torch.sigmoid(logits)
         self.weight = operator.weighted(self.prob * (1 - self.prob) * plan.scale)  # ℓ''/n [s, 1]
@@ -329,22 +327,12 @@ class ResponseSystem:
     def apply(self, v: Tensor) -> Tensor:
         if self.fused is not None:
             return self.fused.local(v) + self.diagonal * v
-        plan = self.plan
-        # G v = Σ ℓ'' (J v) Jᵀ, J v = Σ_c J_c·(P v)_{row c} (BCE: v_u·f_i + f_u·v_i). MF reads v at
-        # the terms' slots (the extra zero row for a row that does not move), LightGCN P v.
-        if plan.num_layers == 0:
-            table_v, columns = torch.cat((v, v.new_zeros(1, v.shape[1]))), self.terms.slots
-        else:
-            table_v = ops.propagate(self.expand(v), plan.new_graph, plan.num_layers)  # P v (P symmetric)
-            columns = self.terms.operator.columns
-        jv = (table_v[columns[0]] * self.jacobian[0]).sum(1, keepdim=True)
-        for column, jacobian in zip(columns[1:], self.jacobian[1:]):
-            jv = jv + (table_v[column] * jacobian).sum(1, keepdim=True)
-        weighted = self.weight * jv
-        if plan.num_layers == 0:
-            return self.slot_sums([weighted * j for j in self.jacobian]) + self.diagonal * v
-        out = endpoint_sums(plan.num_nodes, columns, [weighted * j for j in self.jacobian])
-        return ops.propagate(out, plan.new_graph, plan.num_layers)[plan.rows] + self.diagonal * v
+        # A TableModel (no graph): G v = Σ ℓ'' (J v) Jᵀ, J v = Σ_c J_c·v_{slot c}, v read at the
+        # terms' slots (the extra zero row for a row that does not move).
+        padded = torch.cat((v, v.new_zeros(1, v.shape[1])))
+        jv = sum((padded[slots] * jacobian).sum(1, keepdim=True)
+                 for slots, jacobian in zip(self.terms.slots, self.jacobian))
+        return self.slot_sums([self.weight * jv * j for j in self.jacobian]) + self.diagonal * v
 
     def precondition(self, r: Tensor) -> Tensor:
         return r * self.inverse_diagonal
@@ -356,12 +344,6 @@ class ResponseSystem:
         ``conjugate_gradient``'s."""
         return conjugate_gradient(self.apply, rhs, tol=tol, max_iter=max_iter, preconditioner=self.precondition,
                                   select=None if select is None else (lambda t: select(self.plan.scatter(t))))
-
-    def expand(self, compact: Tensor) -> Tensor:
-        """The local table [L, d], zero off the moving rows, from ``compact`` [a, d]."""
-        full = self.table.new_zeros(self.table.shape)
-        full[self.plan.rows] = compact
-        return full
 
 
 def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
