@@ -10,6 +10,7 @@ from ifru_ext.models import build_model
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
 from ifru_ext.unlearning.response import ResponsePlan, orphaned_rows, training_damping
+from ifru_ext.unlearning.terms import PairIncidence, Terms, endpoint_sums
 
 from test_train import planted_dataset
 
@@ -67,6 +68,36 @@ def test_the_operator_is_gauss_newton_plus_the_training_damping(planted, name):
     if name == "mf":
         diagonal = reference.diagonal().view_as(model.embedding)[keep]
         assert torch.allclose(system.precondition(diagonal * v), v, atol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pair_sums_are_the_per_term_jacobian_sums(weighted):
+    # PairIncidence's sparse products against the plain per-term sums over evaluate()'s
+    # Jacobians, on every row and on a subset of rows (with repeated pairs and an unread row).
+    generator = torch.Generator().manual_seed(0)
+    rows, width, size = 30, 5, 200
+    table = torch.randn(rows, width, dtype=torch.float64, generator=generator)
+    users = torch.randint(0, 12, (size,), generator=generator)
+    items = torch.randint(12, rows - 1, (size,), generator=generator)
+    users[:5], items[:5] = users[5], items[5]
+    labels = torch.randint(0, 2, (size,), generator=generator).to(torch.float64)
+    weights = torch.rand(size, dtype=torch.float64, generator=generator) if weighted else None
+    terms = Terms((users, items), labels, weights)
+    values = torch.randn(size, dtype=torch.float64, generator=generator)
+    logits, jacobian = terms.evaluate(table)
+    for squared in (False, True):
+        per_term = [values[:, None] * (j.square() if squared else j) for j in jacobian]
+        expected = endpoint_sums(rows, terms.columns, per_term)
+        pairs = terms.incidence(rows)
+        got = pairs.sums(values[pairs.term], table.square() if squared else table)
+        assert torch.allclose(got, expected, atol=1e-12)
+        assert torch.allclose(pairs.logits(table, table), logits[pairs.term, 0], atol=1e-12)
+        moving = torch.tensor([0, 3, 12, 20, rows - 1])  # rows - 1: read by no term
+        position = torch.full((rows,), moving.numel(), dtype=torch.int64)
+        position[moving] = torch.arange(moving.numel())
+        subset = PairIncidence(terms, [position[c] for c in terms.columns], moving.numel(), rows)
+        got = subset.sums(values[subset.term], table.square() if squared else table)
+        assert torch.allclose(got, expected[moving], atol=1e-12) and got[-1].abs().max() == 0
 
 
 def test_damping_is_adams_accumulated_step_scale(planted):

@@ -18,6 +18,7 @@ right-hand side and the removed gradient share are then written once (``response
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, Sequence
 
 import torch
@@ -28,8 +29,8 @@ from ..data import RecDataset
 from ..models.trace import TrainingTrace
 from ..training.bpr import NegativeSampler, bpr_rows
 
-__all__ = ["BPR_EPOCHS", "Scorer", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums", "forget_loss",
-           "objective_rows", "segment_epochs"]
+__all__ = ["BPR_EPOCHS", "PairIncidence", "Scorer", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums",
+           "forget_loss", "objective_rows", "segment_epochs"]
 
 # ``scores(table [L, d], users [s], items [s]) -> logits [s]``: rows of ``table`` (items offset).
 Scorer = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -66,6 +67,7 @@ class Terms:
     def __init__(self, columns: Sequence[Tensor], labels: Tensor, weights: Tensor | None = None,
                  scorer: Scorer | None = None) -> None:
         self.columns, self.labels, self.weights, self.scorer = tuple(columns), labels, weights, scorer
+        self._incidence: PairIncidence | None = None
 
     def __len__(self) -> int:
         return self.labels.numel()
@@ -83,6 +85,17 @@ class Terms:
     def weighted(self, values: Tensor) -> Tensor:
         """``values`` [s, k] times each term's multiplicity (unchanged when there is none)."""
         return values if self.weights is None else values * self.weights[:, None]
+
+    @property
+    def dot_product_pairs(self) -> bool:
+        """Pairs scored by dot products (BCE on MF or LightGCN): ``PairIncidence`` serves them."""
+        return self.scorer is None and not self.pairwise
+
+    def incidence(self, num_nodes: int) -> "PairIncidence":
+        """The pairs' incidence on every row of an ``num_nodes``-row table (built once, kept)."""
+        if self._incidence is None or self._incidence.shape[0] != num_nodes:
+            self._incidence = PairIncidence(self, self.columns, num_nodes, num_nodes)
+        return self._incidence
 
     def evaluate(self, table: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
         """``(x [s, 1], J)`` at ``table`` [L, d]: the logits and, per column ``c``, the Jacobian
@@ -112,6 +125,55 @@ class Terms:
                 logits = logits - self.scorer(private, ids[0], ids[2])
             (grad,) = torch.autograd.grad(logits.sum(), private)
         return logits.detach().reshape(size, 1).to(table.dtype), tuple(grad.split(size))
+
+
+class PairIncidence:
+    """Dot-product pair terms (``x_j = t_u·t_i``, no scorer) as seen from ``a`` rows: a sparse
+    ``[a, L]`` matrix with one entry per (row, term reading it), at the term's other row.
+
+    Since ``∂x_j/∂t_u = t_i``, every per-row sum the response takes over such terms is one sparse
+    product: ``Σ_{j ∋ v} c_j ∂x_j/∂t_v`` (gradients) with the table, ``Σ_{j ∋ v} c_j
+    (∂x_j/∂t_v)²`` (the Gauss–Newton diagonal, squared gradients) with ``t ⊙ t``; the entries'
+    logits are one sampled product. No per-term ``[s, d]`` Jacobian is gathered (BookCrossing
+    MF 2%, 272k terms: ~15 ms against ~300 ms a segment). ``slots[c][j]``: the position of
+    column ``c`` of term ``j`` among the rows (``a`` or more: not one of them; the columns
+    themselves for every row of the table); ``num_nodes``: ``L``, the table's rows.
+    """
+
+    def __init__(self, terms: Terms, slots: Sequence[Tensor], rows: int, num_nodes: int) -> None:
+        users, items = terms.columns
+        ids = torch.arange(len(terms), device=users.device)
+        entry_rows, others, term_ids = [], [], []
+        for slot, other in zip(slots, (items, users)):
+            present = slot < rows
+            entry_rows.append(slot[present])
+            others.append(other[present])
+            term_ids.append(ids[present])
+        entry_rows, others, term_ids = torch.cat(entry_rows), torch.cat(others), torch.cat(term_ids)
+        order = torch.argsort(entry_rows * num_nodes + others)
+        self.term, self.column = term_ids[order], others[order]  # per entry [e]
+        self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=users.device)
+        self.rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
+        self.shape = (rows, num_nodes)
+
+    def matrix(self, values: Tensor) -> Tensor:
+        """The ``[a, L]`` CSR matrix with ``values`` [e] at the entries."""
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": the two products used here are not
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(self.rowptr, self.column, values, self.shape, check_invariants=False)
+
+    def logits(self, rows_table: Tensor, table: Tensor) -> Tensor:
+        """Each entry's term's logit [e] at ``table`` [L, d], ``rows_table`` [a, d] its rows."""
+        if self.term.numel() == 0:
+            return table.new_zeros(0)
+        pattern = self.matrix(table.new_zeros(self.term.numel()))
+        return torch.sparse.sampled_addmm(pattern, rows_table, table.T, beta=0.0).values()
+
+    def sums(self, values: Tensor, table: Tensor) -> Tensor:
+        """``Σ_entries values[e] · table[column[e]]`` per row [a, d], for ``table`` [L, d]."""
+        if self.term.numel() == 0:
+            return table.new_zeros(self.shape[0], table.shape[1])
+        return self.matrix(values) @ table
 
 
 def objective_rows(loss: str, dataset: RecDataset, removal: Tensor) -> Tensor:
