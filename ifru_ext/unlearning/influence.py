@@ -52,7 +52,10 @@ class UnlearnConfig:
     solver: ``cg`` (conjugate gradients on the relative residual) or ``adam`` (the paper's);
         Newton: adam for MF, cg for LightGCN; the training response always uses CG.
     tol, max_iter: CG's relative residual and iteration budget (per segment of the training
-        response).
+        response). ``tol`` None: 1e-3 for the training response — its δ then differs from a
+        1e-4 solve by 1e-4 (BookCrossing MF 2%: 23 iterations instead of 29) to 6e-4 relative
+        (LightGCN 1%: 7 instead of 10), the forget loss equal to 1e-5, far below the
+        estimator's own error — and 1e-4 for Newton.
     adam_lr: 5e3 for MF, 1e4 for LightGCN (the authors' values).
     self_loops: score Algorithm 1 on the adjacency plus a self-loop per node (authors' code).
     validation_select: return the solver iterate with the best validation AUC (the authors'
@@ -76,7 +79,7 @@ class UnlearnConfig:
     damping: float = 0.0
     l2: float = 0.0
     preconditioner: Literal["none", "block-jacobi"] = "none"
-    tol: float = 1e-4
+    tol: float | None = None
     max_iter: int = 100
     adam_lr: float | None = None
     self_loops: bool = False
@@ -92,7 +95,7 @@ class UnlearnConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"UnlearnConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        numbers = {"damping": self.damping, "l2": self.l2, "tol": self.tol}
+        numbers = {"damping": self.damping, "l2": self.l2, "tol": self.solve_tol}
         for name, value in numbers.items():
             if not (value >= 0 and value == value and value != float("inf")):
                 raise ValueError(f"UnlearnConfig.{name} must be a finite number >= 0, got {value}")
@@ -110,6 +113,13 @@ class UnlearnConfig:
             if conflicts:
                 raise ValueError(f"response='training' solves its own system by CG on the new graph; "
                                  f"{', '.join(conflicts)} cannot be changed with it")
+
+    @property
+    def solve_tol(self) -> float:
+        """``tol`` resolved: 1e-3 for the training response, 1e-4 for the Newton one."""
+        if self.tol is not None:
+            return self.tol
+        return 1e-3 if self.response == "training" else 1e-4
 
     @property
     def selects_on_validation(self) -> bool:
@@ -292,11 +302,11 @@ def influence_update(model: Recommender | TableModel, dataset: RecDataset, remov
         if config.preconditioner == "block-jacobi":
             at = _propagated(emb, hessian_graph, hessian_layers)
             preconditioner = block_jacobi(mf_hessian_blocks(at, users, items, labels, config.l2 + config.damping))
-        t, report = conjugate_gradient(apply, g, tol=config.tol, max_iter=config.max_iter, damping=config.damping,
+        t, report = conjugate_gradient(apply, g, tol=config.solve_tol, max_iter=config.max_iter, damping=config.damping,
                                        preconditioner=preconditioner, select=select)
     elif solver == "adam":
         lr = config.adam_lr or (1e4 if num_layers > 0 else 5e3)
-        t, report = adam_solve(apply, g, lr=lr, tol=config.tol, max_iter=config.max_iter, damping=config.damping,
+        t, report = adam_solve(apply, g, lr=lr, tol=config.solve_tol, max_iter=config.max_iter, damping=config.damping,
                                select=select)
     else:
         raise ValueError(f"unknown solver {solver!r}: choose cg or adam")
@@ -334,7 +344,7 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     select = None
     if config.selects_on_validation:
         select = _validation_selector(model, dataset, emb, moving, 1, new_graph if model.num_layers > 0 else None)
-    delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.tol, config.max_iter,
+    delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol, config.max_iter,
                                       clock.lap, select)
     # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
     # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
