@@ -162,12 +162,21 @@ class ResponsePlan:
             self.scale = 1.0 / len(train)  # per n: time runs in the original run's steps
             # The training rows that reach a moving row [m], and which of them are removed.
             incident = dataset.incident_rows(reach.nonzero().squeeze(1))
-            gone = torch.isin(incident, removal.cpu())
+            removed = torch.zeros(len(train), dtype=torch.bool)
+            removed[removal.cpu()] = True
+            gone = removed[incident]
             columns = (train.users[incident].to(device), (train.items[incident] + dataset.num_users).to(device))
             sets = [(columns, train.labels[incident].to(device, dtype), None, gone.to(device))]
         self.nodes = None
-        if num_layers == 0:
-            self.nodes = torch.unique(torch.cat([self.global_rows, *(c for columns, *_ in sets for c in columns)]))
+        if num_layers == 0:  # a mask and a lookup table over the N rows: O(N + s), no sort
+            read = torch.zeros(self.num_global, dtype=torch.bool, device=device)
+            read[self.global_rows] = True
+            for columns, *_ in sets:
+                for column in columns:
+                    read[column] = True
+            self.nodes = read.nonzero().squeeze(1)
+            self.local_id = torch.full((self.num_global,), -1, dtype=torch.int64, device=device)
+            self.local_id[self.nodes] = torch.arange(self.nodes.numel(), device=device)
         self.rows = self.localise(self.global_rows)  # moving rows, local ids [a]
         self.num_nodes = self.num_global if self.nodes is None else self.nodes.numel()
         self.position = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=device)
@@ -181,7 +190,7 @@ class ResponsePlan:
 
     def localise(self, nodes: Tensor) -> Tensor:
         """Global stacked-table ids [k] (every one among ``nodes``) -> local ids [k]."""
-        return nodes if self.nodes is None else torch.searchsorted(self.nodes, nodes)
+        return nodes if self.nodes is None else self.local_id[nodes]
 
     def local(self, table: Tensor) -> Tensor:
         """The plan's rows [L, d] of a global ``table`` [N, d] (any stored dtype, e.g. a
