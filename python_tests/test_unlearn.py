@@ -167,6 +167,14 @@ def test_solvers_on_a_known_spd_system():
     t, report = conjugate_gradient(lambda v: matrix @ v, g, tol=1e-12, max_iter=200)
     assert report.status == "converged" and report.residual < 1e-12
     torch.testing.assert_close(t, exact, rtol=1e-9, atol=1e-10)
+    # Without the true residual: the same iterate, one product fewer, the recursion's residual.
+    products = []
+    recursive_t, recursive = conjugate_gradient(lambda v: products.append(1) or matrix @ v, g, tol=1e-6,
+                                                max_iter=200, true_residual=False)
+    assert len(products) == recursive.iterations
+    true_t, true = conjugate_gradient(lambda v: matrix @ v, g, tol=1e-6, max_iter=200)
+    assert torch.equal(recursive_t, true_t) and recursive.status == true.status == "converged"
+    assert recursive.residual == pytest.approx(true.residual, rel=1e-6)
     t, report = adam_solve(lambda v: matrix @ v, g, lr=0.05, tol=1e-5, max_iter=20000)
     assert report.residual < 1e-5
     # On the CPU every iteration reads the residual: CG stops where it converges (the

@@ -183,6 +183,16 @@ class ResponsePlan:
         self.position[self.rows] = torch.arange(self.rows.numel(), device=device)
         self.term_plans = [TermPlan(self, Terms(tuple(self.localise(c) for c in columns), labels, weights, scorer), gone)
                            for columns, labels, weights, gone in sets]
+        self._memo_of, self._memo_version, self._memo = None, -1, {}
+
+    def memo(self, emb: Tensor, key: object, compute: Callable[[], object]) -> object:
+        """``compute()`` once per local table ``emb`` (the last one only): a segment's operator,
+        removed share and influence read the same propagated tables and the same terms' slopes."""
+        if self._memo_of is not emb or self._memo_version != emb._version:
+            self._memo_of, self._memo_version, self._memo = emb, emb._version, {}
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def terms(self, segment: int = 0) -> TermPlan:
         """The term set of ``segment`` (0-based; BCE has one for every segment)."""
@@ -207,22 +217,34 @@ class ResponsePlan:
         full[self.global_rows] = compact
         return full
 
-    def table(self, emb: Tensor, graph: CSRGraph | None = None) -> Tensor:
-        """``F`` [L, d]: ``E``, or ``P E`` over ``graph`` (default the new one: the remaining data)."""
-        return emb if self.num_layers == 0 else ops.propagate(emb, graph or self.new_graph, self.num_layers)
+    def table(self, emb: Tensor, graph: CSRGraph | None = None, propagated: Tensor | None = None) -> Tensor:
+        """``F`` [L, d] at the local table ``emb``: ``E``, or ``P E`` over ``graph`` (default the new
+        one: the remaining data; ``memo``-ised, and ``propagated`` when the caller holds it already)."""
+        if self.num_layers == 0:
+            return emb
+        graph = graph or self.new_graph
+        return self.memo(emb, ("table", graph is self.old_graph), lambda: ops.propagate(emb, graph, self.num_layers)
+                         if propagated is None else propagated)
 
-    def term_gradient(self, terms: Terms, table: Tensor, squared: bool = False) -> Tensor:
-        """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``table``; ``squared``:
-        the sum of the per-term gradients' coordinate-wise squares instead (``removed_share``)."""
+    def term_gradient(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None, squared: bool = False) -> Tensor:
+        """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``F = table(emb, graph)``;
+        ``squared``: the sum of the per-term gradients' coordinate-wise squares instead
+        (``removed_share``). The slopes (and Jacobians) are ``memo``-ised per terms and graph."""
+        table = self.table(emb, graph)
         if terms.dot_product_pairs:
             pairs = terms.incidence(self.num_nodes)
-            slope = torch.sigmoid(pairs.logits(table, table)) - terms.labels[pairs.term]  # ℓ' per entry
+            slope = self.memo(emb, ("slope", id(terms), graph is self.old_graph), lambda: torch.sigmoid(
+                pairs.logits(table, table)) - terms.labels[pairs.term])  # ℓ' per entry [e]
             values = slope.square() if squared else slope
             if terms.weights is not None:
                 values = values * terms.weights[pairs.term]
             return pairs.sums(values, table.square() if squared else table)
-        logits, jacobian = terms.evaluate(table)
-        slope = torch.sigmoid(logits) - terms.labels[:, None]  # ℓ'
+
+        def evaluated() -> tuple[Tensor, tuple[Tensor, ...]]:
+            logits, jacobian = terms.evaluate(table)
+            return torch.sigmoid(logits) - terms.labels[:, None], jacobian  # ℓ' [s, 1], J
+
+        slope, jacobian = self.memo(emb, ("slope", id(terms), graph is self.old_graph), evaluated)
         if squared:
             slope, jacobian = slope.square(), [j.square() for j in jacobian]
         slope = terms.weighted(slope)
@@ -242,13 +264,12 @@ class ResponsePlan:
         if self.num_layers == 0:
             return self.removed_gradient(emb, segment)
         plan = self.terms(segment)
-        old = self.table(emb, self.old_graph)
-        scattered = self.term_gradient(plan.removed, old)
+        scattered = self.term_gradient(plan.removed, emb, self.old_graph)
         if spillover:
-            scattered = scattered + self.term_gradient(plan.operator, old)
+            scattered = scattered + self.term_gradient(plan.operator, emb, self.old_graph)
         gradient = ops.propagate(scattered, self.old_graph, self.num_layers)  # Pᵀ = P: the graph is symmetric
         if spillover:
-            spilled = self.term_gradient(plan.operator, self.table(emb))
+            spilled = self.term_gradient(plan.operator, emb)
             gradient = gradient - ops.propagate(spilled, self.new_graph, self.num_layers)
         return gradient[self.rows]
 
@@ -264,11 +285,10 @@ class ResponsePlan:
         ``ℓ' ∂x/∂f_v`` (BCE at ``f_u``: ``ℓ' f_i``), over the ORIGINAL graph; LightGCN carries
         the squares to the base rows through ``P∘P`` (cross terms of different paths dropped).
         """
-        table = self.table(emb, self.old_graph)
         plan = self.terms(segment)
 
         def squares(terms: Terms) -> Tensor:
-            out = self.term_gradient(terms, table, squared=True)
+            out = self.term_gradient(terms, emb, self.old_graph, squared=True)
             if self.num_layers > 0:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
             return out[self.rows]
@@ -317,7 +337,7 @@ class ResponseSystem:
                                                plan.new_graph, plan.num_layers, keep=keep,
                                                neg_items=negatives[0] if negatives else None)
         # F: E for MF and a TableModel, P E for LightGCN (the fused plan propagated it already).
-        self.table = emb if plan.num_layers == 0 else self.fused.propagated
+        self.table = plan.table(emb, propagated=None if plan.num_layers == 0 else self.fused.propagated)
         # diag(G)_v = Σ_{j ∋ v} ℓ''_j (∂x_j/∂f_v)² / n per coordinate (MF; the self-path share
         # 1/(K+1)² of it for LightGCN): with the damping, the Jacobi preconditioner. ℓ''/n and
         # ℓ'² per term (pairs: per entry of ``terms.pairs``), summed against the squared Jacobians.
@@ -370,13 +390,14 @@ class ResponseSystem:
     def precondition(self, r: Tensor) -> Tensor:
         return r * self.inverse_diagonal
 
-    def solve(self, rhs: Tensor, tol: float, max_iter: int,
-              select: Callable[[Tensor], float] | None = None) -> tuple[Tensor, SolveReport]:
+    def solve(self, rhs: Tensor, tol: float, max_iter: int, select: Callable[[Tensor], float] | None = None,
+              true_residual: bool = True) -> tuple[Tensor, SolveReport]:
         """``(G + Λ + λ)⁻¹ rhs`` [a, d] on the moving rows for ``rhs`` [a, d]; ``select``
-        (optional) scores iterates as global tables (``ResponsePlan.scatter``), as
-        ``conjugate_gradient``'s."""
+        (optional) scores iterates as global tables (``ResponsePlan.scatter``) and
+        ``true_residual`` is as ``conjugate_gradient``'s."""
         return conjugate_gradient(self.apply, rhs, tol=tol, max_iter=max_iter, preconditioner=self.precondition,
-                                  select=None if select is None else (lambda t: select(self.plan.scatter(t))))
+                                  select=None if select is None else (lambda t: select(self.plan.scatter(t))),
+                                  true_residual=true_residual)
 
 
 def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
@@ -406,7 +427,9 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         if delta is not None:
             rhs = rhs + retrain_damping * delta
         lap("operator")
-        delta, report = system.solve(rhs, tol, max_iter, select if number == len(segments) else None)
+        # Only the last segment's residual is reported: the others' are not recomputed (one product each).
+        last = number == len(segments)
+        delta, report = system.solve(rhs, tol, max_iter, select if last else None, true_residual=last)
         iterations += report.iterations
         previous = at
         lap("solve")

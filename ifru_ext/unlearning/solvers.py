@@ -32,6 +32,7 @@ def conjugate_gradient(
     check_every: int | None = None,
     select: Callable[[Tensor], float] | None = None,
     patience: int = 3,
+    true_residual: bool = True,
 ) -> tuple[Tensor, SolveReport]:
     """(Preconditioned) conjugate gradients from t = 0, stopping on ‖r‖/‖g‖ < tol.
 
@@ -39,7 +40,10 @@ def conjugate_gradient(
     search direction has pᵀ(H+δI)p ≤ 0 the iteration stops there (truncated CG) and
     reports ``negative_curvature``; raise ``damping`` δ to make the system definite.
     With ``select`` every iterate is scored and the best is returned, stopping after
-    ``patience`` iterations without improvement (as ``adam_solve``).
+    ``patience`` iterations without improvement (as ``adam_solve``). The reported residual is
+    recomputed from ``t`` (one more product: the recursion's ``r`` drifts in floating point);
+    ``true_residual=False`` reports the recursion's instead, for a solve whose answer only
+    feeds another one.
     """
     if select is not None:
         return _select_best(_cg_iterates(apply, g, damping, preconditioner, max_iter), apply, g, damping,
@@ -71,7 +75,7 @@ def conjugate_gradient(
         rz = rz_next
         if iterations % check_every == 0 and not bool(active):
             break
-    residual = _relative_residual(apply, damping, t, g, g_norm)
+    residual = _relative_residual(apply, damping, t, g, g_norm) if true_residual else float(r.norm() / g_norm)
     if not bool(curvature_ok):
         status = "negative_curvature"
     else:
