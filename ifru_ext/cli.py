@@ -381,6 +381,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "(ifru_ext.unlearning.calibrate; about doubles the training time) and save it in the checkpoint: every "
         "later ifru request uses it at no cost (--mode full; default: on)",
     )
+    add_calibrate_for_argument(fit)
     fit.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),
         help="show a progress bar (needs tqdm; default: when stderr is a terminal)",
@@ -388,6 +389,14 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_train)
+
+
+def add_calibrate_for_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calibrate-for", choices=[name for name, m in METHODS.items()
+                                                    if getattr(m.config, "response", None) == "training"
+                                                    and m.config.calibrated],
+                        default="ifru", help="the method whose estimator the calibration is fitted for (default: ifru; "
+                        "a request answered by another estimator answers uncalibrated)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -409,7 +418,7 @@ def run_train(args: argparse.Namespace) -> int:
     calibration = None
     if args.calibrate and removal is None:
         try:
-            calibration = calibrate(model, dataset, train=config)
+            calibration = calibrate(model, dataset, train=config, config=METHODS[args.calibrate_for].config)
         except ValueError as error:  # the model is trained: save it, uncalibrated, and say why
             logger.warning("not calibrated: %s", error)
 
@@ -816,6 +825,7 @@ def add_fidelity_parser(subparsers: argparse._SubParsersAction) -> None:
         "--calibrate", action=argparse.BooleanOptionalAction, default=True,
         help="calibrate each Original (one more Retrain, cached with it) so ifru's answer uses its fitted scale; "
         "ifru-uncalibrated shows the answer without it (default: on)")
+    add_calibrate_for_argument(parser)
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_fidelity_command)
@@ -829,7 +839,7 @@ def run_fidelity_command(args: argparse.Namespace) -> int:
                             seeds=args.seeds, methods=args.methods, device=args.device, schedule=args.schedule,
                             out=args.out or Path("runs") / f"fidelity-{args.model}-{args.scenario}",
                             train_overrides={"max_epochs": args.epochs} if args.epochs else {},
-                            calibrated=args.calibrate)
+                            calibrated=args.calibrate, calibrate_for=args.calibrate_for)
     report = run_fidelity(fidelity)
     print(render_fidelity(report))
     print(f"wrote {fidelity.out / 'report.json'} and {fidelity.out / 'report.md'}")

@@ -3,6 +3,7 @@ fitted against one real Retrain, stored with the model and used by every later r
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,9 +11,9 @@ import torch
 from ifru_ext.data import load_dataset
 from ifru_ext.experiments.cache import trained_model
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
-from ifru_ext.models.trace import TrainingTrace
+from ifru_ext.models.trace import LINEAR_RESPONSE, TrainingTrace
 from ifru_ext.training import TrainConfig, train, train_new
-from ifru_ext.unlearning import RetrainConfig, TableModel, calibrate, unlearn
+from ifru_ext.unlearning import RetrainConfig, TableModel, UnlearnConfig, calibrate, unlearn
 from ifru_ext.unlearning.calibration import calibration_rows
 from ifru_ext.unlearning.response import orphaned_rows
 from ifru_ext.unlearning.terms import forget_loss
@@ -72,15 +73,38 @@ def test_the_calibration_travels_with_the_checkpoint(planted, tmp_path):
     scale = calibrate(model, planted).scale
     save_checkpoint(tmp_path / "model.pt", model, planted)
     loaded = load_checkpoint(tmp_path / "model.pt", planted).model
-    assert loaded.trace.calibration == scale
+    assert loaded.trace.calibration == scale and loaded.trace.calibrated_for == UnlearnConfig().estimator
     payload = model.trace.to_payload()
-    payload.pop("calibration")  # a trace written before calibration existed
     shape = tuple(model.embedding.shape)
+    # A trace written before the estimator was recorded: its scale is the linear response's.
+    older = TrainingTrace.from_payload({k: v for k, v in payload.items() if k != "calibrated_for"}, shape)
+    assert (older.calibration, older.calibrated_for) == (scale, LINEAR_RESPONSE)
+    payload.pop("calibration")  # a trace written before calibration existed
+    payload.pop("calibrated_for")
     assert TrainingTrace.from_payload(payload, shape).calibration is None
     for bad in (0.0, -1.0, math.nan, math.inf, "2"):
         with pytest.raises(ValueError, match="calibration"):
             TrainingTrace.from_payload({**payload, "calibration": bad}, shape)
+    with pytest.raises(ValueError, match="calibrated_for"):
+        TrainingTrace.from_payload({**payload, "calibrated_for": "training(corrections=1)"}, shape)
 
+
+def test_a_scale_fitted_for_another_estimator_is_not_used(planted):
+    """The scale belongs to the estimator it was fitted for: the corrected response's scale is
+    not applied to the linear default (a warning says so), and calibrating records the estimator."""
+    model = trained(planted, "mf")
+    request = torch.arange(0, len(planted.train), 50)
+    corrected = UnlearnConfig(corrections=1)
+    fitted = calibrate(model, planted, config=corrected)
+    assert model.trace.calibrated_for == corrected.estimator == fitted.estimator == "training(corrections=1)"
+    assert UnlearnConfig().estimator == UnlearnConfig(corrections=0).estimator == LINEAR_RESPONSE
+    assert UnlearnConfig(spillover=False).estimator != LINEAR_RESPONSE
+    raw = unlearn(model, planted, request, UnlearnConfig(calibrated=False))
+    with pytest.warns(UserWarning, match=r"fitted for the training\(corrections=1\) response"):
+        default = unlearn(model, planted, request)
+    assert torch.equal(default.model.embedding, raw.model.embedding)
+    scaled = unlearn(model, planted, request, corrected).model.embedding
+    assert not torch.equal(scaled, unlearn(model, planted, request, replace(corrected, calibrated=False)).model.embedding)
 
 def test_a_retrain_that_differs_by_more_than_the_removal_is_not_calibrated_against():
     # LightGCN on planted:1e4 with 2% flipped labels (paper schedule): Retrain moves the loss of
@@ -120,3 +144,7 @@ def test_a_cached_original_is_calibrated_once_and_set_aside_when_a_run_asks_for_
     assert plain.trace.calibration is None and torch.equal(plain.embedding, calibrated.embedding)
     again, _ = trained_model(path, "mf", planted, config, None, calibrated=True)  # the file kept it
     assert again.trace.calibration == scale
+    # A run calibrating for another estimator fits that one's scale (and the file keeps it instead).
+    corrected, _ = trained_model(path, "mf", planted, config, None, calibrated=True,
+                                 estimator=UnlearnConfig(corrections=1))
+    assert corrected.trace.calibrated_for == "training(corrections=1)" and corrected.trace.calibration != scale

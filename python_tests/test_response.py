@@ -9,7 +9,7 @@ import torch
 from ifru_ext.models import build_model
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
-from ifru_ext.unlearning.response import ResponsePlan, orphaned_rows, training_damping
+from ifru_ext.unlearning.response import ResponsePlan, _corrected, orphaned_rows, training_damping
 from ifru_ext.unlearning.terms import PairIncidence, Terms, endpoint_sums
 
 from test_train import planted_dataset
@@ -68,6 +68,60 @@ def test_the_operator_is_gauss_newton_plus_the_training_damping(planted, name):
     if name == "mf":
         diagonal = reference.diagonal().view_as(model.embedding)[keep]
         assert torch.allclose(system.precondition(diagonal * v), v, atol=1e-10)
+
+
+def remaining_loss_gradient(model, dataset, removal, graph, emb: torch.Tensor) -> torch.Tensor:
+    """Autograd's gradient [N, d] of the summed BCE over ``D_{-r}`` at ``emb`` (LightGCN through
+    the dense new graph)."""
+    rows = dataset.remaining(removal)
+    table = emb.detach().clone().requires_grad_(True)
+    scoring = table
+    if model.num_layers:
+        dense = graph.to_sparse_coo().to_dense()
+        power = table
+        for _ in range(model.num_layers):
+            power = dense @ power
+            scoring = scoring + power
+        scoring = scoring / (model.num_layers + 1)
+    logits = (scoring[rows.users] * scoring[rows.items + dataset.num_users]).sum(1)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, rows.labels.double(), reduction="sum")
+    return torch.autograd.grad(loss, table)[0]
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_newton_corrections_solve_the_segment_equation(planted, name):
+    """``ResponsePlan.remaining_gradient`` (what a correction evaluates at ``E + δ``) is the
+    remaining loss's gradient on the moving rows; and each correction (``response._corrected``)
+    lowers the residual of the segment's nonlinear equation ``D δ + (∇L_{-r}(E + δ) −
+    ∇L_{-r}(E))/n = b``, measured with autograd's gradient, from the linear answer's, and no
+    correction raises it."""
+    model = trained(planted, name)
+    removal = torch.arange(0, len(planted.train), 37)
+    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    keep = torch.ones(model.num_nodes, dtype=torch.bool)
+    keep[::5] = False
+    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+    emb = model.embedding.detach()
+    moved = emb + 0.05 * torch.randn(emb.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(plan.remaining_gradient(plan.local(moved)),
+                               remaining_loss_gradient(model, planted, removal, graph, moved)[keep], rtol=1e-10, atol=1e-12)
+
+    diagonal = training_damping(model.trace)[keep] + model.trace.l2
+    rhs = plan.influence(plan.local(emb)) / len(planted.train)
+    linear, _ = plan.system(plan.local(emb), diagonal).solve(rhs, 1e-10, 400)
+    base = remaining_loss_gradient(model, planted, removal, graph, emb)[keep]
+
+    def residual(delta: torch.Tensor) -> float:
+        at = emb.clone()
+        at[keep] += delta
+        change = (remaining_loss_gradient(model, planted, removal, graph, at)[keep] - base) / len(planted.train)
+        return float((rhs - diagonal * delta - change).norm())
+
+    norms = [residual(_corrected(plan, plan.local(emb), 0, rhs, diagonal, linear, k, 1e-10, 400, True,
+                                 lambda _: None)[0]) for k in range(4)]
+    # The first correction cuts the residual (MF 0.56×, LightGCN 0.76× here); a later one is kept
+    # only where it lowers it further (the Gauss–Newton step is not always a descent direction).
+    assert norms[0] > 0 and norms[1] < 0.9 * norms[0] and all(b <= a for a, b in zip(norms, norms[1:]))
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -154,6 +208,10 @@ def test_inconsistent_training_response_options_are_refused():
             UnlearnConfig(response="training", **overrides)
     with pytest.raises(ValueError, match="hessian"):
         UnlearnConfig(hessian="exactt")
+    with pytest.raises(ValueError, match="corrections"):
+        UnlearnConfig(response="newton", corrections=1)
+    with pytest.raises(ValueError, match="corrections"):
+        UnlearnConfig(corrections=-1)
     from ifru_ext.unlearning import FinetuneConfig, RetrainConfig
     for bad in (lambda: FinetuneConfig(lr=-1.0), lambda: FinetuneConfig(patience=0), lambda: RetrainConfig(train={"lr": 1})):
         with pytest.raises(ValueError):

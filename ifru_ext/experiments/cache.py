@@ -11,8 +11,9 @@ from torch import Tensor
 
 from ..data import RecDataset
 from ..models import Recommender, load_checkpoint, save_checkpoint
+from ..models.trace import LINEAR_RESPONSE
 from ..training import TrainConfig, train_new
-from ..unlearning import calibrate
+from ..unlearning import UnlearnConfig, calibrate
 
 __all__ = ["reuse", "trained_model"]
 
@@ -35,12 +36,14 @@ def reuse(path: Path, load: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[A
 
 
 def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfig,
-                  removal: Tensor | None, calibrated: bool = False) -> tuple[Recommender, float]:
+                  removal: Tensor | None, calibrated: bool = False,
+                  estimator: UnlearnConfig | None = None) -> tuple[Recommender, float]:
     """A ``name`` model trained by ``config`` on ``dataset`` minus ``removal``, and its training
     seconds: the checkpoint at ``path`` if it fits, else a new run saved there. ``calibrated``:
     the model carries its calibration (``unlearning.calibrate``, one Retrain; fitted on a full
-    ``dataset`` only) — a cached checkpoint without one is calibrated and saved again; one the
-    calibration refuses stays uncalibrated, and the refusal is saved with it. Without
+    ``dataset`` only) — a cached checkpoint without one for ``estimator`` (an ``UnlearnConfig``;
+    default ``UnlearnConfig()``, the ``ifru`` default) is calibrated and saved again; one the calibration refuses
+    stays uncalibrated, and the refusal is saved with it. Without
     ``calibrated`` a cached calibration is set aside (in memory; the file keeps it)."""
     meta: dict[str, Any] = {}
 
@@ -59,16 +62,20 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
         seconds = result.seconds
         meta.update(seconds=seconds, best_epoch=result.best_epoch, epochs=result.epochs, train=asdict(config))
     changed = reused is None
+    estimator_config = estimator or UnlearnConfig()
+    estimator = estimator_config.estimator
     if not calibrated:
-        model.trace.calibration = None  # this run answers with the response as derived
-    elif removal is None and model.trace.calibration is None and "calibration" not in meta:
+        model.trace.calibration = model.trace.calibrated_for = None  # this run answers with the response as derived
+    elif (removal is None and model.trace.calibrated_for != estimator
+          and ("calibration" not in meta or meta["calibration"].get("estimator", LINEAR_RESPONSE) != estimator)):
         try:
-            fitted = calibrate(model, dataset, train=config)
+            fitted = calibrate(model, dataset, train=config, config=estimator_config)
             logger.info("calibrated %s: scale %.3f (%.1f s)", path, fitted.scale, fitted.seconds)
             meta["calibration"] = asdict(fitted)
         except ValueError as error:  # kept uncalibrated; the refusal is cached, not retried
             logger.warning("not calibrating %s: %s", path, error)
-            meta["calibration"] = {"refused": str(error)}
+            model.trace.calibration = model.trace.calibrated_for = None
+            meta["calibration"] = {"refused": str(error), "estimator": estimator}
         changed = True
     if changed:
         save_checkpoint(path, model, dataset, removal, meta=meta)

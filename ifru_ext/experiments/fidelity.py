@@ -35,7 +35,7 @@ from ..evaluation import evaluate, forget_loss, membership_auc
 from ..metrics import METRICS, REPORTED_RANKING, completeness
 from ..models import Recommender
 from ..training import TrainConfig
-from ..unlearning import METHODS, unlearn
+from ..unlearning import METHODS, UnlearnConfig, unlearn
 from .cache import trained_model
 from .render import json_safe, metric_label, number
 
@@ -51,7 +51,9 @@ class FidelitySpec:
     """What to run. ``dataset``: ``load_dataset`` keyword arguments (no attack: the scenario
     sets it); ``fraction``: of the training rows (poison, genuine) or of the users (users);
     ``seeds``: one request draw each; ``calibrated``: the Originals carry their calibration
-    (``unlearning.calibrate``: one more Retrain per Original, cached with it)."""
+    (``unlearning.calibrate``: one more Retrain per Original, cached with it), fitted for the
+    estimator of the registry method ``calibrate_for`` (a method answering with another
+    estimator answers uncalibrated, with a warning)."""
 
     dataset: dict[str, Any]
     model: str = "mf"
@@ -64,6 +66,7 @@ class FidelitySpec:
     schedule: str = "paper"
     train_overrides: dict[str, Any] = field(default_factory=dict)
     calibrated: bool = False
+    calibrate_for: str = "ifru"
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -75,6 +78,10 @@ class FidelitySpec:
             raise ValueError(f"unknown methods {unknown}: choose from {', '.join(METHODS)}")
         if not self.seeds:
             raise ValueError("fidelity needs at least one seed")
+        if not isinstance(METHODS.get(self.calibrate_for, None) and METHODS[self.calibrate_for].config, UnlearnConfig) \
+                or METHODS[self.calibrate_for].config.response != "training":
+            raise ValueError(f"calibrate_for must name a training-response method (e.g. ifru, ifru-corrected), "
+                             f"got {self.calibrate_for!r}")
 
 
 def request_rows(dataset: RecDataset, scenario: str, fraction: float, seed: int) -> torch.Tensor:
@@ -98,7 +105,7 @@ def _train_config(spec: FidelitySpec, seed_offset: int = 0) -> TrainConfig:
 
 def _trained(path: Path, spec: FidelitySpec, dataset: RecDataset, removal, seed_offset: int = 0) -> tuple[Recommender, float]:
     return trained_model(path, spec.model, dataset, _train_config(spec, seed_offset), removal,
-                         calibrated=spec.calibrated and removal is None)
+                         calibrated=spec.calibrated and removal is None, estimator=METHODS[spec.calibrate_for].config)
 
 
 def _scores(model, dataset: RecDataset, removal: torch.Tensor) -> dict[str, Any]:
@@ -176,6 +183,7 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
         "dataset": str(spec.dataset.get("name_or_path", "bookcrossing")), "model": spec.model,
         "scenario": spec.scenario, "fraction": spec.fraction, "seeds": list(spec.seeds), "device": spec.device,
         "torch": torch.__version__, "train_overrides": dict(spec.train_overrides), "calibrated": spec.calibrated,
+        "calibrate_for": spec.calibrate_for,
         "noise_floor": {key: _mean([d["noise_floor"][key] for d in draws])
                         for key in ("auc_0", "forget_loss", *REPORTED_RANKING)},
         "judged_draws": sum(d["judged"] for d in draws), "summary": summary, "draws": draws,
@@ -189,7 +197,9 @@ def _calibration_line(report: dict[str, Any]) -> str:
     scales = sorted({d["calibration"] for d in report["draws"] if d.get("calibration") is not None})
     if not scales:
         return " Originals not calibrated."
-    return f" Originals calibrated (scale {', '.join(number(s, 3) for s in scales)}): `ifru`'s answer uses it."
+    estimator = report.get("calibrate_for", "ifru")
+    return (f" Originals calibrated for `{estimator}` (scale {', '.join(number(s, 3) for s in scales)}): its "
+            "calibrated answer uses it.")
 
 
 def render_fidelity(report: dict[str, Any]) -> str:

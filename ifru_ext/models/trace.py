@@ -18,11 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["LOSSES", "MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace", "training_loss"]
+__all__ = ["LINEAR_RESPONSE", "LOSSES", "MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace", "training_loss"]
 
 # The training objectives a trace can record (``TrainConfig.loss``); traces written before the
 # field existed are "bce", the only loss there was.
 LOSSES = ("bce", "bpr")
+# The estimator a calibration without ``calibrated_for`` was fitted for: the only one before the
+# field existed (``UnlearnConfig(corrections=0).estimator``).
+LINEAR_RESPONSE = "training(corrections=0)"
 
 
 @dataclass
@@ -40,7 +43,9 @@ class TrainingTrace:
     estimator needs their shape, not their last digits);
     loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it);
     calibration: the training-aware response's scale fitted at training time against one real
-    Retrain (``ifru_ext.unlearning.calibrate``); None: not calibrated (and traces that predate it).
+    Retrain (``ifru_ext.unlearning.calibrate``); None: not calibrated (and traces that predate it);
+    calibrated_for: the estimator it was fitted for (``UnlearnConfig.estimator``; traces that
+    predate the field were fitted for the linear response, ``training(corrections=0)``).
     """
 
     lr: float
@@ -57,6 +62,7 @@ class TrainingTrace:
     snapshots: list["Snapshot"] = field(default_factory=list)
     loss: str = "bce"
     calibration: float | None = None
+    calibrated_for: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
@@ -70,7 +76,7 @@ class TrainingTrace:
     @classmethod
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
-        names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration"}
+        names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration", "calibrated_for"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
@@ -87,8 +93,11 @@ class TrainingTrace:
         calibration = payload.get("calibration")  # older traces: not calibrated
         if calibration is not None and not (isinstance(calibration, float) and 0 < calibration < math.inf):
             raise ValueError(f"training trace calibration must be a finite float > 0 or None, got {calibration!r}")
+        calibrated_for = payload.get("calibrated_for", LINEAR_RESPONSE if calibration is not None else None)
+        if not (calibrated_for is None or isinstance(calibrated_for, str)) or (calibrated_for is None) != (calibration is None):
+            raise ValueError(f"training trace calibrated_for must name the estimator of its calibration, got {calibrated_for!r}")
         trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,
-                    calibration=calibration)
+                    calibration=calibration, calibrated_for=calibrated_for)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):

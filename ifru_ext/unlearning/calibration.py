@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -50,14 +50,15 @@ _MAX_STEPS = 12
 class Calibration:
     """What ``calibrate`` fitted: ``scale`` (stored as ``TrainingTrace.calibration``), the
     calibration request's size ``rows``, the forget loss on it of the Original, Retrain, the
-    uncalibrated and the calibrated estimate, and the seconds of the Retrain and of the whole
-    calibration."""
+    uncalibrated and the calibrated estimate, the seconds of the Retrain and of the whole
+    calibration, and the estimator it was fitted for (``UnlearnConfig.estimator``)."""
 
     scale: float
     rows: int
     forget_loss: dict[str, float]
     retrain_seconds: float
     seconds: float
+    estimator: str
 
 
 def calibration_rows(model: Recommender, dataset: RecDataset, fraction: float, seed: int) -> Tensor:
@@ -92,11 +93,13 @@ def _check_signal(model: Recommender, retrained: torch.nn.Module, dataset: RecDa
 
 
 def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRATION_FRACTION,
-              seed: int = 0, train: TrainConfig | None = None) -> Calibration:
+              seed: int = 0, train: TrainConfig | None = None, config: UnlearnConfig | None = None) -> Calibration:
     """Fit the training response's scale on ``dataset`` (the data ``model`` was trained on) and
-    store it in ``model.trace.calibration``; returns what was fitted. ``train``: the
-    ``TrainConfig`` that trained the model (its epoch cap included), for the Retrain; None:
-    ``retrain_config`` (the schedule of the architecture with what the trace records).
+    store it in ``model.trace.calibration`` (and the estimator in ``calibrated_for``); returns
+    what was fitted. ``train``: the ``TrainConfig`` that trained the model (its epoch cap
+    included), for the Retrain; None: ``retrain_config`` (the schedule of the architecture with
+    what the trace records). ``config``: the estimator to fit (default ``UnlearnConfig()``, the
+    ``ifru`` default); only a request answered with the same estimator uses the scale.
 
     Raises ValueError for a model without a training trace or that ``Retrain`` cannot rebuild
     (your own ``TableModel``), a ``fraction`` outside (0, 1), a Retrain that moves the
@@ -112,7 +115,11 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     start = time.perf_counter()
     rows = calibration_rows(model, dataset, fraction, seed)
     retrained = unlearn(model, dataset, rows, RetrainConfig(train=train))
-    estimate = unlearn(model, dataset, rows, UnlearnConfig(calibrated=False))
+    config = replace(config or UnlearnConfig(), calibrated=False)
+    if config.response != "training":
+        raise ValueError("calibrate fits the training response's scale; the config answers with response="
+                         f"{config.response!r}")
+    estimate = unlearn(model, dataset, rows, config)
     loss = trace.loss
     original_loss = forget_loss(model, dataset, rows, loss)
     target = forget_loss(retrained.model, dataset, rows, loss)
@@ -145,8 +152,8 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"no positive scale matches Retrain: on the calibration rows Retrain moves the forget loss "
                          f"{original_loss:.4f} → {target:.4f}, the uncalibrated response to {uncalibrated:.4f}")
-    trace.calibration = float(scale)
+    trace.calibration, trace.calibrated_for = float(scale), config.estimator
     return Calibration(float(scale), int(rows.numel()),
                        {"original": original_loss, "retrain": target, "uncalibrated": uncalibrated,
                         "calibrated": fitted},
-                       retrained.seconds, time.perf_counter() - start)
+                       retrained.seconds, time.perf_counter() - start, config.estimator)

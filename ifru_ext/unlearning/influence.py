@@ -8,6 +8,8 @@ the exact spillover set without having to enumerate it.
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -64,10 +66,17 @@ class UnlearnConfig:
         as the authors' code does).
     backend: ``fused`` — ``torch.ops.ifru.hvp``; ``autograd`` — the plain-PyTorch formulation
         (double-backward HVP through ``torch.sparse.mm``), the same maths, for comparison.
+    corrections: Newton corrections per segment of the training response (None: 0). Each
+        segment is one implicit step of Retrain's dynamics; 0 solves it linearised around the
+        original run (the remaining loss's gradient change ``≈ G δ``), each correction one
+        Newton step on the step's own equation with the remaining loss's true gradient at
+        ``E + δ`` (``response.training_response``; registry ``ifru-corrected``: 1). Training
+        response only.
     calibrated: scale the training response by the model's calibration
         (``TrainingTrace.calibration``, fitted by ``calibrate`` against one real Retrain at
-        training time) when it has one; False: the response as derived (``ifru-uncalibrated``).
-        Training response only.
+        training time) when it has one fitted for this estimator (``estimator``; one fitted for
+        another is not used, with a warning); False: the response as derived
+        (``ifru-uncalibrated``). Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -87,6 +96,7 @@ class UnlearnConfig:
     new_graph: bool = True
     backend: Literal["fused", "autograd"] = "fused"
     calibrated: bool = True
+    corrections: int | None = None
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -101,6 +111,8 @@ class UnlearnConfig:
                 raise ValueError(f"UnlearnConfig.{name} must be a finite number >= 0, got {value}")
         if self.max_iter < 1:
             raise ValueError(f"UnlearnConfig.max_iter must be >= 1, got {self.max_iter}")
+        if self.corrections is not None and not (isinstance(self.corrections, int) and self.corrections >= 0):
+            raise ValueError(f"UnlearnConfig.corrections must be an int >= 0 or None, got {self.corrections!r}")
         if self.adam_lr is not None and not self.adam_lr > 0:
             raise ValueError(f"UnlearnConfig.adam_lr must be > 0, got {self.adam_lr}")
         if self.ratios is not None and not all(0.0 <= r <= 1.0 for r in self.ratios):
@@ -113,6 +125,8 @@ class UnlearnConfig:
             if conflicts:
                 raise ValueError(f"response='training' solves its own system by CG on the new graph; "
                                  f"{', '.join(conflicts)} cannot be changed with it")
+        elif self.corrections is not None:
+            raise ValueError("UnlearnConfig.corrections belongs to the training response, not response='newton'")
 
     @property
     def solve_tol(self) -> float:
@@ -120,6 +134,22 @@ class UnlearnConfig:
         if self.tol is not None:
             return self.tol
         return 1e-3 if self.response == "training" else 1e-4
+
+    @property
+    def newton_corrections(self) -> int:
+        """``corrections`` resolved: 0 (the linear response) unless set."""
+        return 0 if self.corrections is None else self.corrections
+
+    @property
+    def estimator(self) -> str:
+        """The training response this config answers with, as a calibration records it: a scale
+        fitted for one estimator does not carry over to another."""
+        parts = [f"corrections={self.newton_corrections}"]
+        if not self.spillover:
+            parts.append("spillover=False")
+        if self.ratios is not None:
+            parts.append(f"ratios={tuple(self.ratios)}")
+        return f"training({', '.join(parts)})"
 
     @property
     def selects_on_validation(self) -> bool:
@@ -345,14 +375,19 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     if config.selects_on_validation:
         select = _validation_selector(model, dataset, emb, moving, 1, new_graph if model.num_layers > 0 else None)
     delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol, config.max_iter,
-                                      clock.lap, select)
+                                      clock.lap, select, config.newton_corrections)
     # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
     # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
     # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
     reach = trace.lr * trace.steps
     initial = plan.moving(trace.initial)
     if config.calibrated and trace.calibration is not None:
-        delta = delta * trace.calibration
+        if trace.calibrated_for == config.estimator:
+            delta = delta * trace.calibration
+        else:
+            warnings.warn(f"the model's calibration (scale {trace.calibration:.3f}) was fitted for the {trace.calibrated_for} "
+                          f"response, this request answers with {config.estimator}: answered uncalibrated; calibrate the "
+                          "model again (ifru_ext.unlearning.calibrate) to fit this one", stacklevel=2)
     estimate = torch.minimum(torch.maximum(plan.moving(emb) + delta, initial - reach), initial + reach)
     orphan_rows = orphans.nonzero().squeeze(1)
     unlearned = copy_model(model)

@@ -2,12 +2,16 @@
 # The BookCrossing MF cells of the fidelity matrix with the default (calibrated) ifru, next to
 # ifru-uncalibrated, one after another on one thread.
 # Usage: reports/fidelity-mf-calibrated/run.sh [STAGE...]   (stages: full users-0.25 users-0.5; default full)
+# Another estimator: HERE=reports/fidelity-mf-corrected METHODS=ifru-corrected,ifru-corrected-uncalibrated \
+#   CALIBRATE_FOR=ifru-corrected reports/fidelity-mf-calibrated/run.sh full
 # Each cell's report goes to reports/fidelity-mf-calibrated[/users-<share>]/<scenario>-<fraction>.{md,json};
 # the trained models (Originals with their calibration, Retrains) are cached in runs/fidelity-mf-cal[-<share>].
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IFRU=${IFRU:-.venv/bin/ifru}
-HERE=reports/fidelity-mf-calibrated
+HERE=${HERE:-reports/fidelity-mf-calibrated}
+METHODS=${METHODS:-ifru,ifru-uncalibrated}
+CALIBRATE_FOR=${CALIBRATE_FOR:-ifru}
 
 cell() {  # out dest scenario fraction seeds [dataset flags...]
   local out=$1 dest=$2 scenario=$3 fraction=$4 seeds=$5
@@ -16,7 +20,7 @@ cell() {  # out dest scenario fraction seeds [dataset flags...]
   local start=$SECONDS
   mkdir -p "$out" "$dest"
   "$IFRU" fidelity --model mf --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" \
-      --methods ifru,ifru-uncalibrated --threads 1 --out "$out" "$@" > "$out.$scenario-$fraction.log" 2>&1 \
+      --methods "$METHODS" --calibrate-for "$CALIBRATE_FOR" --threads 1 --out "$out" "$@" > "$out.$scenario-$fraction.log" 2>&1 \
     || { echo "FAILED (see $out.$scenario-$fraction.log)"; return 1; }
   cp "$out/report.md" "$dest/$scenario-$fraction.md"
   cp "$out/report.json" "$dest/$scenario-$fraction.json"
