@@ -54,7 +54,7 @@ from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
 from .ops import MAX_LAYERS
 from .training import LOSSES, SCHEDULES, TrainConfig, model_arguments, train_new
-from .unlearning import METHODS, RetrainConfig, calibrate, configure
+from .unlearning import CALIBRATABLE, METHODS, RetrainConfig, calibrate, configure
 
 __all__ = [
     "SUBCOMMANDS",
@@ -392,9 +392,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_calibrate_for_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--calibrate-for", choices=[name for name, m in METHODS.items()
-                                                    if getattr(m.config, "response", None) == "training"
-                                                    and m.config.calibrated],
+    parser.add_argument("--calibrate-for", choices=CALIBRATABLE,
                         default="ifru", help="the method whose estimator the calibration is fitted for (default: ifru; "
                         "a request answered by another estimator answers uncalibrated)")
 

@@ -62,20 +62,20 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
         seconds = result.seconds
         meta.update(seconds=seconds, best_epoch=result.best_epoch, epochs=result.epochs, train=asdict(config))
     changed = reused is None
-    estimator_config = estimator or UnlearnConfig()
-    estimator = estimator_config.estimator
+    estimator = estimator or UnlearnConfig()
+    key = estimator.estimator
     if not calibrated:
         model.trace.calibration = model.trace.calibrated_for = None  # this run answers with the response as derived
-    elif (removal is None and model.trace.calibrated_for != estimator
-          and ("calibration" not in meta or meta["calibration"].get("estimator", LINEAR_RESPONSE) != estimator)):
+    elif (removal is None and model.trace.calibrated_for != key
+          and ("calibration" not in meta or meta["calibration"].get("estimator", LINEAR_RESPONSE) != key)):
         try:
-            fitted = calibrate(model, dataset, train=config, config=estimator_config)
+            fitted = calibrate(model, dataset, train=config, config=estimator)
             logger.info("calibrated %s: scale %.3f (%.1f s)", path, fitted.scale, fitted.seconds)
             meta["calibration"] = asdict(fitted)
         except ValueError as error:  # kept uncalibrated; the refusal is cached, not retried
             logger.warning("not calibrating %s: %s", path, error)
             model.trace.calibration = model.trace.calibrated_for = None
-            meta["calibration"] = {"refused": str(error), "estimator": estimator}
+            meta["calibration"] = {"refused": str(error), "estimator": key}
         changed = True
     if changed:
         save_checkpoint(path, model, dataset, removal, meta=meta)

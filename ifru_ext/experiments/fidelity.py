@@ -35,7 +35,7 @@ from ..evaluation import evaluate, forget_loss, membership_auc
 from ..metrics import METRICS, REPORTED_RANKING, completeness
 from ..models import Recommender
 from ..training import TrainConfig
-from ..unlearning import METHODS, UnlearnConfig, unlearn
+from ..unlearning import CALIBRATABLE, METHODS, unlearn
 from .cache import trained_model
 from .render import json_safe, metric_label, number
 
@@ -78,10 +78,8 @@ class FidelitySpec:
             raise ValueError(f"unknown methods {unknown}: choose from {', '.join(METHODS)}")
         if not self.seeds:
             raise ValueError("fidelity needs at least one seed")
-        if not isinstance(METHODS.get(self.calibrate_for, None) and METHODS[self.calibrate_for].config, UnlearnConfig) \
-                or METHODS[self.calibrate_for].config.response != "training":
-            raise ValueError(f"calibrate_for must name a training-response method (e.g. ifru, ifru-corrected), "
-                             f"got {self.calibrate_for!r}")
+        if self.calibrate_for not in CALIBRATABLE:
+            raise ValueError(f"calibrate_for must be one of {', '.join(CALIBRATABLE)}, got {self.calibrate_for!r}")
 
 
 def request_rows(dataset: RecDataset, scenario: str, fraction: float, seed: int) -> torch.Tensor:

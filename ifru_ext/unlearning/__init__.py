@@ -14,12 +14,13 @@ from .calibration import CALIBRATION_FRACTION, Calibration, calibrate
 from .finetune import FinetuneConfig
 from .influence import UnlearnConfig
 from .own_model import TableModel, adam_trace
-from .registry import METHODS, Method, configure, method_for, unlearn
+from .registry import CALIBRATABLE, METHODS, Method, configure, method_for, unlearn
 from .retrain import RetrainConfig
 from .sharded import ShardedConfig, ShardedRecommender, load_sharded, save_sharded, train_sharded
 
 __all__ = [
     "CALIBRATION_FRACTION",
+    "CALIBRATABLE",
     "METHODS",
     "AltEraserConfig",
     "Calibration",

@@ -32,7 +32,7 @@ from .retrain import RetrainConfig, retrain
 from .sharded import ShardedConfig, ShardedRecommender, unlearn_sharded
 from .terms import forget_loss, objective_rows
 
-__all__ = ["METHODS", "Method", "configure", "method_for", "unlearn"]
+__all__ = ["CALIBRATABLE", "METHODS", "Method", "configure", "method_for", "unlearn"]
 
 Runner = Callable[[Any, RecDataset, Tensor, Any, PhaseClock], UnlearnResult]
 
@@ -115,6 +115,12 @@ METHODS: dict[str, Method] = _methods(
     Method("receraser", ShardedConfig(), unlearn_sharded, ShardedRecommender,
            "RecEraser: retrain the InBP shards holding removed rows, then the aggregator"),
 )
+
+# The methods whose estimator a calibration can be fitted for (``calibrate(config=...)``): the
+# training response, answered with the model's calibration.
+CALIBRATABLE = tuple(name for name, entry in METHODS.items()
+                     if isinstance(entry.config, UnlearnConfig) and entry.config.response == "training"
+                     and entry.config.calibrated)
 
 
 def method_for(model: torch.nn.Module, config: Any = None, method: str | None = None) -> Method:

@@ -23,9 +23,9 @@ directions, which an early-stopped run never travelled far along, the gradient-f
 
 ``G_s δ_s`` stands for the remaining loss's gradient change ``(∇L_{-r}(E_s + δ_s) − ∇L_{-r}(E_s))/n``,
 and Retrain's table differs from the Original's by about its own size, so the two differ: by
-3× the right-hand side in the first segment of BookCrossing MF's 8% poisoned-row request. By
-default (``corrections=1``) each segment's answer then takes one Newton step on the step's own
-equation: the true gradient change at ``E_s + δ_s`` gives the residual, the Gauss–Newton
+3× the right-hand side in the first segment of BookCrossing MF's 8% poisoned-row request. With
+``corrections=1`` (``ifru-corrected``; the default is 0) each segment's answer then takes one
+Newton step on the step's own equation: the true gradient change at ``E_s + δ_s`` gives the residual, the Gauss–Newton
 operator there the step, kept only where it lowers the residual (``_corrected``).
 
 Exactness where it is free: a row whose every training interaction is removed gets no
@@ -281,11 +281,15 @@ class ResponsePlan:
     def remaining_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """``∇L_{-r}`` (a sum) on the moving rows [a, d] at the local table ``emb``: the plan's
         remaining terms, which are every remaining term reaching a moving row (LightGCN:
-        ``P_newᵀ ∇_F L(P_new E)``)."""
-        gradient = self.term_gradient(self.terms(segment).operator, emb)
-        if self.num_layers > 0:
-            gradient = ops.propagate(gradient, self.new_graph, self.num_layers)
-        return gradient[self.rows]
+        ``P_newᵀ ∇_F L(P_new E)``; ``memo``-ised: the influence's spillover reads it too)."""
+
+        def compute() -> Tensor:
+            gradient = self.term_gradient(self.terms(segment).operator, emb)
+            if self.num_layers > 0:
+                gradient = ops.propagate(gradient, self.new_graph, self.num_layers)
+            return gradient[self.rows]
+
+        return self.memo(emb, ("remaining", segment), compute)
 
     def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None, segment: int = 0) -> Tensor:
         """ρ [a, d] on the moving rows: the removed terms' share of each coordinate's squared
@@ -448,8 +452,9 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
         lap("solve")
         for _ in range(_BACKTRACKS + 1):
             trial_moved, trial = residual_at(delta + correction)
-            if trial.norm() < norm:
-                delta, moved, residual, norm = delta + correction, trial_moved, trial, trial.norm()
+            trial_norm = trial.norm()
+            if trial_norm < norm:
+                delta, moved, residual, norm = delta + correction, trial_moved, trial, trial_norm
                 break
             correction = correction / 2
         else:
@@ -460,7 +465,7 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
 def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
                       gradient: Callable[[Tensor, int], Tensor], tol: float, max_iter: int,
                       lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
-                      corrections: int = 1) -> tuple[Tensor, SolveReport]:
+                      corrections: int = 0) -> tuple[Tensor, SolveReport]:
     """``δ`` [a, d] on the plan's moving rows, segment by segment along the run.
 
     ``emb``: the trained table [N, d]; ``removed``: ``r`` (the removed terms per epoch: rows for
