@@ -10,11 +10,12 @@ PYTHON=${PYTHON:-.venv/bin/python}
 HERE=reports/fidelity-synthetic
 METHODS=${METHODS:-ifru,ifru-validation,ifru-reference}
 FLAGS=${FLAGS:-}  # e.g. --no-calibrate (the uncalibrated cells were measured before calibration existed)
-TAG=${TAG:-}      # suffix of the cell folders, e.g. -calibrated
+TAG=${TAG:-}      # suffix of the cached models' folders, e.g. -calibrated
+REPORT_TAG=${REPORT_TAG:-$TAG}  # suffix of the report folders, e.g. -corrected next to the -calibrated models
 
 cell() {  # model size scenario fraction seeds
   local model=$1 size=$2 scenario=$3 fraction=$4 seeds=$5
-  local out=runs/fidelity-synthetic/$model-$size$TAG dest=$HERE/$model-$size$TAG
+  local out=runs/fidelity-synthetic/$model-$size$TAG dest=$HERE/$model-$size$REPORT_TAG
   echo "=== $(date +%T) $model planted:$size $scenario $fraction seeds $seeds"
   local start=$SECONDS
   "$IFRU" fidelity --model "$model" --dataset "planted:$size" --scenario "$scenario" --fraction "$fraction" \
