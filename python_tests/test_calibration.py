@@ -11,7 +11,7 @@ import torch
 from ifru_ext.data import load_dataset
 from ifru_ext.experiments.cache import trained_model
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
-from ifru_ext.models.trace import LINEAR_RESPONSE, TrainingTrace
+from ifru_ext.models.trace import UNRECORDED_ESTIMATOR, TrainingTrace
 from ifru_ext.training import TrainConfig, train, train_new
 from ifru_ext.unlearning import RetrainConfig, TableModel, UnlearnConfig, calibrate, unlearn
 from ifru_ext.unlearning.calibration import calibration_rows
@@ -76,9 +76,17 @@ def test_the_calibration_travels_with_the_checkpoint(planted, tmp_path):
     assert loaded.trace.calibration == scale and loaded.trace.calibrated_for == UnlearnConfig().estimator
     payload = model.trace.to_payload()
     shape = tuple(model.embedding.shape)
-    # A trace written before the estimator was recorded: its scale is the linear response's.
+    # A trace written before the estimator was recorded: its scale is the earlier linear
+    # response's, which no estimator of today is: the default answers without it, and says so.
     older = TrainingTrace.from_payload({k: v for k, v in payload.items() if k != "calibrated_for"}, shape)
-    assert (older.calibration, older.calibrated_for) == (scale, LINEAR_RESPONSE)
+    assert (older.calibration, older.calibrated_for) == (scale, UNRECORDED_ESTIMATOR)
+    assert UnlearnConfig().estimator != UNRECORDED_ESTIMATOR
+    loaded.trace = older
+    request = torch.arange(0, len(planted.train), 50)
+    with pytest.warns(UserWarning, match=r"fitted for the training\(corrections=0\) response.*answered uncalibrated"):
+        answer = unlearn(loaded, planted, request)
+    assert torch.equal(answer.model.embedding,
+                       unlearn(loaded, planted, request, UnlearnConfig(calibrated=False)).model.embedding)
     payload.pop("calibration")  # a trace written before calibration existed
     payload.pop("calibrated_for")
     assert TrainingTrace.from_payload(payload, shape).calibration is None
@@ -96,11 +104,11 @@ def test_a_scale_fitted_for_another_estimator_is_not_used(planted):
     request = torch.arange(0, len(planted.train), 50)
     corrected = UnlearnConfig(corrections=1)
     fitted = calibrate(model, planted, config=corrected)
-    assert model.trace.calibrated_for == corrected.estimator == fitted.estimator == "training(corrections=1)"
-    assert UnlearnConfig().estimator == UnlearnConfig(corrections=0).estimator == LINEAR_RESPONSE
-    assert UnlearnConfig(spillover=False).estimator != LINEAR_RESPONSE
+    assert model.trace.calibrated_for == corrected.estimator == fitted.estimator == "training-endpoint(corrections=1)"
+    assert UnlearnConfig().estimator == UnlearnConfig(corrections=0).estimator == "training-endpoint(corrections=0)"
+    assert UnlearnConfig(spillover=False).estimator != UnlearnConfig().estimator
     raw = unlearn(model, planted, request, UnlearnConfig(calibrated=False))
-    with pytest.warns(UserWarning, match=r"fitted for the training\(corrections=1\) response"):
+    with pytest.warns(UserWarning, match=r"fitted for the training-endpoint\(corrections=1\) response"):
         default = unlearn(model, planted, request)
     assert torch.equal(default.model.embedding, raw.model.embedding)
     scaled = unlearn(model, planted, request, corrected).model.embedding
@@ -147,4 +155,4 @@ def test_a_cached_original_is_calibrated_once_and_set_aside_when_a_run_asks_for_
     # A run calibrating for another estimator fits that one's scale (and the file keeps it instead).
     corrected, _ = trained_model(path, "mf", planted, config, None, calibrated=True,
                                  estimator=UnlearnConfig(corrections=1))
-    assert corrected.trace.calibrated_for == "training(corrections=1)" and corrected.trace.calibration != scale
+    assert corrected.trace.calibrated_for == "training-endpoint(corrections=1)" and corrected.trace.calibration != scale

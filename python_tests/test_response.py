@@ -9,7 +9,7 @@ import torch
 from ifru_ext.models import build_model
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
-from ifru_ext.unlearning.response import ResponsePlan, _corrected, orphaned_rows, training_damping
+from ifru_ext.unlearning.response import ResponsePlan, _corrected, orphaned_rows, training_damping, training_response
 from ifru_ext.unlearning.terms import PairIncidence, Terms, endpoint_sums
 
 from test_train import planted_dataset
@@ -20,9 +20,9 @@ def planted():
     return planted_dataset()
 
 
-def trained(planted, name: str):
+def trained(planted, name: str, l2: float = 0.0):
     model = build_model(name, planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
-    train(model, planted, TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8), progress=False)
+    train(model, planted, TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8, l2=l2), progress=False)
     return model
 
 
@@ -70,10 +70,9 @@ def test_the_operator_is_gauss_newton_plus_the_training_damping(planted, name):
         assert torch.allclose(system.precondition(diagonal * v), v, atol=1e-10)
 
 
-def remaining_loss_gradient(model, dataset, removal, graph, emb: torch.Tensor) -> torch.Tensor:
-    """Autograd's gradient [N, d] of the summed BCE over ``D_{-r}`` at ``emb`` (LightGCN through
-    the dense new graph)."""
-    rows = dataset.remaining(removal)
+def bce_gradient(model, dataset, rows, graph, emb: torch.Tensor) -> torch.Tensor:
+    """Autograd's gradient [N, d] of the summed BCE over the interactions ``rows`` at ``emb``
+    (LightGCN through the dense ``graph``)."""
     table = emb.detach().clone().requires_grad_(True)
     scoring = table
     if model.num_layers:
@@ -86,6 +85,57 @@ def remaining_loss_gradient(model, dataset, removal, graph, emb: torch.Tensor) -
     logits = (scoring[rows.users] * scoring[rows.items + dataset.num_users]).sum(1)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, rows.labels.double(), reduction="sum")
     return torch.autograd.grad(loss, table)[0]
+
+
+def remaining_loss_gradient(model, dataset, removal, graph, emb: torch.Tensor) -> torch.Tensor:
+    """Autograd's gradient [N, d] of the summed BCE over ``D_{-r}`` at ``emb`` (LightGCN through
+    the dense new graph)."""
+    return bce_gradient(model, dataset, dataset.remaining(removal), graph, emb)
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_each_segment_is_one_implicit_step_at_its_end(planted, name):
+    """``training_response`` solves, segment after segment, ``(G_s + Λ'_s + λ) δ_s = Λ'_s δ_{s−1}
+    + ρ_s g_s/n + (ρ_s − 1)(∇L_{-r}(E_s)/n + λ E_s)`` with every term at the segment's end ``E_s``:
+    here each piece is built independently — ``G`` the dense Gauss–Newton matrix, the influence
+    ``g`` and the remaining gradient from autograd (LightGCN: the full loss through the old graph
+    minus the remaining loss through the new one) — and the dense solves are chained; with an l2
+    term in the objective, which the original run's velocity carries."""
+    model = trained(planted, name, l2=0.01)
+    assert model.trace.l2 == 0.01
+    trace = model.trace
+    removal = torch.arange(0, len(planted.train), 37)
+    n, m = len(planted.train), len(planted.train) - removal.numel()
+    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    keep = torch.ones(model.num_nodes, dtype=torch.bool)
+    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+    assert plan.global_rows.numel() == model.num_nodes and len(trace.segments()) >= 2
+    delta, _ = training_response(model.embedding.detach(), trace, plan, removal.numel(),
+                                 lambda table, segment: plan.influence(table, segment), 1e-13, 5000, lambda _: None)
+
+    removed_rows = planted.train.select(torch.isin(torch.arange(n), removal))
+    trained_table = model.embedding.detach().clone()
+    expected = torch.zeros(model.num_nodes, model.dim, dtype=torch.float64)
+    for segment, (steps, table, second_moment) in enumerate(trace.segments()):
+        at = (trained_table if table is None else table).double()
+        remaining = remaining_loss_gradient(model, planted, removal, graph, at)
+        if model.num_layers:  # the spillover: what the graph change does to the kept rows' gradient
+            influence = bce_gradient(model, planted, planted.train, model.graph, at) - remaining
+        else:
+            influence = bce_gradient(model, planted, removed_rows, None, at)
+        moment = second_moment.double()
+        share = plan.removed_share(plan.local(at), None, segment)
+        damping = training_damping(trace, moment, steps)
+        retrain_damping = training_damping(trace, moment * (1 - share) * (n / m), steps)
+        pace = retrain_damping / damping
+        rhs = (retrain_damping * expected + pace * influence / n
+               + (pace - 1) * (remaining / n + trace.l2 * at))
+        with torch.no_grad():
+            model.embedding.copy_(at)  # the reference's G at this segment's table
+        system = gauss_newton_reference(model, planted, removal, graph) + torch.diag(
+            (retrain_damping + trace.l2).reshape(-1))
+        expected = torch.linalg.solve(system, rhs.reshape(-1)).view_as(expected)
+    torch.testing.assert_close(delta, expected, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", ["mf", "lightgcn"])

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..data import RecDataset
 from ..models import Recommender, load_checkpoint, save_checkpoint
-from ..models.trace import LINEAR_RESPONSE
+from ..models.trace import UNRECORDED_ESTIMATOR
 from ..training import TrainConfig, train_new
 from ..unlearning import UnlearnConfig, calibrate
 
@@ -67,7 +67,7 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
     if not calibrated:
         model.trace.calibration = model.trace.calibrated_for = None  # this run answers with the response as derived
     elif (removal is None and model.trace.calibrated_for != key
-          and ("calibration" not in meta or meta["calibration"].get("estimator", LINEAR_RESPONSE) != key)):
+          and ("calibration" not in meta or meta["calibration"].get("estimator", UNRECORDED_ESTIMATOR) != key)):
         try:
             fitted = calibrate(model, dataset, train=config, config=estimator)
             logger.info("calibrated %s: scale %.3f (%.1f s)", path, fitted.scale, fitted.seconds)

@@ -18,14 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["LINEAR_RESPONSE", "LOSSES", "MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace", "training_loss"]
+__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace", "training_loss"]
 
 # The training objectives a trace can record (``TrainConfig.loss``); traces written before the
 # field existed are "bce", the only loss there was.
 LOSSES = ("bce", "bpr")
 # The estimator a calibration without ``calibrated_for`` was fitted for: the only one before the
-# field existed (``UnlearnConfig(corrections=0).estimator``).
-LINEAR_RESPONSE = "training(corrections=0)"
+# field existed, the linear training response in its segment-displacement form (no estimator of
+# today answers with it, so such a scale is not applied: ``UnlearnConfig.estimator``).
+UNRECORDED_ESTIMATOR = "training(corrections=0)"
 
 
 @dataclass
@@ -45,7 +46,8 @@ class TrainingTrace:
     calibration: the training-aware response's scale fitted at training time against one real
     Retrain (``ifru_ext.unlearning.calibrate``); None: not calibrated (and traces that predate it);
     calibrated_for: the estimator it was fitted for (``UnlearnConfig.estimator``; traces that
-    predate the field were fitted for the linear response, ``training(corrections=0)``).
+    predate the field were fitted for the earlier linear response, ``UNRECORDED_ESTIMATOR``, whose
+    scale no estimator of today applies).
     """
 
     lr: float
@@ -93,7 +95,7 @@ class TrainingTrace:
         calibration = payload.get("calibration")  # older traces: not calibrated
         if calibration is not None and not (isinstance(calibration, float) and 0 < calibration < math.inf):
             raise ValueError(f"training trace calibration must be a finite float > 0 or None, got {calibration!r}")
-        calibrated_for = payload.get("calibrated_for", LINEAR_RESPONSE if calibration is not None else None)
+        calibrated_for = payload.get("calibrated_for", UNRECORDED_ESTIMATOR if calibration is not None else None)
         if not (calibrated_for is None or isinstance(calibrated_for, str)) or (calibrated_for is None) != (calibration is None):
             raise ValueError(f"training trace calibrated_for must name the estimator of its calibration, got {calibrated_for!r}")
         trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,

@@ -27,7 +27,7 @@ from ..plain import autograd_hvp
 from .base import PhaseClock, SolveReport, UnlearnResult
 from .curvature import mf_hessian_blocks
 from .own_model import TableModel
-from .response import ResponsePlan, orphaned_rows, training_response, training_trace
+from .response import RESPONSE_FORM, ResponsePlan, orphaned_rows, training_response, training_trace
 from .solvers import adam_solve, block_jacobi, conjugate_gradient
 from .terms import objective_rows
 
@@ -149,7 +149,7 @@ class UnlearnConfig:
             parts.append("spillover=False")
         if self.ratios is not None:
             parts.append(f"ratios={tuple(self.ratios)}")
-        return f"training({', '.join(parts)})"
+        return f"{RESPONSE_FORM}({', '.join(parts)})"
 
     @property
     def selects_on_validation(self) -> bool:
