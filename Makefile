@@ -24,7 +24,7 @@ test: install
 	$(BIN)/python -m pytest python_tests -q
 
 run: install
-	$(BIN)/python -m ifru_ext experiment --model mf --methods ifru,ifru-reference,scif --threads 1 --out runs/experiment-mf
+	$(BIN)/python -m ifru_ext experiment --model mf --methods ifru,ifru-uncalibrated,ifru-reference,scif --threads 1 --out runs/experiment-mf
 
 bench: install
 	$(BIN)/python -m pytest bench --benchmark-only -q

@@ -391,6 +391,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train)
 
 
+def add_original_calibration_arguments(parser: argparse.ArgumentParser, originals: str) -> None:
+    """``--calibrate`` / ``--calibrate-for`` of the commands that train their own Originals."""
+    parser.add_argument(
+        "--calibrate", action=argparse.BooleanOptionalAction, default=True,
+        help=f"calibrate {originals} (one more Retrain, cached with it) so ifru's answer uses its fitted scale; "
+        "ifru-uncalibrated shows the answer without it (default: on)")
+    add_calibrate_for_argument(parser)
+
+
 def add_calibrate_for_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibrate-for", choices=CALIBRATABLE,
                         default="ifru", help="the method whose estimator the calibration is fitted for (default: ifru; "
@@ -757,6 +766,7 @@ def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"one experiment per value of a dataset setting ({', '.join(SWEEPS)}), in OUT/KEY-V, "
                         "then OUT/sweep.{json,md,png}: e.g. attack_seed=1,2,3 (completeness mean ± std) or "
                         "attack_fraction=0.01,0.02,0.04,0.08 (the paper's Fig. 5)")
+    add_original_calibration_arguments(parser, "the Original")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_experiment_command)
@@ -774,7 +784,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         out=out, device=args.device, schedule=args.schedule,
         train_overrides={key: value for key, value in (("max_epochs", args.epochs), ("seed", args.seed))
                          if value is not None},
-        studies=args.studies,
+        studies=args.studies, calibrated=args.calibrate, calibrate_for=args.calibrate_for,
     )
     if args.sweep:
         summary = run_sweep(spec, *args.sweep)
@@ -819,11 +829,7 @@ def add_fidelity_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
     parser.add_argument("--epochs", type=POSITIVE_INT, help="maximum training epochs (default: 1000, early stopping)")
     parser.add_argument("--out", type=Path, help="output directory (default: runs/fidelity-<model>-<scenario>)")
-    parser.add_argument(
-        "--calibrate", action=argparse.BooleanOptionalAction, default=True,
-        help="calibrate each Original (one more Retrain, cached with it) so ifru's answer uses its fitted scale; "
-        "ifru-uncalibrated shows the answer without it (default: on)")
-    add_calibrate_for_argument(parser)
+    add_original_calibration_arguments(parser, "each Original")
     add_dataset_arguments(parser)
     add_runtime_arguments(parser)
     parser.set_defaults(handler=run_fidelity_command)

@@ -15,8 +15,8 @@ SLICE = dict(name_or_path="bookcrossing", max_rows=300_000, kcore=3, attack_frac
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
-    spec = ExperimentSpec(dataset=SLICE, model="mf", methods=("ifru", "ifru-reference", "scif"), out=out,
-                          studies=("harmless", "pruning"))
+    spec = ExperimentSpec(dataset=SLICE, model="mf", methods=("ifru", "ifru-uncalibrated", "ifru-reference", "scif"),
+                          out=out, studies=("harmless", "pruning"), calibrated=True)  # as `make run`
     return run_experiment(spec), out
 
 
@@ -24,7 +24,7 @@ def test_report_shape_and_files(report):
     result, out = report
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["model"] == "mf" and on_disk["removal_fraction"] == 0.02
-    assert set(on_disk["methods"]) == {"original", "retrain", "ifru", "ifru-reference", "scif"}
+    assert set(on_disk["methods"]) == {"original", "retrain", "ifru", "ifru-uncalibrated", "ifru-reference", "scif"}
     for name in ("ifru", "scif"):
         entry = on_disk["methods"][name]
         assert set(entry["completeness"]) == {"auc_0", "auc_1", "auc_2"}
@@ -32,6 +32,20 @@ def test_report_shape_and_files(report):
     assert (out / "report.md").read_text().count("| ifru") >= 2
     assert (out / "pruning.png").stat().st_size > 1000 and (out / "harmless.png").stat().st_size > 1000
     assert result["studies"]["harmless"]["identical_parameters"]
+
+
+def test_the_original_is_calibrated_and_the_default_answers_with_its_scale(report):
+    """The Original carries its fitted scale (one more Retrain, cached in its checkpoint): ``ifru``
+    answers with it, ``ifru-uncalibrated`` without, and the report says which."""
+    result, out = report
+    scale = result["calibration"]["scale"]
+    assert result["calibration"]["for"] == "ifru" and scale > 0
+    assert f"Original calibrated for `ifru` (scale {scale:.3f})" in (out / "report.md").read_text()
+    calibrated, raw = result["methods"]["ifru"], result["methods"]["ifru-uncalibrated"]
+    assert calibrated["auc_0"] != raw["auc_0"]
+    from ifru_ext.data import load_dataset
+    from ifru_ext.models.checkpoint import load_checkpoint
+    assert load_checkpoint(out / "original.pt", load_dataset(**SLICE)).model.trace.calibration == scale
 
 
 def test_ifru_moves_the_model_most_of_the_way_to_retrain(report):

@@ -13,7 +13,7 @@ from ..data import RecDataset
 from ..models import Recommender, load_checkpoint, save_checkpoint
 from ..models.trace import UNRECORDED_ESTIMATOR
 from ..training import TrainConfig, train_new
-from ..unlearning import UnlearnConfig, calibrate
+from ..unlearning import CALIBRATABLE, METHODS, UnlearnConfig, calibrate
 
 __all__ = ["reuse", "trained_model"]
 
@@ -33,6 +33,14 @@ def reuse(path: Path, load: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[A
     except (ValueError, KeyError) as error:
         logger.warning("not reusing %s: %s", path, error)
         return None
+
+
+def calibration_estimator(method: str) -> UnlearnConfig:
+    """The estimator of the registry ``method`` a run calibrates its Originals for (one of
+    ``CALIBRATABLE``); ValueError naming the choices otherwise."""
+    if method not in CALIBRATABLE:
+        raise ValueError(f"calibrate_for must be one of {', '.join(CALIBRATABLE)}, got {method!r}")
+    return METHODS[method].config
 
 
 def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfig,

@@ -35,8 +35,8 @@ from ..evaluation import evaluate, forget_loss, membership_auc
 from ..metrics import METRICS, REPORTED_RANKING, completeness
 from ..models import Recommender
 from ..training import TrainConfig
-from ..unlearning import CALIBRATABLE, METHODS, unlearn
-from .cache import trained_model
+from ..unlearning import METHODS, unlearn
+from .cache import calibration_estimator, trained_model
 from .render import json_safe, metric_label, number
 
 __all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "render_matrix", "request_rows", "run_fidelity"]
@@ -78,8 +78,7 @@ class FidelitySpec:
             raise ValueError(f"unknown methods {unknown}: choose from {', '.join(METHODS)}")
         if not self.seeds:
             raise ValueError("fidelity needs at least one seed")
-        if self.calibrate_for not in CALIBRATABLE:
-            raise ValueError(f"calibrate_for must be one of {', '.join(CALIBRATABLE)}, got {self.calibrate_for!r}")
+        calibration_estimator(self.calibrate_for)
 
 
 def request_rows(dataset: RecDataset, scenario: str, fraction: float, seed: int) -> torch.Tensor:
@@ -103,7 +102,7 @@ def _train_config(spec: FidelitySpec, seed_offset: int = 0) -> TrainConfig:
 
 def _trained(path: Path, spec: FidelitySpec, dataset: RecDataset, removal, seed_offset: int = 0) -> tuple[Recommender, float]:
     return trained_model(path, spec.model, dataset, _train_config(spec, seed_offset), removal,
-                         calibrated=spec.calibrated and removal is None, estimator=METHODS[spec.calibrate_for].config)
+                         calibrated=spec.calibrated and removal is None, estimator=calibration_estimator(spec.calibrate_for))
 
 
 def _scores(model, dataset: RecDataset, removal: torch.Tensor) -> dict[str, Any]:

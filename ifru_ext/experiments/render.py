@@ -56,6 +56,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _calibration_text(calibration: dict[str, Any] | None) -> str:
+    if calibration is None:
+        return ". Original not calibrated."
+    if calibration["scale"] is None:
+        return ". The Original's calibration was refused (see the log): every method answers uncalibrated."
+    return (f". Original calibrated for `{calibration['for']}` (scale {number(calibration['scale'], 3)}): its "
+            "calibrated answer uses it.")
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report's headline table: test AUCs, completeness, seconds and speed-up per method."""
     stats = report["stats"]
@@ -64,7 +73,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"train {stats.get('train')} rows ({stats.get('users')} users, {stats.get('items')} items), "
         f"removal set {stats.get('removed')} rows; device {report['device']}, torch {report['torch']}"
-        + (f"; training overrides {report['train_overrides']}" if report.get("train_overrides") else ""),
+        + (f"; training overrides {report['train_overrides']}" if report.get("train_overrides") else "")
+        + _calibration_text(report.get("calibration")),
         "",
         "| method | AUC_0 | AUC_1 | AUC_2 | " + " | ".join(map(metric_label, REPORTED_RANKING))
         + " | completeness 0 / 1 / 2 | seconds | speed-up vs Retrain | solver |",

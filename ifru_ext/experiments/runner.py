@@ -25,7 +25,7 @@ from ..models import Recommender
 from ..training import TrainConfig
 from ..unlearning import METHODS, ShardedRecommender, UnlearnResult, configure, unlearn
 from ..unlearning.sharded import load_sharded, save_sharded, train_sharded
-from .cache import reuse, trained_model
+from .cache import calibration_estimator, reuse, trained_model
 from .render import json_safe, render_markdown
 from .studies import STUDIES, run_studies
 
@@ -50,12 +50,21 @@ class ExperimentSpec:
     train_overrides: dict[str, Any] = field(default_factory=dict)
     method_overrides: dict[str, Any] = field(default_factory=dict)
     studies: tuple[str, ...] = ()  # any of studies.STUDIES
+    # The Original carries its calibration (one more Retrain, cached with it), fitted for the
+    # estimator of the registry method ``calibrate_for``: ``ifru`` answers as after ``ifru train``.
+    calibrated: bool = False
+    calibrate_for: str = "ifru"
+
+    def __post_init__(self) -> None:
+        calibration_estimator(self.calibrate_for)
 
 
 def _trained(path: Path, spec: ExperimentSpec, dataset: RecDataset, removal) -> tuple[Recommender, float]:
-    """A trained model and its training seconds: the checkpoint at ``path`` if it fits, else a new run."""
+    """A trained model and its training seconds: the checkpoint at ``path`` if it fits, else a new
+    run; the Original (``removal`` None) calibrated when ``spec.calibrated``."""
     config = TrainConfig.for_model(spec.model, spec.schedule, device=spec.device, **spec.train_overrides)
-    return trained_model(path, spec.model, dataset, config, removal)
+    return trained_model(path, spec.model, dataset, config, removal, calibrated=spec.calibrated and removal is None,
+                         estimator=calibration_estimator(spec.calibrate_for))
 
 
 def _trained_sharded(spec: ExperimentSpec, dataset: RecDataset, method: str,
@@ -163,6 +172,8 @@ def run_experiment(spec: ExperimentSpec) -> dict[str, Any]:
         # Settings that differ from the schedule (apply to every model trained in this run).
         "train_overrides": dict(spec.train_overrides),
         "stats": {k: v for k, v in dataset.stats().items() if isinstance(v, (int, float, str)) or v is None},
+        # The Original's fitted scale (None: not calibrated, or the calibration refused) and its estimator.
+        "calibration": {"scale": original_model.trace.calibration, "for": spec.calibrate_for} if spec.calibrated else None,
         "methods": methods,
         "studies": studies,
     }

@@ -34,7 +34,8 @@ users' top-20 (Recall@20 halved); read at ``E_s``, the same requests keep Retrai
 
 ``G_s δ_s`` stands for the remaining loss's gradient change ``(∇L_{-r}(E_s + δ_s) − ∇L_{-r}(E_s))/n``,
 and Retrain's table differs from the Original's by about its own size, so the two differ: by
-3× the right-hand side in the first segment of BookCrossing MF's 8% poisoned-row request. With
+3× the right-hand side in the first segment of BookCrossing MF's 8% poisoned-row request (the
+displacement form of the step, above). With
 ``corrections=1`` (``ifru-corrected``; the default is 0) each segment's answer then takes one
 Newton step on the step's own equation: the true gradient change at ``E_s + δ_s`` gives the residual, the Gauss–Newton
 operator there the step, kept only where it lowers the residual (``_corrected``).
@@ -494,7 +495,8 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     ``corrections``: Newton steps per segment on the step's own equation. The linear system
     stands for the remaining loss's gradient change ``(∇L_{-r}(E + δ) − ∇L_{-r}(E))/n`` by
     ``G δ``; Retrain's table differs from the Original's by about its own size, so the two
-    differ (BookCrossing MF, 8% poisoned rows: by 3× the right-hand side in the first segment).
+    differ (BookCrossing MF, 8% poisoned rows: by 3× the right-hand side in the first segment of
+    the displacement form).
     Each correction evaluates the true change at ``E + δ`` and solves the step's Newton system
     there (the Gauss–Newton operator at ``E + δ``) for the residual (a selected iterate is kept
     as selected).
