@@ -297,12 +297,16 @@ class ResponsePlan:
         gradient = gradient[self.rows]
         return gradient - self.remaining_gradient(emb, segment) if spillover else gradient
 
-    def remaining_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
+    def remaining_gradient(self, emb: Tensor, segment: int = 0, system: "ResponseSystem | None" = None) -> Tensor:
         """``∇L_{-r}`` (a sum) on the moving rows [a, d] at the local table ``emb``: the plan's
         remaining terms, which are every remaining term reaching a moving row (LightGCN:
-        ``P_newᵀ ∇_F L(P_new E)``; ``memo``-ised: the influence's spillover reads it too)."""
+        ``P_newᵀ ∇_F L(P_new E)``; ``memo``-ised: the influence's spillover reads it too).
+        ``system``: the segment's operator at ``emb``, whose slopes MF reads instead of evaluating
+        the terms again (as ``removed_share`` does)."""
 
         def compute() -> Tensor:
+            if system is not None and self.num_layers == 0:  # MF: the operator at ``emb`` has the slopes
+                return system.remaining_gradient()
             gradient = self.term_gradient(self.terms(segment).operator, emb)
             if self.num_layers > 0:
                 gradient = ops.propagate(gradient, self.new_graph, self.num_layers)
@@ -383,7 +387,8 @@ class ResponseSystem:
             labels = operator.labels[terms.pairs.term]
             self.squared = self.table.square()
             curvature = probability * (1 - probability) * (plan.scale * terms.multiplicity)
-            self.slopes_squared = (probability - labels).square() * terms.multiplicity
+            self.slopes = probability - labels  # ℓ' per entry [e]
+            self.slopes_squared = self.slopes.square() * terms.multiplicity
             curvature_sums = terms.pairs.sums(curvature, self.squared)
         else:
             logits, self.jacobian = operator.evaluate(self.table)
@@ -408,6 +413,15 @@ class ResponseSystem:
         operator = self.terms.operator
         slope = operator.weighted((self.prob - operator.labels[:, None]).square())
         return self.slot_sums([slope * s for s in self.squared])
+
+    def remaining_gradient(self) -> Tensor:
+        """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j ∂x_j/∂f_v`` [a, d] at this table (MF:
+        ``ResponsePlan.remaining_gradient`` from the logits the operator already holds)."""
+        if self.terms.pairs is not None:
+            return self.terms.pairs.sums(self.slopes * self.terms.multiplicity, self.table)
+        operator = self.terms.operator
+        slope = operator.weighted(self.prob - operator.labels[:, None])
+        return self.slot_sums([slope * j for j in self.jacobian])
 
     def slot_sums(self, values: list[Tensor]) -> Tensor:
         """Per-term values [s, d], one per column, summed onto the moving rows [a, d] (rows that do
@@ -514,7 +528,7 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
         system.set_diagonal(retrain_damping + trace.l2)
         pace = retrain_damping / damping  # Π/Π' per coordinate [a, d]
-        remaining = plan.remaining_gradient(at, number - 1) * plan.scale + trace.l2 * at[plan.rows]
+        remaining = plan.remaining_gradient(at, number - 1, system) * plan.scale + trace.l2 * at[plan.rows]
         rhs = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
         if delta is not None:
             rhs = rhs + retrain_damping * delta
