@@ -37,7 +37,7 @@ from ..models import Recommender
 from ..training import TrainConfig
 from ..unlearning import METHODS, unlearn
 from .cache import calibration_estimator, trained_model
-from .render import json_safe, metric_label, number
+from .render import calibration_sentence, json_safe, metric_label, number
 
 __all__ = ["SCENARIOS", "FidelitySpec", "render_fidelity", "render_matrix", "request_rows", "run_fidelity"]
 
@@ -192,11 +192,7 @@ def run_fidelity(spec: FidelitySpec) -> dict[str, Any]:
 
 def _calibration_line(report: dict[str, Any]) -> str:
     scales = sorted({d["calibration"] for d in report["draws"] if d.get("calibration") is not None})
-    if not scales:
-        return " Originals not calibrated."
-    estimator = report.get("calibrate_for", "ifru")
-    return (f" Originals calibrated for `{estimator}` (scale {', '.join(number(s, 3) for s in scales)}): its "
-            "calibrated answer uses it.")
+    return " " + calibration_sentence("Originals", scales, report.get("calibrate_for", "ifru"))
 
 
 def render_fidelity(report: dict[str, Any]) -> str:

@@ -56,13 +56,19 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _calibration_text(calibration: dict[str, Any] | None) -> str:
-    if calibration is None:
-        return ". Original not calibrated."
-    if calibration["scale"] is None:
-        return ". The Original's calibration was refused (see the log): every method answers uncalibrated."
-    return (f". Original calibrated for `{calibration['for']}` (scale {number(calibration['scale'], 3)}): its "
+def calibration_sentence(subject: str, scales: list[float], estimator: str) -> str:
+    """What a report's Original(s) ``subject`` carry: their fitted ``scales`` for ``estimator``."""
+    if not scales:
+        return f"{subject} not calibrated."
+    return (f"{subject} calibrated for `{estimator}` (scale {', '.join(number(s, 3) for s in scales)}): its "
             "calibrated answer uses it.")
+
+
+def _calibration_text(calibration: dict[str, Any] | None) -> str:
+    if calibration is not None and calibration["scale"] is None:
+        return ". The Original's calibration was refused (see the log): every method answers uncalibrated."
+    scales = [] if calibration is None else [calibration["scale"]]
+    return ". " + calibration_sentence("Original", scales, calibration["for"] if calibration else "ifru")
 
 
 def render_markdown(report: dict[str, Any]) -> str:
