@@ -1,6 +1,6 @@
 // CPU kernel of ifru::propagate: out = (1/(K+1)) Σ_{k=0..K} A^k x, row-parallel CSR SpMM, the
-// rows split among threads by their entries (balance.h). Each output row is summed by one thread
-// in CSR order: no atomics, deterministic.
+// rows split among threads by their entries (balance.h), the layer mean summed in the last layer.
+// Each output row is summed by one thread in CSR order: no atomics, deterministic.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -16,22 +16,23 @@ namespace {
 // loads overlap instead of stalling one after another.
 constexpr int64_t kPrefetchAhead = 8;
 
-// One layer for rows [begin, end): next = A cur (skipped when next is null) and
-// acc = (base + A cur) * acc_scale, so the layer mean needs no extra pass. base is x in the first
-// layer (acc is then written without being read: no copy of x beforehand) and acc afterwards.
-// With `probe`, *probe = Σ 0·acc over the rows written: 0 if they are all finite, else NaN (the
+// One layer for rows [begin, end): out = (Σ_b earlier_b + A cur) * scale per row. An intermediate
+// layer has no earlier tables and scale 1 (out is the layer's output A^k x); the last one sums x
+// and every kept layer output with its own product and scales by 1/(K+1), so the mean is formed
+// once, in the last pass, instead of a running sum read and written by every layer.
+// With `probe`, *probe = Σ 0·out over the rows written: 0 if they are all finite, else NaN (the
 // overflow check without another pass). D > 0 fixes the width at compile time (d == D), so the
 // row sum lives in registers; D = 0 takes any d.
 template <typename scalar_t, int D>
-void layer_rows(const int64_t* rowptr,    // [N+1]
-                const int64_t* col,       // [nnz]
-                const scalar_t* weight,   // [nnz]
-                const scalar_t* cur,      // [N, d]
-                const scalar_t* base,     // [N, d], x or acc
-                scalar_t* next,           // [N, d] or nullptr
-                scalar_t* acc,            // [N, d]
-                scalar_t* probe,          // one scalar or nullptr
-                scalar_t acc_scale, int64_t runtime_d, int64_t begin, int64_t end) {
+void layer_rows(const int64_t* rowptr,                  // [N+1]
+                const int64_t* col,                     // [nnz]
+                const scalar_t* weight,                 // [nnz]
+                const scalar_t* cur,                    // [N, d]
+                const scalar_t* const* earlier,         // num_earlier × [N, d]
+                int64_t num_earlier,
+                scalar_t* out,                          // [N, d]
+                scalar_t* probe,                        // one scalar or nullptr
+                scalar_t scale, int64_t runtime_d, int64_t begin, int64_t end) {
   const int64_t d = D > 0 ? D : runtime_d;
   std::vector<scalar_t> buffer(D > 0 ? 0 : d);
   scalar_t fixed_sum[D > 0 ? D : 1];
@@ -50,21 +51,30 @@ void layer_rows(const int64_t* rowptr,    // [N+1]
       const scalar_t* __restrict__ src = cur + col[e] * d;
       for (int64_t c = 0; c < d; ++c) row_sum[c] += w * src[c];
     }
-    const scalar_t* base_row = base + r * d;  // may be acc_row itself (read before written)
-    scalar_t* acc_row = acc + r * d;
-    for (int64_t c = 0; c < d; ++c) acc_row[c] = (base_row[c] + row_sum[c]) * acc_scale;
-    if (probe != nullptr) {
-      for (int64_t c = 0; c < d; ++c) finite += acc_row[c] * scalar_t(0);
+    scalar_t* out_row = out + r * d;
+    if (num_earlier == 0) {
+      for (int64_t c = 0; c < d; ++c) out_row[c] = row_sum[c] * scale;
+    } else {
+      // x + A x + … + A^K x in layer order, as a running sum over the layers would add them
+      const scalar_t* first = earlier[0] + r * d;
+      for (int64_t c = 0; c < d; ++c) out_row[c] = first[c];
+      for (int64_t b = 1; b < num_earlier; ++b) {
+        const scalar_t* layer_row = earlier[b] + r * d;
+        for (int64_t c = 0; c < d; ++c) out_row[c] += layer_row[c];
+      }
+      for (int64_t c = 0; c < d; ++c) out_row[c] = (out_row[c] + row_sum[c]) * scale;
     }
-    if (next != nullptr) std::copy(row_sum, row_sum + d, next + r * d);
+    if (probe != nullptr) {
+      for (int64_t c = 0; c < d; ++c) finite += out_row[c] * scalar_t(0);
+    }
   }
   if (probe != nullptr) *probe = finite;
 }
 
 // layer_rows with the width fixed for the common embedding widths.
 template <typename scalar_t>
-using LayerRows = void (*)(const int64_t*, const int64_t*, const scalar_t*, const scalar_t*, const scalar_t*,
-                           scalar_t*, scalar_t*, scalar_t*, scalar_t, int64_t, int64_t, int64_t);
+using LayerRows = void (*)(const int64_t*, const int64_t*, const scalar_t*, const scalar_t*, const scalar_t* const*,
+                           int64_t, scalar_t*, scalar_t*, scalar_t, int64_t, int64_t, int64_t);
 
 template <typename scalar_t>
 LayerRows<scalar_t> layer_rows_for(int64_t d) {
@@ -92,34 +102,36 @@ at::Tensor propagate_cpu(const at::Tensor& rowptr,  // [N+1] int64
   const auto rowptr_c = rowptr.contiguous();
   const auto col_c = col.contiguous();
   const auto weight_c = weight.contiguous();
-  auto acc = at::empty_like(x_c);  // every row is written by the first layer
+  auto acc = at::empty_like(x_c);  // every row is written by the last layer
   const int64_t num_rows = x.size(0);
   const int64_t d = x.size(1);
   const int64_t* rp = rowptr_c.data_ptr<int64_t>();
-  // Work of rows [0, r): their entries plus one unit per row (its acc update), in chunks of at
+  // Work of rows [0, r): their entries plus one unit per row (its output row), in chunks of at
   // least ~32k multiply-adds.
   const auto work_before = [rp](int64_t r) { return rp[r] + r; };
   const int64_t min_work = std::max<int64_t>(1, 32768 / d);
   bool finite = true;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ifru_propagate_cpu", [&] {
     const LayerRows<scalar_t> rows_of_layer = layer_rows_for<scalar_t>(d);
-    at::Tensor cur = x_c;
-    at::Tensor next = at::empty_like(acc);
+    // x and the outputs A x, …, A^{K−1} x of the intermediate layers, kept for the last layer's sum
+    // (K − 1 tables beside x: as many as a running sum's two ping-pong buffers for K = 3).
+    std::vector<at::Tensor> kept{x_c};  // owns the tables `earlier` points into
+    std::vector<const scalar_t*> earlier{x_c.data_ptr<scalar_t>()};
     std::vector<scalar_t> probes(num_rows + 1, scalar_t(0));  // per chunk of the last layer, by its first row
     for (int64_t layer = 1; layer <= num_layers; ++layer) {
       const bool last = layer == num_layers;
-      const scalar_t acc_scale = last ? scalar_t(1) / scalar_t(num_layers + 1) : scalar_t(1);
-      scalar_t* next_ptr = last ? nullptr : next.data_ptr<scalar_t>();
-      const scalar_t* base = layer == 1 ? x_c.data_ptr<scalar_t>() : acc.data_ptr<scalar_t>();
+      const scalar_t* cur = earlier.back();
+      at::Tensor out = last ? acc : at::empty_like(acc);
+      const scalar_t* const* sum_of = last ? earlier.data() : nullptr;
+      const int64_t num_earlier = last ? static_cast<int64_t>(earlier.size()) : 0;
+      const scalar_t scale = last ? scalar_t(1) / scalar_t(num_layers + 1) : scalar_t(1);
       parallel_rows_by_work(num_rows, work_before, min_work, [&](int64_t begin, int64_t end) {
-        rows_of_layer(rp, col_c.data_ptr<int64_t>(), weight_c.data_ptr<scalar_t>(), cur.data_ptr<scalar_t>(), base,
-                      next_ptr, acc.data_ptr<scalar_t>(), last ? &probes[begin] : nullptr, acc_scale, d, begin, end);
+        rows_of_layer(rp, col_c.data_ptr<int64_t>(), weight_c.data_ptr<scalar_t>(), cur, sum_of, num_earlier,
+                      out.data_ptr<scalar_t>(), last ? &probes[begin] : nullptr, scale, d, begin, end);
       });
       if (!last) {
-        // The previous input becomes the next layer's output buffer (never x itself).
-        at::Tensor spent = layer == 1 ? at::empty_like(acc) : cur;
-        cur = next;
-        next = spent;
+        kept.push_back(out);
+        earlier.push_back(out.data_ptr<scalar_t>());
       }
     }
     for (const scalar_t probe : probes) finite = finite && probe == scalar_t(0);

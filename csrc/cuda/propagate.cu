@@ -1,5 +1,6 @@
 // CUDA kernel of ifru::propagate: one layer of the CSR SpMM with the layer mean fused in,
-// acc = (acc + A cur) * acc_scale (as cpu/propagate.cpp). Row-parallel: each output row is
+// acc = (acc + A cur) * acc_scale, a running sum (cpu/propagate.cpp keeps the layer outputs and
+// sums them in the last layer instead: less traffic, the same additions in the same order). Row-parallel: each output row is
 // summed by one lane group in CSR order, so there are no atomics and results are deterministic.
 #include "kernel_utils.cuh"
 #include "launchers.h"
