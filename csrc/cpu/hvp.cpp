@@ -115,6 +115,19 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
       scalar_t* __restrict__ out_t = out + t * d;  // out is a fresh buffer: never aliases emb or v
       const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];
       for (int64_t k = first; k < last; ++k) {
+        // The plan's entries of an incidence (its other end's row and position, its coefficients)
+        // sit at a random interaction j: fetched twice as far ahead as the rows they locate, so the
+        // row prefetch below finds them in cache instead of stalling on them (BookCrossing MF: the
+        // product ~1.6× faster than with the rows alone prefetched).
+        if (k + 2 * kPrefetchAhead < num_incidences) {
+          const int64_t further = incidence_slot[k + 2 * kPrefetchAhead];
+          const int64_t j_further = (further >> 1) / kPairs;
+          const int e_further = PlanEnds<kPairs>::other_end(further);
+          __builtin_prefetch(ends.rows + e_further * ends.a + j_further);
+          __builtin_prefetch(ends.locals + e_further * ends.a + j_further);
+          __builtin_prefetch(curvature.data() + j_further);
+          __builtin_prefetch(slope.data() + j_further);
+        }
         if (k + kPrefetchAhead < num_incidences) {  // the next rows' incidences follow this row's
           const int64_t ahead = incidence_slot[k + kPrefetchAhead];
           const int64_t j_ahead = (ahead >> 1) / kPairs;
