@@ -13,7 +13,7 @@
 namespace ifru {
 namespace {
 
-constexpr int64_t kPrefetchAhead = 8;  // as in cpu/hvp.cpp
+constexpr int64_t kPrefetchAhead = 16;  // as in cpu/hvp.cpp
 
 at::Tensor gather_floor_cpu(const at::Tensor& table, const at::Tensor& index) {
   check_gather_floor_args(table, index);

@@ -33,8 +33,9 @@ scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int
 }
 
 // The rows an interaction touches are random: ask for them a few interactions ahead so the
-// loads overlap instead of stalling one after another (the kernel is bound by that latency).
-constexpr int64_t kPrefetchAhead = 8;
+// loads overlap instead of stalling one after another (the kernel is bound by that latency;
+// BookCrossing MF: 16 ahead against 8, pass 1 ~10% faster, pass 2 the same).
+constexpr int64_t kPrefetchAhead = 16;
 
 template <typename scalar_t>
 inline void prefetch_row(const scalar_t* row, int64_t d) {
