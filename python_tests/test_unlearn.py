@@ -177,13 +177,18 @@ def test_solvers_on_a_known_spd_system():
     assert recursive.residual == pytest.approx(true.residual, rel=1e-6)
     t, report = adam_solve(lambda v: matrix @ v, g, lr=0.05, tol=1e-5, max_iter=20000)
     assert report.residual < 1e-5
-    # On the CPU every iteration reads the residual: CG stops where it converges (the
-    # identity in one step; a GPU checks every fifth and keeps the converged iterate).
+    # Every iteration reads the residual: CG stops where it converges (the identity in one step).
     t, report = conjugate_gradient(lambda v: v, g, tol=1e-12)
     assert (report.iterations, report.status) == (1, "converged") and torch.equal(t, g)
     # Indefinite: CG stops and says so instead of returning garbage silently.
     _, report = conjugate_gradient(lambda v: -matrix @ v, g, tol=1e-12, max_iter=50)
-    assert report.status == "negative_curvature"
+    assert (report.iterations, report.status) == (0, "negative_curvature")
+    # Selection walks the same iterates (updated in place) and keeps a copy of the best: scores
+    # peaking at the second iterate return plain CG's second iterate, not the last one scored.
+    scores = iter([0.0, 1.0, 5.0, 2.0, 1.0, 0.0])
+    best, report = conjugate_gradient(lambda v: matrix @ v, g, max_iter=50, select=lambda t: next(scores), patience=3)
+    second, _ = conjugate_gradient(lambda v: matrix @ v, g, tol=0.0, max_iter=2)
+    assert report.status == "validation" and report.iterations == 5 and torch.equal(best, second)
 
 
 def test_empty_request_returns_the_model_unchanged(trained):
