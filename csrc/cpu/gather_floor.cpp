@@ -15,6 +15,24 @@ namespace {
 
 constexpr int64_t kPrefetchAhead = 16;  // as in cpu/hvp.cpp
 
+// Σ_{k ∈ [begin, end)} rows[idx[k]] into acc [d]; D > 0 fixes the width at compile time (d == D),
+// as the HVP kernel does for its common widths.
+template <typename scalar_t, int D>
+void gather_rows(const scalar_t* rows, const int64_t* idx, int64_t runtime_d, int64_t begin, int64_t end,
+                 scalar_t* __restrict__ acc) {
+  const int64_t d = D > 0 ? D : runtime_d;
+  for (int64_t k = begin; k < end; ++k) {
+    if (k + kPrefetchAhead < end) {
+      const char* ahead = reinterpret_cast<const char*>(rows + idx[k + kPrefetchAhead] * d);
+      for (int64_t offset = 0; offset < d * static_cast<int64_t>(sizeof(scalar_t)); offset += 64) {
+        __builtin_prefetch(ahead + offset);
+      }
+    }
+    const scalar_t* __restrict__ row = rows + idx[k] * d;
+    for (int64_t w = 0; w < d; ++w) acc[w] += row[w];
+  }
+}
+
 at::Tensor gather_floor_cpu(const at::Tensor& table, const at::Tensor& index) {
   check_gather_floor_args(table, index);
   const int64_t d = table.size(1), m = index.numel();
@@ -25,21 +43,15 @@ at::Tensor gather_floor_cpu(const at::Tensor& table, const at::Tensor& index) {
   AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "ifru_gather_floor_cpu", [&] {
     const scalar_t* rows = table_c.data_ptr<scalar_t>();
     scalar_t* total = out.data_ptr<scalar_t>();
+    const auto gather = d == 32 ? &gather_rows<scalar_t, 32>
+                        : d == 48 ? &gather_rows<scalar_t, 48>
+                        : d == 64 ? &gather_rows<scalar_t, 64>
+                                  : &gather_rows<scalar_t, 0>;
     at::parallel_for(0, m, 2048, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> sum(d);
-      scalar_t* __restrict__ acc = sum.data();
-      for (int64_t k = begin; k < end; ++k) {
-        if (k + kPrefetchAhead < end) {
-          const char* ahead = reinterpret_cast<const char*>(rows + idx[k + kPrefetchAhead] * d);
-          for (int64_t offset = 0; offset < d * static_cast<int64_t>(sizeof(scalar_t)); offset += 64) {
-            __builtin_prefetch(ahead + offset);
-          }
-        }
-        const scalar_t* __restrict__ row = rows + idx[k] * d;
-        for (int64_t w = 0; w < d; ++w) acc[w] += row[w];
-      }
+      gather(rows, idx, d, begin, end, sum.data());
       const std::lock_guard<std::mutex> lock(merge);
-      for (int64_t w = 0; w < d; ++w) total[w] += acc[w];
+      for (int64_t w = 0; w < d; ++w) total[w] += sum[w];
     });
   });
   return out;
