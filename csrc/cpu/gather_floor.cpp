@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "../checks.h"
+#include "widths.h"
 
 namespace ifru {
 namespace {
 
 constexpr int64_t kPrefetchAhead = 16;  // as in cpu/hvp.cpp
 
-// Σ_{k ∈ [begin, end)} rows[idx[k]] into acc [d]; D > 0 fixes the width at compile time (d == D),
-// as the HVP kernel does for its common widths.
+// Σ_{k ∈ [begin, end)} rows[idx[k]] into acc [d], the width fixed for D > 0 as in the HVP (widths.h).
 template <typename scalar_t, int D>
 void gather_rows(const scalar_t* rows, const int64_t* idx, int64_t runtime_d, int64_t begin, int64_t end,
                  scalar_t* __restrict__ acc) {
@@ -43,10 +43,7 @@ at::Tensor gather_floor_cpu(const at::Tensor& table, const at::Tensor& index) {
   AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "ifru_gather_floor_cpu", [&] {
     const scalar_t* rows = table_c.data_ptr<scalar_t>();
     scalar_t* total = out.data_ptr<scalar_t>();
-    const auto gather = d == 32 ? &gather_rows<scalar_t, 32>
-                        : d == 48 ? &gather_rows<scalar_t, 48>
-                        : d == 64 ? &gather_rows<scalar_t, 64>
-                                  : &gather_rows<scalar_t, 0>;
+    const auto gather = with_width(d, [](auto width) { return &gather_rows<scalar_t, decltype(width)::value>; });
     at::parallel_for(0, m, 2048, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> sum(d);
       gather(rows, idx, d, begin, end, sum.data());

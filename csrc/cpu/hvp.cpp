@@ -13,6 +13,7 @@
 
 #include "../composite/hvp.h"
 #include "balance.h"
+#include "widths.h"
 
 namespace ifru {
 namespace {
@@ -23,12 +24,12 @@ template <typename scalar_t>
 scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t d) {
   constexpr int64_t kLanes = 8;
   scalar_t partial[kLanes] = {};
-  int64_t c = 0;
-  for (; c + kLanes <= d; c += kLanes) {
+  const int64_t whole = d - d % kLanes;  // the lanes' share; the rest below
+  for (int64_t c = 0; c < whole; c += kLanes) {
     for (int64_t lane = 0; lane < kLanes; ++lane) partial[lane] += a[c + lane] * b[c + lane];
   }
   scalar_t total = 0;
-  for (; c < d; ++c) total += a[c] * b[c];
+  for (int64_t c = whole; c < d; ++c) total += a[c] * b[c];
   for (int64_t lane = 0; lane < kLanes; ++lane) total += partial[lane];
   return total;
 }
@@ -132,7 +133,7 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
           __builtin_prefetch(ends.rows + e_further * ends.a + j_further);
           __builtin_prefetch(ends.locals + e_further * ends.a + j_further);
           __builtin_prefetch(curvature.data() + j_further);
-          __builtin_prefetch(slope.data() + j_further);
+          if (!gauss_newton) __builtin_prefetch(slope.data() + j_further);  // read only with ℓ'·v
         }
         if (k + kPrefetchAhead < num_incidences) {  // the next rows' incidences follow this row's
           const int64_t ahead = incidence_slot[k + kPrefetchAhead];
@@ -177,14 +178,12 @@ at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const 
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "ifru_planned_mf_hvp_cpu", [&] {
     const scalar_t* labels_ptr = labels_c.defined() ? labels_c.data_ptr<scalar_t>() : nullptr;
     auto run = [&](const auto& plan_ends) {
-      // The common widths fixed at compile time (as propagate's): the dot products and the row
-      // updates unroll, the same operations in the same order (BookCrossing MF, d = 48: ~25%
-      // faster in interleaved runs, the same bits).
+      // The common widths fixed at compile time (widths.h): the dot products and the row updates
+      // unroll, the same operations in the same order (BookCrossing MF, d = 48: ~25% faster in
+      // interleaved runs, the same bits).
       constexpr int kPairs = std::remove_reference_t<decltype(plan_ends)>::kPairsOf;
-      auto kernel = d == 32 ? &planned_mf_hvp_kernel<scalar_t, kPairs, 32>
-                    : d == 48 ? &planned_mf_hvp_kernel<scalar_t, kPairs, 48>
-                    : d == 64 ? &planned_mf_hvp_kernel<scalar_t, kPairs, 64>
-                              : &planned_mf_hvp_kernel<scalar_t, kPairs, 0>;
+      const auto kernel =
+          with_width(d, [](auto width) { return &planned_mf_hvp_kernel<scalar_t, kPairs, decltype(width)::value>; });
       kernel(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), plan_ends, labels_ptr,
                             inner_c.data_ptr<int64_t>(), rowptr_c.data_ptr<int64_t>(), slot_c.data_ptr<int64_t>(),
                             out.data_ptr<scalar_t>(), num_inner, incidence_slot.numel(), num_interactions, d,

@@ -8,6 +8,7 @@
 
 #include "../checks.h"
 #include "balance.h"
+#include "widths.h"
 
 namespace ifru {
 namespace {
@@ -71,22 +72,6 @@ void layer_rows(const int64_t* rowptr,                  // [N+1]
   if (probe != nullptr) *probe = finite;
 }
 
-// layer_rows with the width fixed for the common embedding widths.
-template <typename scalar_t>
-using LayerRows = void (*)(const int64_t*, const int64_t*, const scalar_t*, const scalar_t*, const scalar_t* const*,
-                           int64_t, scalar_t*, scalar_t*, scalar_t, int64_t, int64_t, int64_t);
-
-template <typename scalar_t>
-LayerRows<scalar_t> layer_rows_for(int64_t d) {
-  switch (d) {
-    case 16: return &layer_rows<scalar_t, 16>;
-    case 32: return &layer_rows<scalar_t, 32>;
-    case 48: return &layer_rows<scalar_t, 48>;
-    case 64: return &layer_rows<scalar_t, 64>;
-    default: return &layer_rows<scalar_t, 0>;
-  }
-}
-
 at::Tensor propagate_cpu(const at::Tensor& rowptr,  // [N+1] int64
                          const at::Tensor& col,     // [nnz] int64
                          const at::Tensor& weight,  // [nnz]
@@ -112,7 +97,7 @@ at::Tensor propagate_cpu(const at::Tensor& rowptr,  // [N+1] int64
   const int64_t min_work = std::max<int64_t>(1, 32768 / d);
   bool finite = true;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ifru_propagate_cpu", [&] {
-    const LayerRows<scalar_t> rows_of_layer = layer_rows_for<scalar_t>(d);
+    const auto rows_of_layer = with_width(d, [](auto width) { return &layer_rows<scalar_t, decltype(width)::value>; });
     // x and the outputs A x, …, A^{K−1} x of the intermediate layers, kept for the last layer's sum
     // (K − 1 tables beside x: as many as a running sum's two ping-pong buffers for K = 3).
     std::vector<at::Tensor> kept{x_c};  // owns the tables `earlier` points into
