@@ -24,7 +24,7 @@ void check_index_range(const at::Tensor& t, int64_t upper, const char* op, const
 }
 
 void check_csr(const at::Tensor& rowptr, const at::Tensor& col, int64_t num_rows, const char* op,
-               const at::Device& device) {
+               const at::Device& device, int64_t num_cols) {
   check_index_tensor(rowptr, op, "rowptr", device);
   check_index_tensor(col, op, "col", device);
   TORCH_CHECK(rowptr.numel() == num_rows + 1, op, ": rowptr must have num_rows + 1 = ", num_rows + 1,
@@ -43,7 +43,7 @@ void check_csr(const at::Tensor& rowptr, const at::Tensor& col, int64_t num_rows
                         rowptr[r].item<int64_t>(), " > rowptr[", r + 1, "] = ", rowptr[r + 1].item<int64_t>());
     }
   }
-  check_index_range(col, num_rows, op, "col");
+  check_index_range(col, num_cols < 0 ? num_rows : num_cols, op, "col");
 }
 
 void check_float_tensor(const at::Tensor& t, at::IntArrayRef shape, at::ScalarType dtype, const char* op,
@@ -67,6 +67,14 @@ void check_finite(const at::Tensor& t, const char* op, const char* name) {
 void check_num_layers(int64_t num_layers, const char* op) {
   TORCH_CHECK_VALUE(num_layers >= 0 && num_layers <= kMaxLayers, op, ": num_layers must lie in [0, ", kMaxLayers,
                     "], got ", num_layers);
+}
+
+void check_labels(const at::Tensor& labels, const char* op) {
+  if (labels.numel() == 0) return;
+  const auto [low, high] = at::aminmax(labels);  // NaN propagates and fails both comparisons
+  TORCH_CHECK_VALUE(low.item<double>() >= 0 && high.item<double>() <= 1, op,
+                    ": labels must lie in [0, 1] (no NaN), got range [", low.item<double>(), ", ",
+                    high.item<double>(), "]");
 }
 
 bool result_is_finite(const at::Tensor& result) {
@@ -155,12 +163,7 @@ void check_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor
   check_hessian_args(op, emb, v, rowptr, col, weight, num_layers, l2, keep);
   check_interaction_rows({{"users", users}, {"items", items}}, emb.size(0), op, emb.device());
   check_float_tensor(labels, {users.numel()}, emb.scalar_type(), op, "labels", emb.device());
-  if (labels.numel() > 0) {
-    const auto [low, high] = at::aminmax(labels);  // NaN propagates and fails both comparisons
-    TORCH_CHECK_VALUE(low.item<double>() >= 0 && high.item<double>() <= 1, op,
-                      ": labels must lie in [0, 1] (no NaN), got range [", low.item<double>(), ", ",
-                      high.item<double>(), "]");
-  }
+  check_labels(labels, op);
 }
 
 void check_bpr_hvp_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& users,
@@ -300,6 +303,34 @@ void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, cons
     TORCH_CHECK_VALUE(false, op, ": node ", v, " has seed_counts > 0 but no neighbours in the adjacency; "
                       "build the adjacency from all training interactions, removed ones included");
   }
+}
+
+void check_pair_sums_structure(const at::Tensor& rows_table, const at::Tensor& table, const at::Tensor& rowptr,
+                               const at::Tensor& col, const at::Tensor& labels,
+                               const c10::optional<at::Tensor>& weight) {
+  const char* op = "ifru::pair_sums";
+  TORCH_CHECK(table.dim() == 2, op, ": table must be 2-D [L, d], got shape ", table.sizes());
+  TORCH_CHECK(rows_table.dim() == 2, op, ": rows_table must be 2-D [a, d], got shape ", rows_table.sizes());
+  const auto device = table.device();
+  const auto dtype = table.scalar_type();
+  check_float_tensor(table, table.sizes(), dtype, op, "table", device);
+  check_float_tensor(rows_table, {rows_table.size(0), table.size(1)}, dtype, op, "rows_table", device);
+  check_csr(rowptr, col, rows_table.size(0), op, device, table.size(0));
+  check_float_tensor(labels, {col.numel()}, dtype, op, "labels", device);
+  check_labels(labels, op);
+  if (weight.has_value()) check_float_tensor(*weight, {col.numel()}, dtype, op, "weight", device);
+}
+
+void check_pair_sums_result(bool result_finite, const at::Tensor& rows_table, const at::Tensor& table,
+                            const c10::optional<at::Tensor>& weight) {
+  if (result_finite) return;
+  const char* op = "ifru::pair_sums";
+  check_finite(rows_table, op, "rows_table");
+  check_finite(table, op, "table");
+  if (weight.has_value()) check_finite(*weight, op, "weight");
+  TORCH_CHECK_VALUE(false, op, ": the result overflowed to NaN or infinity in ", table.scalar_type(),
+                    " although every input is finite; table, rows_table or weight is too large for this dtype (the "
+                    "squared rows overflow)");
 }
 
 }  // namespace ifru

@@ -20,10 +20,10 @@ void check_index_tensor(const at::Tensor& t, const char* op, const char* name, c
 // Every value of the int64 tensor `t` lies in [0, upper) (ValueError otherwise).
 void check_index_range(const at::Tensor& t, int64_t upper, const char* op, const char* name);
 
-// A square CSR matrix with `num_rows` rows: rowptr int64 [num_rows + 1] starting at 0,
+// A CSR matrix with `num_rows` rows and `num_cols` columns (-1: square): rowptr int64 [num_rows + 1] starting at 0,
 // non-decreasing, ending at nnz; col int64 [nnz] in [0, num_rows).
 void check_csr(const at::Tensor& rowptr, const at::Tensor& col, int64_t num_rows, const char* op,
-               const at::Device& device);
+               const at::Device& device, int64_t num_cols = -1);
 
 // A float32/float64 tensor of exactly `shape`, on `device`, of `dtype`.
 void check_float_tensor(const at::Tensor& t, at::IntArrayRef shape, at::ScalarType dtype, const char* op,
@@ -34,6 +34,9 @@ void check_finite(const at::Tensor& t, const char* op, const char* name);
 
 // 0 <= num_layers <= kMaxLayers (ValueError otherwise).
 void check_num_layers(int64_t num_layers, const char* op);
+
+// labels float in [0, 1], no NaN (ValueError otherwise).
+void check_labels(const at::Tensor& labels, const char* op);
 
 // Whether `result` has no NaN or infinity (one aminmax pass).
 bool result_is_finite(const at::Tensor& result);
@@ -117,5 +120,14 @@ void check_csr_transpose_args(const at::Tensor& rowptr, const at::Tensor& col, c
 
 void check_importance_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seed_counts,
                            at::ArrayRef<double> ratios);
+
+// pair_sums before its kernel: rows_table [a, d] and table [L, d] of one dtype and device, the CSR
+// (rowptr [a+1], col [e] in [0, L)), labels [e] in [0, 1], weight [e]. After it: when not every sum
+// is finite (`result_finite`, found by the kernel), names the non-finite input or says the sums overflowed.
+void check_pair_sums_structure(const at::Tensor& rows_table, const at::Tensor& table, const at::Tensor& rowptr,
+                               const at::Tensor& col, const at::Tensor& labels,
+                               const c10::optional<at::Tensor>& weight);
+void check_pair_sums_result(bool result_finite, const at::Tensor& rows_table, const at::Tensor& table,
+                            const c10::optional<at::Tensor>& weight);
 
 }  // namespace ifru

@@ -50,6 +50,13 @@ TORCH_LIBRARY(ifru, m) {
   m.def("hvp_planned(Tensor emb, Tensor v, Tensor rows, Tensor inner_rows, Tensor ends, Tensor incidence_rowptr, "
         "Tensor incidence_slot, Tensor? labels, int num_interactions, Tensor? rowptr, Tensor? col, Tensor? weight, "
         "int num_layers, float l2, Tensor? propagated=None, bool symmetric=False, bool gauss_newton=False) -> Tensor");
+  // The per-row sums of dot-product pair terms (BCE on MF, or LightGCN's propagated table) that a
+  // segment of the training response reads, in one pass. rows_table [a, d] the a rows, table [L, d]
+  // the rows they pair with; the CSR (rowptr [a+1], col [e] in [0, L)) lists row r's entries, each a
+  // term x = rows_table[r]·table[col[k]] with label labels[k] and multiplicity weight[k] (none: 1).
+  // With p = σ(x): -> (Σ w (p − y) t, Σ w (p − y)² t⊙t, Σ w p(1 − p) t⊙t) [a, d] each, t = table[col[k]].
+  m.def("pair_sums(Tensor rows_table, Tensor table, Tensor rowptr, Tensor col, Tensor labels, Tensor? weight=None) "
+        "-> (Tensor, Tensor, Tensor)");
   // Benchmark floor (bench/test_bench_ops.py): Σ_k table[index[k]] for table [N, d], index [m] -> [d].
   m.def("_gather_floor(Tensor table, Tensor index) -> Tensor");
   // Algorithm 1 of the paper over the CSR adjacency (rowptr [N+1], col [nnz]); seed_counts [N]

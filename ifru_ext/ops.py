@@ -6,8 +6,8 @@ Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding wid
 Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
 mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
 the argument instead of coming back as zeros or None: a gradient with respect to
-``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``importance``
-or ``csr_transpose`` (when backward reaches them), and forward-mode AD
+``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``pair_sums``,
+``importance`` or ``csr_transpose`` (when backward reaches them), and forward-mode AD
 (``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
 from __future__ import annotations
@@ -207,6 +207,17 @@ def plan_bpr_hvp(
     return HVPPlan(emb, users, pos_items, neg_items, None, graph, num_layers, l2, keep, "plan_bpr_hvp")
 
 
+def pair_sums(rows_table: Tensor, table: Tensor, rowptr: Tensor, col: Tensor, labels: Tensor,
+              weight: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row sums over dot-product pair terms, one pass: row ``r`` of ``rows_table`` [a, d] pairs
+    with the rows ``table[col[k]]`` ([L, d]) of its CSR entries ``k`` (``rowptr`` [a+1], ``col`` [e]),
+    each a term ``x = rows_table[r]·t`` with label ``labels[k]`` and multiplicity ``weight[k]``
+    (None: 1). With ``p = σ(x)``, returns ``(Σ w (p − y) t, Σ w (p − y)² t², Σ w p(1 − p) t²)``
+    [a, d] each: the terms' gradient, squared per-term gradients and Gauss–Newton diagonal at
+    the rows."""
+    return torch.ops.ifru.pair_sums(rows_table, table, rowptr, col, labels, weight)
+
+
 def importance(graph: CSRGraph, seed_counts: Tensor, ratios: Sequence[float]) -> tuple[Tensor, Tensor]:
     """Algorithm 1: ``seed_counts [N]`` (removed interactions per node), ``ratios`` = (a_0..a_K).
 
@@ -294,6 +305,13 @@ def _gather_floor_fake(table, index):
     return table.new_empty(table.shape[1])
 
 
+@torch.library.register_fake("ifru::pair_sums")
+def _pair_sums_fake(rows_table, table, rowptr, col, labels, weight=None):
+    _check_devices("ifru::pair_sums", table.device, rows_table=rows_table, rowptr=rowptr, col=col, labels=labels,
+                   weight=weight)
+    return tuple(table.new_empty(rows_table.shape[0], table.shape[1]) for _ in range(3))
+
+
 @torch.library.register_fake("ifru::importance")
 def _importance_fake(rowptr, col, seed_counts, ratios, symmetric=False):
     _check_devices("ifru::importance", seed_counts.device, rowptr=rowptr, col=col)
@@ -335,6 +353,7 @@ _NOT_DIFFERENTIABLE = {
     "bpr_hvp": "a Hessian-vector product with no backward; differentiate the BPR loss with autograd instead",
     "hvp_plan": "an index structure",
     "hvp_planned": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
+    "pair_sums": "per-row statistics the unlearning estimator reads at a fixed table",
     "_gather_floor": "a benchmark probe",
     "importance": "Algorithm 1 is a discrete selection",
     "csr_transpose": "a permutation of the entries with no backward",

@@ -295,6 +295,23 @@ def test_gather_floor_matches_cpu(dtype):
     torch.testing.assert_close(out.cpu(), expected, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pair_sums_matches_cpu(dtype, weighted):
+    # CUDA runs the composite (gathers and index_add, composite/pair_sums.cpp); CPU its one-pass kernel.
+    from test_pair_sums import pair_problem
+    args = pair_problem(52, rows=500, others=700, entries=40_000, d=48, dtype=dtype, weighted=weighted)
+    expected = ifru_ext.pair_sums(*args)
+    out = ifru_ext.pair_sums(*(None if t is None else t.to(CUDA) for t in args))
+    for ours, theirs in zip(out, expected):
+        assert ours.device.type == "cuda"
+        assert rel_err(ours.cpu(), theirs) < TOLERANCE[dtype]
+    bad = list(args)
+    bad[3] = bad[3] + 700
+    with pytest.raises(ValueError, match=r"ifru::pair_sums: col\[0\] = \d+ is out of range \[0, 700\)"):
+        ifru_ext.pair_sums(*(None if t is None else t.to(CUDA) for t in bad))
+
+
 # ---------------------------------------------------------------- importance
 def seeded_problem(seed: int, num_users=60, num_items=80, n=600, removed=40, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)

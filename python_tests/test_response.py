@@ -175,9 +175,10 @@ def test_newton_corrections_solve_the_segment_equation(planted, name):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_pair_sums_are_the_per_term_jacobian_sums(weighted):
-    # PairIncidence's sparse products against the plain per-term sums over evaluate()'s
-    # Jacobians, on every row and on a subset of rows (with repeated pairs and an unread row).
+def test_pair_statistics_are_the_per_term_jacobian_sums(weighted):
+    # PairIncidence.statistics (ops.pair_sums) against the plain per-term sums of ℓ'·J, ℓ'²·J² and
+    # ℓ''·J² over evaluate()'s logits and Jacobians, on every row and on a subset of rows (with
+    # repeated pairs and an unread row).
     generator = torch.Generator().manual_seed(0)
     rows, width, size = 30, 5, 200
     table = torch.randn(rows, width, dtype=torch.float64, generator=generator)
@@ -187,21 +188,21 @@ def test_pair_sums_are_the_per_term_jacobian_sums(weighted):
     labels = torch.randint(0, 2, (size,), generator=generator).to(torch.float64)
     weights = torch.rand(size, dtype=torch.float64, generator=generator) if weighted else None
     terms = Terms((users, items), labels, weights)
-    values = torch.randn(size, dtype=torch.float64, generator=generator)
     logits, jacobian = terms.evaluate(table)
-    for squared in (False, True):
-        per_term = [values[:, None] * (j.square() if squared else j) for j in jacobian]
-        expected = endpoint_sums(rows, terms.columns, per_term)
-        pairs = terms.incidence(rows)
-        got = pairs.sums(values[pairs.term], table.square() if squared else table)
-        assert torch.allclose(got, expected, atol=1e-12)
-        assert torch.allclose(pairs.logits(table, table), logits[pairs.term, 0], atol=1e-12)
-        moving = torch.tensor([0, 3, 12, 20, rows - 1])  # rows - 1: read by no term
-        position = torch.full((rows,), moving.numel(), dtype=torch.int64)
-        position[moving] = torch.arange(moving.numel())
-        subset = PairIncidence(terms, [position[c] for c in terms.columns], moving.numel(), rows)
-        got = subset.sums(values[subset.term], table.square() if squared else table)
-        assert torch.allclose(got, expected[moving], atol=1e-12) and got[-1].abs().max() == 0
+    probability = torch.sigmoid(logits)
+    slope, curvature = probability - labels[:, None], probability * (1 - probability)
+    expected = [endpoint_sums(rows, terms.columns, [terms.weighted(values) * (j.square() if squared else j)
+                                                    for j in jacobian])
+                for values, squared in ((slope, False), (slope.square(), True), (curvature, True))]
+    got = terms.incidence(rows).statistics(table, table)
+    for sums, reference in zip(got, expected):
+        assert torch.allclose(sums, reference, atol=1e-12)
+    moving = torch.tensor([0, 3, 12, 20, rows - 1])  # rows - 1: read by no term
+    position = torch.full((rows,), moving.numel(), dtype=torch.int64)
+    position[moving] = torch.arange(moving.numel())
+    subset = PairIncidence(terms, [position[c] for c in terms.columns], moving.numel(), rows)
+    for sums, reference in zip(subset.statistics(table[moving], table), expected):
+        assert torch.allclose(sums, reference[moving], atol=1e-12) and sums[-1].abs().max() == 0
 
 
 def test_damping_is_adams_accumulated_step_scale(planted):

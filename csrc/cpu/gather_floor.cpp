@@ -9,12 +9,11 @@
 #include <vector>
 
 #include "../checks.h"
+#include "rows.h"
 #include "widths.h"
 
 namespace ifru {
 namespace {
-
-constexpr int64_t kPrefetchAhead = 16;  // as in cpu/hvp.cpp
 
 // Σ_{k ∈ [begin, end)} rows[idx[k]] into acc [d], the width fixed for D > 0 as in the HVP (widths.h).
 template <typename scalar_t, int D>
@@ -22,12 +21,7 @@ void gather_rows(const scalar_t* rows, const int64_t* idx, int64_t runtime_d, in
                  scalar_t* __restrict__ acc) {
   const int64_t d = D > 0 ? D : runtime_d;
   for (int64_t k = begin; k < end; ++k) {
-    if (k + kPrefetchAhead < end) {
-      const char* ahead = reinterpret_cast<const char*>(rows + idx[k + kPrefetchAhead] * d);
-      for (int64_t offset = 0; offset < d * static_cast<int64_t>(sizeof(scalar_t)); offset += 64) {
-        __builtin_prefetch(ahead + offset);
-      }
-    }
+    if (k + kPrefetchAhead < end) prefetch_row(rows + idx[k + kPrefetchAhead] * d, d);
     const scalar_t* __restrict__ row = rows + idx[k] * d;
     for (int64_t w = 0; w < d; ++w) acc[w] += row[w];
   }

@@ -68,7 +68,7 @@ from ..training.bpr import NegativeSampler, bpr_rows
 from .base import SolveReport
 from .objective import squared_weights
 from .solvers import conjugate_gradient
-from .terms import BPR_EPOCHS, PairIncidence, Scorer, Terms, bpr_terms, endpoint_sums, segment_epochs
+from .terms import BPR_EPOCHS, PairIncidence, PairStatistics, Scorer, Terms, bpr_terms, endpoint_sums, segment_epochs
 
 __all__ = ["RESPONSE_FORM", "ResponsePlan", "ResponseSystem", "TermPlan", "orphaned_rows", "training_damping", "training_response",
            "training_trace"]
@@ -138,9 +138,11 @@ class TermPlan:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
                 raise ValueError("the fused Gauss–Newton operator needs one multiplicity for all terms")
             self.multiplicity = 1.0 if weights is None or weights.numel() == 0 else float(weights[0])
-        # Dot-product pairs (BCE): the moving rows' sums over their terms as sparse products.
+        # Dot-product pairs (BCE) on MF: the moving rows' sums over their terms in one pass
+        # (ops.pair_sums). LightGCN's system reads those rows of the every-row sums instead, which
+        # its remaining gradient needs anyway (``ResponsePlan.pair_statistics``).
         self.pairs = None
-        if self.operator.dot_product_pairs:
+        if self.operator.dot_product_pairs and plan.num_layers == 0:
             self.pairs = PairIncidence(self.operator, self.slots, moving, plan.num_nodes)
 
 
@@ -213,7 +215,7 @@ class ResponsePlan:
 
     def memo(self, emb: Tensor, key: object, compute: Callable[[], object]) -> object:
         """``compute()`` once per local table ``emb`` (the last one only): a segment's operator,
-        removed share and influence read the same propagated tables and the same terms' slopes."""
+        removed share and influence read the same propagated tables and the same terms' sums."""
         if self._memo_of is not emb or self._memo_version != emb._version:
             self._memo_of, self._memo_version, self._memo = emb, emb._version, {}
         if key not in self._memo:
@@ -255,16 +257,12 @@ class ResponsePlan:
     def term_gradient(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None, squared: bool = False) -> Tensor:
         """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``F = table(emb, graph)``;
         ``squared``: the sum of the per-term gradients' coordinate-wise squares instead
-        (``removed_share``). The slopes (and Jacobians) are ``memo``-ised per terms and graph."""
-        table = self.table(emb, graph)
+        (``removed_share``). Pairs' sums (both kinds, one pass), or the slopes and Jacobians of
+        other terms, are ``memo``-ised per terms and graph."""
         if terms.dot_product_pairs:
-            pairs = terms.incidence(self.num_nodes)
-            slope = self.memo(emb, ("slope", id(terms), graph is self.old_graph), lambda: torch.sigmoid(
-                pairs.logits(table, table)) - terms.labels[pairs.term])  # ℓ' per entry [e]
-            values = slope.square() if squared else slope
-            if terms.weights is not None:
-                values = values * terms.weights[pairs.term]
-            return pairs.sums(values, table.square() if squared else table)
+            statistics = self.pair_statistics(terms, emb, graph)
+            return statistics.squared if squared else statistics.gradient
+        table = self.table(emb, graph)
 
         def evaluated() -> tuple[Tensor, tuple[Tensor, ...]]:
             logits, jacobian = terms.evaluate(table)
@@ -275,6 +273,13 @@ class ResponsePlan:
             slope, jacobian = slope.square(), [j.square() for j in jacobian]
         slope = terms.weighted(slope)
         return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian])
+
+    def pair_statistics(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> PairStatistics:
+        """Dot-product pair ``terms``' sums on every row [L, d] at ``F = table(emb, graph)``, one
+        pass (``ops.pair_sums``), ``memo``-ised per terms and graph."""
+        table = self.table(emb, graph)
+        return self.memo(emb, ("pair sums", id(terms), graph is self.old_graph),
+                         lambda: terms.incidence(self.num_nodes).statistics(table, table))
 
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
@@ -357,8 +362,8 @@ class ResponseSystem:
     reach one, so an iteration costs what the request touches. Dot products (BCE pairs, BPR
     triples): the fused ``ops.plan_gauss_newton`` (its plan built once per segment); a
     ``TableModel``'s scores: gathers and scatters over their Jacobians. The
-    preconditioner is ``G``'s diagonal plus the damping (BCE pairs: a sparse product over the
-    moving rows' ``PairIncidence``, as are ``ResponsePlan.term_gradient``'s sums): CG then needs about twice the
+    preconditioner is ``G``'s diagonal plus the damping (BCE pairs: ``PairIncidence.statistics``
+    over the moving rows, with the remaining gradient and squares in the same pass): CG then needs about twice the
     iterations of an inverted d×d block preconditioner, whose blocks, factorisations and
     batched products cost more than those iterations (BookCrossing MF, 2%, CG to 1e-4: 29 against 13, the
     same δ to 3e-5).
@@ -381,15 +386,13 @@ class ResponseSystem:
         self.table = plan.table(emb, propagated=None if plan.num_layers == 0 else self.fused.propagated)
         # diag(G)_v = Σ_{j ∋ v} ℓ''_j (∂x_j/∂f_v)² / n per coordinate (MF; the self-path share
         # 1/(K+1)² of it for LightGCN): with the damping, the Jacobi preconditioner. ℓ''/n and
-        # ℓ'² per term (pairs: per entry of ``terms.pairs``), summed against the squared Jacobians.
-        if terms.pairs is not None:
-            probability = torch.sigmoid(terms.pairs.logits(self.table[plan.rows], self.table))
-            labels = operator.labels[terms.pairs.term]
-            self.squared = self.table.square()
-            curvature = probability * (1 - probability) * (plan.scale * terms.multiplicity)
-            self.slopes = probability - labels  # ℓ' per entry [e]
-            self.slopes_squared = self.slopes.square() * terms.multiplicity
-            curvature_sums = terms.pairs.sums(curvature, self.squared)
+        # ℓ'² per term summed against the squared Jacobians (pairs: ``PairIncidence.statistics``).
+        # BCE pairs' multiplicity is their weight, which the op applies.
+        if terms.pairs is not None:  # MF
+            self.pair_statistics = terms.pairs.statistics(self.table[plan.rows], self.table)
+            curvature_sums = self.pair_statistics.curvature * plan.scale
+        elif operator.dot_product_pairs:  # LightGCN: at this table, as the remaining gradient reads them
+            curvature_sums = plan.pair_statistics(operator, emb).curvature[plan.rows] * plan.scale
         else:
             logits, self.jacobian = operator.evaluate(self.table)
             self.prob = torch.sigmoid(logits)
@@ -409,7 +412,7 @@ class ResponseSystem:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
         remaining part, from the Jacobians the operator already holds)."""
         if self.terms.pairs is not None:
-            return self.terms.pairs.sums(self.slopes_squared, self.squared)
+            return self.pair_statistics.squared
         operator = self.terms.operator
         slope = operator.weighted((self.prob - operator.labels[:, None]).square())
         return self.slot_sums([slope * s for s in self.squared])
@@ -418,7 +421,7 @@ class ResponseSystem:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j ∂x_j/∂f_v`` [a, d] at this table (MF:
         ``ResponsePlan.remaining_gradient`` from the logits the operator already holds)."""
         if self.terms.pairs is not None:
-            return self.terms.pairs.sums(self.slopes * self.terms.multiplicity, self.table)
+            return self.pair_statistics.gradient
         operator = self.terms.operator
         slope = operator.weighted(self.prob - operator.labels[:, None])
         return self.slot_sums([slope * j for j in self.jacobian])

@@ -1,0 +1,38 @@
+// Row arithmetic shared by the CPU kernels that walk interactions at random rows of a table
+// (the HVP, pair_sums, the floor probe): a dot product that vectorises, and a prefetch of a row.
+#pragma once
+
+#include <cstdint>
+
+namespace ifru {
+
+// The rows an interaction touches are random: ask for them this many entries ahead so the
+// loads overlap instead of stalling one after another (the kernels are bound by that latency;
+// BookCrossing MF: 16 ahead against 8, the HVP's pass 1 ~10% faster, pass 2 the same).
+constexpr int64_t kPrefetchAhead = 16;
+
+template <typename scalar_t>
+inline void prefetch_row(const scalar_t* row, int64_t d) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  for (int64_t offset = 0; offset < d * static_cast<int64_t>(sizeof(scalar_t)); offset += 64) {
+    __builtin_prefetch(bytes + offset);
+  }
+}
+
+// Eight independent partial sums: a single running sum is one long dependent chain that
+// the compiler may not reorder (no fast-math), so it could neither vectorise nor pipeline.
+template <typename scalar_t>
+inline scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t d) {
+  constexpr int64_t kLanes = 8;
+  scalar_t partial[kLanes] = {};
+  const int64_t whole = d - d % kLanes;  // the lanes' share; the rest below
+  for (int64_t c = 0; c < whole; c += kLanes) {
+    for (int64_t lane = 0; lane < kLanes; ++lane) partial[lane] += a[c + lane] * b[c + lane];
+  }
+  scalar_t total = 0;
+  for (int64_t c = whole; c < d; ++c) total += a[c] * b[c];
+  for (int64_t lane = 0; lane < kLanes; ++lane) total += partial[lane];
+  return total;
+}
+
+}  // namespace ifru
