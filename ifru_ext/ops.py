@@ -12,6 +12,7 @@ the argument instead of coming back as zeros or None: a gradient with respect to
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Sequence
 
 import torch
@@ -98,7 +99,8 @@ class HVPPlan:
     the values on ``plan.rows`` (``keep``'s rows, ascending; all rows without ``keep``), and touches
     no other row: a solver that keeps its vectors on ``rows`` pays nothing per call for the others.
     The plan is of ``emb``'s values when it was built: after an in-place edit of ``emb`` a call
-    raises ``RuntimeError`` (build a new plan). ``plan_gauss_newton`` builds one for the
+    raises ``RuntimeError`` (build a new plan, or ``plan.at(emb)``: the same interactions and rows at
+    another table, the index work shared). ``plan_gauss_newton`` builds one for the
     Gauss–Newton part of ``hvp`` (``gauss_newton``, labels not needed) with its own divisor.
     """
 
@@ -107,8 +109,6 @@ class HVPPlan:
                  gauss_newton: bool = False, divisor: int | None = None):
         if emb.dim() != 2:
             raise RuntimeError(f"{op}: emb must be 2-D [N, d], got shape {list(emb.shape)}")
-        if not bool(torch.isfinite(emb).all()):
-            raise ValueError(f"{op}: emb contains NaN or infinity")
         rowptr, col, _, _ = _graph_args(graph)
         plan = torch.ops.ifru.hvp_plan(users, items, neg_items, keep, emb.shape[0], rowptr, col, num_layers)
         self.rows, self._inner_rows, self.interactions, self._ends, self._incidence_rowptr, self._incidence_slot = plan
@@ -120,15 +120,34 @@ class HVPPlan:
             labels = labels.index_select(0, self.interactions)
         if divisor is not None and divisor <= 0:
             raise ValueError(f"{op}: divisor must be a positive int, got {divisor}")
-        self.emb, self.labels, self.gauss_newton = emb, labels, gauss_newton
+        self.labels, self.gauss_newton = labels, gauss_newton
         self.num_interactions = users.numel() if divisor is None else divisor
-        self._emb_version = emb._version  # a plan holds emb (and F = P emb): an in-place edit voids it
         self.graph, self.num_layers, self.l2 = graph, num_layers, l2
-        # F = P E is fixed during a solve: propagated once here, not on every call.
+        self._set_table(emb, op)
+
+    def _set_table(self, emb: Tensor, op: str) -> None:
+        """Hold ``emb`` (checked finite) and ``F = P emb``: fixed during a solve, so propagated once
+        here, not on every call."""
+        if not bool(torch.isfinite(emb).all()):
+            raise ValueError(f"{op}: emb contains NaN or infinity")
+        self.emb = emb
+        self._emb_version = emb._version  # a plan holds emb (and F = P emb): an in-place edit voids it
         self.propagated = None
-        if graph is not None and num_layers > 0:
+        if self.graph is not None and self.num_layers > 0:
             with torch.no_grad():
-                self.propagated = propagate(emb, graph, num_layers)
+                self.propagated = propagate(emb, self.graph, self.num_layers)
+
+    def at(self, emb: Tensor) -> "HVPPlan":
+        """The same operator at another table ``emb`` of this one's shape, dtype and device: the
+        index work (``hvp_plan``: the interactions grouped by row, every index checked) is shared,
+        only ``emb`` is checked and ``F = P emb`` propagated (a solve per snapshot of a run reuses
+        one plan)."""
+        if emb.shape != self.emb.shape or emb.dtype != self.emb.dtype or emb.device != self.emb.device:
+            raise RuntimeError(f"HVPPlan.at: emb must match the plan's table ({list(self.emb.shape)}, {self.emb.dtype}, "
+                               f"{self.emb.device}), got {list(emb.shape)}, {emb.dtype}, {emb.device}")
+        moved = copy.copy(self)
+        moved._set_table(emb, "HVPPlan.at")
+        return moved
 
     @property
     def num_rows(self) -> int:

@@ -175,6 +175,23 @@ def test_a_plan_is_of_the_emb_it_was_built_for():
     assert torch.equal(ifru_ext.plan_hvp(emb, users, items, labels, graph, 1, 0.1, keep)(v), expected)
 
 
+@pytest.mark.parametrize("num_layers", [0, 1])
+def test_a_plan_moved_to_another_table_is_that_tables_plan(num_layers):
+    # HVPPlan.at shares the index work and re-propagates F: bit-identical to a plan built there.
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=15)
+    other = emb * 1.5 + 0.1
+    graph = graph if num_layers else None
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, 40, graph, num_layers, 0.1, keep)
+    moved = plan.at(other)
+    assert moved._incidence_slot is plan._incidence_slot  # the grouping is shared, not rebuilt
+    assert torch.equal(moved(v), ifru_ext.plan_gauss_newton(other, users, items, 40, graph, num_layers, 0.1, keep)(v))
+    assert torch.equal(plan(v), ifru_ext.plan_gauss_newton(emb, users, items, 40, graph, num_layers, 0.1, keep)(v))
+    with pytest.raises(RuntimeError, match=r"HVPPlan.at: emb must match the plan's table \(\[15, 5\].* got \[15, 4\]"):
+        plan.at(other[:, :4])
+    with pytest.raises(ValueError, match="HVPPlan.at: emb contains NaN or infinity"):
+        plan.at(other.index_fill(0, torch.tensor([2]), float("nan")))
+
+
 def test_empty_plans():
     emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=14)
     empty = users[:0]

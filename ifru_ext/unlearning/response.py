@@ -144,6 +144,23 @@ class TermPlan:
         self.pairs = None
         if self.operator.dot_product_pairs and plan.num_layers == 0:
             self.pairs = PairIncidence(self.operator, self.slots, moving, plan.num_nodes)
+        self._gauss_newton: ops.HVPPlan | None = None
+
+    def gauss_newton(self, plan: "ResponsePlan", emb: Tensor) -> ops.HVPPlan:
+        """The fused Gauss–Newton operator of the remaining dot-product terms (``multiplicity`` set)
+        at the local table ``emb`` of ``plan`` (this term set's): ``(w/n) Σ ℓ'' JᵀJ`` for terms of
+        multiplicity ``w``, the mean over ``n/w`` terms, restricted to the moving rows. Its index
+        work is done by the first segment and shared by the later ones (``HVPPlan.at``): the terms
+        and rows are the same."""
+        if self._gauss_newton is not None:
+            return self._gauss_newton.at(emb)
+        keep = torch.zeros(plan.num_nodes, dtype=torch.bool, device=emb.device)
+        keep[plan.rows] = True
+        users, items, *negatives = self.operator.columns
+        self._gauss_newton = ops.plan_gauss_newton(emb, users, items, round(1.0 / (plan.scale * self.multiplicity)),
+                                                   plan.new_graph, plan.num_layers, keep=keep,
+                                                   neg_items=negatives[0] if negatives else None)
+        return self._gauss_newton
 
 
 class ResponsePlan:
@@ -360,8 +377,9 @@ class ResponseSystem:
     Jacobian (``Terms.evaluate``); LightGCN's is ``Pᵀ G(F) P`` through the new graph over the
     terms within ``K`` hops. Restricted to the moving rows, a product reads only the terms that
     reach one, so an iteration costs what the request touches. Dot products (BCE pairs, BPR
-    triples): the fused ``ops.plan_gauss_newton`` (its plan built once per segment); a
-    ``TableModel``'s scores: gathers and scatters over their Jacobians. The
+    triples): the fused ``ops.plan_gauss_newton`` (its index work done once per request,
+    ``TermPlan.gauss_newton``); a ``TableModel``'s scores: gathers and scatters over their
+    Jacobians. The
     preconditioner is ``G``'s diagonal plus the damping (BCE pairs: ``PairIncidence.statistics``
     over the moving rows, with the remaining gradient and squares in the same pass): CG then needs about twice the
     iterations of an inverted d×d block preconditioner, whose blocks, factorisations and
@@ -375,13 +393,7 @@ class ResponseSystem:
         operator = terms.operator
         self.fused = None
         if terms.multiplicity is not None:
-            keep = torch.zeros(plan.num_nodes, dtype=torch.bool, device=emb.device)
-            keep[plan.rows] = True
-            users, items, *negatives = operator.columns
-            # (w/n) Σ ℓ'' JᵀJ for terms of multiplicity w: the mean over n/w terms.
-            self.fused = ops.plan_gauss_newton(emb, users, items, round(1.0 / (plan.scale * terms.multiplicity)),
-                                               plan.new_graph, plan.num_layers, keep=keep,
-                                               neg_items=negatives[0] if negatives else None)
+            self.fused = terms.gauss_newton(plan, emb)
         # F: E for MF and a TableModel, P E for LightGCN (the fused plan propagated it already).
         self.table = plan.table(emb, propagated=None if plan.num_layers == 0 else self.fused.propagated)
         # diag(G)_v = Σ_{j ∋ v} ℓ''_j (∂x_j/∂f_v)² / n per coordinate (MF; the self-path share
