@@ -445,7 +445,7 @@ class ResponseSystem:
 
     def apply(self, v: Tensor) -> Tensor:
         if self.fused is not None:
-            return self.fused.local(v) + self.diagonal * v
+            return self.fused.local(v).addcmul_(self.diagonal, v)
         # A TableModel (no graph): G v = Σ ℓ'' (J v) Jᵀ, J v = Σ_c J_c·v_{slot c}, v read at the
         # terms' slots (the extra zero row for a row that does not move).
         padded = torch.cat((v, v.new_zeros(1, v.shape[1])))

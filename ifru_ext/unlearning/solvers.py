@@ -78,12 +78,12 @@ def _cg_iterates(apply: Operator, g: Tensor, damping: float, preconditioner: Ope
     r = g.clone()
     z = precondition(r)
     p = z.clone()
-    rz = float((r * z).sum())
+    rz = _inner(r, z)
     for _ in range(max_iter):
         hp = apply(p)
         if damping:
             hp = hp + damping * p
-        php = float((p * hp).sum())
+        php = _inner(p, hp)
         if not php > 0:  # NaN too
             return
         step = rz / php
@@ -91,9 +91,14 @@ def _cg_iterates(apply: Operator, g: Tensor, damping: float, preconditioner: Ope
         r.add_(hp, alpha=-step)
         yield t, r
         z = precondition(r)
-        rz_next = float((r * z).sum())
-        p = torch.add(z, p, alpha=rz_next / rz if rz != 0 else 0.0)
+        rz_next = _inner(r, z)
+        p.mul_(rz_next / rz if rz != 0 else 0.0).add_(z)  # in place: no fresh [a, d] buffer per step
         rz = rz_next
+
+
+def _inner(a: Tensor, b: Tensor) -> float:
+    """``Σ a ⊙ b`` read to the host, one fused pass (no ``a * b`` temporary)."""
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
 def _select_best(iterates, apply: Operator, g: Tensor, damping: float, select: Callable[[Tensor], float],
