@@ -401,8 +401,8 @@ class ResponseSystem:
         # ℓ'² per term summed against the squared Jacobians (pairs: ``PairIncidence.statistics``).
         # BCE pairs' multiplicity is their weight, which the op applies.
         if terms.pairs is not None:  # MF
-            self.pair_statistics = terms.pairs.statistics(self.table[plan.rows], self.table)
-            curvature_sums = self.pair_statistics.curvature * plan.scale
+            self.moving_statistics = terms.pairs.statistics(self.table[plan.rows], self.table)
+            curvature_sums = self.moving_statistics.curvature * plan.scale
         elif operator.dot_product_pairs:  # LightGCN: at this table, as the remaining gradient reads them
             curvature_sums = plan.pair_statistics(operator, emb).curvature[plan.rows] * plan.scale
         else:
@@ -424,7 +424,7 @@ class ResponseSystem:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
         remaining part, from the Jacobians the operator already holds)."""
         if self.terms.pairs is not None:
-            return self.pair_statistics.squared
+            return self.moving_statistics.squared
         operator = self.terms.operator
         slope = operator.weighted((self.prob - operator.labels[:, None]).square())
         return self.slot_sums([slope * s for s in self.squared])
@@ -433,7 +433,7 @@ class ResponseSystem:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j ∂x_j/∂f_v`` [a, d] at this table (MF:
         ``ResponsePlan.remaining_gradient`` from the logits the operator already holds)."""
         if self.terms.pairs is not None:
-            return self.pair_statistics.gradient
+            return self.moving_statistics.gradient
         operator = self.terms.operator
         slope = operator.weighted(self.prob - operator.labels[:, None])
         return self.slot_sums([slope * j for j in self.jacobian])
