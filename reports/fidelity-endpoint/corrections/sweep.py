@@ -1,9 +1,10 @@
 """Forget and test-AUC completeness of the training response with k Newton corrections per segment,
 on one cached `ifru fidelity` cell (MF, BookCrossing, the Original, Retrain and request of that cell):
 
-    .venv/bin/python reports/fidelity-endpoint/corrections/sweep.py OUT SCENARIO FRACTION SEED
+    .venv/bin/python reports/fidelity-endpoint/corrections/sweep.py OUT SCENARIO FRACTION SEED [USER_FRACTION]
 
-OUT is the cell's `--out` folder (its `original-*.pt` and `retrain-*.pt`). Prints the default
+OUT is the cell's `--out` folder (its `original-*.pt` and `retrain-*.pt`); USER_FRACTION its
+`--user-fraction` (default 1). Prints the default
 (calibrated, k = 0), the uncalibrated response for k = 0..3, then calibrates the Original for
 k = 2 (one more Retrain of a random calibration request, as `ifru fidelity --calibrate` does for
 the default) and prints that answer with its scale.
@@ -24,11 +25,13 @@ from ifru_ext.unlearning.calibration import calibrate
 
 warnings.simplefilter("ignore")  # "answered uncalibrated" when the scale belongs to another k
 out, scenario, fraction, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+user_fraction = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
 if scenario == "poison":
-    trained_on = dataset = load_dataset("bookcrossing", attack_fraction=fraction, attack_seed=seed)
+    trained_on = dataset = load_dataset("bookcrossing", attack_fraction=fraction, attack_seed=seed,
+                                        user_fraction=user_fraction)
     original_path = f"{out}/original-poison-{fraction:g}-{seed}.pt"
 else:
-    trained_on = load_dataset("bookcrossing", attack_fraction=0.0)
+    trained_on = load_dataset("bookcrossing", attack_fraction=0.0, user_fraction=user_fraction)
     dataset = dataclasses.replace(trained_on, removal=request_rows(trained_on, scenario, fraction, seed))
     original_path = f"{out}/original-clean.pt"
 original = load_checkpoint(original_path, trained_on).model
