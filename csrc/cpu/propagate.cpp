@@ -8,14 +8,15 @@
 
 #include "../checks.h"
 #include "balance.h"
+#include "rows.h"
 #include "widths.h"
 
 namespace ifru {
 namespace {
 
 // Rows of `cur` are gathered in CSR order, at random: ask for them a few entries ahead so the
-// loads overlap instead of stalling one after another.
-constexpr int64_t kPrefetchAhead = 8;
+// loads overlap instead of stalling one after another (nearer than rows.h's kPrefetchAhead).
+constexpr int64_t kLayerPrefetchAhead = 8;
 
 // One layer for rows [begin, end): out = (Σ_b earlier_b + A cur) * scale per row. An intermediate
 // layer has no earlier tables and scale 1 (out is the layer's output A^k x); the last one sums x
@@ -38,16 +39,12 @@ void layer_rows(const int64_t* rowptr,                  // [N+1]
   std::vector<scalar_t> buffer(D > 0 ? 0 : d);
   scalar_t fixed_sum[D > 0 ? D : 1];
   scalar_t* __restrict__ row_sum = D > 0 ? fixed_sum : buffer.data();  // aliases no input: vectorises
-  const int64_t row_bytes = d * static_cast<int64_t>(sizeof(scalar_t));
   const int64_t last_entry = rowptr[end];
   scalar_t finite = 0;
   for (int64_t r = begin; r < end; ++r) {
     std::fill(row_sum, row_sum + d, scalar_t(0));
     for (int64_t e = rowptr[r]; e < rowptr[r + 1]; ++e) {
-      if (e + kPrefetchAhead < last_entry) {
-        const char* ahead = reinterpret_cast<const char*>(cur + col[e + kPrefetchAhead] * d);
-        for (int64_t offset = 0; offset < row_bytes; offset += 64) __builtin_prefetch(ahead + offset);
-      }
+      if (e + kLayerPrefetchAhead < last_entry) prefetch_row(cur + col[e + kLayerPrefetchAhead] * d, d);
       const scalar_t w = weight[e];
       const scalar_t* __restrict__ src = cur + col[e] * d;
       for (int64_t c = 0; c < d; ++c) row_sum[c] += w * src[c];

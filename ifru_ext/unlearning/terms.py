@@ -161,9 +161,9 @@ class PairIncidence:
             term_ids.append(ids[present])
         entry_rows, others, term_ids = torch.cat(entry_rows), torch.cat(others), torch.cat(term_ids)
         order = torch.argsort(entry_rows * num_nodes + others)
-        self.term, self.column = term_ids[order], others[order]  # per entry [e]
-        self.labels = terms.labels[self.term]
-        self.weights = None if terms.weights is None else terms.weights[self.term]
+        term, self.column = term_ids[order], others[order]  # per entry [e]
+        self.labels = terms.labels[term]
+        self.weights = None if terms.weights is None else terms.weights[term]
         self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=users.device)
         self.rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
         self.shape = (rows, num_nodes)
