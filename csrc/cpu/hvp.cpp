@@ -103,17 +103,21 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
           const int64_t j_further = (further >> 1) / kPairs;
           const int e_further = PlanEnds<kPairs>::other_end(further);
           __builtin_prefetch(ends.rows + e_further * ends.a + j_further);
-          __builtin_prefetch(ends.locals + e_further * ends.a + j_further);
           __builtin_prefetch(curvature.data() + j_further);
-          if (!gauss_newton) __builtin_prefetch(slope.data() + j_further);  // read only with ℓ'·v
+          if (!gauss_newton) {  // the other end's position and slope are read only with ℓ'·v
+            __builtin_prefetch(ends.locals + e_further * ends.a + j_further);
+            __builtin_prefetch(slope.data() + j_further);
+          }
         }
         if (k + kPrefetchAhead < num_incidences) {  // the next rows' incidences follow this row's
           const int64_t ahead = incidence_slot[k + kPrefetchAhead];
           const int64_t j_ahead = (ahead >> 1) / kPairs;
           const int e_ahead = PlanEnds<kPairs>::other_end(ahead);
           prefetch_row(emb + ends.row(e_ahead, j_ahead) * d, d);
-          const int64_t local_ahead = ends.local(e_ahead, j_ahead);
-          if (local_ahead >= 0) prefetch_row(v + local_ahead * d, d);
+          if (!gauss_newton) {
+            const int64_t local_ahead = ends.local(e_ahead, j_ahead);
+            if (local_ahead >= 0) prefetch_row(v + local_ahead * d, d);
+          }
         }
         const int64_t s = incidence_slot[k];
         const int64_t j = (s >> 1) / kPairs;
@@ -121,8 +125,8 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
         const int e = PlanEnds<kPairs>::other_end(s);
         const scalar_t c = signed_add(scalar_t(0), curvature[j], q);
         const scalar_t* __restrict__ e_o = emb + ends.row(e, j) * d;
-        const int64_t local_o = ends.local(e, j);
-        if (local_o >= 0 && !gauss_newton) {
+        const int64_t local_o = gauss_newton ? -1 : ends.local(e, j);  // Gauss–Newton has no ℓ'·v term
+        if (local_o >= 0) {
           const scalar_t sl = signed_add(scalar_t(0), slope[j], q);
           const scalar_t* __restrict__ v_o = v + local_o * d;
           for (int64_t w = 0; w < d; ++w) out_t[w] += c * e_o[w] + sl * v_o[w];
