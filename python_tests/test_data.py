@@ -328,6 +328,21 @@ def test_graphs_match_dense_references() -> None:
     torch.testing.assert_close(interactions.to_sparse_coo().to_dense(), expected + expected.T)
 
 
+@pytest.mark.parametrize("share", [0.001, 0.05, 0.5, 1.0])
+def test_incident_rows_and_degree_match_a_scan(share: float) -> None:
+    """Both ways ``incident_rows`` takes (a sort of the few rows found; a mark per training row for
+    many) give the sorted distinct rows touching the nodes, as a scan of every row does."""
+    data = load_dataset("planted:5000")
+    num_nodes = data.num_users + data.num_items
+    nodes = torch.randperm(num_nodes, generator=torch.Generator().manual_seed(1))[: max(1, round(share * num_nodes))]
+    chosen = torch.zeros(num_nodes, dtype=torch.bool)
+    chosen[nodes] = True
+    touching = chosen[data.train.users] | chosen[data.train.items + data.num_users]
+    assert torch.equal(data.incident_rows(nodes), touching.nonzero().squeeze(1))
+    ends = torch.cat((data.train.users, data.train.items + data.num_users))
+    assert torch.equal(data.degree(nodes), torch.bincount(ends, minlength=num_nodes)[nodes])
+
+
 def test_remaining_leaves_out_the_removal() -> None:
     data = tiny_dataset()
     rest = data.remaining(torch.tensor([0, 6, 0]))

@@ -130,7 +130,14 @@ class RecDataset:
         counts = rowptr[nodes + 1] - rowptr[nodes]
         # Entry t of the output block of node k reads rows[rowptr[k] + t].
         starts = torch.repeat_interleave(rowptr[nodes] - (torch.cumsum(counts, 0) - counts), counts)
-        return torch.unique(rows[starts + torch.arange(starts.numel())])
+        found = rows[starts + torch.arange(starts.numel())]
+        if 4 * found.numel() * found.numel().bit_length() < len(self.train):
+            return torch.unique(found)  # a sort of the few rows found: k log k
+        # Many rows (a large request, LightGCN's reach): a mark per training row and one scan,
+        # O(n + k), instead of sorting them (BookCrossing, 690k found: 3.5 against 23 ms).
+        marked = torch.zeros(len(self.train), dtype=torch.bool)
+        marked[found] = True
+        return marked.nonzero().squeeze(1)
 
     def touched(self) -> tuple[Tensor, Tensor]:
         """Sorted distinct (users int64 [a], items int64 [b]) appearing in the removal set."""

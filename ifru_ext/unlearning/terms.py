@@ -152,16 +152,18 @@ class PairIncidence:
 
     def __init__(self, terms: Terms, slots: Sequence[Tensor], rows: int, num_nodes: int) -> None:
         users, items = terms.columns
-        ids = torch.arange(len(terms), device=users.device)
-        entry_rows, others, term_ids = [], [], []
-        for slot, other in zip(slots, (items, users)):
-            present = slot < rows
-            entry_rows.append(slot[present])
-            others.append(other[present])
-            term_ids.append(ids[present])
-        entry_rows, others, term_ids = torch.cat(entry_rows), torch.cat(others), torch.cat(term_ids)
+        # Entry p of the two columns' concatenation is term p mod s seen from column p div s.
+        entry_rows, others = torch.cat(tuple(slots)), torch.cat((items, users))
+        entries = None  # every entry is one of the rows': no selection to gather through
+        present = entry_rows < rows
+        if not bool(present.all()):  # some columns' rows are not among the rows (e.g. moving rows only)
+            entries = present.nonzero().squeeze(1)
+            entry_rows, others = entry_rows[entries], others[entries]
+        # Grouped by row, a row's other rows ascending: pair_sums then reads the table in address
+        # order (BookCrossing LightGCN, every row: in term order instead, ~40% slower).
         order = torch.argsort(entry_rows * num_nodes + others)
-        term, self.column = term_ids[order], others[order]  # per entry [e]
+        self.column = others[order]  # per entry [e]
+        term = (order if entries is None else entries[order]) % len(terms)
         self.labels = terms.labels[term]
         self.weights = None if terms.weights is None else terms.weights[term]
         self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=users.device)
