@@ -279,17 +279,19 @@ class ResponsePlan:
         if terms.dot_product_pairs:
             statistics = self.pair_statistics(terms, emb, graph)
             return statistics.squared if squared else statistics.gradient
-        table = self.table(emb, graph)
-
-        def evaluated() -> tuple[Tensor, tuple[Tensor, ...]]:
-            logits, jacobian = terms.evaluate(table)
-            return torch.sigmoid(logits) - terms.labels[:, None], jacobian  # ℓ' [s, 1], J
-
-        slope, jacobian = self.memo(emb, ("slope", id(terms), graph is self.old_graph), evaluated)
+        logits, jacobian = self.evaluated(terms, emb, graph)
+        slope = torch.sigmoid(logits) - terms.labels[:, None]  # ℓ' [s, 1]
         if squared:
             slope, jacobian = slope.square(), [j.square() for j in jacobian]
         slope = terms.weighted(slope)
         return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian])
+
+    def evaluated(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``terms.evaluate`` at ``F = table(emb, graph)``: the logits [s, 1] and Jacobians, ``memo``-ised
+        per terms and graph (a segment's operator, remaining gradient, removed share and influence
+        read the same ones)."""
+        table = self.table(emb, graph)
+        return self.memo(emb, ("evaluated", id(terms), graph is self.old_graph), lambda: terms.evaluate(table))
 
     def pair_statistics(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> PairStatistics:
         """Dot-product pair ``terms``' sums on every row [L, d] at ``F = table(emb, graph)``, one
@@ -406,7 +408,7 @@ class ResponseSystem:
         elif operator.dot_product_pairs:  # LightGCN: at this table, as the remaining gradient reads them
             curvature_sums = plan.pair_statistics(operator, emb).curvature[plan.rows] * plan.scale
         else:
-            logits, self.jacobian = operator.evaluate(self.table)
+            logits, self.jacobian = plan.evaluated(operator, emb)
             self.prob = torch.sigmoid(logits)
             self.weight = operator.weighted(self.prob * (1 - self.prob) * plan.scale)  # ℓ''/n [s, 1]
             self.squared = tuple(j.square() for j in self.jacobian)
