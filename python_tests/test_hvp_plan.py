@@ -89,6 +89,31 @@ def test_gauss_newton_plan_matches_the_autograd_reference(loss, num_layers, use_
 
 
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
+@pytest.mark.parametrize("d", [32, 48, 40])
+def test_gauss_newton_plan_at_kernel_widths_and_thread_counts(loss, d):
+    # The widths the CPU kernel fixes at compile time (32, 48) and one it does not (40), with a
+    # keep holding both ends of many pairs (BCE pairs take a one-pass kernel, BPR triples two):
+    # the float64 reference, and the same bits with one thread or two in float32.
+    emb, v, users, items, _, _, keep = problem(200, 300, 6000, seed=d, d=d)  # several chunks per thread
+    neg = negatives(items, 200, emb.shape[0], seed=d) if loss == "bpr" else None
+    both = keep[users] & keep[items]
+    assert 50 < int(both.sum()) < users.numel()  # pairs with both ends kept, and others
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, 9000, keep=keep, neg_items=neg)
+    expected = gauss_newton_reference(emb, v, users, items, 9000, None, 0, 0.0, keep, neg)
+    assert rel_err(plan(v), expected) < 1e-10
+    single = ifru_ext.plan_gauss_newton(emb.float(), users, items, 9000, keep=keep, neg_items=neg)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = single.local(v.float()[single.rows])
+        torch.set_num_threads(max(2, threads))
+        assert torch.equal(single.local(v.float()[single.rows]), one)
+    finally:
+        torch.set_num_threads(threads)
+    assert rel_err(one.double(), expected[plan.rows]) < 1e-5
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_lightgcn_inner_product_is_restricted_to_the_reach_of_keep(loss, num_layers):
     emb, v, users, items, labels, graph, keep = sparse_problem(seed=num_layers)

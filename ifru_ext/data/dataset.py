@@ -124,7 +124,8 @@ class RecDataset:
     def incident_rows(self, nodes: Tensor) -> Tensor:
         """Sorted distinct training rows with an endpoint in ``nodes`` (stacked-table ids, users
         then items offset by ``num_users``; int64 [k]) -> int64 [m]. Costs what the nodes
-        touch, not the dataset: a request's plan reads only its own neighbourhood."""
+        touch, not the dataset, until they touch a large share of it (then one O(n) mark of the
+        training rows beats sorting them): a request's plan reads only its own neighbourhood."""
         rowptr, rows = self._incidence
         nodes = nodes.cpu()
         counts = rowptr[nodes + 1] - rowptr[nodes]
