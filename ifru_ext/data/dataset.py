@@ -131,7 +131,7 @@ class RecDataset:
         counts = rowptr[nodes + 1] - rowptr[nodes]
         # Entry t of the output block of node k reads rows[rowptr[k] + t].
         starts = torch.repeat_interleave(rowptr[nodes] - (torch.cumsum(counts, 0) - counts), counts)
-        found = rows[starts + torch.arange(starts.numel())]
+        found = rows.index_select(0, starts + torch.arange(starts.numel()))
         if 4 * found.numel() * found.numel().bit_length() < len(self.train):
             return torch.unique(found)  # a sort of the few rows found: k log k
         # Many rows (a large request, LightGCN's reach): a mark per training row and one scan,

@@ -392,8 +392,8 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     orphan_rows = orphans.nonzero().squeeze(1)
     unlearned = copy_model(model)
     with torch.no_grad():
-        unlearned.embedding[plan.global_rows] = estimate.to(emb.dtype)
-        unlearned.embedding[orphan_rows] = trace.initial[orphan_rows.to(trace.initial.device)].to(emb)
+        unlearned.embedding.index_copy_(0, plan.global_rows, estimate.to(emb.dtype))
+        unlearned.embedding.index_copy_(0, orphan_rows, trace.initial.index_select(0, orphan_rows.to(trace.initial.device)).to(emb))
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")

@@ -132,7 +132,7 @@ class TermPlan:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
         moving = plan.rows.numel()
         slot = torch.where(plan.position >= 0, plan.position, moving)
-        self.slots = tuple(slot[column] for column in self.operator.columns)
+        self.slots = tuple(slot.index_select(0, column) for column in self.operator.columns)
         weights, self.multiplicity = self.operator.weights, None
         if self.operator.scorer is None:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
@@ -209,9 +209,10 @@ class ResponsePlan:
             incident = dataset.incident_rows(reach.nonzero().squeeze(1))
             removed = torch.zeros(len(train), dtype=torch.bool)
             removed[removal.cpu()] = True
-            gone = removed[incident]
-            columns = (train.users[incident].to(device), (train.items[incident] + dataset.num_users).to(device))
-            sets = [(columns, train.labels[incident].to(device, dtype), None, gone.to(device))]
+            gone = removed.index_select(0, incident)
+            columns = (train.users.index_select(0, incident).to(device),
+                       (train.items.index_select(0, incident) + dataset.num_users).to(device))
+            sets = [(columns, train.labels.index_select(0, incident).to(device, dtype), None, gone.to(device))]
         self.nodes = None
         if num_layers == 0:  # a mask and a lookup table over the N rows: O(N + s), no sort
             read = torch.zeros(self.num_global, dtype=torch.bool, device=device)
@@ -245,22 +246,20 @@ class ResponsePlan:
 
     def localise(self, nodes: Tensor) -> Tensor:
         """Global stacked-table ids [k] (every one among ``nodes``) -> local ids [k]."""
-        return nodes if self.nodes is None else self.local_id[nodes]
+        return nodes if self.nodes is None else self.local_id.index_select(0, nodes)
 
     def local(self, table: Tensor) -> Tensor:
         """The plan's rows [L, d] of a global ``table`` [N, d] (any stored dtype, e.g. a
         bfloat16 snapshot) in the plan's dtype."""
-        return (table if self.nodes is None else table[self.nodes.to(table.device)]).to(self.dtype)
+        return (table if self.nodes is None else table.index_select(0, self.nodes.to(table.device))).to(self.dtype)
 
     def moving(self, table: Tensor) -> Tensor:
         """The moving rows [a, d] of a global ``table`` [N, d], in the plan's dtype."""
-        return table[self.global_rows.to(table.device)].to(self.dtype)
+        return table.index_select(0, self.global_rows.to(table.device)).to(self.dtype)
 
     def scatter(self, compact: Tensor) -> Tensor:
         """A global [N, d] table, zero off the moving rows, from ``compact`` [a, d]."""
-        full = compact.new_zeros(self.num_global, compact.shape[1])
-        full[self.global_rows] = compact
-        return full
+        return compact.new_zeros(self.num_global, compact.shape[1]).index_copy_(0, self.global_rows, compact)
 
     def table(self, emb: Tensor, graph: CSRGraph | None = None, propagated: Tensor | None = None) -> Tensor:
         """``F`` [L, d] at the local table ``emb``: ``E``, or ``P E`` over ``graph`` (default the new
@@ -303,7 +302,7 @@ class ResponsePlan:
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
         ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j ∂x_j/∂f_v`` (MF has no spillover: only the removed terms)."""
-        return self.term_gradient(self.terms(segment).removed, emb)[self.rows]
+        return self.term_gradient(self.terms(segment).removed, emb).index_select(0, self.rows)
 
     def influence(self, emb: Tensor, segment: int = 0, spillover: bool = True) -> Tensor:
         """The influence right-hand side ``g = ∇L_d + ∇L_s`` (docs §4; sums) on the moving rows
@@ -318,7 +317,7 @@ class ResponsePlan:
         if spillover:
             scattered = scattered + self.term_gradient(plan.operator, emb, self.old_graph)
         gradient = ops.propagate(scattered, self.old_graph, self.num_layers)  # Pᵀ = P: the graph is symmetric
-        gradient = gradient[self.rows]
+        gradient = gradient.index_select(0, self.rows)
         return gradient - self.remaining_gradient(emb, segment) if spillover else gradient
 
     def remaining_gradient(self, emb: Tensor, segment: int = 0, system: "ResponseSystem | None" = None) -> Tensor:
@@ -334,7 +333,7 @@ class ResponsePlan:
             gradient = self.term_gradient(self.terms(segment).operator, emb)
             if self.num_layers > 0:
                 gradient = ops.propagate(gradient, self.new_graph, self.num_layers)
-            return gradient[self.rows]
+            return gradient.index_select(0, self.rows)
 
         return self.memo(emb, ("remaining", segment), compute)
 
@@ -356,7 +355,7 @@ class ResponsePlan:
             out = self.term_gradient(terms, emb, self.old_graph, squared=True)
             if self.num_layers > 0:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
-            return out[self.rows]
+            return out.index_select(0, self.rows)
 
         gone = squares(plan.removed)
         # MF's remaining part comes from the operator at the same table (``system``), when given.
@@ -403,10 +402,10 @@ class ResponseSystem:
         # ℓ'² per term summed against the squared Jacobians (pairs: ``PairIncidence.statistics``).
         # BCE pairs' multiplicity is their weight, which the op applies.
         if terms.pairs is not None:  # MF
-            self.moving_statistics = terms.pairs.statistics(self.table[plan.rows], self.table)
+            self.moving_statistics = terms.pairs.statistics(self.table.index_select(0, plan.rows), self.table)
             curvature_sums = self.moving_statistics.curvature * plan.scale
         elif operator.dot_product_pairs:  # LightGCN: at this table, as the remaining gradient reads them
-            curvature_sums = plan.pair_statistics(operator, emb).curvature[plan.rows] * plan.scale
+            curvature_sums = plan.pair_statistics(operator, emb).curvature.index_select(0, plan.rows) * plan.scale
         else:
             logits, self.jacobian = plan.evaluated(operator, emb)
             self.prob = torch.sigmoid(logits)
@@ -451,7 +450,7 @@ class ResponseSystem:
         # A TableModel (no graph): G v = Σ ℓ'' (J v) Jᵀ, J v = Σ_c J_c·v_{slot c}, v read at the
         # terms' slots (the extra zero row for a row that does not move).
         padded = torch.cat((v, v.new_zeros(1, v.shape[1])))
-        jv = sum((padded[slots] * jacobian).sum(1, keepdim=True)
+        jv = sum((padded.index_select(0, slots) * jacobian).sum(1, keepdim=True)
                  for slots, jacobian in zip(self.terms.slots, self.jacobian))
         return self.slot_sums([self.weight * jv * j for j in self.jacobian]) + self.diagonal * v
 
@@ -485,7 +484,7 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
     remaining = plan.remaining_gradient(at, segment)
 
     def residual_at(candidate: Tensor) -> tuple[Tensor, Tensor]:
-        moved = at.index_put((plan.rows,), at[plan.rows] + candidate)
+        moved = at.index_copy(0, plan.rows, at.index_select(0, plan.rows) + candidate)
         change = (plan.remaining_gradient(moved, segment) - remaining) * plan.scale
         return moved, rhs - diagonal * candidate - change
 
@@ -545,7 +544,7 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
         system.set_diagonal(retrain_damping + trace.l2)
         pace = retrain_damping / damping  # Π/Π' per coordinate [a, d]
-        remaining = plan.remaining_gradient(at, number - 1, system) * plan.scale + trace.l2 * at[plan.rows]
+        remaining = plan.remaining_gradient(at, number - 1, system) * plan.scale + trace.l2 * at.index_select(0, plan.rows)
         rhs = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
         if delta is not None:
             rhs = rhs + retrain_damping * delta

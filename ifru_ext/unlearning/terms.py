@@ -104,10 +104,11 @@ class Terms:
             return self._autograd(table)
         if not self.pairwise:
             users, items = self.columns
-            f_users, f_items = table[users], table[items]
+            f_users, f_items = table.index_select(0, users), table.index_select(0, items)
             return (f_users * f_items).sum(1, keepdim=True), (f_items, f_users)
         users, items, negatives = self.columns
-        f_users, difference = table[users], table[items] - table[negatives]
+        f_users = table.index_select(0, users)
+        difference = table.index_select(0, items) - table.index_select(0, negatives)
         return (f_users * difference).sum(1, keepdim=True), (difference, f_users, -f_users)
 
     def _autograd(self, table: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
@@ -117,7 +118,7 @@ class Terms:
         size, width = len(self), table.shape[1]
         if size == 0:
             return table.new_zeros(0, 1), tuple(table.new_zeros(0, width) for _ in self.columns)
-        private = torch.cat([table[column] for column in self.columns]).detach().requires_grad_(True)
+        private = torch.cat([table.index_select(0, column) for column in self.columns]).detach().requires_grad_(True)
         ids = [torch.arange(c * size, (c + 1) * size, device=table.device) for c in range(len(self.columns))]
         with torch.enable_grad():
             logits = self.scorer(private, ids[0], ids[1])
@@ -158,14 +159,14 @@ class PairIncidence:
         present = entry_rows < rows
         if not bool(present.all()):  # some columns' rows are not among the rows (e.g. moving rows only)
             entries = present.nonzero().squeeze(1)
-            entry_rows, others = entry_rows[entries], others[entries]
+            entry_rows, others = entry_rows.index_select(0, entries), others.index_select(0, entries)
         # Grouped by row, a row's other rows ascending: pair_sums then reads the table in address
         # order (BookCrossing LightGCN, every row: in term order instead, ~40% slower).
         order = torch.argsort(entry_rows * num_nodes + others)
-        self.column = others[order]  # per entry [e]
-        term = (order if entries is None else entries[order]) % len(terms)
-        self.labels = terms.labels[term]
-        self.weights = None if terms.weights is None else terms.weights[term]
+        self.column = others.index_select(0, order)  # per entry [e]
+        term = (order if entries is None else entries.index_select(0, order)) % len(terms)
+        self.labels = terms.labels.index_select(0, term)
+        self.weights = None if terms.weights is None else terms.weights.index_select(0, term)
         self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=users.device)
         self.rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
         self.shape = (rows, num_nodes)
