@@ -393,7 +393,8 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     unlearned = copy_model(model)
     with torch.no_grad():
         unlearned.embedding.index_copy_(0, plan.global_rows, estimate.to(emb.dtype))
-        unlearned.embedding.index_copy_(0, orphan_rows, trace.initial.index_select(0, orphan_rows.to(trace.initial.device)).to(emb))
+        orphans_initial = trace.initial.index_select(0, orphan_rows.to(trace.initial.device))
+        unlearned.embedding.index_copy_(0, orphan_rows, orphans_initial.to(emb))
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")

@@ -186,7 +186,8 @@ def _changed_norm(before: torch.nn.Module, after: torch.nn.Module, rows: Tensor 
     if rows is not None:
         old, new = before.embedding.detach(), after.embedding.detach()
         rows = rows.to(new.device)
-        return float(torch.linalg.vector_norm(new.index_select(0, rows) - old.index_select(0, rows), dtype=torch.float64))
+        change = new.index_select(0, rows) - old.index_select(0, rows)
+        return float(torch.linalg.vector_norm(change, dtype=torch.float64))
     old, new = before.state_dict(), after.state_dict()
     total = 0.0
     for key, value in new.items():

@@ -546,7 +546,8 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
         system.set_diagonal(retrain_damping + trace.l2)
         pace = retrain_damping / damping  # Π/Π' per coordinate [a, d]
-        remaining = plan.remaining_gradient(at, number - 1, system) * plan.scale + trace.l2 * at.index_select(0, plan.rows)
+        remaining = (plan.remaining_gradient(at, number - 1, system) * plan.scale
+                     + trace.l2 * at.index_select(0, plan.rows))
         rhs = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
         if delta is not None:
             rhs = rhs + retrain_damping * delta
