@@ -92,7 +92,7 @@ def test_gauss_newton_plan_matches_the_autograd_reference(loss, num_layers, use_
 @pytest.mark.parametrize("d", [32, 48, 40])
 def test_gauss_newton_plan_at_kernel_widths_and_thread_counts(loss, d):
     # The widths the CPU kernel fixes at compile time (32, 48) and one it does not (40), with a
-    # keep holding both ends of many pairs (BCE pairs take a one-pass kernel, BPR triples two):
+    # keep holding both ends of many pairs (their coefficient then reads two moving rows' v):
     # the float64 reference, and the same bits with one thread or two in float32.
     emb, v, users, items, _, _, keep = problem(200, 300, 6000, seed=d, d=d)  # several chunks per thread
     neg = negatives(items, 200, emb.shape[0], seed=d) if loss == "bpr" else None
