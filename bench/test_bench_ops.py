@@ -17,6 +17,7 @@ import ifru_ext
 from ifru_ext.graph import CSRGraph
 from ifru_ext.plain import autograd_hvp, sparse_mean_propagation
 from ifru_ext.unlearning.influence import removal_seed_counts
+from ifru_ext.unlearning.terms import Terms
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and ifru_ext.with_cuda() else "cpu")
 
@@ -285,4 +286,65 @@ def test_pair_sums(benchmark, problem, impl, case):
     benchmark(run)
     stats = getattr(benchmark, "stats", None)
     if stats is not None:  # achieved bandwidth: the other rows read once / this median
+        benchmark.extra_info["GB/s"] = round(benchmark.extra_info["bytes"] / stats.stats.median / 1e9, 2)
+
+
+# ------------------------------------------------------------------ triple_sums
+def per_term_triple_sums(table, users, items, negatives, labels, num_rows):
+    """The three sums as the response took them before ops.triple_sums: each term's logit and
+    Jacobians gathered as [s, d] tensors, every product scattered onto the rows column by column."""
+    f_users = table.index_select(0, users)
+    difference = table.index_select(0, items) - table.index_select(0, negatives)
+    p = torch.sigmoid((f_users * difference).sum(1, keepdim=True))
+    slope, curvature = p - labels[:, None], p * (1 - p)
+    out = [table.new_zeros(num_rows, table.shape[1]) for _ in range(3)]
+    for column, jacobian in zip((users, items, negatives), (difference, f_users, -f_users)):
+        squared = jacobian.square()
+        for sums, value in zip(out, (slope * jacobian, slope.square() * squared, curvature * squared)):
+            sums.index_add_(0, column, value)
+    return tuple(out)
+
+
+@pytest.mark.parametrize("impl", ["ifru", "per-term", "floor"])
+def test_triple_sums(benchmark, problem, impl):
+    """BPR's per-row sums a segment of the training response reads on every row (LightGCN BPR's
+    gradients before Pᵀ; d = 48): one epoch's triples, each positive with a uniform negative."""
+    dataset, users, items, labels, _ = problem
+    num_nodes = dataset.num_users + dataset.num_items
+    positive = labels == 1
+    users, items = users[positive], items[positive]
+    generator = torch.Generator().manual_seed(0)
+    negatives = (torch.randint(0, dataset.num_items, (users.numel(),), generator=generator)
+                 + dataset.num_users).to(DEVICE)
+    ones = torch.ones(users.numel(), device=DEVICE)
+    # As the response calls it: one copy of its term per entry, in entry order (TermIncidence).
+    incidence = Terms((users, items, negatives), ones).incidence(num_nodes)
+    rowptr, col, (entry_users, entry_items, entry_negatives) = incidence.rowptr, incidence.column, incidence.term_columns
+    entry_labels = incidence.labels
+    table, _ = embeddings(num_nodes, 48)
+    column = col % 3  # the floor reads each entry's two other rows
+    others = torch.stack((torch.where(column == 0, entry_items, entry_users),
+                          torch.where(column == 2, entry_items, entry_negatives)), 1).reshape(-1)
+
+    def ours(table, labels):
+        return ifru_ext.triple_sums(table, entry_users, entry_items, entry_negatives, labels, None, rowptr, col)
+
+    def run():
+        if impl == "ifru":
+            return sync(ours(table, entry_labels))
+        if impl == "floor":
+            return sync(torch.ops.ifru._gather_floor(table, others))
+        return sync(per_term_triple_sums(table, users, items, negatives, ones, num_nodes))
+
+    if impl != "floor":  # correctness first, in float64, against the per-term formulation
+        table64 = table.double()
+        expected = per_term_triple_sums(table64, users, items, negatives, ones.double(), num_nodes)
+        for sums, reference in zip(ours(table64, entry_labels.double()), expected):
+            torch.testing.assert_close(sums, reference, rtol=1e-10, atol=1e-12)
+    benchmark.group = "triple_sums every row"
+    benchmark.extra_info.update(impl=impl, baseline=impl == "per-term", entries=int(col.numel()),
+                                terms=int(users.numel()), d=48, bytes=int(col.numel()) * (2 * 48 * 4 + 8))
+    benchmark(run)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:  # achieved bandwidth: each entry's two other rows read once / this median
         benchmark.extra_info["GB/s"] = round(benchmark.extra_info["bytes"] / stats.stats.median / 1e9, 2)

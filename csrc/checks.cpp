@@ -333,4 +333,33 @@ void check_pair_sums_result(bool result_finite, const at::Tensor& rows_table, co
                     "squared rows overflow)");
 }
 
+void check_triple_sums_structure(const at::Tensor& table, const at::Tensor& users, const at::Tensor& items,
+                                 const at::Tensor& negatives, const at::Tensor& labels,
+                                 const c10::optional<at::Tensor>& weight, const at::Tensor& rowptr,
+                                 const at::Tensor& col) {
+  const char* op = "ifru::triple_sums";
+  TORCH_CHECK(table.dim() == 2, op, ": table must be 2-D [L, d], got shape ", table.sizes());
+  const auto device = table.device();
+  const auto dtype = table.scalar_type();
+  check_float_tensor(table, table.sizes(), dtype, op, "table", device);
+  check_interaction_rows({{"users", users}, {"items", items}, {"negatives", negatives}}, table.size(0), op, device);
+  const int64_t terms = users.numel();
+  check_float_tensor(labels, {terms}, dtype, op, "labels", device);
+  check_labels(labels, op);
+  if (weight.has_value()) check_float_tensor(*weight, {terms}, dtype, op, "weight", device);
+  check_index_tensor(rowptr, op, "rowptr", device);
+  TORCH_CHECK(rowptr.numel() >= 1, op, ": rowptr must have num_rows + 1 >= 1 entries, got none");
+  check_csr(rowptr, col, rowptr.numel() - 1, op, device, 3 * terms);
+}
+
+void check_triple_sums_result(bool result_finite, const at::Tensor& table, const c10::optional<at::Tensor>& weight) {
+  if (result_finite) return;
+  const char* op = "ifru::triple_sums";
+  check_finite(table, op, "table");
+  if (weight.has_value()) check_finite(*weight, op, "weight");
+  TORCH_CHECK_VALUE(false, op, ": the result overflowed to NaN or infinity in ", table.scalar_type(),
+                    " although every input is finite; table or weight is too large for this dtype (the squared "
+                    "rows overflow)");
+}
+
 }  // namespace ifru

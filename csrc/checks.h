@@ -130,4 +130,13 @@ void check_pair_sums_structure(const at::Tensor& rows_table, const at::Tensor& t
 void check_pair_sums_result(bool result_finite, const at::Tensor& rows_table, const at::Tensor& table,
                             const c10::optional<at::Tensor>& weight);
 
+
+// triple_sums before its kernel: table [L, d] float; users, items, negatives int64 [s] in [0, L); labels [s] in
+// [0, 1] and weight [s] of table's dtype; the CSR (rowptr [a+1], col [e] in [0, 3s)). After it: as pair_sums.
+void check_triple_sums_structure(const at::Tensor& table, const at::Tensor& users, const at::Tensor& items,
+                                 const at::Tensor& negatives, const at::Tensor& labels,
+                                 const c10::optional<at::Tensor>& weight, const at::Tensor& rowptr,
+                                 const at::Tensor& col);
+void check_triple_sums_result(bool result_finite, const at::Tensor& table, const c10::optional<at::Tensor>& weight);
+
 }  // namespace ifru

@@ -57,6 +57,12 @@ TORCH_LIBRARY(ifru, m) {
   // With p = σ(x): -> (Σ w (p − y) t, Σ w (p − y)² t⊙t, Σ w p(1 − p) t⊙t) [a, d] each, t = table[col[k]].
   m.def("pair_sums(Tensor rows_table, Tensor table, Tensor rowptr, Tensor col, Tensor labels, Tensor? weight=None) "
         "-> (Tensor, Tensor, Tensor)");
+  // The same sums over BPR's triple terms: term j (users, items, negatives [s] in [0, L), labels and
+  // weight [s]) has x = f_u·f_i − f_u·f_k on table [L, d]; the CSR (rowptr [a+1], col [e] in [0, 3s))
+  // lists row r's entries, col[k] = 3 j + c for term j seen from its column c (0 user, 1 item,
+  // 2 negative), J = f_i − f_k, f_u or −f_u there. -> (Σ w (p − y) J, Σ w (p − y)² J⊙J, Σ w p(1 − p) J⊙J) [a, d].
+  m.def("triple_sums(Tensor table, Tensor users, Tensor items, Tensor negatives, Tensor labels, Tensor? weight, "
+        "Tensor rowptr, Tensor col) -> (Tensor, Tensor, Tensor)");
   // Benchmark floor (bench/test_bench_ops.py): Σ_k table[index[k]] for table [N, d], index [m] -> [d].
   m.def("_gather_floor(Tensor table, Tensor index) -> Tensor");
   // Algorithm 1 of the paper over the CSR adjacency (rowptr [N+1], col [nnz]); seed_counts [N]

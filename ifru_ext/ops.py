@@ -6,7 +6,7 @@ Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding wid
 Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
 mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
 the argument instead of coming back as zeros or None: a gradient with respect to
-``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``pair_sums``,
+``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``pair_sums``, ``triple_sums``,
 ``importance`` or ``csr_transpose`` (when backward reaches them), and forward-mode AD
 (``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
@@ -247,6 +247,17 @@ def pair_sums(rows_table: Tensor, table: Tensor, rowptr: Tensor, col: Tensor, la
     return torch.ops.ifru.pair_sums(rows_table, table, rowptr, col, labels, weight)
 
 
+def triple_sums(table: Tensor, users: Tensor, items: Tensor, negatives: Tensor, labels: Tensor,
+                weight: Tensor | None, rowptr: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``pair_sums`` for BPR's triple terms, one pass: term ``j`` has the logit
+    ``x = t_u·t_i − t_u·t_k`` on ``table`` [L, d] (``users``, ``items``, ``negatives`` [s]), label
+    ``labels[j]`` and multiplicity ``weight[j]`` (None: 1). Row ``r`` of the CSR (``rowptr`` [a+1],
+    ``col`` [e] in [0, 3s)) sums its entries ``col[k] = 3j + c``, term ``j`` seen from its column ``c``
+    (0 user, 1 item, 2 negative), whose Jacobian there is ``J = t_i − t_k``, ``t_u`` or ``−t_u``.
+    Returns ``(Σ w (p − y) J, Σ w (p − y)² J⊙J, Σ w p(1 − p) J⊙J)`` [a, d] each."""
+    return torch.ops.ifru.triple_sums(table, users, items, negatives, labels, weight, rowptr, col)
+
+
 def importance(graph: CSRGraph, seed_counts: Tensor, ratios: Sequence[float]) -> tuple[Tensor, Tensor]:
     """Algorithm 1: ``seed_counts [N]`` (removed interactions per node), ``ratios`` = (a_0..a_K).
 
@@ -341,6 +352,13 @@ def _pair_sums_fake(rows_table, table, rowptr, col, labels, weight=None):
     return tuple(table.new_empty(rows_table.shape[0], table.shape[1]) for _ in range(3))
 
 
+@torch.library.register_fake("ifru::triple_sums")
+def _triple_sums_fake(table, users, items, negatives, labels, weight, rowptr, col):
+    _check_devices("ifru::triple_sums", table.device, users=users, items=items, negatives=negatives, labels=labels,
+                   weight=weight, rowptr=rowptr, col=col)
+    return tuple(table.new_empty(rowptr.shape[0] - 1, table.shape[1]) for _ in range(3))
+
+
 @torch.library.register_fake("ifru::importance")
 def _importance_fake(rowptr, col, seed_counts, ratios, symmetric=False):
     _check_devices("ifru::importance", seed_counts.device, rowptr=rowptr, col=col)
@@ -383,6 +401,7 @@ _NOT_DIFFERENTIABLE = {
     "hvp_plan": "an index structure",
     "hvp_planned": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
     "pair_sums": "per-row statistics the unlearning estimator reads at a fixed table",
+    "triple_sums": "per-row statistics the unlearning estimator reads at a fixed table",
     "_gather_floor": "a benchmark probe",
     "importance": "Algorithm 1 is a discrete selection",
     "csr_transpose": "a permutation of the entries with no backward",

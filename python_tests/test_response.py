@@ -10,7 +10,7 @@ from ifru_ext.models import build_model
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
 from ifru_ext.unlearning.response import ResponsePlan, _corrected, orphaned_rows, training_damping, training_response
-from ifru_ext.unlearning.terms import PairIncidence, Terms, endpoint_sums
+from ifru_ext.unlearning.terms import TermIncidence, Terms, endpoint_sums
 
 from test_train import planted_dataset
 
@@ -175,34 +175,42 @@ def test_newton_corrections_solve_the_segment_equation(planted, name):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_pair_statistics_are_the_per_term_jacobian_sums(weighted):
-    # PairIncidence.statistics (ops.pair_sums) against the plain per-term sums of ℓ'·J, ℓ'²·J² and
-    # ℓ''·J² over evaluate()'s logits and Jacobians, on every row and on a subset of rows (with
-    # repeated pairs and an unread row).
+@pytest.mark.parametrize("triples", [False, True])
+def test_term_statistics_are_the_per_term_jacobian_sums(weighted, triples):
+    # TermIncidence.statistics (ops.pair_sums for BCE pairs, ops.triple_sums for BPR triples) against
+    # the plain per-term sums of ℓ'·J, ℓ'²·J² and ℓ''·J² over each term's logit and Jacobians, on
+    # every row and on a subset of rows (with repeated terms and an unread row).
     generator = torch.Generator().manual_seed(0)
     rows, width, size = 30, 5, 200
     table = torch.randn(rows, width, dtype=torch.float64, generator=generator)
-    users = torch.randint(0, 12, (size,), generator=generator)
-    items = torch.randint(12, rows - 1, (size,), generator=generator)
-    users[:5], items[:5] = users[5], items[5]
+    columns = [torch.randint(0, 12, (size,), generator=generator)]
+    columns += [torch.randint(12, rows - 1, (size,), generator=generator) for _ in range(2 if triples else 1)]
+    for column in columns:
+        column[:5] = column[5]
     labels = torch.randint(0, 2, (size,), generator=generator).to(torch.float64)
     weights = torch.rand(size, dtype=torch.float64, generator=generator) if weighted else None
-    terms = Terms((users, items), labels, weights)
-    logits, jacobian = terms.evaluate(table)
+    terms = Terms(columns, labels, weights)
+    f = [table[column] for column in columns]
+    if triples:  # x = f_u·(f_i − f_k)
+        logits, jacobian = (f[0] * (f[1] - f[2])).sum(1, keepdim=True), (f[1] - f[2], f[0], -f[0])
+    else:  # x = f_u·f_i
+        logits, jacobian = (f[0] * f[1]).sum(1, keepdim=True), (f[1], f[0])
     probability = torch.sigmoid(logits)
     slope, curvature = probability - labels[:, None], probability * (1 - probability)
     expected = [endpoint_sums(rows, terms.columns, [terms.weighted(values) * (j.square() if squared else j)
                                                     for j in jacobian])
                 for values, squared in ((slope, False), (slope.square(), True), (curvature, True))]
-    got = terms.incidence(rows).statistics(table, table)
+    got = terms.incidence(rows).statistics(table)
     for sums, reference in zip(got, expected):
         assert torch.allclose(sums, reference, atol=1e-12)
     moving = torch.tensor([0, 3, 12, 20, rows - 1])  # rows - 1: read by no term
     position = torch.full((rows,), moving.numel(), dtype=torch.int64)
     position[moving] = torch.arange(moving.numel())
-    subset = PairIncidence(terms, [position[c] for c in terms.columns], moving.numel(), rows)
-    for sums, reference in zip(subset.statistics(table[moving], table), expected):
+    subset = TermIncidence(terms, [position[c] for c in terms.columns], moving.numel(), rows)
+    for sums, reference in zip(subset.statistics(table, moving), expected):
         assert torch.allclose(sums, reference[moving], atol=1e-12) and sums[-1].abs().max() == 0
+    with pytest.raises(ValueError, match="Terms.evaluate is for a scorer's terms"):
+        terms.evaluate(table)
 
 
 def test_damping_is_adams_accumulated_step_scale(planted):

@@ -1,6 +1,6 @@
 // Row arithmetic shared by the CPU kernels that read rows of a table at random (the HVP,
-// pair_sums, the floor probe; propagate prefetches with it): a dot product that vectorises, and a
-// prefetch of a row.
+// pair_sums, triple_sums, the floor probe; propagate prefetches with it): a dot product that
+// vectorises, and a prefetch of a row.
 #pragma once
 
 #include <cstdint>

@@ -68,7 +68,7 @@ from ..training.bpr import NegativeSampler, bpr_rows
 from .base import SolveReport
 from .objective import squared_weights
 from .solvers import conjugate_gradient
-from .terms import BPR_EPOCHS, PairIncidence, PairStatistics, Scorer, Terms, bpr_terms, endpoint_sums, segment_epochs
+from .terms import BPR_EPOCHS, Scorer, TermIncidence, Terms, TermStatistics, bpr_terms, endpoint_sums, segment_epochs
 
 __all__ = ["RESPONSE_FORM", "ResponsePlan", "ResponseSystem", "TermPlan", "orphaned_rows", "training_damping", "training_response",
            "training_trace"]
@@ -138,12 +138,12 @@ class TermPlan:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
                 raise ValueError("the fused Gauss–Newton operator needs one multiplicity for all terms")
             self.multiplicity = 1.0 if weights is None or weights.numel() == 0 else float(weights[0])
-        # Dot-product pairs (BCE) on MF: the moving rows' sums over their terms in one pass
-        # (ops.pair_sums). LightGCN's system reads those rows of the every-row sums instead, which
-        # its remaining gradient needs anyway (``ResponsePlan.pair_statistics``).
-        self.pairs = None
-        if self.operator.dot_product_pairs and plan.num_layers == 0:
-            self.pairs = PairIncidence(self.operator, self.slots, moving, plan.num_nodes)
+        # Dot-product terms (BCE pairs, BPR triples) on MF: the moving rows' sums over their terms in
+        # one pass (``TermIncidence``). LightGCN's system reads those rows of the every-row sums
+        # instead, which its remaining gradient needs anyway (``ResponsePlan.term_statistics``).
+        self.incidence = None
+        if self.operator.dot_products and plan.num_layers == 0:
+            self.incidence = TermIncidence(self.operator, self.slots, moving, plan.num_nodes)
         self._gauss_newton: ops.HVPPlan | None = None
 
     def gauss_newton(self, plan: "ResponsePlan", emb: Tensor) -> ops.HVPPlan:
@@ -275,10 +275,10 @@ class ResponsePlan:
     def term_gradient(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None, squared: bool = False) -> Tensor:
         """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``F = table(emb, graph)``;
         ``squared``: the sum of the per-term gradients' coordinate-wise squares instead
-        (``removed_share``). Pairs' sums (both kinds, one pass), or the slopes and Jacobians of
-        other terms, are ``memo``-ised per terms and graph."""
-        if terms.dot_product_pairs:
-            statistics = self.pair_statistics(terms, emb, graph)
+        (``removed_share``). Dot-product terms' sums (both kinds, one pass), or the slopes and Jacobians of
+        a scorer's terms, are ``memo``-ised per terms and graph."""
+        if terms.dot_products:
+            statistics = self.term_statistics(terms, emb, graph)
             return statistics.squared if squared else statistics.gradient
         logits, jacobian = self.evaluated(terms, emb, graph)
         slope = torch.sigmoid(logits) - terms.labels[:, None]  # ℓ' [s, 1]
@@ -294,12 +294,12 @@ class ResponsePlan:
         table = self.table(emb, graph)
         return self.memo(emb, ("evaluated", id(terms), graph is self.old_graph), lambda: terms.evaluate(table))
 
-    def pair_statistics(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> PairStatistics:
-        """Dot-product pair ``terms``' sums on every row [L, d] at ``F = table(emb, graph)``, one
-        pass (``ops.pair_sums``), ``memo``-ised per terms and graph."""
+    def term_statistics(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> TermStatistics:
+        """Dot-product ``terms``' sums on every row [L, d] at ``F = table(emb, graph)``, one pass
+        (``TermIncidence``), ``memo``-ised per terms and graph."""
         table = self.table(emb, graph)
-        return self.memo(emb, ("pair sums", id(terms), graph is self.old_graph),
-                         lambda: terms.incidence(self.num_nodes).statistics(table, table))
+        return self.memo(emb, ("term sums", id(terms), graph is self.old_graph),
+                         lambda: terms.incidence(self.num_nodes).statistics(table))
 
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
@@ -383,7 +383,7 @@ class ResponseSystem:
     triples): the fused ``ops.plan_gauss_newton`` (its index work done once per request,
     ``TermPlan.gauss_newton``); a ``TableModel``'s scores: gathers and scatters over their
     Jacobians. The
-    preconditioner is ``G``'s diagonal plus the damping (BCE pairs: ``PairIncidence.statistics``
+    preconditioner is ``G``'s diagonal plus the damping (dot products: ``TermIncidence.statistics``
     over the moving rows, with the remaining gradient and squares in the same pass): CG then needs about twice the
     iterations of an inverted d×d block preconditioner, whose blocks, factorisations and
     batched products cost more than those iterations (BookCrossing MF, 2%, CG to 1e-4: 29 against 13, the
@@ -401,13 +401,13 @@ class ResponseSystem:
         self.table = plan.table(emb, propagated=None if plan.num_layers == 0 else self.fused.propagated)
         # diag(G)_v = Σ_{j ∋ v} ℓ''_j (∂x_j/∂f_v)² / n per coordinate (MF; the self-path share
         # 1/(K+1)² of it for LightGCN): with the damping, the Jacobi preconditioner. ℓ''/n and
-        # ℓ'² per term summed against the squared Jacobians (pairs: ``PairIncidence.statistics``).
-        # BCE pairs' multiplicity is their weight, which the op applies.
-        if terms.pairs is not None:  # MF
-            self.moving_statistics = terms.pairs.statistics(self.table.index_select(0, plan.rows), self.table)
+        # ℓ'² per term summed against the squared Jacobians (dot products: ``TermIncidence.statistics``,
+        # which applies the terms' multiplicity).
+        if terms.incidence is not None:  # MF
+            self.moving_statistics = terms.incidence.statistics(self.table, plan.rows)
             curvature_sums = self.moving_statistics.curvature * plan.scale
-        elif operator.dot_product_pairs:  # LightGCN: at this table, as the remaining gradient reads them
-            curvature_sums = plan.pair_statistics(operator, emb).curvature.index_select(0, plan.rows) * plan.scale
+        elif operator.dot_products:  # LightGCN: at this table, as the remaining gradient reads them
+            curvature_sums = plan.term_statistics(operator, emb).curvature.index_select(0, plan.rows) * plan.scale
         else:
             logits, self.jacobian = plan.evaluated(operator, emb)
             self.prob = torch.sigmoid(logits)
@@ -426,7 +426,7 @@ class ResponseSystem:
     def remaining_squares(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
         remaining part, from the Jacobians the operator already holds)."""
-        if self.terms.pairs is not None:
+        if self.terms.incidence is not None:
             return self.moving_statistics.squared
         operator = self.terms.operator
         slope = operator.weighted((self.prob - operator.labels[:, None]).square())
@@ -435,7 +435,7 @@ class ResponseSystem:
     def remaining_gradient(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j ∂x_j/∂f_v`` [a, d] at this table (MF:
         ``ResponsePlan.remaining_gradient`` from the logits the operator already holds)."""
-        if self.terms.pairs is not None:
+        if self.terms.incidence is not None:
             return self.moving_statistics.gradient
         operator = self.terms.operator
         slope = operator.weighted(self.prob - operator.labels[:, None])

@@ -11,9 +11,11 @@ over a logit ``x_j`` that reads a few rows of the scoring table:
 ``s`` is the dot product of the two rows (MF; LightGCN on its propagated table) or a model's
 own scoring function (``TableModel.scores``), differentiated by autograd. What the estimator
 needs of a term is the rows it reads (``Terms.columns``), its logit and its Jacobian with
-respect to each of those rows (``Terms.evaluate``); ``ℓ' = σ(x) − y`` and ``ℓ'' = σ(x)σ(−x)``
-are the same for both losses. The Gauss–Newton operator, its diagonal blocks, the influence
-right-hand side and the removed gradient share are then written once (``response.py``).
+respect to each of those rows; ``ℓ' = σ(x) − y`` and ``ℓ'' = σ(x)σ(−x)`` are the same for both
+losses. Dot-product terms are summed row by row in one fused pass (``TermIncidence``: pairs
+``ops.pair_sums``, triples ``ops.triple_sums``); a scorer's terms by their Jacobians
+(``Terms.evaluate``). The Gauss–Newton operator, its diagonal blocks, the influence right-hand
+side and the removed gradient share are then written once (``response.py``).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from ..data import RecDataset
 from ..models.trace import TrainingTrace
 from ..training.bpr import NegativeSampler, bpr_rows
 
-__all__ = ["BPR_EPOCHS", "PairIncidence", "PairStatistics", "Scorer", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums",
+__all__ = ["BPR_EPOCHS", "Scorer", "TermIncidence", "TermStatistics", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums",
            "forget_loss", "objective_rows", "segment_epochs"]
 
 # ``scores(table [L, d], users [s], items [s]) -> logits [s]``: rows of ``table`` (items offset).
@@ -67,7 +69,7 @@ class Terms:
     def __init__(self, columns: Sequence[Tensor], labels: Tensor, weights: Tensor | None = None,
                  scorer: Scorer | None = None) -> None:
         self.columns, self.labels, self.weights, self.scorer = tuple(columns), labels, weights, scorer
-        self._incidence: PairIncidence | None = None
+        self._incidence: TermIncidence | None = None
 
     def __len__(self) -> int:
         return self.labels.numel()
@@ -87,34 +89,25 @@ class Terms:
         return values if self.weights is None else values * self.weights[:, None]
 
     @property
-    def dot_product_pairs(self) -> bool:
-        """Pairs scored by dot products (BCE on MF or LightGCN): ``PairIncidence`` serves them."""
-        return self.scorer is None and not self.pairwise
+    def dot_products(self) -> bool:
+        """Terms scored by dot products (BCE pairs or BPR triples on MF or LightGCN, no scorer):
+        ``TermIncidence`` serves them."""
+        return self.scorer is None
 
-    def incidence(self, num_nodes: int) -> "PairIncidence":
-        """The pairs' incidence on every row of an ``num_nodes``-row table (built once, kept)."""
+    def incidence(self, num_nodes: int) -> "TermIncidence":
+        """The terms' incidence on every row of an ``num_nodes``-row table (built once, kept)."""
         if self._incidence is None or self._incidence.shape[0] != num_nodes:
-            self._incidence = PairIncidence(self, self.columns, num_nodes, num_nodes)
+            self._incidence = TermIncidence(self, self.columns, num_nodes, num_nodes)
         return self._incidence
 
     def evaluate(self, table: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """``(x [s, 1], J)`` at ``table`` [L, d]: the logits and, per column ``c``, the Jacobian
-        ``∂x_j/∂t_{columns[c][j]}`` [s, d]."""
-        if self.scorer is not None:
-            return self._autograd(table)
-        if not self.pairwise:
-            users, items = self.columns
-            f_users, f_items = table.index_select(0, users), table.index_select(0, items)
-            return (f_users * f_items).sum(1, keepdim=True), (f_items, f_users)
-        users, items, negatives = self.columns
-        f_users = table.index_select(0, users)
-        difference = table.index_select(0, items) - table.index_select(0, negatives)
-        return (f_users * difference).sum(1, keepdim=True), (difference, f_users, -f_users)
-
-    def _autograd(self, table: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """The model's own scores, differentiated by one backward pass: each term scores a private
-        copy of its rows, so the gradient of the summed logits, row by row, is each term's
-        Jacobian (exact for a scorer that reads only the rows it is given)."""
+        """``(x [s, 1], J)`` at ``table`` [L, d] for a scorer's terms: the logits and, per column
+        ``c``, the Jacobian ``∂x_j/∂t_{columns[c][j]}`` [s, d], by one backward pass: each term
+        scores a private copy of its rows, so the gradient of the summed logits, row by row, is
+        each term's Jacobian (exact for a scorer that reads only the rows it is given).
+        Dot-product terms never gather their Jacobians: ``TermIncidence`` sums them in one pass."""
+        if self.scorer is None:
+            raise ValueError("Terms.evaluate is for a scorer's terms; dot-product terms are summed by TermIncidence")
         size, width = len(self), table.shape[1]
         if size == 0:
             return table.new_zeros(0, 1), tuple(table.new_zeros(0, width) for _ in self.columns)
@@ -128,8 +121,8 @@ class Terms:
         return logits.detach().reshape(size, 1).to(table.dtype), tuple(grad.split(size))
 
 
-class PairStatistics(NamedTuple):
-    """Per-row sums over dot-product pair terms at one table, each [a, d] (``w`` the terms'
+class TermStatistics(NamedTuple):
+    """Per-row sums over dot-product terms at one table, each [a, d] (``w`` the terms'
     multiplicity, ``J = ∂x/∂t_v``): what a segment of the training response reads of them."""
 
     gradient: Tensor   # Σ w ℓ' J
@@ -137,43 +130,64 @@ class PairStatistics(NamedTuple):
     curvature: Tensor  # Σ w ℓ'' J⊙J: the Gauss–Newton diagonal
 
 
-class PairIncidence:
-    """Dot-product pair terms (``x_j = t_u·t_i``, no scorer) as seen from ``a`` rows: a CSR
-    ``[a, L]`` pattern with one entry per (row, term reading it), at the term's other row.
+class TermIncidence:
+    """Dot-product terms (no scorer) as seen from ``a`` rows: a CSR ``[a, ·]`` with one entry per
+    (row, term reading it), from which one fused pass takes every per-row sum the response needs —
+    the gradient ``Σ ℓ' ∂x/∂t_v``, the squared per-term gradients and the Gauss–Newton diagonal
+    ``Σ ℓ'' (∂x/∂t_v)²`` — with the logits, and no per-term ``[s, d]`` Jacobian is gathered.
 
-    Since ``∂x_j/∂t_u = t_i``, every per-row sum the response takes over such terms — the
-    gradient ``Σ ℓ' ∂x/∂t_v``, the squared per-term gradients and the Gauss–Newton diagonal
-    ``Σ ℓ'' (∂x/∂t_v)²`` — is a sum over the row's entries of the other row, and
-    ``ops.pair_sums`` takes all three with the logits in one pass (BookCrossing MF 2%, 349k
-    entries: one pass against a sampled product and three sparse ones; no per-term ``[s, d]``
-    Jacobian is gathered). ``slots[c][j]``: the position of column ``c`` of term ``j`` among the
-    rows (``a`` or more: not one of them; the columns themselves for every row of the table);
-    ``num_nodes``: ``L``, the table's rows.
+    - Pairs (BCE, ``x_j = t_u·t_i``): ``∂x_j/∂t_u = t_i``, so a row's sum runs over the other rows
+      of its entries (``column``), ``ops.pair_sums`` (BookCrossing MF 2%, 349k entries: one pass
+      against a sampled product and three sparse ones).
+    - Triples (BPR, ``x_j = t_u·(t_i − t_k)``): an entry is term ``j`` seen from its column ``c``,
+      ``ops.triple_sums``. Each entry carries its own copy of its term (``term_columns``, labels
+      and weights per entry), so the op reads them in order: through the terms' own arrays, read
+      out of order, the loads of their row ids missed cache and the op ran ~2× slower
+      (BookCrossing, 308k entries).
+
+    ``slots[c][j]``: the position of column ``c`` of term ``j`` among the rows (``a`` or more: not
+    one of them; the columns themselves for every row of the table); ``num_nodes``: ``L``, the
+    table's rows.
     """
 
     def __init__(self, terms: Terms, slots: Sequence[Tensor], rows: int, num_nodes: int) -> None:
-        users, items = terms.columns
-        # Entry p of the two columns' concatenation is term p mod s seen from column p div s.
-        entry_rows, others = torch.cat(tuple(slots)), torch.cat((items, users))
+        self.terms, self.shape = terms, (rows, num_nodes)
+        size = len(terms)
+        entry_rows = torch.cat(tuple(slots))
+        if terms.pairwise:  # entry c·s + j of the concatenation is term j seen from column c: 3j + c
+            code = torch.cat([torch.arange(c, 3 * size, 3, device=entry_rows.device) for c in range(3)])
+        else:  # entry p of the two columns' concatenation is term p mod s seen from column p div s
+            code = torch.cat((terms.columns[1], terms.columns[0]))  # the other row
         entries = None  # every entry is one of the rows': no selection to gather through
         present = entry_rows < rows
         if not bool(present.all()):  # some columns' rows are not among the rows (e.g. moving rows only)
             entries = present.nonzero().squeeze(1)
-            entry_rows, others = entry_rows.index_select(0, entries), others.index_select(0, entries)
-        # Grouped by row, a row's other rows ascending: pair_sums then reads the table in address
-        # order (BookCrossing LightGCN, every row: in term order instead, ~40% slower).
-        order = torch.argsort(entry_rows * num_nodes + others)
-        self.column = others.index_select(0, order)  # per entry [e]
-        term = (order if entries is None else entries.index_select(0, order)) % len(terms)
-        self.labels = terms.labels.index_select(0, term)
+            entry_rows, code = entry_rows.index_select(0, entries), code.index_select(0, entries)
+        # Grouped by row; pairs: a row's other rows ascending, so pair_sums reads the table in address
+        # order (BookCrossing LightGCN, every row: in term order instead, ~40% slower); triples: terms
+        # in order.
+        order = torch.argsort(entry_rows * (3 * size if terms.pairwise else num_nodes) + code)
+        code = code.index_select(0, order)
+        if terms.pairwise:  # each entry gets its own copy of its term, so triple_sums reads them in order
+            term = torch.div(code, 3, rounding_mode="floor")
+            self.term_columns = tuple(column.index_select(0, term) for column in terms.columns)  # [e] each
+            self.column = torch.arange(0, 3 * code.numel(), 3, device=code.device) + code % 3
+        else:
+            term = (order if entries is None else entries.index_select(0, order)) % size
+            self.column = code  # the other row [e]
+        self.labels = terms.labels.index_select(0, term)  # per entry [e]
         self.weights = None if terms.weights is None else terms.weights.index_select(0, term)
-        self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=users.device)
+        self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=entry_rows.device)
         self.rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
-        self.shape = (rows, num_nodes)
 
-    def statistics(self, rows_table: Tensor, table: Tensor) -> PairStatistics:
-        """The sums at ``table`` [L, d], ``rows_table`` [a, d] its rows' own entries."""
-        return PairStatistics(*ops.pair_sums(rows_table, table, self.rowptr, self.column, self.labels, self.weights))
+    def statistics(self, table: Tensor, rows: Tensor | None = None) -> TermStatistics:
+        """The sums at ``table`` [L, d] on the incidence's rows, whose ids in ``table`` are ``rows``
+        [a] (None: every row of ``table``)."""
+        if self.terms.pairwise:
+            return TermStatistics(*ops.triple_sums(table, *self.term_columns, self.labels, self.weights, self.rowptr,
+                                                   self.column))
+        rows_table = table if rows is None else table.index_select(0, rows)
+        return TermStatistics(*ops.pair_sums(rows_table, table, self.rowptr, self.column, self.labels, self.weights))
 
 
 def objective_rows(loss: str, dataset: RecDataset, removal: Tensor) -> Tensor:
