@@ -312,6 +312,23 @@ def test_pair_sums_matches_cpu(dtype, weighted):
         ifru_ext.pair_sums(*(None if t is None else t.to(CUDA) for t in bad))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_triple_sums_matches_cpu(dtype, weighted):
+    # CUDA runs the composite (gathers and index_add, composite/triple_sums.cpp); CPU its one-pass kernel.
+    from test_triple_sums import triple_problem
+    args = triple_problem(53, nodes=700, terms=20_000, rows=500, d=48, dtype=dtype, weighted=weighted)
+    expected = ifru_ext.triple_sums(*args)
+    out = ifru_ext.triple_sums(*(None if t is None else t.to(CUDA) for t in args))
+    for ours, theirs in zip(out, expected):
+        assert ours.device.type == "cuda"
+        assert rel_err(ours.cpu(), theirs) < TOLERANCE[dtype]
+    bad = list(args)
+    bad[3] = bad[3] + 700
+    with pytest.raises(ValueError, match=r"ifru::triple_sums: negatives\[0\] = \d+ is out of range \[0, 700\)"):
+        ifru_ext.triple_sums(*(None if t is None else t.to(CUDA) for t in bad))
+
+
 # ---------------------------------------------------------------- importance
 def seeded_problem(seed: int, num_users=60, num_items=80, n=600, removed=40, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
