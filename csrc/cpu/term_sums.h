@@ -61,7 +61,8 @@ inline void add_term(const TermEntry<scalar_t>& e, int64_t d, scalar_t* __restri
 }
 
 // D > 0 fixes the width at compile time (d == D, widths.h); D = 0 takes any d. kSignedForms: entries
-// may take J = −plus or plus − minus (else always plus: the pair kernel). entry(r, k) ->
+// may take J = −plus or plus − minus (else always plus: the pair kernel, which without the other
+// forms' branch ran ~2% faster on every row of BookCrossing, interleaved runs). entry(r, k) ->
 // TermEntry<scalar_t> for entry k of row r (it may prefetch later entries' rows). Each row's sums
 // are zeroed by the thread that sums them (no separate fill pass over fresh memory). Returns
 // whether every sum is finite, checked row by row while the row is in cache.

@@ -288,9 +288,9 @@ class ResponsePlan:
         return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian])
 
     def evaluated(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """``terms.evaluate`` at ``F = table(emb, graph)``: the logits [s, 1] and Jacobians, ``memo``-ised
-        per terms and graph (a segment's operator, remaining gradient, removed share and influence
-        read the same ones)."""
+        """``terms.evaluate`` (a scorer's terms) at ``F = table(emb, graph)``: the logits [s, 1] and
+        Jacobians, ``memo``-ised per terms and graph (a segment's operator and removed share read the
+        operator's, its influence and removed share the removed terms')."""
         table = self.table(emb, graph)
         return self.memo(emb, ("evaluated", id(terms), graph is self.old_graph), lambda: terms.evaluate(table))
 
