@@ -1,6 +1,6 @@
 """Whole deletion requests answered by the default estimator (``ifru``: the training-aware
 response), by request size, next to the same response with a Newton correction per segment
-(``ifru-corrected``), its plain-PyTorch formulation, the authors' formulation
+(``ifru-corrected``) and run on by Retrain's stopping rule (``ifru-horizon``), its plain-PyTorch formulation, the authors' formulation
 (``ifru-reference``) and Retrain, on real BookCrossing without an attack (genuine rows: what
 users ask to delete).
 
@@ -75,8 +75,9 @@ def request_rows(dataset, label: str, share: float) -> torch.Tensor:
     return torch.randperm(len(dataset.train), generator=generator)[: round(share * len(dataset.train))]
 
 
-# Measured at every size: the default and the same response with a Newton correction per segment.
-EVERY_SIZE = ("ifru", "ifru-corrected")
+# Measured at every size: the default, and the same response with a Newton correction per segment
+# and with the horizon rule.
+EVERY_SIZE = ("ifru", "ifru-corrected", "ifru-horizon")
 
 
 @pytest.mark.parametrize("method", [*EVERY_SIZE, "plain-pytorch", "ifru-reference"])

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "auc", "auc_noise", "completeness", "parse_metrics", "ranking_cutoff",
+__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "PartialAUC", "auc", "auc_noise", "completeness", "parse_metrics", "ranking_cutoff",
            "removal_aucs", "user_ranking_metrics"]
 
 # The paper's three test metrics, in report order.
@@ -55,6 +55,58 @@ def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
     average_rank = (ends - (counts - 1).to(torch.float64) / 2)[group]
     positive_rank_sum = average_rank[positive[order]].sum().item()
     return (positive_rank_sum - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
+
+
+def _beaten(sorted_scores: Tensor, scores: Tensor) -> Tensor:
+    """Per score of ``scores``: how many of ``sorted_scores`` (ascending) lie below it, ties counted half."""
+    return (torch.searchsorted(sorted_scores, scores, right=False)
+            + torch.searchsorted(sorted_scores, scores, right=True)).to(torch.float64) / 2
+
+
+class PartialAUC:
+    """The AUC of scores of which only a subset changes, at the cost of that subset.
+
+    ``auc`` sorts every score; a model update that moves a few rows changes only the scores of
+    the pairs reading them. Built once from ``scores`` [n] and ``labels`` [n] (0/1; both classes
+    present), ``changed(mask)`` [n] bool returns a function of the subset's new scores (in
+    ``scores[mask]`` order) giving the AUC of the whole set with them — exactly ``auc`` of the
+    updated scores (ties half), in O(n) once (the unchanged scores of each class, still sorted)
+    and O(c log n) per call for c changed scores: the Mann–Whitney count of won (positive,
+    negative) pairs is the unchanged pairs' (fixed) plus those with a changed member, counted by
+    binary search against the unchanged scores of the other class and among the changed ones."""
+
+    def __init__(self, scores: Tensor, labels: Tensor):
+        self.scores = scores.reshape(-1).to(torch.float64)
+        self.positive = torch.as_tensor(labels, device=self.scores.device).reshape(-1) == 1
+        # per class: its scores ascending, and where each sits in ``scores``
+        self.classes = {}
+        for positive in (True, False):
+            at = (self.positive == positive).nonzero().squeeze(1)
+            ascending, order = self.scores[at].sort()
+            self.classes[positive] = (ascending, at[order])
+        self.pairs = self.classes[True][0].numel() * self.classes[False][0].numel()
+        if self.pairs == 0:
+            raise ValueError("PartialAUC needs both labels among the scores")
+        self.won = float(_beaten(self.classes[False][0], self.classes[True][0]).sum())
+
+    def changed(self, mask: Tensor) -> Callable[[Tensor], float]:
+        mask = mask.reshape(-1)
+        positive = self.positive[mask]
+        unchanged = {c: ascending[~mask[at]] for c, (ascending, at) in self.classes.items()}
+
+        def touching(new: Tensor) -> float:
+            """Won pairs with a changed member, at scores ``new`` [c] for the changed ones."""
+            pos, neg = new[positive], new[~positive]
+            return float(_beaten(unchanged[False], pos).sum()
+                         + (unchanged[True].numel() * neg.numel() - _beaten(unchanged[True], neg).sum())
+                         + _beaten(neg.sort().values, pos).sum())
+
+        fixed = self.won - touching(self.scores[mask])
+
+        def auc_with(new: Tensor) -> float:
+            return (fixed + touching(new.reshape(-1).to(torch.float64))) / self.pairs
+
+        return auc_with
 
 
 def auc_noise(labels: Tensor | np.ndarray) -> float:

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from ifru_ext.data import Interactions, RecDataset
 from ifru_ext.evaluation import removal_auc
-from ifru_ext.metrics import auc, completeness, removal_aucs
+from ifru_ext.metrics import PartialAUC, auc, completeness, removal_aucs
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -23,6 +23,26 @@ def test_auc_matches_sklearn_with_ties(seed: int) -> None:
     expected = roc_auc_score(labels, scores)
     assert auc(torch.from_numpy(scores), torch.from_numpy(labels).float()) == pytest.approx(expected, abs=1e-12)
     assert auc(scores, labels.astype(bool)) == pytest.approx(expected, abs=1e-12)  # numpy and bool inputs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partial_auc_is_the_auc_of_the_updated_scores(seed: int) -> None:
+    """PartialAUC: the AUC with a subset's scores replaced equals sklearn's on the updated scores,
+    with ties everywhere (few distinct values) and subsets from none to every score."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    scores, labels = rng.integers(0, 8, n).astype(float), rng.integers(0, 2, n)
+    partial = PartialAUC(torch.from_numpy(scores), torch.from_numpy(labels))
+    for share in (0.0, 0.02, 0.3, 1.0):
+        mask = rng.random(n) < share
+        new = rng.integers(0, 8, int(mask.sum())).astype(float)
+        updated = scores.copy()
+        updated[mask] = new
+        with_new = partial.changed(torch.from_numpy(mask))
+        assert math.isclose(with_new(torch.from_numpy(new)), roc_auc_score(labels, updated), rel_tol=1e-12)
+        assert math.isclose(with_new(torch.from_numpy(scores[mask])), roc_auc_score(labels, scores), rel_tol=1e-12)
+    with pytest.raises(ValueError, match="both labels"):
+        PartialAUC(torch.ones(3), torch.ones(3))
 
 
 def test_auc_edge_cases() -> None:

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ifru_ext.models import build_model
+from ifru_ext.models import trace as trace_module
+from ifru_ext.models.trace import Snapshot
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
+from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer
 from ifru_ext.unlearning.response import ResponsePlan, _corrected, orphaned_rows, training_damping, training_response
 from ifru_ext.unlearning.terms import TermIncidence, Terms, endpoint_sums
 
@@ -172,6 +176,73 @@ def test_newton_corrections_solve_the_segment_equation(planted, name):
     # The first correction cuts the residual (MF 0.56×, LightGCN 0.76× here); a later one is kept
     # only where it lowers it further (the Gauss–Newton step is not always a descent direction).
     assert norms[0] > 0 and norms[1] < 0.9 * norms[0] and all(b <= a for a, b in zip(norms, norms[1:]))
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_the_horizon_rule_continues_the_run_an_epoch_at_a_time(planted, name, monkeypatch):
+    """``horizon='validation'`` (``response._extended``): each epoch it adds is the response of a
+    run that went on one more epoch at the returned table and second moments — so ``k`` added
+    epochs answer exactly like a trace with ``k`` more one-epoch segments there — and it adds
+    them while ``tail[k] + AUC(answer_k)`` rises, stopping at the first epoch that does not."""
+    model = trained(planted, name)
+    trace, emb = model.trace, model.embedding.detach()
+    removal = torch.arange(0, len(planted.train), 37)
+    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    keep = torch.ones(model.num_nodes, dtype=torch.bool)
+    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+
+    def answer(run, validation=None):
+        return training_response(emb, run, plan, removal.numel(), lambda table, segment: plan.influence(table, segment),
+                                 1e-13, 5000, lambda _: None, validation=validation)[0]
+
+    monkeypatch.setattr(trace_module, "MAX_SNAPSHOTS", 8)  # every one-epoch segment of the reference kept
+    epoch = trace.steps // trace.best_epoch
+
+    def continued(epochs: int):
+        """The trace of a run that went on ``epochs`` more epochs at the returned table and v̂."""
+        extra = [Snapshot(trace.steps + epoch * k, emb, trace.second_moment) for k in range(epochs)]
+        return replace(trace, snapshots=[*trace.snapshots, *extra], steps=trace.steps + epoch * epochs)
+
+    recorded = answer(trace)
+    # (the Original's validation tail, the epochs the rule adds): the answer's own AUC is held at 0
+    for tail, epochs in (((0.0, 0.5, 1.0), 2), ((0.0, 0.5, 0.2), 1), ((0.5, 0.2, 1.0), 0)):
+        extended = answer(replace(trace, validation_tail=tail), validation=lambda delta: 0.0)
+        torch.testing.assert_close(extended, answer(continued(epochs)), rtol=1e-8, atol=1e-10)
+        assert torch.equal(extended, recorded) == (epochs == 0)
+    # the answer's own AUC counts the same way: a rising answer extends a flat tail
+    rising = iter([0.0, 0.1, 0.2])
+    extended = answer(replace(trace, validation_tail=(0.5, 0.5, 0.5)), validation=lambda delta: next(rising))
+    torch.testing.assert_close(extended, answer(continued(2)), rtol=1e-8, atol=1e-10)
+
+
+def test_the_answers_validation_auc_rescores_only_the_pairs_it_changes(planted):
+    """MF's horizon rule scores an answer by ``metrics.PartialAUC`` over the validation pairs that
+    read a changed row: the same AUC as scoring the whole answer table."""
+    model = trained(planted, "mf")
+    emb = model.embedding.detach()
+    changed_rows = torch.arange(3, model.num_nodes, 7)
+    partial = _answer_validation(model, planted, emb, changed_rows, lambda delta: emb[changed_rows] + delta, None)
+    whole = _validation_scorer(model, planted, None, emb.device)
+    generator = torch.Generator().manual_seed(0)
+    for size in (0.0, 0.1, 1.0):
+        delta = size * torch.randn(changed_rows.numel(), model.dim, dtype=emb.dtype, generator=generator)
+        expected = whole(emb.index_copy(0, changed_rows, emb[changed_rows] + delta))
+        assert math.isclose(partial(delta), expected, rel_tol=1e-12)
+    assert partial(torch.zeros(changed_rows.numel(), model.dim, dtype=emb.dtype)) != partial(delta)
+
+
+def test_the_horizon_rule_needs_the_recorded_tail(planted):
+    model = trained(planted, "mf")
+    model.trace = replace(model.trace, validation_tail=None)  # a trace written before the field
+    with pytest.raises(ValueError, match="validation_tail"):
+        unlearn(model, planted, torch.tensor([0, 1]), method="ifru-horizon")
+    assert UnlearnConfig(horizon="validation").estimator == "training-endpoint(corrections=0, horizon=validation)"
+    with pytest.raises(ValueError, match="horizon"):
+        UnlearnConfig(response="newton", horizon="validation")
+    with pytest.raises(ValueError, match="choose one"):
+        UnlearnConfig(horizon="validation", validation_select=True)
+    with pytest.raises(ValueError, match="horizon"):
+        UnlearnConfig(horizon="longer")
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -11,7 +11,8 @@ import torch
 
 from ifru_ext.data import PRESETS, RecDataset, build_dataset, data_dir, load_dataset
 from ifru_ext.metrics import auc
-from ifru_ext.models import build_model
+from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
+from ifru_ext.models.trace import TrainingTrace
 from ifru_ext.training import SCHEDULES, TrainConfig, train
 
 BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
@@ -72,7 +73,7 @@ def test_training_lowers_loss_and_beats_chance_on_real_slice(real_slice, name, l
     assert valid_auc(model, real_slice) == result.best_valid_auc  # the best state is the one kept
 
 
-def test_early_stopping_keeps_the_best_state(planted):
+def test_early_stopping_keeps_the_best_state(planted, tmp_path):
     model = build_model("mf", planted.num_users, planted.num_items, seed=0)
     # A large step size overfits quickly, so the validation AUC peaks and then falls.
     result = train(model, planted, TrainConfig(lr=0.1, batch_size=256, max_epochs=200, patience=4), progress=False)
@@ -83,6 +84,15 @@ def test_early_stopping_keeps_the_best_state(planted):
     assert valid_auc(model, planted) == result.best_valid_auc
     assert [record["epoch"] for record in result.history] == list(range(1, result.epochs + 1))
     assert result.seconds >= sum(record["seconds"] for record in result.history) * 0.99
+    # The trace keeps how the run went on past its best epoch (the horizon rule reads it), and a
+    # checkpoint keeps it; a trace written before the field loads without it.
+    assert model.trace.validation_tail == tuple(aucs[result.best_epoch - 1:]) and len(model.trace.validation_tail) == 5
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "model.pt", model, planted), planted).model
+    assert loaded.trace.validation_tail == model.trace.validation_tail
+    payload = {k: v for k, v in model.trace.to_payload().items() if k != "validation_tail"}
+    assert TrainingTrace.from_payload(payload, tuple(model.embedding.shape)).validation_tail is None
+    with pytest.raises(ValueError, match="validation_tail"):
+        TrainingTrace.from_payload({**payload, "validation_tail": (0.5, 1.5)}, tuple(model.embedding.shape))
 
 
 def test_training_is_deterministic_for_a_seed(planted):

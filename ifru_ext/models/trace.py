@@ -47,7 +47,11 @@ class TrainingTrace:
     Retrain (``ifru_ext.unlearning.calibrate``); None: not calibrated (and traces that predate it);
     calibrated_for: the estimator it was fitted for (``UnlearnConfig.estimator``; traces that
     predate the field were fitted for the earlier linear response, ``UNRECORDED_ESTIMATOR``, whose
-    scale no estimator of today applies).
+    scale no estimator of today applies);
+    validation_tail: the whole-validation AUC at the returned epoch and after each epoch the run
+    trained past it before early stopping gave up (its patience), in order — how the Original's
+    own run went on from where it was returned (the horizon rule, ``UnlearnConfig.horizon``);
+    None: not recorded (traces written before 2026-12-03, or a run returned at its last epoch).
     """
 
     lr: float
@@ -65,6 +69,7 @@ class TrainingTrace:
     loss: str = "bce"
     calibration: float | None = None
     calibrated_for: str | None = None
+    validation_tail: tuple[float, ...] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
@@ -78,7 +83,8 @@ class TrainingTrace:
     @classmethod
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
-        names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration", "calibrated_for"}
+        names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration", "calibrated_for",
+                                                       "validation_tail"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
@@ -98,8 +104,13 @@ class TrainingTrace:
         calibrated_for = payload.get("calibrated_for", UNRECORDED_ESTIMATOR if calibration is not None else None)
         if not (calibrated_for is None or isinstance(calibrated_for, str)) or (calibrated_for is None) != (calibration is None):
             raise ValueError(f"training trace calibrated_for must name the estimator of its calibration, got {calibrated_for!r}")
+        tail = payload.get("validation_tail")  # older traces: not recorded
+        if tail is not None:
+            if not (isinstance(tail, (tuple, list)) and tail and all(isinstance(a, float) and 0 <= a <= 1 for a in tail)):
+                raise ValueError(f"training trace validation_tail must be a non-empty sequence of AUCs in [0, 1], got {tail!r}")
+            tail = tuple(tail)
         trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,
-                    calibration=calibration, calibrated_for=calibrated_for)
+                    calibration=calibration, calibrated_for=calibrated_for, validation_tail=tail)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):

@@ -303,6 +303,10 @@ def train(
     assert stopper.best_state is not None  # at least one epoch ran and a finite AUC beats -inf
     best_state, model.trace = stopper.best_state
     model.load_state_dict(best_state)
+    if model.trace is not None and stopper.best_step > 0:  # epoch 0: the model's own trace, not this run's
+        # How the run went on past the returned epoch: the horizon rule reads it (UnlearnConfig.horizon).
+        tail = tuple(float(record["valid_auc"]) for record in history if record["epoch"] >= stopper.best_step)
+        model.trace = replace(model.trace, validation_tail=tail if len(tail) > 1 else None)
     return TrainResult(
         best_epoch=stopper.best_step,
         best_valid_auc=stopper.best_score,

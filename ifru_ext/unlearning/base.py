@@ -5,11 +5,32 @@ with an unchanged copy and starts the clock, so a method's runner only does its 
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 
-__all__ = ["PhaseClock", "SolveReport", "UnlearnResult"]
+__all__ = ["ModelStateMemo", "PhaseClock", "SolveReport", "UnlearnResult"]
+
+
+class ModelStateMemo:
+    """A value computed from a model and one of its dataset's splits, kept per model until one of
+    its parameters or buffers changes in place (its version bumps) or another split is asked for:
+    what every request of a model would otherwise recompute over a whole split."""
+
+    def __init__(self) -> None:
+        self._values: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, weakref.ref, Any]]" = \
+            weakref.WeakKeyDictionary()
+
+    def get(self, model: torch.nn.Module, split: Any, compute: Callable[[], Any]) -> Any:
+        state = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+        cached = self._values.get(model)
+        if cached is not None and cached[0] == state and cached[1]() is split:
+            return cached[2]
+        value = compute()
+        self._values[model] = (state, weakref.ref(split), value)
+        return value
 
 
 @dataclass

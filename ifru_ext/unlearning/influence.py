@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import Tensor
@@ -20,11 +20,11 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from .. import ops
 from ..data import RecDataset
 from ..graph import CSRGraph, add_self_loops
-from ..metrics import auc
+from ..metrics import PartialAUC, auc
 from ..models import Recommender, copy_model
 from ..models.trace import TrainingTrace, training_loss
 from ..plain import autograd_hvp
-from .base import PhaseClock, SolveReport, UnlearnResult
+from .base import ModelStateMemo, PhaseClock, SolveReport, UnlearnResult
 from .curvature import mf_hessian_blocks
 from .own_model import TableModel
 from .response import RESPONSE_FORM, ResponsePlan, orphaned_rows, training_response, training_trace
@@ -72,6 +72,14 @@ class UnlearnConfig:
         Newton step on the step's own equation with the remaining loss's true gradient at
         ``E + δ`` (``response.training_response``; registry ``ifru-corrected``: 1). Training
         response only.
+    horizon: how long the training response runs. ``recorded`` (default): as long as the
+        original run, to its returned epoch. ``validation``: Retrain's own early-stopping rule
+        applied to the linearised Retrain — the response is continued epoch by epoch at the
+        returned table over the epochs the original run trained past its best (its patience),
+        and the epoch kept is the one where the Original's own validation AUC there
+        (``TrainingTrace.validation_tail``) plus the answer's change of it is highest (never
+        shorter than recorded, so validation cannot veto forgetting; ``response._extended``).
+        Training response only; needs a trace that recorded its validation tail.
     calibrated: scale the training response by the model's calibration
         (``TrainingTrace.calibration``, fitted by ``calibrate`` against one real Retrain at
         training time) when it has one fitted for this estimator (``estimator``; one fitted for
@@ -97,11 +105,12 @@ class UnlearnConfig:
     backend: Literal["fused", "autograd"] = "fused"
     calibrated: bool = True
     corrections: int | None = None
+    horizon: Literal["recorded", "validation"] = "recorded"
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
                    "hessian": ("exact", "reference"), "preconditioner": ("none", "block-jacobi"),
-                   "backend": ("fused", "autograd")}
+                   "backend": ("fused", "autograd"), "horizon": ("recorded", "validation")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"UnlearnConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -125,8 +134,11 @@ class UnlearnConfig:
             if conflicts:
                 raise ValueError(f"response='training' solves its own system by CG on the new graph; "
                                  f"{', '.join(conflicts)} cannot be changed with it")
-        elif self.corrections is not None:
-            raise ValueError("UnlearnConfig.corrections belongs to the training response, not response='newton'")
+            if self.horizon != "recorded" and self.selects_on_validation:
+                raise ValueError("UnlearnConfig.horizon='validation' and validation_select both pick an answer by "
+                                 "validation AUC: choose one")
+        elif self.corrections is not None or self.horizon != "recorded":
+            raise ValueError("UnlearnConfig.corrections and horizon belong to the training response, not response='newton'")
 
     @property
     def solve_tol(self) -> float:
@@ -145,6 +157,8 @@ class UnlearnConfig:
         """The training response this config answers with, as a calibration records it: a scale
         fitted for one estimator does not carry over to another."""
         parts = [f"corrections={self.newton_corrections}"]
+        if self.horizon != "recorded":
+            parts.append(f"horizon={self.horizon}")
         if not self.spillover:
             parts.append("spillover=False")
         if self.ratios is not None:
@@ -371,49 +385,104 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     def gradient(table: Tensor, segment: int) -> Tensor:
         return plan.influence(table, segment, spillover)
 
-    select = None
-    if config.selects_on_validation:
-        select = _validation_selector(model, dataset, emb, moving, 1, new_graph if model.num_layers > 0 else None)
-    delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol, config.max_iter,
-                                      clock.lap, select, config.newton_corrections)
-    # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
-    # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
-    # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
-    reach = trace.lr * trace.steps
-    initial = plan.moving(trace.initial)
+    graph = new_graph if model.num_layers > 0 else None
+    scale = 1.0
     if config.calibrated and trace.calibration is not None:
         if trace.calibrated_for == config.estimator:
-            delta = delta * trace.calibration
+            scale = trace.calibration
         else:
             warnings.warn(f"the model's calibration (scale {trace.calibration:.3f}) was fitted for the {trace.calibrated_for} "
                           f"response, this request answers with {config.estimator}: answered uncalibrated; calibrate the "
                           "model again (ifru_ext.unlearning.calibrate) to fit this one", stacklevel=2)
-    estimate = torch.minimum(torch.maximum(plan.moving(emb) + delta, initial - reach), initial + reach)
+    # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
+    # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
+    # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
+    reach = trace.lr * trace.steps
+    initial, start = plan.moving(trace.initial), plan.moving(emb)
     orphan_rows = orphans.nonzero().squeeze(1)
+    orphans_initial = trace.initial.index_select(0, orphan_rows.to(trace.initial.device)).to(emb)
+    changed_rows = torch.cat((plan.global_rows, orphan_rows))
+
+    def changed_values(delta: Tensor) -> Tensor:
+        """The rows ``changed_rows`` of the answer ``delta`` [a, d] gives: scaled, kept in the box,
+        orphans at their initial rows."""
+        estimate = torch.minimum(torch.maximum(start + delta * scale, initial - reach), initial + reach)
+        return torch.cat((estimate.to(emb.dtype), orphans_initial))
+
+    select = validation = None
+    if config.selects_on_validation:
+        select = _validation_selector(model, dataset, emb, moving, 1, graph)
+    if config.horizon == "validation":
+        if trace.validation_tail is None:
+            raise ValueError("horizon='validation' needs the validation AUC of the epochs the original run trained past "
+                             "its best (TrainingTrace.validation_tail), which this model's trace did not record (traces "
+                             "before 2026-12-03, or a run returned at its last epoch): retrain it, or use horizon='recorded'")
+        validation = _answer_validation(model, dataset, emb, changed_rows, changed_values, graph)
+    delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol, config.max_iter,
+                                      clock.lap, select, config.newton_corrections, validation)
     unlearned = copy_model(model)
     with torch.no_grad():
-        unlearned.embedding.index_copy_(0, plan.global_rows, estimate.to(emb.dtype))
-        orphans_initial = trace.initial.index_select(0, orphan_rows.to(trace.initial.device))
-        unlearned.embedding.index_copy_(0, orphan_rows, orphans_initial.to(emb))
+        unlearned.embedding.index_copy_(0, changed_rows, changed_values(delta))
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")
     return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(moving.sum() + orphans.sum()),
-                         changed_rows=torch.cat((plan.global_rows, orphan_rows)))
+                         changed_rows=changed_rows)
 
 
-def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):
-    """Validation AUC of the model that iterate ``t`` gives (the authors' stopping rule)."""
+# The validation AUC of an MF model, per model state: the horizon rule re-scores only the pairs a request changes.
+_VALIDATION_AUCS = ModelStateMemo()
+
+
+def _answer_validation(model, dataset: RecDataset, emb: Tensor, changed_rows: Tensor,
+                       changed_values: Callable[[Tensor], Tensor], graph: CSRGraph | None) -> Callable[[Tensor], float]:
+    """The whole-validation AUC of the answer a ``δ`` gives (its rows ``changed_rows`` set to
+    ``changed_values(δ)``, the rest as in ``emb``). MF re-scores only the validation pairs that
+    read a changed row (``metrics.PartialAUC`` against the model's own scores, memoised per model
+    state), so the cost follows the request; LightGCN propagates the whole table, and a
+    ``TableModel`` scores every pair."""
+    if isinstance(model, TableModel) or model.num_layers > 0:
+        score = _validation_scorer(model, dataset, graph, emb.device)
+        return lambda delta: score(emb.index_copy(0, changed_rows, changed_values(delta)))
     valid = dataset.valid
-    users = valid.users.to(emb.device)
-    items = (valid.items + dataset.num_users).to(emb.device)
+    whole = _VALIDATION_AUCS.get(model, valid, lambda: PartialAUC(model.score_all(valid.users, valid.items),
+                                                                  valid.labels))
+    users, items = valid.users.to(emb.device), (valid.items + dataset.num_users).to(emb.device)
+    changed = torch.zeros(emb.shape[0], dtype=torch.bool, device=emb.device)
+    changed[changed_rows] = True
+    reading = changed[users] | changed[items]  # the pairs whose score the answer changes
+    rows, local = torch.unique(torch.cat((users[reading], items[reading])), return_inverse=True)
+    position = torch.full((emb.shape[0],), -1, dtype=torch.int64, device=emb.device)
+    position[changed_rows] = torch.arange(changed_rows.numel(), device=emb.device)
+    moved = position[rows] >= 0
+    moved_at, moved_from = moved.nonzero().squeeze(1), position[rows[moved]]
+    base, pair_users, pair_items = emb.index_select(0, rows), *local.chunk(2)
+    auc_with = whole.changed(reading)
 
-    def score(t: Tensor) -> float:
+    def score(delta: Tensor) -> float:
+        table = base.index_copy(0, moved_at, changed_values(delta).index_select(0, moved_from))
+        return auc_with((table.index_select(0, pair_users) * table.index_select(0, pair_items)).sum(-1))
+
+    return score
+
+
+def _validation_scorer(model, dataset: RecDataset, graph: CSRGraph | None, device: torch.device) -> Callable[[Tensor], float]:
+    """The whole-validation AUC of the model a table [N, d] on ``device`` gives (LightGCN: propagated on ``graph``)."""
+    valid = dataset.valid
+    users = valid.users.to(device)
+    items = (valid.items + dataset.num_users).to(device)
+
+    def score(table: Tensor) -> float:
         with torch.no_grad():
-            table = emb + t * keep[:, None] / n
             if isinstance(model, TableModel):
                 return auc(model.scores(table, users, items), valid.labels)
             f = _propagated(table, graph, model.num_layers)
             return auc((f[users] * f[items]).sum(1), valid.labels)
 
     return score
+
+
+def _validation_selector(model, dataset: RecDataset, emb: Tensor, keep: Tensor, n: int, graph: CSRGraph | None):
+    """Validation AUC of the model that iterate ``t`` gives (the authors' stopping rule)."""
+    score = _validation_scorer(model, dataset, graph, emb.device)
+    return lambda t: score(emb + t * keep[:, None] / n)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -24,7 +23,7 @@ from ..data import RecDataset, validate_removal
 from ..models import Recommender, copy_model
 from ..models.trace import training_loss
 from .alteraser import AltEraserConfig, alteraser
-from .base import PhaseClock, UnlearnResult
+from .base import ModelStateMemo, PhaseClock, UnlearnResult
 from .finetune import FinetuneConfig, finetune
 from .influence import UnlearnConfig, influence_update
 from .own_model import TableModel
@@ -83,6 +82,11 @@ METHODS: dict[str, Method] = _methods(
            summary="IFRU's training response with one Newton correction per segment (the remaining loss's true "
                    "gradient at E + δ): more forgetting of poisoned rows at about twice the cost; uses a calibration "
                    "fitted for it (calibrate(..., config=...), ifru fidelity --calibrate-for ifru-corrected)",
+           **TRAINING_RESPONSE),
+    Method("ifru-horizon", UnlearnConfig(horizon="validation"), influence_update,
+           summary="IFRU's training response run on past the returned epoch while Retrain's own early stopping, "
+                   "read from the Original's validation AUC after its best epoch plus the answer's change of it, "
+                   "would go on; uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-horizon)",
            **TRAINING_RESPONSE),
     Method("ifru-corrected-uncalibrated", UnlearnConfig(corrections=1, calibrated=False), influence_update,
            summary="ifru-corrected without the model's calibration", **TRAINING_RESPONSE),
@@ -197,21 +201,15 @@ def _changed_norm(before: torch.nn.Module, after: torch.nn.Module, rows: Tensor 
     return total**0.5
 
 
-# model -> (parameter versions, training rows, max |training logit|): the blow-up check's scale,
-# computed once per model state instead of re-scoring every training row on each request.
-_TRAINING_RANGES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, weakref.ref, float]]" = weakref.WeakKeyDictionary()
+# max |training logit| per model state: the blow-up check's scale, computed once instead of
+# re-scoring every training row on each request.
+_TRAINING_RANGES = ModelStateMemo()
 
 
 def _training_logit_range(model: torch.nn.Module, dataset: RecDataset) -> float:
-    """max |logit| of ``model`` over ``dataset``'s training rows, memoised per model state
-    (an in-place change of a parameter or buffer bumps its version and invalidates it)."""
-    state = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
-    cached = _TRAINING_RANGES.get(model)
-    if cached is not None and cached[0] == state and cached[1]() is dataset.train:
-        return cached[2]
-    value = float(model.score_all(dataset.train.users, dataset.train.items).abs().max())
-    _TRAINING_RANGES[model] = (state, weakref.ref(dataset.train), value)
-    return value
+    """max |logit| of ``model`` over ``dataset``'s training rows, memoised per model state."""
+    return _TRAINING_RANGES.get(model, dataset.train, lambda: float(
+        model.score_all(dataset.train.users, dataset.train.items).abs().max()))
 
 
 def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset, removal: Tensor) -> None:

@@ -516,7 +516,8 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
 def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
                       gradient: Callable[[Tensor, int], Tensor], tol: float, max_iter: int,
                       lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
-                      corrections: int = 0) -> tuple[Tensor, SolveReport]:
+                      corrections: int = 0, validation: Callable[[Tensor], float] | None = None
+                      ) -> tuple[Tensor, SolveReport]:
     """``δ`` [a, d] on the plan's moving rows, segment by segment along the run.
 
     ``emb``: the trained table [N, d]; ``removed``: ``r`` (the removed terms per epoch: rows for
@@ -533,6 +534,9 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     Each correction evaluates the true change at ``E + δ`` and solves the step's Newton system
     there (the Gauss–Newton operator at ``E + δ``) for the residual (a selected iterate is kept
     as selected).
+
+    ``validation`` (optional): the validation AUC of the answer a ``δ`` gives; with it the
+    response runs on past the returned epoch by Retrain's stopping rule (``_extended``).
     """
     n = round(1.0 / plan.scale)
     delta, iterations, report = None, 0, None
@@ -543,14 +547,14 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         damping = training_damping(trace, moment, steps)  # on the moving rows, [a, d]
         system = plan.system(at, segment=number - 1)
         share = plan.removed_share(at, system, number - 1)
-        retrain_damping = training_damping(trace, moment * (1 - share) * (n / (n - removed)), steps)
+        retrain_moment = moment * (1 - share) * (n / (n - removed))  # Retrain's v̂: without the removed share
+        retrain_damping = training_damping(trace, retrain_moment, steps)
         system.set_diagonal(retrain_damping + trace.l2)
         pace = retrain_damping / damping  # Π/Π' per coordinate [a, d]
         remaining = (plan.remaining_gradient(at, number - 1, system) * plan.scale
                      + trace.l2 * at.index_select(0, plan.rows))
-        rhs = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
-        if delta is not None:
-            rhs = rhs + retrain_damping * delta
+        drive = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
+        rhs = drive if delta is None else drive + retrain_damping * delta
         lap("operator")
         # Only the last segment's residual is reported: the others' are not recomputed (one product each).
         last = number == len(segments)
@@ -562,4 +566,42 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
             delta, corrected, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, delta, corrections, tol,
                                                  max_iter, last, lap)
             report, iterations = corrected or report, iterations + extra
+    if validation is not None:
+        # the last segment ends at the returned epoch: its system, second moments and drive carry on
+        delta, extra = _extended(trace, system, retrain_moment, drive, delta, validation, tol, max_iter)
+        iterations += extra
+        lap("solve")
     return delta, SolveReport(iterations, report.residual, report.status)
+
+
+def _extended(trace: TrainingTrace, system: "ResponseSystem", retrain_moment: Tensor, drive: Tensor, delta: Tensor,
+              validation: Callable[[Tensor], float], tol: float, max_iter: int) -> tuple[Tensor, int]:
+    """``δ`` [a, d] at the epoch Retrain's early stopping would return, and the CG iterations spent.
+
+    Retrain stops where its own validation AUC peaks, and without ``D_r`` that can be later than
+    the Original's peak (a clean run keeps improving where a poisoned one has stopped: BookCrossing
+    MF, 8% flipped labels, 1.4–1.7× the epochs; reports/fidelity-endpoint/horizon). Linearised,
+    Retrain's table after epoch ``T + k`` is the Original's there plus the response ``δ_k``;
+    only the Original's validation AUC there is known (``trace.validation_tail``, the epochs it
+    ran past its best before its patience ran out), so Retrain's curve is read as that plus the
+    answer's own change, ``tail[k] + AUC(δ_k)``, followed while it rises (Retrain's patience reads
+    a noisy curve; this one is the smooth linearised answer plus the recorded tail, and on every
+    request measured it rose to a single peak and fell from there).
+    ``δ_k`` continues the last segment one epoch at a time from the returned table (its operator,
+    second moments and drive ``drive`` [a, d]), one implicit step each:
+    ``(G + Λ'_1 + λ) δ_k = Λ'_1 δ_{k−1} + drive`` with ``Λ'_1`` Retrain's damping over one epoch
+    (``retrain_moment`` [a, d] its v̂). ``k = 0`` is the recorded horizon, so the rule can only
+    lengthen the response, never veto it."""
+    tail = trace.validation_tail
+    epoch_steps = max(round(trace.steps / max(trace.best_epoch, 1)), 1)
+    damping = training_damping(trace, retrain_moment, epoch_steps)
+    system.set_diagonal(damping + trace.l2)
+    best, best_score, iterations = delta, tail[0] + validation(delta), 0
+    for epoch_after in range(1, len(tail)):
+        current, report = system.solve(drive + damping * best, tol, max_iter, true_residual=False)
+        iterations += report.iterations
+        score = tail[epoch_after] + validation(current)
+        if not score > best_score:
+            break
+        best, best_score = current, score
+    return best, iterations

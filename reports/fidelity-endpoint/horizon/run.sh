@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The poisoned-row cells of the fidelity matrix answered by ifru-horizon (UnlearnConfig(horizon="validation"),
+# calibrated for itself) next to ifru-uncalibrated, one after another. On genuine rows and whole users the rule
+# keeps the recorded horizon (and the calibration request's scale is ifru's), so those cells are ifru's.
+# Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted)
+# Reports: reports/fidelity-endpoint/horizon/<stage>/poison-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+IFRU=${IFRU:-.venv/bin/ifru}
+HERE=reports/fidelity-endpoint/horizon
+THREADS=${THREADS:-2}
+
+cell() {  # stage fraction seeds [dataset flags...]
+  local stage=$1 fraction=$2 seeds=$3
+  shift 3
+  local out=runs/horizon-$stage dest=$HERE/$stage
+  echo "=== $(date +%T) ${MODEL:-mf} $stage poison $fraction seeds $seeds"
+  local start=$SECONDS
+  mkdir -p "$out" "$dest"
+  "$IFRU" fidelity --model "${MODEL:-mf}" --scenario poison --fraction "$fraction" --seeds "$seeds" \
+      --methods ifru-horizon,ifru-uncalibrated --calibrate-for ifru-horizon --threads "$THREADS" --out "$out" "$@" \
+      > "$out.poison-$fraction.log" 2>&1 || { echo "FAILED (see $out.poison-$fraction.log)"; return 1; }
+  cp "$out/report.md" "$dest/poison-$fraction.md"
+  cp "$out/report.json" "$dest/poison-$fraction.json"
+  echo "    done in $((SECONDS - start)) s"
+}
+
+stages=("$@"); [ $# -gt 0 ] || stages=(full users-0.25 users-0.5 planted)
+for stage in "${stages[@]}"; do
+  case $stage in
+    full) cell full 0.08 1; cell full 0.02 1,2,3; cell full 0.005 1 ;;
+    users-0.25|users-0.5) for f in 0.08 0.02 0.005; do cell $stage $f 1,2,3 --user-fraction "${stage#users-}"; done ;;
+    planted) for f in 0.02 0.08; do cell planted-1e4 $f 1,2,3 --dataset planted:1e4; cell planted-1e5 $f 1 --dataset planted:1e5; done ;;
+    lightgcn-planted) for size in 1e4 1e5; do MODEL=lightgcn cell lightgcn-$size 0.02 1 --dataset planted:$size; done ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
