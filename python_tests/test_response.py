@@ -231,6 +231,17 @@ def test_the_answers_validation_auc_rescores_only_the_pairs_it_changes(planted):
     assert partial(torch.zeros(changed_rows.numel(), model.dim, dtype=emb.dtype)) != partial(delta)
 
 
+def test_a_run_returned_at_its_epoch_cap_keeps_the_recorded_horizon(planted):
+    """A run still improving at its epoch cap records its last AUC only: a Retrain with the same
+    cap cannot train longer, so ``ifru-horizon`` answers exactly as ``ifru``."""
+    model = build_model("mf", planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
+    result = train(model, planted, TrainConfig(lr=0.01, batch_size=256, max_epochs=2, patience=8), progress=False)
+    assert result.best_epoch == 2 and model.trace.validation_tail == (result.best_valid_auc,)
+    removal = torch.arange(0, len(planted.train), 37)
+    extended, recorded = (unlearn(model, planted, removal, method=name) for name in ("ifru-horizon", "ifru"))
+    assert extended.update_norm > 0 and torch.equal(extended.model.embedding, recorded.model.embedding)
+
+
 def test_the_horizon_rule_needs_the_recorded_tail(planted):
     model = trained(planted, "mf")
     model.trace = replace(model.trace, validation_tail=None)  # a trace written before the field

@@ -50,8 +50,9 @@ class TrainingTrace:
     scale no estimator of today applies);
     validation_tail: the whole-validation AUC at the returned epoch and after each epoch the run
     trained past it before early stopping gave up (its patience), in order — how the Original's
-    own run went on from where it was returned (the horizon rule, ``UnlearnConfig.horizon``);
-    None: not recorded (traces written before 2026-12-03, or a run returned at its last epoch).
+    own run went on from where it was returned (the horizon rule, ``UnlearnConfig.horizon``); one
+    value when the run was returned at its last epoch (an epoch cap: a Retrain with the same cap
+    cannot train longer either); None: not recorded (traces written before 2026-12-03).
     """
 
     lr: float

@@ -306,7 +306,7 @@ def train(
     if model.trace is not None and stopper.best_step > 0:  # epoch 0: the model's own trace, not this run's
         # How the run went on past the returned epoch: the horizon rule reads it (UnlearnConfig.horizon).
         tail = tuple(float(record["valid_auc"]) for record in history if record["epoch"] >= stopper.best_step)
-        model.trace = replace(model.trace, validation_tail=tail if len(tail) > 1 else None)
+        model.trace = replace(model.trace, validation_tail=tail)
     return TrainResult(
         best_epoch=stopper.best_step,
         best_valid_auc=stopper.best_score,

@@ -416,7 +416,7 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
         if trace.validation_tail is None:
             raise ValueError("horizon='validation' needs the validation AUC of the epochs the original run trained past "
                              "its best (TrainingTrace.validation_tail), which this model's trace did not record (traces "
-                             "before 2026-12-03, or a run returned at its last epoch): retrain it, or use horizon='recorded'")
+                             "written before 2026-12-03): retrain it, or use horizon='recorded'")
         validation = _answer_validation(model, dataset, emb, changed_rows, changed_values, graph)
     delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol, config.max_iter,
                                       clock.lap, select, config.newton_corrections, validation)
