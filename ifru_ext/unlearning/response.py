@@ -301,6 +301,13 @@ class ResponsePlan:
         return self.memo(emb, ("term sums", id(terms), graph is self.old_graph),
                          lambda: terms.incidence(self.num_nodes).statistics(table))
 
+    def moving_statistics(self, terms: "TermPlan", emb: Tensor) -> TermStatistics:
+        """MF: the remaining dot-product terms' sums on the moving rows only [a, d] at the local
+        table ``emb`` (``TermIncidence``), ``memo``-ised: a segment's operator reads them for its
+        preconditioner, slopes and squares, and a Newton correction for the true gradient at
+        ``E + δ`` — the same pass at the same table."""
+        return self.memo(emb, ("moving sums", id(terms)), lambda: terms.incidence.statistics(emb, self.rows))
+
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
         ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j ∂x_j/∂f_v`` (MF has no spillover: only the removed terms)."""
@@ -332,6 +339,8 @@ class ResponsePlan:
         def compute() -> Tensor:
             if system is not None and self.num_layers == 0:  # MF: the operator at ``emb`` has the slopes
                 return system.remaining_gradient()
+            if self.terms(segment).incidence is not None:  # MF dot products: the moving rows' sums only
+                return self.moving_statistics(self.terms(segment), emb).gradient
             gradient = self.term_gradient(self.terms(segment).operator, emb)
             if self.num_layers > 0:
                 gradient = ops.propagate(gradient, self.new_graph, self.num_layers)
@@ -404,7 +413,7 @@ class ResponseSystem:
         # ℓ'² per term summed against the squared Jacobians (dot products: ``TermIncidence.statistics``,
         # which applies the terms' multiplicity).
         if terms.incidence is not None:  # MF
-            self.moving_statistics = terms.incidence.statistics(self.table, plan.rows)
+            self.moving_statistics = plan.moving_statistics(terms, self.table)
             curvature_sums = self.moving_statistics.curvature * plan.scale
         elif operator.dot_products:  # LightGCN: at this table, as the remaining gradient reads them
             curvature_sums = plan.term_statistics(operator, emb).curvature.index_select(0, plan.rows) * plan.scale
@@ -559,6 +568,16 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         # Only the last segment's residual is reported: the others' are not recomputed (one product each).
         last = number == len(segments)
         selecting = select is not None and last
+        if corrections and not selecting and delta is not None:
+            # Newton on the step's own equation from the previous segment's answer, where Retrain's
+            # table is nearer than at δ = 0 (the linear solve's start); if no step lowers the
+            # residual there, the linear solve and its corrections below answer instead.
+            previous = delta
+            delta, report, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, previous, corrections + 1,
+                                              tol, max_iter, last, lap)
+            iterations += extra
+            if delta is not previous:
+                continue
         delta, report = system.solve(rhs, tol, max_iter, select if last else None, true_residual=last)
         iterations += report.iterations
         lap("solve")
