@@ -68,10 +68,11 @@ class UnlearnConfig:
         (double-backward HVP through ``torch.sparse.mm``), the same maths, for comparison.
     corrections: Newton corrections per segment of the training response (None: 0). Each
         segment is one implicit step of Retrain's dynamics; 0 solves it linearised around the
-        original run (the remaining loss's gradient change ``≈ G δ``), each correction one
-        Newton step on the step's own equation with the remaining loss's true gradient at
-        ``E + δ`` (``response.training_response``; registry ``ifru-corrected``: 1). Training
-        response only.
+        original run (the remaining loss's gradient change ``≈ G δ``); k > 0 solves the step's
+        own equation, with the remaining loss's true gradient at ``E + δ``, by k + 1 Newton
+        steps from the previous segment's answer (the first segment: from its linear answer,
+        k more) (``response.training_response``; registry ``ifru-corrected``: 1,
+        ``ifru-nonlinear``: 2, converged). Training response only.
     horizon: how long the training response runs. ``recorded`` (default): as long as the
         original run, to its returned epoch. ``validation``: Retrain's own early-stopping rule
         applied to the linearised Retrain — the response is continued epoch by epoch at the

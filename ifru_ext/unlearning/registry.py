@@ -90,10 +90,10 @@ METHODS: dict[str, Method] = _methods(
            **TRAINING_RESPONSE),
     Method("ifru-corrected-uncalibrated", UnlearnConfig(corrections=1, calibrated=False), influence_update,
            summary="ifru-corrected without the model's calibration", **TRAINING_RESPONSE),
-    Method("ifru-nonlinear", UnlearnConfig(corrections=2, calibrated=False), influence_update,
+    Method("ifru-nonlinear", UnlearnConfig(corrections=2), influence_update,
            summary="IFRU's training response with each segment's implicit step solved as the nonlinear equation it "
-                   "is (three Newton steps from the previous segment's answer: converged), uncalibrated: no fitted "
-                   "constant, about twice the cost of ifru", **TRAINING_RESPONSE),
+                   "is (three Newton steps from the previous segment's answer), about 2-3x the cost of ifru; uses a "
+                   "calibration fitted for it (ifru fidelity --calibrate-for ifru-nonlinear)", **TRAINING_RESPONSE),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),

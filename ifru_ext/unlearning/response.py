@@ -37,9 +37,12 @@ near the Original's (genuine 8%: 0.0022 against 0.0024; reports/fidelity-endpoin
 and Retrain's table differs from the Original's by about its own size, so the two differ: by
 3× the right-hand side in the first segment of BookCrossing MF's 8% poisoned-row request (the
 displacement form of the step, above). With
-``corrections=1`` (``ifru-corrected``; the default is 0) each segment's answer then takes one
-Newton step on the step's own equation: the true gradient change at ``E_s + δ_s`` gives the residual, the Gauss–Newton
-operator there the step, kept only where it lowers the residual (``_corrected``).
+``corrections=k > 0`` (``ifru-corrected`` k = 1, ``ifru-nonlinear`` k = 2; the default is 0) each
+segment solves the step's own equation by Newton: the true gradient change at ``E_s + δ`` gives
+the residual, the Gauss–Newton operator there the step, kept only where it lowers the residual
+(``_corrected``). A later segment starts from the previous one's answer ``δ_{s−1}`` (Retrain's
+table is nearer there than at ``δ = 0``, the linear solve's start) and takes k + 1 steps; the
+first starts from its linear answer and takes k.
 
 Exactness where it is free: a row whose every training interaction is removed gets no
 gradient under Retrain, so it keeps its initial value; it is set to ``trace.initial``.
@@ -542,7 +545,10 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     the displacement form).
     Each correction evaluates the true change at ``E + δ`` and solves the step's Newton system
     there (the Gauss–Newton operator at ``E + δ``) for the residual (a selected iterate is kept
-    as selected).
+    as selected). A segment after the first starts its Newton steps (``corrections + 1``) from
+    the previous segment's answer instead of its linear answer: the same equation from a nearer
+    start, one solve fewer (BookCrossing MF, 8% poisoned rows, k = 2: forget completeness 0.824
+    against 0.821 in 1.13 s against 1.41 s).
 
     ``validation`` (optional): the validation AUC of the answer a ``δ`` gives; with it the
     response runs on past the returned epoch by Retrain's stopping rule (``_extended``).

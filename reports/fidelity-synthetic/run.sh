@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 IFRU=${IFRU:-.venv/bin/ifru}
 PYTHON=${PYTHON:-.venv/bin/python}
-HERE=reports/fidelity-synthetic
+HERE=${HERE:-reports/fidelity-synthetic}  # where the reports go
 METHODS=${METHODS:-ifru,ifru-validation,ifru-reference}
 FLAGS=${FLAGS:-}  # e.g. --no-calibrate (the uncalibrated cells were measured before calibration existed)
 TAG=${TAG:-}      # suffix of the cached models' folders, e.g. -calibrated
