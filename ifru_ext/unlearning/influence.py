@@ -72,7 +72,7 @@ class UnlearnConfig:
         own equation, with the remaining loss's true gradient at ``E + δ``, by k + 1 Newton
         steps from the previous segment's answer (the first segment: from its linear answer,
         k more) (``response.training_response``; registry ``ifru-corrected``: 1,
-        ``ifru-nonlinear``: 2, converged). Training response only.
+        ``ifru-nonlinear``: 2). Training response only.
     horizon: how long the training response runs. ``recorded`` (default): as long as the
         original run, to its returned epoch. ``validation``: Retrain's own early-stopping rule
         applied to the linearised Retrain — the response is continued epoch by epoch at the
