@@ -8,13 +8,18 @@ Usage: .venv/bin/python reports/fidelity-endpoint/nonlinear/tables.py
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ENDPOINT = HERE.parent
 SYNTHETIC = ENDPOINT.parent / "fidelity-synthetic"
-ORDER = {"genuine": 0, "users": 1, "poison": 2}
+# The endpoint report's table helpers (its cell order and "before → after" cells), not a copy of them.
+_spec = importlib.util.spec_from_file_location("endpoint_tables", ENDPOINT / "tables.py")
+endpoint_tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(endpoint_tables)
+ORDER, pair = endpoint_tables.ORDER, endpoint_tables.pair
 # (title, the default's committed cells, ifru-nonlinear's cells)
 GROUPS = (
     ("MF, BookCrossing, all users", ENDPOINT / "mf", HERE / "mf"),
@@ -26,11 +31,6 @@ GROUPS = (
     ("LightGCN, planted:1e4", SYNTHETIC / "lightgcn-1e4-endpoint", HERE / "lightgcn-1e4-nonlinear"),
     ("LightGCN, planted:1e5", SYNTHETIC / "lightgcn-1e5-endpoint", HERE / "lightgcn-1e5-nonlinear"),
 )
-
-
-def pair(old: dict, new: dict, key, digits: int = 2) -> str:
-    """``ifru → ifru-nonlinear`` of one measure ("not judged": a change inside the Retrain noise floor)."""
-    return " → ".join("not judged" if key(s) is None else f"{key(s):.{digits}f}" for s in (old, new))
 
 
 def main() -> None:
