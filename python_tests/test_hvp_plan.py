@@ -28,6 +28,12 @@ def sparse_problem(seed: int, num_users: int = 60, num_items: int = 80, n: int =
     return emb, v, users, items, labels, graph, keep
 
 
+def grouped_by_user(active: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+    """The plan's interaction order: the ``active`` [n] bool interactions by ascending user, then index."""
+    indices = active.nonzero().squeeze(1)
+    return indices[torch.sort(users[indices], stable=True).indices]
+
+
 def make_plan(loss, emb, users, items, labels, neg, graph, num_layers, l2, keep):
     if loss == "bce":
         return ifru_ext.plan_hvp(emb, users, items, labels, graph, num_layers, l2, keep)
@@ -129,7 +135,7 @@ def test_lightgcn_inner_product_is_restricted_to_the_reach_of_keep(loss, num_lay
     assert torch.equal(plan._inner_rows, reach.nonzero().squeeze(1))
     assert 0 < plan._inner_rows.numel() < graph.num_nodes  # the restriction is exercised
     ends = torch.stack([users, items] if loss == "bce" else [users, items, neg])
-    assert torch.equal(plan.interactions, reach[ends].any(0).nonzero().squeeze(1))
+    assert torch.equal(plan.interactions, grouped_by_user(reach[ends].any(0), users))
     expected = stateless(loss, emb, v, users, items, labels, neg, graph, num_layers, 0.1, keep)
     assert torch.equal(plan(v), expected)
     if loss == "bce":
@@ -145,12 +151,12 @@ def test_mf_plan_reads_only_interactions_incident_to_keep(loss):
     ends = torch.stack([users, items] if loss == "bce" else [users, items, neg])
     active = keep[ends].any(0)
     assert 0 < int(active.sum()) < users.numel()
-    assert torch.equal(plan.interactions, active.nonzero().squeeze(1))
+    assert torch.equal(plan.interactions, grouped_by_user(active, users))
     assert torch.equal(plan._inner_rows, plan.rows)
-    assert torch.equal(plan._ends[0], ends[:, active])
+    assert torch.equal(plan._ends[0], ends[:, plan.interactions])
     position = torch.full((emb.shape[0],), -1, dtype=torch.long)
     position[plan.rows] = torch.arange(plan.rows.numel())
-    assert torch.equal(plan._ends[1], position[ends[:, active]])
+    assert torch.equal(plan._ends[1], position[ends[:, plan.interactions]])
     # one incidence per (pair, kept endpoint), listed under the kept row in slot order
     pairs = ends.shape[0] - 1
     kept_user = keep[ends[0, active]].sum() * pairs

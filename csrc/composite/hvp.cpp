@@ -79,7 +79,7 @@ at::Tensor stateless(const char* op, PlannedMfHvpKernel mf_hvp, const at::Tensor
       call_hvp_plan(users, items, neg_items, keep, num_nodes, rowptr, col, num_layers);
   c10::optional<at::Tensor> planned_labels;
   if (labels.has_value()) {
-    planned_labels = interactions.numel() == users.numel() ? *labels : labels->index_select(0, interactions);
+    planned_labels = labels->index_select(0, interactions);  // in the plan's order (grouped by user)
   }
   const auto out = planned(op, true, mf_hvp, emb, on_rows(v, rows, num_nodes), rows, inner_rows, ends,
                            incidence_rowptr, incidence_slot, planned_labels, users.numel(), rowptr, col, weight,

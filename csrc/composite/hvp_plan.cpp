@@ -1,6 +1,6 @@
 // ifru::hvp_plan from ATen ops alone: the fallback for every device without its own kernel (CPU
-// has a counting sort in cpu/hvp_plan.cpp). A stable sort of the pair slots by row lists each
-// row's slots in ascending order, as the counting sort does, so both give the same plan.
+// has counting sorts in cpu/hvp_plan.cpp). Stable sorts group the interactions by user and list
+// each row's pair slots in ascending order, as the counting sorts do, so both give the same plan.
 #include <torch/library.h>
 
 #include "../checks.h"
@@ -29,8 +29,12 @@ HvpPlan hvp_plan(const at::Tensor& users, const at::Tensor& items, const c10::op
 
   const auto endpoints = neg_items.has_value() ? at::stack({users, items, *neg_items}) : at::stack({users, items});
   const int64_t num_ends = endpoints.size(0);
-  const auto interactions = inner.index_select(0, endpoints.reshape({-1})).view(endpoints.sizes()).any(0)
-                                .nonzero().squeeze(1);
+  // grouped by user as the CPU's counting sort does: ascending user, then ascending index
+  const auto active = inner.index_select(0, endpoints.reshape({-1})).view(endpoints.sizes()).any(0)
+                          .nonzero().squeeze(1);
+  const auto by_user = std::get<1>(at::sort(users.index_select(0, active), /*stable=*/true, /*dim=*/0,
+                                            /*descending=*/false));
+  const auto interactions = active.index_select(0, by_user);
   const auto global = endpoints.index_select(1, interactions);  // [E, a]
   const auto local = position.index_select(0, global.reshape({-1})).view(global.sizes());
   const auto ends = at::stack({global, local});

@@ -1,6 +1,6 @@
 // CPU kernel of ifru::hvp_plan (docs/ARCHITECTURE.md §3): which rows and interactions an HVP
-// restricted to keep reads, and its pairs grouped by row with a counting sort, O(n + N) (+ K·nnz
-// for the reach). The device-generic composite (composite/hvp_plan.cpp) builds the same tensors with
+// restricted to keep reads, the interactions grouped by user and their pairs by row with counting
+// sorts, O(n + N) (+ K·nnz for the reach). The device-generic composite (composite/hvp_plan.cpp) builds the same tensors with
 // a stable sort; both list a row's pair slots in ascending order, so the plans are identical.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -79,7 +79,10 @@ HvpPlan hvp_plan_cpu(const at::Tensor& users, const at::Tensor& items, const c10
     if (inner[r]) position[r] = k++;
   }
 
-  // Interactions with an endpoint among the inner rows; the others only write rows read as zero.
+  // Interactions with an endpoint among the inner rows (the others only write rows read as zero),
+  // grouped by user (a counting sort: ascending user, then ascending index). The kernel then reads
+  // a user's rows for consecutive interactions, and each item row's incidences visit their users
+  // in address order (BookCrossing MF: a request's products ~10% faster than in index order).
   std::vector<char> active(n);
   at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
@@ -88,8 +91,17 @@ HvpPlan hvp_plan_cpu(const at::Tensor& users, const at::Tensor& items, const c10
       active[j] = any;
     }
   });
-  const at::Tensor interactions = set_rows(active, options);
-  const int64_t a = interactions.numel();
+  std::vector<int64_t> user_start(num_nodes + 1, 0);
+  for (int64_t j = 0; j < n; ++j) {
+    if (active[j]) ++user_start[endpoint[0][j] + 1];
+  }
+  for (int64_t r = 0; r < num_nodes; ++r) user_start[r + 1] += user_start[r];
+  const int64_t a = user_start[num_nodes];
+  const at::Tensor interactions = at::empty({a}, options);
+  int64_t* grouped = interactions.data_ptr<int64_t>();
+  for (int64_t j = 0; j < n; ++j) {
+    if (active[j]) grouped[user_start[endpoint[0][j]]++] = j;
+  }
   auto ends = at::empty({2, num_ends, a}, options);
   const int64_t* picked = interactions.data_ptr<int64_t>();
   int64_t* global = ends.data_ptr<int64_t>();
