@@ -144,9 +144,14 @@ class TermPlan:
         # Dot-product terms (BCE pairs, BPR triples) on MF: the moving rows' sums over their terms in
         # one pass (``TermIncidence``). LightGCN's system reads those rows of the every-row sums
         # instead, which its remaining gradient needs anyway (``ResponsePlan.term_statistics``).
-        self.incidence = None
+        # The removed terms likewise (``removed_incidence``): MF reads their sums on the moving rows
+        # only, and their every-row sums would cost the table's size (BookCrossing MF 2%: 4–9 ms of
+        # output for 14k entries, per segment).
+        self.incidence = self.removed_incidence = None
         if self.operator.dot_products and plan.num_layers == 0:
             self.incidence = TermIncidence(self.operator, self.slots, moving, plan.num_nodes)
+            removed_slots = tuple(slot.index_select(0, column) for column in self.removed.columns)
+            self.removed_incidence = TermIncidence(self.removed, removed_slots, moving, plan.num_nodes)
         self._gauss_newton: ops.HVPPlan | None = None
 
     def gauss_newton(self, plan: "ResponsePlan", emb: Tensor) -> ops.HVPPlan:
@@ -304,17 +309,22 @@ class ResponsePlan:
         return self.memo(emb, ("term sums", id(terms), graph is self.old_graph),
                          lambda: terms.incidence(self.num_nodes).statistics(table))
 
-    def moving_statistics(self, terms: "TermPlan", emb: Tensor) -> TermStatistics:
-        """MF: the remaining dot-product terms' sums on the moving rows only [a, d] at the local
-        table ``emb`` (``TermIncidence``), ``memo``-ised: a segment's operator reads them for its
-        preconditioner, slopes and squares, and a Newton correction for the true gradient at
-        ``E + δ`` — the same pass at the same table."""
-        return self.memo(emb, ("moving sums", id(terms)), lambda: terms.incidence.statistics(emb, self.rows))
+    def moving_statistics(self, terms: "TermPlan", emb: Tensor, removed: bool = False) -> TermStatistics:
+        """MF: the remaining (``removed``: the removed) dot-product terms' sums on the moving rows
+        only [a, d] at the local table ``emb`` (``TermIncidence``), ``memo``-ised: a segment's
+        operator reads the remaining ones for its preconditioner, slopes and squares, and a Newton
+        correction for the true gradient at ``E + δ`` — the same pass at the same table; the
+        influence and the removed share read the removed ones."""
+        incidence = terms.removed_incidence if removed else terms.incidence
+        return self.memo(emb, ("moving sums", id(terms), removed), lambda: incidence.statistics(emb, self.rows))
 
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
         ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j ∂x_j/∂f_v`` (MF has no spillover: only the removed terms)."""
-        return self.term_gradient(self.terms(segment).removed, emb).index_select(0, self.rows)
+        terms = self.terms(segment)
+        if terms.removed_incidence is not None:  # dot products: the moving rows' sums only
+            return self.moving_statistics(terms, emb, removed=True).gradient
+        return self.term_gradient(terms.removed, emb).index_select(0, self.rows)
 
     def influence(self, emb: Tensor, segment: int = 0, spillover: bool = True) -> Tensor:
         """The influence right-hand side ``g = ∇L_d + ∇L_s`` (docs §4; sums) on the moving rows
@@ -371,7 +381,8 @@ class ResponsePlan:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
             return out.index_select(0, self.rows)
 
-        gone = squares(plan.removed)
+        gone = self.moving_statistics(plan, emb, removed=True).squared if plan.removed_incidence is not None else \
+            squares(plan.removed)
         # MF's remaining part comes from the operator at the same table (``system``), when given.
         remaining = system.remaining_squares() if system is not None and self.num_layers == 0 else \
             squares(plan.operator)
