@@ -3,11 +3,14 @@ installed torch is a CUDA build and nvcc is found (a visible GPU is not needed).
 
 Overrides: ``IFRU_FORCE_CUDA=1`` builds CUDA even if detection says no, ``IFRU_FORCE_CPU=1``
 builds the CPU-only extension. ``TORCH_CUDA_ARCH_LIST`` defaults to the visible GPU, else 9.0.
+On an x86-64 machine with AVX2 and FMA the C++ sources are compiled for them (``host_vector_flags``);
+``IFRU_PORTABLE=1`` builds for the baseline x86-64 instead, for a build that runs elsewhere.
 Install with ``pip install --no-build-isolation .`` (torch first): an isolated build env
 would pull a second, multi-GB torch.
 """
 import glob
 import os
+import platform
 import shutil
 
 import torch
@@ -24,9 +27,26 @@ def want_cuda() -> bool:
     return torch.version.cuda is not None and bool(nvcc) and os.path.exists(nvcc)
 
 
+def host_vector_flags() -> list[str]:
+    """``-mavx2 -mfma`` when the building machine has AVX2 and FMA (the extension is built from source
+    where it runs): the CPU kernels' row loops then run on 256-bit vectors (BookCrossing MF, 2 threads:
+    the planned HVP ~16% and the Gauss–Newton product ~22% faster, a 2% request ~20%).
+    ``-ffp-contract=off`` keeps every product and sum rounded as written, so the results are the
+    baseline build's to the bit. None with ``IFRU_PORTABLE=1``, off x86-64, or without the two."""
+    if os.environ.get("IFRU_PORTABLE") == "1" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return ["-mavx2", "-mfma", "-ffp-contract=off"] if {"avx2", "fma"} <= set(flags) else []
+
+
 def extension():
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp") + glob.glob("csrc/composite/*.cpp"))
-    cxx_flags = ["-O3", "-fopenmp"]
+    cxx_flags = ["-O3", "-fopenmp"] + host_vector_flags()
+    print("ifru_ext build: C++ flags %s" % " ".join(cxx_flags))
     if not want_cuda():
         print("ifru_ext build: CPU only (torch.version.cuda=%s)" % torch.version.cuda)
         return CppExtension(

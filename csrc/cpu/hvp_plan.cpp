@@ -82,7 +82,7 @@ HvpPlan hvp_plan_cpu(const at::Tensor& users, const at::Tensor& items, const c10
   // Interactions with an endpoint among the inner rows (the others only write rows read as zero),
   // grouped by user (a counting sort: ascending user, then ascending index). The kernel then reads
   // a user's rows for consecutive interactions, and each item row's incidences visit their users
-  // in address order (BookCrossing MF: a request's products ~10% faster than in index order).
+  // in address order (BookCrossing MF, 2 threads: the Gauss–Newton product 36–47 → 24–29 ms).
   std::vector<char> active(n);
   at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
