@@ -1,7 +1,8 @@
 // CPU kernel of ifru::hvp_plan (docs/ARCHITECTURE.md §3): which rows and interactions an HVP
 // restricted to keep reads, the interactions grouped by user and their pairs by row with counting
-// sorts, O(n + N) (+ K·nnz for the reach). The device-generic composite (composite/hvp_plan.cpp) builds the same tensors with
-// a stable sort; both list a row's pair slots in ascending order, so the plans are identical.
+// sorts, O(n + N) (+ K·nnz for the reach). The device-generic composite (composite/hvp_plan.cpp)
+// builds the same tensors with stable sorts: both order the interactions by user, then index, and
+// list a row's pair slots in ascending order, so the plans are identical.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
