@@ -135,7 +135,11 @@ class TermPlan:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
         moving = plan.rows.numel()
         slot = torch.where(plan.position >= 0, plan.position, moving)
-        self.slots = tuple(slot.index_select(0, column) for column in self.operator.columns)
+
+        def slots_of(terms: Terms) -> tuple[Tensor, ...]:
+            return tuple(slot.index_select(0, column) for column in terms.columns)
+
+        self.slots = slots_of(self.operator)
         weights, self.multiplicity = self.operator.weights, None
         if self.operator.scorer is None:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
@@ -150,8 +154,7 @@ class TermPlan:
         self.incidence = self.removed_incidence = None
         if self.operator.dot_products and plan.num_layers == 0:
             self.incidence = TermIncidence(self.operator, self.slots, moving, plan.num_nodes)
-            removed_slots = tuple(slot.index_select(0, column) for column in self.removed.columns)
-            self.removed_incidence = TermIncidence(self.removed, removed_slots, moving, plan.num_nodes)
+            self.removed_incidence = TermIncidence(self.removed, slots_of(self.removed), moving, plan.num_nodes)
         self._gauss_newton: ops.HVPPlan | None = None
 
     def gauss_newton(self, plan: "ResponsePlan", emb: Tensor) -> ops.HVPPlan:
