@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace ifru {
@@ -196,12 +197,25 @@ void check_hvp_plan_args(const at::Tensor& users, const at::Tensor& items, const
   if (rowptr.has_value()) check_csr(*rowptr, *col, num_nodes, op, device);
 }
 
+namespace {
+
+// ends [2, E, a] int64 on `device`, E = 2 or 3: a plan's endpoints (ifru::hvp_plan).
+void check_plan_ends(const at::Tensor& ends, const char* op, const at::Device& device) {
+  TORCH_CHECK(ends.dim() == 3 && ends.size(0) == 2 && (ends.size(1) == 2 || ends.size(1) == 3), op,
+              ": ends must have shape [2, E, a] with E = 2 or 3 (a plan of ifru::hvp_plan), got ", ends.sizes());
+  TORCH_CHECK(ends.scalar_type() == at::kLong, op, ": ends must be int64, got ", ends.scalar_type());
+  TORCH_CHECK(ends.device() == device, op, ": ends is on ", ends.device(), " but the op runs on ", device);
+}
+
+}  // namespace
+
 void check_hvp_planned_args(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& rows,
                             const at::Tensor& inner_rows, const at::Tensor& ends, const at::Tensor& incidence_rowptr,
                             const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
                             int64_t num_interactions, const c10::optional<at::Tensor>& rowptr,
                             const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
-                            int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated) {
+                            int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated,
+                            bool gauss_newton, const c10::optional<at::Tensor>& gauss_newton_weights) {
   const char* op = "ifru::hvp_planned";
   TORCH_CHECK(emb.dim() == 2, op, ": emb must be 2-D [N, d], got shape ", emb.sizes());
   const auto device = emb.device();
@@ -212,10 +226,7 @@ void check_hvp_planned_args(const at::Tensor& emb, const at::Tensor& v, const at
   check_index_tensor(inner_rows, op, "inner_rows", device);
   check_index_tensor(incidence_rowptr, op, "incidence_rowptr", device);
   check_index_tensor(incidence_slot, op, "incidence_slot", device);
-  TORCH_CHECK(ends.dim() == 3 && ends.size(0) == 2 && (ends.size(1) == 2 || ends.size(1) == 3), op,
-              ": ends must have shape [2, E, a] with E = 2 or 3 (a plan of ifru::hvp_plan), got ", ends.sizes());
-  TORCH_CHECK(ends.scalar_type() == at::kLong, op, ": ends must be int64, got ", ends.scalar_type());
-  TORCH_CHECK(ends.device() == device, op, ": ends is on ", ends.device(), " but the op runs on ", device);
+  check_plan_ends(ends, op, device);
   TORCH_CHECK(incidence_rowptr.numel() == num_nodes + 1, op, ": the plan was built for a table of ",
               incidence_rowptr.numel() - 1, " rows (incidence_rowptr has ", incidence_rowptr.numel(),
               " entries), but emb has N = ", num_nodes, " rows: build the plan for this table");
@@ -254,10 +265,35 @@ void check_hvp_planned_args(const at::Tensor& emb, const at::Tensor& v, const at
     TORCH_CHECK(num_layers > 0, op, ": propagated (F = P emb) is only read with num_layers >= 1; pass None");
     check_float_tensor(*propagated, emb.sizes(), emb.scalar_type(), op, "propagated", device);
   }
+  if (gauss_newton_weights.has_value()) {
+    TORCH_CHECK(gauss_newton, op, ": gauss_newton_weights weigh the Gauss–Newton part only: pass gauss_newton=True, "
+                "or no weights");
+    TORCH_CHECK(gauss_newton_weights->dim() == 1 && gauss_newton_weights->size(0) == planned_interactions, op,
+                ": gauss_newton_weights must have shape [a] = [", planned_interactions,
+                "] (ifru::gauss_newton_weights of the plan's ends), got ", gauss_newton_weights->sizes());
+    check_float_tensor(*gauss_newton_weights, gauss_newton_weights->sizes(), emb.scalar_type(), op,
+                       "gauss_newton_weights", device);
+  }
   // One element read: the incidence list is the one incidence_rowptr indexes.
   const int64_t incidences = incidence_rowptr[num_nodes].item<int64_t>();
   TORCH_CHECK(incidences == incidence_slot.numel(), op, ": incidence_rowptr[N] = ", incidences,
               " but incidence_slot has ", incidence_slot.numel(), " entries: pass one plan's tensors together");
+}
+
+void check_gauss_newton_weights_args(const at::Tensor& table, const at::Tensor& ends, int64_t num_interactions) {
+  const char* op = "ifru::gauss_newton_weights";
+  TORCH_CHECK(table.dim() == 2, op, ": table must be 2-D [N, d], got shape ", table.sizes());
+  check_float_tensor(table, table.sizes(), table.scalar_type(), op, "table", table.device());
+  check_plan_ends(ends, op, table.device());
+  TORCH_CHECK_VALUE(num_interactions >= std::max<int64_t>(ends.size(2), 1), op, ": num_interactions = ",
+                    num_interactions, " must be positive and at least the plan's ", ends.size(2),
+                    " interactions: pass the length n of the interaction list the plan was built from");
+  check_index_range(ends[0].reshape(-1), table.size(0), op, "ends[0].flatten() (the plan's rows)");
+}
+
+void check_gauss_newton_weights_result(const at::Tensor& weights) {
+  TORCH_CHECK_VALUE(result_is_finite(weights), "ifru::gauss_newton_weights: the weights hold NaN: table holds NaN or "
+                    "infinity in a row the plan reads");
 }
 
 void check_gather_floor_args(const at::Tensor& table, const at::Tensor& index) {

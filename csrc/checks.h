@@ -111,7 +111,14 @@ void check_hvp_planned_args(const at::Tensor& emb, const at::Tensor& v, const at
                             const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
                             int64_t num_interactions, const c10::optional<at::Tensor>& rowptr,
                             const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
-                            int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated);
+                            int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated,
+                            bool gauss_newton, const c10::optional<at::Tensor>& gauss_newton_weights);
+
+// ifru::gauss_newton_weights: table [N, d] float; ends [2, E, a] int64 (a plan of hvp_plan), its rows
+// in [0, N) (an O(a) pass: they index the table); num_interactions >= a.
+void check_gauss_newton_weights_args(const at::Tensor& table, const at::Tensor& ends, int64_t num_interactions);
+// The weights are finite (ValueError naming the table otherwise: NaN or infinity in a row the plan reads).
+void check_gauss_newton_weights_result(const at::Tensor& weights);
 
 // table float [N, d], index int64 [m] in [0, N).
 void check_gather_floor_args(const at::Tensor& table, const at::Tensor& index);

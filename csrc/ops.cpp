@@ -46,10 +46,17 @@ TORCH_LIBRARY(ifru, m) {
   // rows (zero elsewhere), -> (H v)[rows] [R, d]. labels [a] = labels[interactions] (none: 1);
   // num_interactions n, the mean's divisor; propagated [N, d] = P emb (computed when none).
   // gauss_newton: the Gauss–Newton part only, Pᵀ (1/n) Σ_j ℓ''_j J_jᵀ J_j P v + l2 v (the ℓ' term
-  // dropped: positive semi-definite; labels are then not read).
+  // dropped: positive semi-definite; labels are then not read); gauss_newton_weights [a]: its
+  // (1/n)·ℓ''_j at F (gauss_newton_weights of the plan's ends), read instead of evaluated.
   m.def("hvp_planned(Tensor emb, Tensor v, Tensor rows, Tensor inner_rows, Tensor ends, Tensor incidence_rowptr, "
         "Tensor incidence_slot, Tensor? labels, int num_interactions, Tensor? rowptr, Tensor? col, Tensor? weight, "
-        "int num_layers, float l2, Tensor? propagated=None, bool symmetric=False, bool gauss_newton=False) -> Tensor");
+        "int num_layers, float l2, Tensor? propagated=None, bool symmetric=False, bool gauss_newton=False, "
+        "Tensor? gauss_newton_weights=None) -> Tensor");
+  // The Gauss–Newton weights of a plan's interactions at a table, w_j = σ(x_j)(1 − σ(x_j))/n: x_j the
+  // logit of interaction j on table [N, d] (ends [2, E, a] of hvp_plan; E = 3: x_j = f_u·f_i − f_u·f_k),
+  // n = num_interactions. -> [a]. They depend on the table alone, which is fixed during a solve:
+  // hvp_planned(gauss_newton=True, gauss_newton_weights=w) reads them instead of evaluating x_j per call.
+  m.def("gauss_newton_weights(Tensor table, Tensor ends, int num_interactions) -> Tensor");
   // The per-row sums of dot-product pair terms (BCE on MF, or LightGCN's propagated table) that a
   // segment of the training response reads, in one pass. rows_table [a, d] the a rows, table [L, d]
   // the rows they pair with; the CSR (rowptr [a+1], col [e] in [0, L)) lists row r's entries, each a

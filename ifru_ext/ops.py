@@ -6,8 +6,8 @@ Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding wid
 Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
 mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
 the argument instead of coming back as zeros or None: a gradient with respect to
-``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``pair_sums``, ``triple_sums``,
-``importance`` or ``csr_transpose`` (when backward reaches them), and forward-mode AD
+``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``gauss_newton_weights``,
+``pair_sums``, ``triple_sums``, ``importance`` or ``csr_transpose`` (when backward reaches them), and forward-mode AD
 (``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
 from __future__ import annotations
@@ -136,16 +136,21 @@ class HVPPlan:
         self._set_table(emb, op)
 
     def _set_table(self, emb: Tensor, op: str) -> None:
-        """Hold ``emb`` (checked finite) and ``F = P emb``: fixed during a solve, so propagated once
-        here, not on every call."""
+        """Hold ``emb`` (checked finite), ``F = P emb`` and, for the Gauss–Newton part, each planned
+        interaction's ``ℓ''/n`` at ``F``: fixed during a solve, so evaluated once here, not on every
+        call (``ifru::gauss_newton_weights``; BookCrossing MF, a 2% request's operator: the product
+        ~25% faster, the same bits)."""
         if not _all_finite(emb):
             raise ValueError(f"{op}: emb contains NaN or infinity")
         self.emb = emb
         self._emb_version = emb._version  # a plan holds emb (and F = P emb): an in-place edit voids it
-        self.propagated = None
+        self.propagated = self.gauss_newton_weights = None
         if self.graph is not None and self.num_layers > 0:
             with torch.no_grad():
                 self.propagated = propagate(emb, self.graph, self.num_layers)
+        if self.gauss_newton:
+            table = emb if self.propagated is None else self.propagated
+            self.gauss_newton_weights = torch.ops.ifru.gauss_newton_weights(table, self._ends, self.num_interactions)
 
     def at(self, emb: Tensor) -> "HVPPlan":
         """The same operator at another table ``emb`` of this one's shape, dtype and device: the
@@ -172,7 +177,7 @@ class HVPPlan:
         return torch.ops.ifru.hvp_planned(
             self.emb, v_rows, self.rows, self._inner_rows, self._ends, self._incidence_rowptr, self._incidence_slot,
             self.labels, self.num_interactions, rowptr, col, weight, self.num_layers, self.l2, self.propagated,
-            symmetric, self.gauss_newton,
+            symmetric, self.gauss_newton, self.gauss_newton_weights,
         )
 
     def __call__(self, v: Tensor) -> Tensor:
@@ -331,12 +336,19 @@ def _hvp_plan_fake(users, items, neg_items, keep, num_nodes, rowptr=None, col=No
 
 @torch.library.register_fake("ifru::hvp_planned")
 def _hvp_planned_fake(emb, v, rows, inner_rows, ends, incidence_rowptr, incidence_slot, labels, num_interactions,
-                      rowptr, col, weight, num_layers, l2, propagated=None, symmetric=False, gauss_newton=False):
+                      rowptr, col, weight, num_layers, l2, propagated=None, symmetric=False, gauss_newton=False,
+                      gauss_newton_weights=None):
     _check_devices("ifru::hvp_planned", emb.device, v=v, rows=rows, inner_rows=inner_rows, ends=ends,
                    incidence_rowptr=incidence_rowptr, incidence_slot=incidence_slot, labels=labels, rowptr=rowptr,
-                   col=col, weight=weight, propagated=propagated)
+                   col=col, weight=weight, propagated=propagated, gauss_newton_weights=gauss_newton_weights)
     _check_num_layers("ifru::hvp_planned", num_layers)
     return emb.new_empty(rows.shape[0], emb.shape[1])
+
+
+@torch.library.register_fake("ifru::gauss_newton_weights")
+def _gauss_newton_weights_fake(table, ends, num_interactions):
+    _check_devices("ifru::gauss_newton_weights", table.device, ends=ends)
+    return table.new_empty(ends.shape[2])
 
 
 @torch.library.register_fake("ifru::_gather_floor")
@@ -400,6 +412,7 @@ _NOT_DIFFERENTIABLE = {
     "bpr_hvp": "a Hessian-vector product with no backward; differentiate the BPR loss with autograd instead",
     "hvp_plan": "an index structure",
     "hvp_planned": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
+    "gauss_newton_weights": "per-interaction weights the Gauss–Newton product reads at a fixed table",
     "pair_sums": "per-row statistics the unlearning estimator reads at a fixed table",
     "triple_sums": "per-row statistics the unlearning estimator reads at a fixed table",
     "_gather_floor": "a benchmark probe",

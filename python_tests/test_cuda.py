@@ -261,9 +261,20 @@ def test_hvp_planned_matches_cpu(op, use_keep, num_layers, d, dtype):
 def test_gauss_newton_plan_matches_cpu(num_layers, dtype):
     emb, v, users, items, labels, graph, keep = problem(60, 80, 3000, seed=5 + num_layers, d=32, dtype=dtype)
     graph = graph if num_layers > 0 else None
-    expected = ifru_ext.plan_gauss_newton(emb, users, items, 7000, graph, num_layers, 0.1, keep)(v)
+    cpu_plan = ifru_ext.plan_gauss_newton(emb, users, items, 7000, graph, num_layers, 0.1, keep)
+    expected = cpu_plan(v)
     e, vv, u, i, _, g, k = cuda_args(emb, v, users, items, labels, graph, keep)
-    assert_close_to_cpu(ifru_ext.plan_gauss_newton(e, u, i, 7000, g, num_layers, 0.1, k)(vv), expected)
+    plan = ifru_ext.plan_gauss_newton(e, u, i, 7000, g, num_layers, 0.1, k)
+    assert_close_to_cpu(plan(vv), expected)
+    # the weights (the composite op on CUDA) and a product that evaluates them instead
+    assert_close_to_cpu(plan.gauss_newton_weights, cpu_plan.gauss_newton_weights)
+    csr = (g.rowptr, g.col, g.weight) if g is not None else (None, None, None)
+    args = (e, vv[plan.rows], plan.rows, plan._inner_rows, plan._ends, plan._incidence_rowptr, plan._incidence_slot,
+            None, 7000, *csr, num_layers, 0.1, plan.propagated, False, True)
+    assert_close_to_cpu(torch.ops.ifru.hvp_planned(*args), expected[plan.rows.cpu()])
+    torch.library.opcheck(torch.ops.ifru.gauss_newton_weights.default,
+                          (plan.propagated if num_layers else e, plan._ends, 7000))
+    torch.library.opcheck(torch.ops.ifru.hvp_planned.default, (*args, plan.gauss_newton_weights))
 
 
 def test_planned_bad_inputs_and_opcheck_on_cuda():

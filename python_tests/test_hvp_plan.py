@@ -1,6 +1,8 @@
-"""ifru::hvp_plan and ifru::hvp_planned (issue 14): the prepared HVP equals the stateless hvp /
-bpr_hvp exactly and the float64 autograd reference, reads only what H_φφ v_φ needs, refuses a plan
-of another table, and passes opcheck; plus the _gather_floor benchmark probe."""
+"""ifru::hvp_plan, ifru::hvp_planned and ifru::gauss_newton_weights (issue 14): the prepared HVP equals
+the stateless hvp / bpr_hvp exactly and the float64 autograd reference, reads only what H_φφ v_φ
+needs, refuses a plan of another table, and passes opcheck; the Gauss–Newton weights equal the float64
+reference and a product given them has the bits of one that evaluates them; plus the _gather_floor
+benchmark probe."""
 from __future__ import annotations
 
 import pytest
@@ -396,6 +398,106 @@ def test_fake_kernels_check_devices():
     with pytest.raises(RuntimeError, match="ifru::hvp_planned: v is on cpu but the op runs on meta"):
         torch.ops.ifru.hvp_planned(emb.to("meta"), v[plan.rows], *raw_plan(plan), plan.labels, 40, None, None, None,
                                    0, 0.0)
+
+
+# ---------------------------------------------------------------- gauss_newton_weights
+def weights_reference(table, plan, divisor):
+    """σ(x)(1 − σ(x))/divisor of each planned interaction, x = f_u·f_i (triples: f_u·(f_i − f_k)), float64."""
+    rows = plan._ends[0]
+    f = table.double()
+    x = (f[rows[0]] * f[rows[1]]).sum(1)
+    if rows.shape[0] == 3:
+        x = x - (f[rows[0]] * f[rows[2]]).sum(1)
+    return torch.sigmoid(x) * torch.sigmoid(-x) / divisor
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+@pytest.mark.parametrize("d", [32, 48, 40])
+def test_gauss_newton_weights_match_the_float64_reference(loss, d):
+    emb, _, users, items, _, _, keep = problem(200, 300, 6000, seed=60 + d, d=d)
+    neg = negatives(items, 200, emb.shape[0], seed=d) if loss == "bpr" else None
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, 9000, keep=keep, neg_items=neg)
+    expected = weights_reference(emb, plan, 9000)
+    assert plan.gauss_newton_weights.shape == (plan.interactions.numel(),)
+    assert rel_err(plan.gauss_newton_weights, expected) < 1e-13
+    composite = torch.ops.ifru.gauss_newton_weights.default.redispatch(COMPOSITE, emb, plan._ends, 9000)
+    assert rel_err(composite, expected) < 1e-13
+    single = torch.ops.ifru.gauss_newton_weights(emb.float(), plan._ends, 9000)
+    assert single.dtype == torch.float32 and rel_err(single.double(), expected) < 1e-5
+    # LightGCN: the weights of a plan are read at F = P emb
+    _, _, users, items, _, graph, keep = problem(6, 9, 40, seed=61)
+    emb = torch.randn(15, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d))
+    lightgcn = ifru_ext.plan_gauss_newton(emb, users, items, 50, graph, 2, 0.0, keep)
+    assert rel_err(lightgcn.gauss_newton_weights, weights_reference(lightgcn.propagated, lightgcn, 50)) < 1e-13
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+@pytest.mark.parametrize("num_layers", [0, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_product_given_the_weights_is_the_product_that_evaluates_them(loss, num_layers, dtype):
+    # The weights are what pass 1 evaluates without them (cpu/plan_ends.h): the same bits.
+    emb, v, users, items, _, graph, keep = problem(60, 80, 3000, seed=62 + num_layers, d=48, dtype=dtype)
+    neg = negatives(items, 60, emb.shape[0], seed=3) if loss == "bpr" else None
+    graph = graph if num_layers > 0 else None
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, 7000, graph, num_layers, 0.1, keep, neg)
+    assert plan.gauss_newton_weights is not None
+    csr = (graph.rowptr, graph.col, graph.weight) if graph is not None else (None, None, None)
+    args = (emb, v[plan.rows], *raw_plan(plan), None, 7000, *csr, num_layers, 0.1, plan.propagated, False, True)
+    given = torch.ops.ifru.hvp_planned(*args, plan.gauss_newton_weights)
+    assert torch.equal(given, torch.ops.ifru.hvp_planned(*args))
+    assert torch.equal(plan.local(v[plan.rows]), given)
+    # weights are read, not recomputed: other weights give another (linear in them) product
+    doubled = torch.ops.ifru.hvp_planned(*args, 2 * plan.gauss_newton_weights)
+    torch.testing.assert_close(doubled - 0.1 * v[plan.rows], 2 * (given - 0.1 * v[plan.rows]))
+
+
+def test_gauss_newton_weights_check_their_arguments():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=63)
+    plan = ifru_ext.plan_gauss_newton(emb, users, items, 40, keep=keep)
+    ends = plan._ends
+    with pytest.raises(ValueError, match=r"ifru::gauss_newton_weights: ends\[0\]\.flatten\(\) \(the plan's rows\)\[\d+\] "
+                                         r"= \d+ is out of range \[0, 10\)"):
+        torch.ops.ifru.gauss_newton_weights(emb[:10], ends, 40)
+    with pytest.raises(ValueError, match="num_interactions = 3 must be positive and at least the plan's"):
+        torch.ops.ifru.gauss_newton_weights(emb, ends, 3)
+    with pytest.raises(RuntimeError, match="ifru::gauss_newton_weights: table must be 2-D"):
+        torch.ops.ifru.gauss_newton_weights(emb[0], ends, 40)
+    with pytest.raises(RuntimeError, match=r"ifru::gauss_newton_weights: ends must have shape \[2, E, a\]"):
+        torch.ops.ifru.gauss_newton_weights(emb, ends[0], 40)
+    with pytest.raises(RuntimeError, match="ifru::gauss_newton_weights: ends must be int64"):
+        torch.ops.ifru.gauss_newton_weights(emb, ends.int(), 40)
+    nan = emb.clone()
+    nan[users[plan.interactions[0]]] = float("nan")
+    with pytest.raises(ValueError, match="the weights hold NaN: table holds NaN or infinity in a row the plan reads"):
+        torch.ops.ifru.gauss_newton_weights(nan, ends, 40)
+    with pytest.raises(ValueError, match="the weights hold NaN"):  # the composite runs the same checks
+        torch.ops.ifru.gauss_newton_weights.default.redispatch(COMPOSITE, nan, ends, 40)
+    args = (emb, v[plan.rows], *raw_plan(plan), None, 40, None, None, None, 0, 0.0, None, False)
+    weights = plan.gauss_newton_weights
+    with pytest.raises(RuntimeError, match="gauss_newton_weights weigh the Gauss–Newton part only: pass gauss_newton=True"):
+        torch.ops.ifru.hvp_planned(*args, False, weights)
+    with pytest.raises(RuntimeError, match=r"gauss_newton_weights must have shape \[a\] = \[\d+\]"):
+        torch.ops.ifru.hvp_planned(*args, True, weights[1:])
+    with pytest.raises(RuntimeError, match="gauss_newton_weights must have dtype"):
+        torch.ops.ifru.hvp_planned(*args, True, weights.float())
+    with pytest.raises(RuntimeError, match="ifru::gauss_newton_weights: ends is on cpu but the op runs on meta"):
+        torch.ops.ifru.gauss_newton_weights(emb.to("meta"), ends, 40)
+    with pytest.raises(NotImplementedError, match=r"ifru::gauss_newton_weights: not differentiable .* table"):
+        torch.ops.ifru.gauss_newton_weights(emb.clone().requires_grad_(), ends, 40).sum().backward()
+
+
+def test_opcheck_gauss_newton_weights():
+    emb, v, users, items, labels, graph, keep = problem(6, 9, 40, seed=64)
+    neg = negatives(items, 6, 15, seed=2)
+    for negatives_ in (None, neg):
+        plan = ifru_ext.plan_gauss_newton(emb, users, items, 40, keep=keep, neg_items=negatives_)
+        torch.library.opcheck(torch.ops.ifru.gauss_newton_weights.default, (emb, plan._ends, 40))
+        torch.library.opcheck(torch.ops.ifru.gauss_newton_weights.default,
+                              (emb.clone().requires_grad_(), plan._ends, 40),
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+        args = (emb, v[plan.rows], *raw_plan(plan), None, 40, None, None, None, 0, 0.1, None, False, True,
+                plan.gauss_newton_weights)
+        torch.library.opcheck(torch.ops.ifru.hvp_planned.default, args)
 
 
 # ---------------------------------------------------------------- _gather_floor

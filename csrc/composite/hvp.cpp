@@ -30,11 +30,13 @@ at::Tensor planned(const char* op, bool inputs_checked, PlannedMfHvpKernel mf_hv
                    const c10::optional<at::Tensor>& labels, int64_t num_interactions,
                    const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
                    const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
-                   const c10::optional<at::Tensor>& propagated, bool symmetric, bool gauss_newton) {
+                   const c10::optional<at::Tensor>& propagated, bool symmetric, bool gauss_newton,
+                   const c10::optional<at::Tensor>& gauss_newton_weights) {
   const int64_t num_nodes = emb.size(0);
   at::Tensor out;
   if (num_layers == 0) {  // MF: the plan's inner rows are its rows
-    out = mf_hvp(emb, v, inner_rows, ends, incidence_rowptr, incidence_slot, labels, num_interactions, gauss_newton);
+    out = mf_hvp(emb, v, inner_rows, ends, incidence_rowptr, incidence_slot, labels, num_interactions, gauss_newton,
+                 gauss_newton_weights);
   } else {
     // L(E) = L_MF(P E) with P linear, so H_E v = Pᵀ H_MF(P E) (P v) exactly. P v is zero outside the
     // K-hop reach of rows (the plan's inner rows) and Pᵀ reads the inner product there only for rows.
@@ -44,7 +46,7 @@ at::Tensor planned(const char* op, bool inputs_checked, PlannedMfHvpKernel mf_hv
         call_propagate(*rowptr, *col, *weight, on_all_rows(v, rows, num_nodes), num_layers, symmetric);
     const auto inner = on_all_rows(mf_hvp(propagated_emb, on_rows(propagated_v, inner_rows, num_nodes), inner_rows,
                                           ends, incidence_rowptr, incidence_slot, labels, num_interactions,
-                                          gauss_newton),
+                                          gauss_newton, gauss_newton_weights),
                                    inner_rows, num_nodes);
     at::Tensor outer;
     if (symmetric) {
@@ -83,7 +85,7 @@ at::Tensor stateless(const char* op, PlannedMfHvpKernel mf_hvp, const at::Tensor
   }
   const auto out = planned(op, true, mf_hvp, emb, on_rows(v, rows, num_nodes), rows, inner_rows, ends,
                            incidence_rowptr, incidence_slot, planned_labels, users.numel(), rowptr, col, weight,
-                           num_layers, l2, c10::nullopt, symmetric, false);
+                           num_layers, l2, c10::nullopt, symmetric, false, c10::nullopt);
   return on_all_rows(out, rows, num_nodes);
 }
 
@@ -116,12 +118,12 @@ at::Tensor hvp_planned_composite(PlannedMfHvpKernel mf_hvp, const at::Tensor& em
                                  const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
                                  const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
                                  const c10::optional<at::Tensor>& propagated, bool symmetric,
-                                 bool gauss_newton) {
+                                 bool gauss_newton, const c10::optional<at::Tensor>& gauss_newton_weights) {
   check_hvp_planned_args(emb, v, rows, inner_rows, ends, incidence_rowptr, incidence_slot, labels, num_interactions,
-                         rowptr, col, weight, num_layers, l2, propagated);
+                         rowptr, col, weight, num_layers, l2, propagated, gauss_newton, gauss_newton_weights);
   return planned("ifru::hvp_planned", false, mf_hvp, emb, v, rows, inner_rows, ends, incidence_rowptr,
                  incidence_slot, labels, num_interactions, rowptr, col, weight, num_layers, l2, propagated,
-                 symmetric, gauss_newton);
+                 symmetric, gauss_newton, gauss_newton_weights);
 }
 
 }  // namespace ifru

@@ -16,11 +16,13 @@ namespace ifru {
 // softplus(x_j) − y_j x_j, y_j = labels[j] ([a]) or 1 without labels; n = num_interactions.
 // emb [N, d] (all rows); v [R', d] holds v on inner_rows (read as zero elsewhere). Returns (H v) on
 // inner_rows, [R', d], summed per row in pair order. gauss_newton: the ℓ'' (Gauss–Newton) part
-// only, without the ℓ' term (labels are then not read).
+// only, without the ℓ' term (labels are then not read); gauss_newton_weights [a] (with gauss_newton
+// only): each interaction's (1/n)·ℓ'' at emb (ifru::gauss_newton_weights), read instead of evaluated.
 using PlannedMfHvpKernel = at::Tensor (*)(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& inner_rows,
                                           const at::Tensor& ends, const at::Tensor& incidence_rowptr,
                                           const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
-                                          int64_t num_interactions, bool gauss_newton);
+                                          int64_t num_interactions, bool gauss_newton,
+                                          const c10::optional<at::Tensor>& gauss_newton_weights);
 
 at::Tensor hvp_composite(PlannedMfHvpKernel mf_hvp, const at::Tensor& emb, const at::Tensor& v,
                          const at::Tensor& users, const at::Tensor& items, const at::Tensor& labels,
@@ -40,7 +42,8 @@ at::Tensor hvp_planned_composite(PlannedMfHvpKernel mf_hvp, const at::Tensor& em
                                  const c10::optional<at::Tensor>& labels, int64_t num_interactions,
                                  const c10::optional<at::Tensor>& rowptr, const c10::optional<at::Tensor>& col,
                                  const c10::optional<at::Tensor>& weight, int64_t num_layers, double l2,
-                                 const c10::optional<at::Tensor>& propagated, bool symmetric, bool gauss_newton);
+                                 const c10::optional<at::Tensor>& propagated, bool symmetric, bool gauss_newton,
+                                 const c10::optional<at::Tensor>& gauss_newton_weights);
 
 // A device's hvp, bpr_hvp and hvp_planned kernels are the composites around its fused kernel:
 // m.impl("hvp", &hvp_with<&planned_mf_hvp_cpu>), and likewise bpr_hvp_with and hvp_planned_with.
@@ -69,10 +72,11 @@ at::Tensor hvp_planned_with(const at::Tensor& emb, const at::Tensor& v, const at
                             int64_t num_interactions, const c10::optional<at::Tensor>& rowptr,
                             const c10::optional<at::Tensor>& col, const c10::optional<at::Tensor>& weight,
                             int64_t num_layers, double l2, const c10::optional<at::Tensor>& propagated,
-                            bool symmetric, bool gauss_newton) {
+                            bool symmetric, bool gauss_newton,
+                            const c10::optional<at::Tensor>& gauss_newton_weights) {
   return hvp_planned_composite(mf_hvp, emb, v, rows, inner_rows, ends, incidence_rowptr, incidence_slot, labels,
                                num_interactions, rowptr, col, weight, num_layers, l2, propagated, symmetric,
-                               gauss_newton);
+                               gauss_newton, gauss_newton_weights);
 }
 
 }  // namespace ifru

@@ -1,7 +1,8 @@
 // CPU kernel of ifru::hvp, ifru::bpr_hvp and ifru::hvp_planned: the fused MF Hessian-vector product
 // on a plan of ifru::hvp_plan (docs/ARCHITECTURE.md §3). Pass 1 (parallel over the plan's
 // interactions) computes x = e_u·e_i, a = v_u·e_i + e_u·v_i (BPR: the difference of these over the
-// positive and the negative item) and the two per-interaction coefficients; pass 2 (parallel over
+// positive and the negative item) and the two per-interaction coefficients (given the Gauss–Newton
+// weights of ifru::gauss_newton_weights, a alone: x is fixed during a solve); pass 2 (parallel over
 // the plan's inner rows, split among threads by their incidences) gathers each row's incidences in
 // pair order, so the sums are deterministic and need no atomics.
 #include <ATen/Parallel.h>
@@ -13,33 +14,12 @@
 
 #include "../composite/hvp.h"
 #include "balance.h"
+#include "plan_ends.h"
 #include "rows.h"
 #include "widths.h"
 
 namespace ifru {
 namespace {
-
-// A plan's interactions (composite/hvp.h): endpoint e of interaction j is row `row(e, j)` of the
-// table, at position `local(e, j)` of inner_rows (−1 outside). Pair p = kPairs·j + q joins the user
-// (e = 0) with item q (e = 1 + q) and enters the logit with the sign +1 (q = 0) or −1 (q = 1).
-template <int kPairs>
-struct PlanEnds {
-  static constexpr int kPairsOf = kPairs;
-  const int64_t* rows;    // ends[0], [kPairs + 1, a]
-  const int64_t* locals;  // ends[1], [kPairs + 1, a]
-  int64_t a;
-  int64_t row(int e, int64_t j) const { return rows[e * a + j]; }
-  int64_t local(int e, int64_t j) const { return locals[e * a + j]; }
-  // The endpoint across incidence slot s: pair s / 2 seen from its user (s even: its item) or from
-  // its item (s odd: the user).
-  static int other_end(int64_t s) { return (s & 1) ? 0 : 1 + static_cast<int>((s >> 1) % kPairs); }
-};
-
-// acc + term for pair slot 0, acc − term for slot 1 (the sign of the pair in the logit).
-template <typename scalar_t>
-inline scalar_t signed_add(scalar_t acc, scalar_t term, int slot) {
-  return slot == 0 ? acc + term : acc - term;
-}
 
 // D > 0 fixes the width at compile time (d == D); D = 0 takes any d.
 template <typename scalar_t, int kPairs, int D>
@@ -47,6 +27,7 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
                            const scalar_t* v,              // [R', d], on inner_rows
                            const PlanEnds<kPairs>& ends,   // [2, kPairs + 1, a]
                            const scalar_t* labels,         // [a], or nullptr for labels 1
+                           const scalar_t* weights,        // [a] (1/n)·ℓ'' (gauss_newton), or nullptr
                            const int64_t* inner_rows,      // [R']
                            const int64_t* incidence_rowptr,  // [N+1]
                            const int64_t* incidence_slot,  // [m]
@@ -60,25 +41,43 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
   at::parallel_for(0, a, 2048, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       if (j + kPrefetchAhead < end) {
-        for (int e = 0; e <= kPairs; ++e) {
-          prefetch_row(emb + ends.row(e, j + kPrefetchAhead) * d, d);
-          const int64_t ahead = ends.local(e, j + kPrefetchAhead);
-          if (ahead >= 0) prefetch_row(v + ahead * d, d);
+        const int64_t ahead = j + kPrefetchAhead;
+        if (weights != nullptr) {  // a = Σ_q ±(v_u·e_i + e_u·v_i): an endpoint's e only where the other is inner
+          __builtin_prefetch(weights + ahead);
+          const int64_t local_u = ends.local(0, ahead);
+          bool item_inner = false;
+          for (int e = 1; e <= kPairs; ++e) {
+            const int64_t local_i = ends.local(e, ahead);
+            if (local_u >= 0) prefetch_row(emb + ends.row(e, ahead) * d, d);
+            if (local_i >= 0) prefetch_row(v + local_i * d, d);
+            item_inner = item_inner || local_i >= 0;
+          }
+          if (local_u >= 0) prefetch_row(v + local_u * d, d);
+          if (item_inner) prefetch_row(emb + ends.row(0, ahead) * d, d);
+        } else {
+          for (int e = 0; e <= kPairs; ++e) {
+            prefetch_row(emb + ends.row(e, ahead) * d, d);
+            const int64_t local_ahead = ends.local(e, ahead);
+            if (local_ahead >= 0) prefetch_row(v + local_ahead * d, d);
+          }
         }
       }
       const scalar_t* e_u = emb + ends.row(0, j) * d;
       const int64_t local_u = ends.local(0, j);
-      scalar_t x = 0, acc = 0;
+      scalar_t acc = 0;
       for (int q = 0; q < kPairs; ++q) {
         const scalar_t* e_i = emb + ends.row(1 + q, j) * d;
         const int64_t local_i = ends.local(1 + q, j);
-        x = signed_add(x, dot(e_u, e_i, d), q);
         // v is read as zero outside the inner rows
         acc = signed_add(acc, (local_u >= 0 ? dot(v + local_u * d, e_i, d) : 0) +
                                   (local_i >= 0 ? dot(e_u, v + local_i * d, d) : 0), q);
       }
-      const scalar_t sigma = scalar_t(1) / (scalar_t(1) + std::exp(-x));
-      curvature[j] = inv_n * sigma * (scalar_t(1) - sigma) * acc;
+      if (weights != nullptr) {  // the Gauss–Newton weights at emb, given: no logit to evaluate
+        curvature[j] = weights[j] * acc;
+        continue;
+      }
+      const scalar_t sigma = logistic(plan_logit(emb, ends, j, d));
+      curvature[j] = gauss_newton_weight(sigma, inv_n) * acc;
       slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
     }
   });
@@ -141,7 +140,8 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
 at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const at::Tensor& inner_rows,
                               const at::Tensor& ends, const at::Tensor& incidence_rowptr,
                               const at::Tensor& incidence_slot, const c10::optional<at::Tensor>& labels,
-                              int64_t num_interactions, bool gauss_newton) {
+                              int64_t num_interactions, bool gauss_newton,
+                              const c10::optional<at::Tensor>& gauss_newton_weights) {
   const int64_t num_inner = inner_rows.numel(), d = emb.size(1), a = ends.size(2);
   auto out = at::zeros({num_inner, d}, emb.options());
   if (a == 0 || out.numel() == 0) return out;
@@ -149,10 +149,12 @@ at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const 
              inner_c = inner_rows.contiguous(), rowptr_c = incidence_rowptr.contiguous(),
              slot_c = incidence_slot.contiguous();
   const auto labels_c = labels.has_value() ? labels->contiguous() : at::Tensor();
+  const auto weights_c = gauss_newton_weights.has_value() ? gauss_newton_weights->contiguous() : at::Tensor();
   const int64_t* rows = ends_c.data_ptr<int64_t>();
   const int64_t* locals = rows + ends.size(1) * a;
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "ifru_planned_mf_hvp_cpu", [&] {
     const scalar_t* labels_ptr = labels_c.defined() ? labels_c.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* weights_ptr = weights_c.defined() ? weights_c.data_ptr<scalar_t>() : nullptr;
     auto run = [&](const auto& plan_ends) {
       // The common widths fixed at compile time (widths.h): the dot products and the row updates
       // unroll, the same operations in the same order (BookCrossing MF, d = 48: ~25% faster in
@@ -160,7 +162,7 @@ at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const 
       constexpr int kPairs = std::remove_reference_t<decltype(plan_ends)>::kPairsOf;
       const auto kernel =
           with_width(d, [](auto width) { return &planned_mf_hvp_kernel<scalar_t, kPairs, decltype(width)::value>; });
-      kernel(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), plan_ends, labels_ptr,
+      kernel(emb_c.data_ptr<scalar_t>(), v_c.data_ptr<scalar_t>(), plan_ends, labels_ptr, weights_ptr,
                             inner_c.data_ptr<int64_t>(), rowptr_c.data_ptr<int64_t>(), slot_c.data_ptr<int64_t>(),
                             out.data_ptr<scalar_t>(), num_inner, incidence_slot.numel(), num_interactions, d,
                             gauss_newton);

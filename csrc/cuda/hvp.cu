@@ -41,6 +41,7 @@ __global__ void mf_hvp_interaction_kernel(const scalar_t* __restrict__ emb,     
                                           const int64_t* __restrict__ rows,     // [PAIRS + 1, a]
                                           const int64_t* __restrict__ locals,   // [PAIRS + 1, a]
                                           const scalar_t* __restrict__ labels,  // [a] or nullptr (labels 1)
+                                          const scalar_t* __restrict__ weights,  // [a] (1/n)·ℓ'', or nullptr
                                           scalar_t* __restrict__ curvature,     // [a]
                                           scalar_t* __restrict__ slope,         // [a]
                                           scalar_t inv_n, int64_t a, int64_t d, int group_size) {
@@ -82,9 +83,13 @@ __global__ void mf_hvp_interaction_kernel(const scalar_t* __restrict__ emb,     
     x = group_sum(x, g);
     acc = group_sum(acc, g);
     if (g.lane == 0) {
-      const scalar_t sigma = scalar_t(1) / (scalar_t(1) + exp_of(-x));
-      curvature[j] = inv_n * sigma * (scalar_t(1) - sigma) * acc;
-      slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
+      if (weights != nullptr) {  // the Gauss–Newton weights, given (the slope is not read then)
+        curvature[j] = weights[j] * acc;
+      } else {
+        const scalar_t sigma = scalar_t(1) / (scalar_t(1) + exp_of(-x));
+        curvature[j] = inv_n * sigma * (scalar_t(1) - sigma) * acc;
+        slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
+      }
     }
   }
 }
@@ -164,20 +169,20 @@ __global__ void mf_hvp_row_kernel(const scalar_t* __restrict__ emb,          // 
 // pointers allow it, else the scalar one.
 template <typename scalar_t, int PAIRS>
 void launch_interactions(const scalar_t* emb, const scalar_t* v, const int64_t* rows, const int64_t* locals,
-                         const scalar_t* labels, scalar_t* curvature, scalar_t* slope, int64_t num_interactions,
-                         int64_t a, int64_t d, cudaStream_t stream) {
+                         const scalar_t* labels, const scalar_t* weights, scalar_t* curvature, scalar_t* slope,
+                         int64_t num_interactions, int64_t a, int64_t d, cudaStream_t stream) {
   constexpr int kVec = pack_width<scalar_t>();
   const scalar_t inv_n = scalar_t(1) / scalar_t(num_interactions);
   if (d % kVec == 0 && aligned_16(emb) && aligned_16(v)) {
     const int group_size = group_size_for(d / kVec);
     mf_hvp_interaction_kernel<scalar_t, kVec, PAIRS><<<grid_size(a, kBlockSize / group_size), kBlockSize, 0,
-                                                      stream>>>(emb, v, rows, locals, labels, curvature, slope,
-                                                                inv_n, a, d, group_size);
+                                                      stream>>>(emb, v, rows, locals, labels, weights, curvature,
+                                                                slope, inv_n, a, d, group_size);
   } else {
     const int group_size = group_size_for(d);
     mf_hvp_interaction_kernel<scalar_t, 1, PAIRS><<<grid_size(a, kBlockSize / group_size), kBlockSize, 0,
-                                                   stream>>>(emb, v, rows, locals, labels, curvature, slope, inv_n,
-                                                             a, d, group_size);
+                                                   stream>>>(emb, v, rows, locals, labels, weights, curvature,
+                                                             slope, inv_n, a, d, group_size);
   }
 }
 
@@ -206,14 +211,17 @@ void launch_rows(const scalar_t* emb, const scalar_t* v, const int64_t* rows, co
 
 template <typename scalar_t>
 cudaError_t launch_mf_hvp_interactions(const scalar_t* emb, const scalar_t* v, const int64_t* ends, int num_ends,
-                                       const scalar_t* labels, scalar_t* curvature, scalar_t* slope,
-                                       int64_t num_interactions, int64_t a, int64_t d, cudaStream_t stream) {
+                                       const scalar_t* labels, const scalar_t* weights, scalar_t* curvature,
+                                       scalar_t* slope, int64_t num_interactions, int64_t a, int64_t d,
+                                       cudaStream_t stream) {
   if (a == 0 || d == 0) return cudaGetLastError();
   const int64_t* locals = ends + num_ends * a;
   if (num_ends == 2) {
-    launch_interactions<scalar_t, 1>(emb, v, ends, locals, labels, curvature, slope, num_interactions, a, d, stream);
+    launch_interactions<scalar_t, 1>(emb, v, ends, locals, labels, weights, curvature, slope, num_interactions, a, d,
+                                     stream);
   } else {
-    launch_interactions<scalar_t, 2>(emb, v, ends, locals, labels, curvature, slope, num_interactions, a, d, stream);
+    launch_interactions<scalar_t, 2>(emb, v, ends, locals, labels, weights, curvature, slope, num_interactions, a, d,
+                                     stream);
   }
   return cudaGetLastError();
 }
@@ -236,11 +244,11 @@ cudaError_t launch_mf_hvp_rows(const scalar_t* emb, const scalar_t* v, const int
 }
 
 template cudaError_t launch_mf_hvp_interactions<float>(const float*, const float*, const int64_t*, int,
-                                                       const float*, float*, float*, int64_t, int64_t, int64_t,
-                                                       cudaStream_t);
+                                                       const float*, const float*, float*, float*, int64_t, int64_t,
+                                                       int64_t, cudaStream_t);
 template cudaError_t launch_mf_hvp_interactions<double>(const double*, const double*, const int64_t*, int,
-                                                        const double*, double*, double*, int64_t, int64_t, int64_t,
-                                                        cudaStream_t);
+                                                        const double*, const double*, double*, double*, int64_t,
+                                                        int64_t, int64_t, cudaStream_t);
 template cudaError_t launch_mf_hvp_rows<float>(const float*, const float*, const int64_t*, int, const int64_t*,
                                                const int64_t*, const int64_t*, const float*, const float*, float*,
                                                int64_t, int64_t, int64_t, cudaStream_t);

@@ -26,11 +26,13 @@ cudaError_t launch_propagate_layer(const int64_t* rowptr, const int64_t* col, co
 // x = e_u·e_i, a = [u inner] v_u·e_i + [i inner] e_u·v_i (u = ends[0][0][j], i = ends[0][1][j]); with
 // E = 3, x and a are the differences of these over the pairs (u, i) and (u, k), k = ends[0][2][j].
 // σ = σ(x), y = labels[j] (labels [a]) or 1 when labels is null, n = num_interactions;
-// curvature[j] = σ(1−σ)·a/n and slope[j] = (σ − y)/n.
+// curvature[j] = σ(1−σ)·a/n and slope[j] = (σ − y)/n. With weights [a] (the Gauss–Newton weights
+// (1/n)·σ(1−σ) of ifru::gauss_newton_weights) curvature[j] = weights[j]·a and slope is not written.
 template <typename scalar_t>
 cudaError_t launch_mf_hvp_interactions(const scalar_t* emb, const scalar_t* v, const int64_t* ends, int num_ends,
-                                       const scalar_t* labels, scalar_t* curvature, scalar_t* slope,
-                                       int64_t num_interactions, int64_t a, int64_t d, cudaStream_t stream);
+                                       const scalar_t* labels, const scalar_t* weights, scalar_t* curvature,
+                                       scalar_t* slope, int64_t num_interactions, int64_t a, int64_t d,
+                                       cudaStream_t stream);
 
 // MF-HVP pass 2 on a plan, per inner row t with r = inner_rows[t] ([R']): out_t = Σ_k ±(curvature[j]·e_o +
 // [o inner] slope[j]·v_o) over the row's incidences k in [incidence_rowptr[r], incidence_rowptr[r+1])
