@@ -3,7 +3,6 @@
 // round them the same way (the weights the one returns are the bits the other computes).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
 #include "rows.h"
@@ -39,11 +38,6 @@ inline scalar_t plan_logit(const scalar_t* table, const PlanEnds<kPairs>& ends, 
   scalar_t x = 0;
   for (int q = 0; q < kPairs; ++q) x = signed_add(x, dot(f_u, table + ends.row(1 + q, j) * d, d), q);
   return x;
-}
-
-template <typename scalar_t>
-inline scalar_t logistic(scalar_t x) {
-  return scalar_t(1) / (scalar_t(1) + std::exp(-x));
 }
 
 // (1/n)·ℓ''(x) = (1/n)·σ(1 − σ) for σ = σ(x).

@@ -1,8 +1,9 @@
 // Row arithmetic shared by the CPU kernels that read rows of a table at random (the HVP,
 // pair_sums, triple_sums, the floor probe; propagate prefetches with it): a dot product that
-// vectorises, and a prefetch of a row.
+// vectorises, a prefetch of a row, and the logistic function.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -43,6 +44,13 @@ inline scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__
   for (int64_t c = whole; c < d; ++c) total += a[c] * b[c];
   for (int64_t lane = 0; lane < kLanes; ++lane) total += partial[lane];
   return total;
+}
+
+// σ(x) = 1/(1 + e^{−x}), the one expression every CPU kernel's per-term slope and curvature read
+// (pair_sums, triple_sums, the HVP, gauss_newton_weights), so their results share its rounding.
+template <typename scalar_t>
+inline scalar_t logistic(scalar_t x) {
+  return scalar_t(1) / (scalar_t(1) + std::exp(-x));
 }
 
 }  // namespace ifru

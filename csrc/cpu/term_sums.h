@@ -6,12 +6,12 @@
 #pragma once
 
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
 #include "balance.h"
+#include "rows.h"
 
 namespace ifru {
 
@@ -103,7 +103,7 @@ bool term_row_sums(int64_t num_rows, const int64_t* rowptr, int64_t runtime_d,
 template <typename scalar_t>
 inline TermEntry<scalar_t> term_coefficients(scalar_t x, scalar_t y, scalar_t w, const scalar_t* plus,
                                              const scalar_t* minus, bool negate) {
-  const scalar_t p = scalar_t(1) / (scalar_t(1) + std::exp(-x));
+  const scalar_t p = logistic(x);
   const scalar_t slope = p - y;
   return {w * slope, w * slope * slope, w * p * (scalar_t(1) - p), plus, minus, negate};
 }
