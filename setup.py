@@ -5,6 +5,8 @@ Overrides: ``IFRU_FORCE_CUDA=1`` builds CUDA even if detection says no, ``IFRU_F
 builds the CPU-only extension. ``TORCH_CUDA_ARCH_LIST`` defaults to the visible GPU, else 9.0.
 On an x86-64 machine with AVX2 and FMA the C++ sources are compiled for them (``host_vector_flags``);
 ``IFRU_PORTABLE=1`` builds for the baseline x86-64 instead, for a build that runs elsewhere.
+``IFRU_PREBUILT_EXTENSION=/path/to/_C.<suffix>.so`` packages that already compiled module instead
+of compiling the sources again (``BuildExtensionOrPrebuilt``).
 Install with ``pip install --no-build-isolation .`` (torch first): an isolated build env
 would pull a second, multi-GB torch.
 """
@@ -73,4 +75,23 @@ def extension():
     )
 
 
-setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtension})
+class BuildExtensionOrPrebuilt(BuildExtension):
+    """``BuildExtension``, or with ``IFRU_PREBUILT_EXTENSION`` set the module it names copied in
+    as built: one compile serves several installs (the install test of ``make test`` installs the
+    package ``make install`` compiled, ~5 minutes on two cores). The module must be built from
+    these sources against this torch; its file name must carry this interpreter's suffix."""
+
+    def build_extension(self, ext):
+        prebuilt = os.environ.get("IFRU_PREBUILT_EXTENSION")
+        if not prebuilt:
+            return super().build_extension(ext)
+        target = self.get_ext_fullpath(ext.name)
+        if os.path.basename(prebuilt) != os.path.basename(target) or not os.path.isfile(prebuilt):
+            raise SystemExit(f"IFRU_PREBUILT_EXTENSION={prebuilt!r}: expected an existing module named "
+                             f"{os.path.basename(target)!r} (this interpreter's extension suffix)")
+        print("ifru_ext build: prebuilt %s" % prebuilt)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(prebuilt, target)
+
+
+setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtensionOrPrebuilt})
