@@ -1,10 +1,19 @@
-"""Shared fixtures: the real BookCrossing training graph (5-core, > 5, 2% attack) as the paper uses it."""
+"""Shared fixtures: the real BookCrossing training graph (5-core, > 5, 2% attack) as the paper uses it,
+and the smoke run's epoch cap."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ifru_ext.data import RecDataset, load_dataset
+from ifru_ext.training import TrainConfig
+
+# Under --benchmark-disable (CI's smoke run: each benchmark body runs once and no ratio is read) the
+# trainings that only set a baseline's scale, Retrain's, stop after this many epochs: they took
+# ~110 of the smoke's ~400 s on two cores.
+SMOKE_EPOCHS = 1
 
 
 def pytest_configure(config):
@@ -17,3 +26,15 @@ def bookcrossing() -> RecDataset:
     return load_dataset("bookcrossing", attack_fraction=0.02)
 
 
+
+
+@pytest.fixture(scope="session")
+def baseline_training(request):
+    """``TrainConfig -> TrainConfig`` for a training that is a timed baseline (Retrain): unchanged,
+    or capped at ``SMOKE_EPOCHS`` in the smoke run."""
+    smoke = bool(request.config.getoption("benchmark_disable"))
+
+    def config_for(config: TrainConfig) -> TrainConfig:
+        return replace(config, max_epochs=min(config.max_epochs, SMOKE_EPOCHS)) if smoke else config
+
+    return config_for

@@ -110,8 +110,9 @@ def test_request(benchmark, clean, original, method, size):
                        iterations=1)
 
 
-def test_retrain(benchmark, clean, original):
+def test_retrain(benchmark, clean, original, baseline_training):
     name, model, config = original
+    config = baseline_training(config)
     label = REFERENCE_SIZE[name]
     rows = request_rows(clean, label, dict(SIZES[name])[label])
     benchmark.group = f"request {name}"

@@ -46,8 +46,9 @@ def test_ifru_request(benchmark, trained, solver, backend):
     benchmark.pedantic(unlearn, args=(model, dataset, dataset.removal, config), rounds=3, iterations=1)
 
 
-def test_retrain_request(benchmark, trained):
+def test_retrain_request(benchmark, trained, baseline_training):
     name, model, dataset, config, original = trained
+    config = baseline_training(config)
     benchmark.group = f"retrain {name}"
     benchmark.extra_info.update(impl="retrain (train from scratch on D_-r)", baseline=True,
                                 epochs_original=original.epochs)
