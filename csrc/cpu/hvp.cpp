@@ -8,7 +8,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -31,13 +33,16 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
                            const int64_t* inner_rows,      // [R']
                            const int64_t* incidence_rowptr,  // [N+1]
                            const int64_t* incidence_slot,  // [m]
-                           scalar_t* out,                  // [R', d], zero-initialised
+                           scalar_t* out,                  // [R', d], every row written
                            int64_t num_inner, int64_t num_incidences, int64_t n, int64_t runtime_d,
                            bool gauss_newton) {
   const int64_t d = D > 0 ? D : runtime_d;
   const int64_t a = ends.a;
   const scalar_t inv_n = scalar_t(1) / scalar_t(n);
-  std::vector<scalar_t> curvature(a), slope(a);  // (1/n)·ℓ''·a and (1/n)·ℓ' per interaction
+  // (1/n)·ℓ''·a and (1/n)·ℓ' per interaction, every entry written by pass 1 (not value-initialised:
+  // that was a memset of 4–8 bytes per interaction on every product); Gauss–Newton has no slope.
+  const std::unique_ptr<scalar_t[]> curvature(new scalar_t[a]);
+  const std::unique_ptr<scalar_t[]> slope(gauss_newton ? nullptr : new scalar_t[a]);
   at::parallel_for(0, a, 2048, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       if (j + kPrefetchAhead < end) {
@@ -78,7 +83,7 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
       }
       const scalar_t sigma = logistic(plan_logit(emb, ends, j, d));
       curvature[j] = gauss_newton_weight(sigma, inv_n) * acc;
-      slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
+      if (!gauss_newton) slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
     }
   });
   std::vector<int64_t> work_before(num_inner + 1, 0);  // incidences of inner rows [0, t), plus one per row
@@ -89,8 +94,13 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
   const auto work = [&](int64_t t) { return work_before[t]; };
   const int64_t min_work = std::max<int64_t>(1, 16384 / d);  // d > 0 here
   parallel_rows_by_work(num_inner, work, min_work, [&](int64_t begin, int64_t end) {
+    // Row t's sum, in pair order, accumulates in `row_sum` and is stored once: a local array at a
+    // compiled width (kept in registers), row t of out itself otherwise. No separate zero fill of out.
+    scalar_t local_sum[D > 0 ? D : 1];
     for (int64_t t = begin; t < end; ++t) {
       scalar_t* __restrict__ out_t = out + t * d;  // out is a fresh buffer: never aliases emb or v
+      scalar_t* __restrict__ row_sum = D > 0 ? local_sum : out_t;
+      for (int64_t w = 0; w < d; ++w) row_sum[w] = 0;
       const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];
       for (int64_t k = first; k < last; ++k) {
         // The plan's entries of an incidence (its other end's row and position, its coefficients)
@@ -102,10 +112,10 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
           const int64_t j_further = (further >> 1) / kPairs;
           const int e_further = PlanEnds<kPairs>::other_end(further);
           __builtin_prefetch(ends.rows + e_further * ends.a + j_further);
-          __builtin_prefetch(curvature.data() + j_further);
+          __builtin_prefetch(curvature.get() + j_further);
           if (!gauss_newton) {  // the other end's position and slope are read only with ℓ'·v
             __builtin_prefetch(ends.locals + e_further * ends.a + j_further);
-            __builtin_prefetch(slope.data() + j_further);
+            __builtin_prefetch(slope.get() + j_further);
           }
         }
         if (k + kPrefetchAhead < num_incidences) {  // the next rows' incidences follow this row's
@@ -128,11 +138,12 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
         if (local_o >= 0) {
           const scalar_t sl = signed_add(scalar_t(0), slope[j], q);
           const scalar_t* __restrict__ v_o = v + local_o * d;
-          for (int64_t w = 0; w < d; ++w) out_t[w] += c * e_o[w] + sl * v_o[w];
+          for (int64_t w = 0; w < d; ++w) row_sum[w] += c * e_o[w] + sl * v_o[w];
         } else {
-          for (int64_t w = 0; w < d; ++w) out_t[w] += c * e_o[w];
+          for (int64_t w = 0; w < d; ++w) row_sum[w] += c * e_o[w];
         }
       }
+      if (D > 0) std::copy(row_sum, row_sum + d, out_t);
     }
   });
 }
@@ -143,8 +154,8 @@ at::Tensor planned_mf_hvp_cpu(const at::Tensor& emb, const at::Tensor& v, const 
                               int64_t num_interactions, bool gauss_newton,
                               const c10::optional<at::Tensor>& gauss_newton_weights) {
   const int64_t num_inner = inner_rows.numel(), d = emb.size(1), a = ends.size(2);
-  auto out = at::zeros({num_inner, d}, emb.options());
-  if (a == 0 || out.numel() == 0) return out;
+  if (a == 0 || num_inner == 0 || d == 0) return at::zeros({num_inner, d}, emb.options());
+  auto out = at::empty({num_inner, d}, emb.options());  // pass 2 writes every row
   const auto emb_c = emb.contiguous(), v_c = v.contiguous(), ends_c = ends.contiguous(),
              inner_c = inner_rows.contiguous(), rowptr_c = incidence_rowptr.contiguous(),
              slot_c = incidence_slot.contiguous();
