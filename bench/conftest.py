@@ -26,8 +26,6 @@ def bookcrossing() -> RecDataset:
     return load_dataset("bookcrossing", attack_fraction=0.02)
 
 
-
-
 @pytest.fixture(scope="session")
 def baseline_training(request):
     """``TrainConfig -> TrainConfig`` for a training that is a timed baseline (Retrain): unchanged,
