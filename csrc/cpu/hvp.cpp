@@ -98,7 +98,8 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
     // compiled width (kept in registers), row t of out itself otherwise. No separate zero fill of out.
     scalar_t local_sum[D > 0 ? D : 1];
     for (int64_t t = begin; t < end; ++t) {
-      scalar_t* __restrict__ out_t = out + t * d;  // out is a fresh buffer: never aliases emb or v
+      scalar_t* out_t = out + t * d;
+      // out is a fresh buffer: never aliases emb or v; out_t is only the sum's home, never read beside it
       scalar_t* __restrict__ row_sum = D > 0 ? local_sum : out_t;
       for (int64_t w = 0; w < d; ++w) row_sum[w] = 0;
       const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];
