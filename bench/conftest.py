@@ -1,5 +1,5 @@
 """Shared fixtures: the real BookCrossing training graph (5-core, > 5, 2% attack) as the paper uses it,
-and the smoke run's epoch cap."""
+and the smoke run's epoch caps."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,6 +14,9 @@ from ifru_ext.training import TrainConfig
 # trainings that only set a baseline's scale, Retrain's, stop after this many epochs: they took
 # ~110 of the smoke's ~400 s on two cores.
 SMOKE_EPOCHS = 1
+# ... and the Originals the requests answer after this many: enough for a trace with two snapshots
+# before the returned epoch, so a request still walks the response's three segments.
+SMOKE_ORIGINAL_EPOCHS = 3
 
 
 def pytest_configure(config):
@@ -26,13 +29,25 @@ def bookcrossing() -> RecDataset:
     return load_dataset("bookcrossing", attack_fraction=0.02)
 
 
+def _capped_in_smoke(request, epochs: int):
+    """``TrainConfig -> TrainConfig``: unchanged, or capped at ``epochs`` in the smoke run."""
+    smoke = bool(request.config.getoption("benchmark_disable"))
+
+    def config_for(config: TrainConfig) -> TrainConfig:
+        return replace(config, max_epochs=min(config.max_epochs, epochs)) if smoke else config
+
+    return config_for
+
+
 @pytest.fixture(scope="session")
 def baseline_training(request):
     """``TrainConfig -> TrainConfig`` for a training that is a timed baseline (Retrain): unchanged,
     or capped at ``SMOKE_EPOCHS`` in the smoke run."""
-    smoke = bool(request.config.getoption("benchmark_disable"))
+    return _capped_in_smoke(request, SMOKE_EPOCHS)
 
-    def config_for(config: TrainConfig) -> TrainConfig:
-        return replace(config, max_epochs=min(config.max_epochs, SMOKE_EPOCHS)) if smoke else config
 
-    return config_for
+@pytest.fixture(scope="session")
+def original_training(request):
+    """``TrainConfig -> TrainConfig`` for an Original that requests answer: unchanged, or capped at
+    ``SMOKE_ORIGINAL_EPOCHS`` in the smoke run."""
+    return _capped_in_smoke(request, SMOKE_ORIGINAL_EPOCHS)

@@ -59,9 +59,9 @@ def clean():
 
 
 @pytest.fixture(scope="module", params=sorted(SIZES))
-def original(request, clean):
+def original(request, clean, original_training):
     name = request.param
-    config = TrainConfig.for_model(name, max_epochs=LIGHTGCN_EPOCHS if name == "lightgcn" else None)
+    config = original_training(TrainConfig.for_model(name, max_epochs=LIGHTGCN_EPOCHS if name == "lightgcn" else None))
     model, _ = train_new(name, clean, config)
     return name, model
 
