@@ -198,6 +198,31 @@ def test_empty_request_returns_the_model_unchanged(trained):
     assert result.model is not model
 
 
+def test_a_request_does_not_score_the_original_again(trained, monkeypatch):
+    """The evidence's forget loss before the request and the blow-up check's scale come from the
+    original's training logits, scored once per model state (LightGCN: a propagation of the whole
+    table), not on every request; the forget loss is the one scored directly."""
+    model, dataset, _ = trained
+    scored = []
+    score_all = type(model).score_all
+
+    def counting(self, *args, **kwargs):
+        scored.append(self)
+        return score_all(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "score_all", counting)
+    config = UnlearnConfig(response="newton", l2=L2, solver="cg", validation_select=False, tol=1e-6, max_iter=50,
+                           ratios=NO_PRUNING)
+    unlearn(model, dataset, REMOVALS[2][0], config)
+    scored.clear()
+    second = unlearn(model, dataset, REMOVALS[2][1], config)
+    assert not any(s is model for s in scored) and len(scored) == 1  # the answer's logits on the removed rows
+    monkeypatch.undo()
+    selected = dataset.train.select(REMOVALS[2][1])
+    direct = binary_cross_entropy_with_logits(model.score_all(selected.users, selected.items).double(), selected.labels.double())
+    assert second.forget_loss_before == pytest.approx(float(direct), rel=1e-12)
+
+
 @pytest.mark.parametrize(
     "removal, fragment",
     [

@@ -260,13 +260,16 @@ def bpr_forget_loss(model: torch.nn.Module, dataset: RecDataset, rows: Tensor, c
     return total / rows.numel()
 
 
-def forget_loss(model: torch.nn.Module, dataset: RecDataset, rows: Tensor, loss: str) -> float:
+def forget_loss(model: torch.nn.Module, dataset: RecDataset, rows: Tensor, loss: str,
+                logits: Tensor | None = None) -> float:
     """The mean training loss on the removed ``rows``: BCE with their trained labels, or BPR's
-    expected loss (``bpr_forget_loss``)."""
+    expected loss (``bpr_forget_loss``). ``logits`` (BCE; float64 [r] on the CPU, optional): the
+    model's logits on ``rows``, when the caller holds them already."""
     if loss == "bpr":
         return bpr_forget_loss(model, dataset, rows)
     selected = dataset.train.select(rows.cpu())
-    logits = model.score_all(selected.users, selected.items).double().cpu()
+    if logits is None:
+        logits = model.score_all(selected.users, selected.items).double().cpu()
     return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, selected.labels.double()))
 
 
