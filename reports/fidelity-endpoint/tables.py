@@ -36,6 +36,9 @@ GROUPS = (
      REPORTS / "fidelity-synthetic" / "mf-1e4-corrected-linear", plain()),
     ("MF, planted:1e5", REPORTS / "fidelity-synthetic" / "mf-1e5-endpoint",
      REPORTS / "fidelity-synthetic" / "mf-1e5-corrected-linear", plain()),
+    # Run on 2026-12-03 with the new form only; the earlier form's cells are the calibrated ones.
+    ("MF, planted:1e6", REPORTS / "fidelity-synthetic" / "mf-1e6-endpoint",
+     REPORTS / "fidelity-synthetic" / "mf-1e6-calibrated", plain()),
     ("LightGCN, BookCrossing, all users", HERE / "lightgcn", REPORTS / "fidelity-lightgcn", plain("-calibrated")),
     ("LightGCN, planted:1e4", REPORTS / "fidelity-synthetic" / "lightgcn-1e4-endpoint",
      REPORTS / "fidelity-synthetic" / "lightgcn-1e4-calibrated", plain()),
