@@ -205,17 +205,18 @@ def _changed_norm(before: torch.nn.Module, after: torch.nn.Module, rows: Tensor 
     return total**0.5
 
 
-# The logits on every training row per model state, scored once instead of on each request
-# (LightGCN: a propagation of the whole table): their largest magnitude is the blow-up check's
-# scale, and the removed rows' ones give the forget loss before the request.
+# The logits on every training row per model state (the model's dtype: 4 bytes a row in float32),
+# scored once instead of on each request (LightGCN: a propagation of the whole table): their
+# largest magnitude is the blow-up check's scale, and the removed rows' ones give the forget loss
+# before the request.
 _TRAINING_LOGITS = ModelStateMemo()
 
 
 def _training_logits(model: torch.nn.Module, dataset: RecDataset) -> tuple[Tensor, float]:
-    """``model``'s logits on ``dataset``'s training rows (float64 [n], CPU) and their max |·|,
-    memoised per model state."""
+    """``model``'s logits on ``dataset``'s training rows ([n], CPU) and their max |·|, memoised
+    per model state."""
     def score() -> tuple[Tensor, float]:
-        logits = model.score_all(dataset.train.users, dataset.train.items).double().cpu()
+        logits = model.score_all(dataset.train.users, dataset.train.items).cpu()
         return logits, float(logits.abs().max()) if logits.numel() else 0.0
 
     return _TRAINING_LOGITS.get(model, dataset.train, score)
@@ -234,7 +235,8 @@ def _evidence(model: torch.nn.Module, result: UnlearnResult, dataset: RecDataset
     after = result.model.score_all(rows.users, rows.items).double().cpu()
     training, training_range = _training_logits(model, dataset)
     result.update_norm = _changed_norm(model, result.model, result.changed_rows)
-    result.forget_loss_before = forget_loss(model, dataset, removal, loss, training.index_select(0, removal.cpu()))
+    result.forget_loss_before = forget_loss(model, dataset, removal, loss,
+                                            training.index_select(0, removal.cpu()).double())
     result.forget_loss_after = forget_loss(result.model, dataset, removal, loss, after)
     if result.update_norm == 0.0:
         result.status = "unchanged" if objective_rows(loss, dataset, removal).numel() else "ok"
