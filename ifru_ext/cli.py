@@ -129,9 +129,11 @@ SHARE = _bounded(float, "a number in (0, 1]", low=0.0, high=1.0, low_open=True)
 
 
 def _separator(text: str) -> str:
+    r"""The separator as typed: ``\t`` (the two characters a shell passes for '\t') or ``tab`` is the
+    tab character; anything else is taken literally (``::``, ``;``, ``|``)."""
     if not text:
         raise argparse.ArgumentTypeError("expected a non-empty separator")
-    return text
+    return "\t" if text.lower() == "tab" else text.replace("\\t", "\t")
 
 
 def _encoding(text: str) -> str:
@@ -159,7 +161,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         "header; user_id, item_id, and label or rating), or planted:N[:SEED], N synthetic power-law interactions "
         "labelled from planted factors (default: bookcrossing)",
     )
-    group.add_argument("--sep", type=_separator, help="field separator of a ratings file (default: ',')")
+    group.add_argument("--sep", type=_separator,
+                       help="field separator of a ratings file, taken literally; '\\t' or tab for a tab (default: ',')")
     group.add_argument(
         "--columns", type=_columns, metavar="user,item,rating[,timestamp]",
         help="the file's fields in order; must name user, item and rating (default: user,item,rating)",

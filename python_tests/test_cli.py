@@ -57,6 +57,22 @@ def test_help_documents_every_option(capsys):
             assert all(option in text for option in action.option_strings)
 
 
+@pytest.mark.parametrize("typed", ["\\t", "tab", "TAB", "\t"])
+def test_tab_separator_as_typed_in_a_shell(ratings_file, tmp_path, typed):
+    """`--sep '\\t'` reaches the program as a backslash and a t: it means a tab, as does `--sep tab`."""
+    tab_file = tmp_path / "ratings.tsv"
+    tab_file.write_text(ratings_file.read_text().replace(";", "\t"))
+    options = file_options(tab_file)
+    options[options.index("--sep") + 1] = typed
+    args = build_parser().parse_args(["train", *options])
+    assert args.sep == "\t"
+    from ifru_ext.cli import dataset_spec
+    tabbed = load_dataset(**{**dataset_spec(args, "mf"), "attack_fraction": 0.0})
+    original = load_dataset(**{**dataset_spec(build_parser().parse_args(["train", *file_options(ratings_file)]), "mf"),
+                               "attack_fraction": 0.0})
+    assert tabbed.split_hash == original.split_hash and len(tabbed.train) > 0
+
+
 def test_usage_errors_exit_with_status_2(capsys):
     for argv in ([], ["train", "--model", "bpr"], ["evaluate"]):
         with pytest.raises(SystemExit) as exit_info:

@@ -125,6 +125,17 @@ def test_malformed_line_counts_header_and_multichar_sep(tmp_path: Path) -> None:
         read_ratings(write(tmp_path / "r.dat", b"1::2::3\n1::2::3::4\n"), sep="::")
     # A multi-character separator is literal, not a regex.
     assert read_ratings(write(tmp_path / "p.dat", b"1||2||3\n"), sep="||")["item"].tolist() == ["2"]
+    # A file read with the wrong settings says which: a separator that is not in it (a literal
+    # backslash-t here, once a crash inside pandas) or fields the columns do not name.
+    tabbed = write(tmp_path / "u.data", b"1\t2\t3\t881250949\n")
+    for sep in ("\\t", "::", ","):
+        with pytest.raises(ValueError, match=r"line 1: expected 4 fields .* found 1 \(no separator .* in the line"):
+            read_ratings(tabbed, sep=sep, columns=("user", "item", "rating", "timestamp"))
+    with pytest.raises(ValueError, match=r"line 1: .* found 4 \(name every field .*--columns, e\.g\. "
+                                         r"user,item,rating,timestamp;"):
+        read_ratings(tabbed, sep="\t")
+    with pytest.raises(ValueError, match=r"e\.g\. user,item,rating,timestamp,field5;"):
+        read_ratings(write(tmp_path / "w.csv", b"a,x,1,7,8\n"))
     bx = BX_TEXT.replace('"0446520802";"0"', '"0446520802";"zero"').encode("latin-1")
     with pytest.raises(ValueError, match=r"line 4\b"):
         read_bookcrossing(write(tmp_path / "bx.csv.xz", bx))
@@ -380,7 +391,7 @@ def test_load_dataset_generic_file_and_errors(tmp_path: Path, monkeypatch: pytes
     loaded = load_dataset(path, threshold=5, kcore=3, sep="\t", attack_fraction=0.02, attack_seed=1)
     direct = build_dataset(df, threshold=5, kcore=3, attack_fraction=0.02, attack_seed=1)
     assert loaded.split_hash == direct.split_hash
-    with pytest.raises(ValueError, match="threshold= and kcore="):
+    with pytest.raises(ValueError, match="pass threshold and kcore .*--threshold, --kcore"):
         load_dataset(path)
     monkeypatch.setenv("IFRU_DATA_DIR", str(tmp_path))
     assert data_dir() == tmp_path

@@ -353,7 +353,8 @@ def load_dataset(
     else:
         if threshold is None or kcore is None:
             raise ValueError(f"{name_or_path!r} is not a preset {sorted(PRESETS)} nor {PLANTED_PREFIX}<n>[:<seed>]: "
-                             "pass threshold= and kcore=")
+                             "pass threshold and kcore (on the command line --threshold, --kcore): a label is "
+                             "rating > threshold; users and items with fewer than kcore rows are dropped, repeatedly")
         _check_protocol_arguments(threshold, kcore, seed, attack_fraction, attack_seed)
         path = Path(name_or_path)
         df = read_ratings(path, sep=sep, columns=columns, header=header, encoding=encoding, max_rows=max_rows)

@@ -124,6 +124,14 @@ def _read_table(
     def field_count_error(cause: str) -> ValueError:
         bad = _first_bad_line(text, sep, num_fields, first_line=first_data_line)
         where = f"line {bad[0]}: expected {num_fields} fields {tuple(columns)}, found {bad[1]}" if bad else cause
+        # Every row alike is a file read with the wrong settings, not one bad row: say which.
+        if bad is not None and bad[0] == first_data_line:
+            if bad[1] == 1:
+                where += f" (no separator {sep!r} in the line: is that the file's separator?)"
+            elif bad[1] > num_fields:  # e.g. a timestamp field the default columns do not name
+                extra = ["timestamp", *(f"field{k}" for k in range(num_fields + 2, bad[1] + 1))]
+                where += (f" (name every field in order with columns, on the command line --columns, "
+                          f"e.g. {','.join((*columns, *extra[: bad[1] - num_fields]))}; unused ones are dropped)")
         return ValueError(f"{path}: malformed row: {where}")
 
     try:
@@ -144,6 +152,8 @@ def _read_table(
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: no data rows") from None
     except pd.errors.ParserError as error:  # a row with too many fields
+        raise field_count_error(str(error).strip()) from None
+    except IndexError as error:  # the python parser's dtype positions past a row narrower than the id columns
         raise field_count_error(str(error).strip()) from None
     if frame.shape[1] != num_fields:
         raise field_count_error(f"expected {num_fields} fields {tuple(columns)}, found {frame.shape[1]}")
