@@ -11,8 +11,8 @@ import torch
 
 from ifru_ext.cli import main
 from ifru_ext.data import load_dataset
-from ifru_ext.data.synthetic import (MOVIELENS_MIN_RATINGS, POSITIVE_FRACTION, movielens_shaped_ratings, parse_planted_name, planted_interactions,
-                                     power_law_interactions)
+from ifru_ext.data.synthetic import (AMAZON_SHAPE, MOVIELENS_SHAPE, POSITIVE_FRACTION, parse_planted_name, planted_interactions,
+                                     power_law_interactions, shaped_ratings)
 from ifru_ext.metrics import auc
 
 
@@ -114,19 +114,23 @@ def test_file_options_do_not_apply_to_a_generated_dataset():
     assert np.isclose(float(planted_interactions(2000, 0, positive_fraction=0.5).logits.sigmoid().mean()), 0.5)
 
 
-def test_movielens_shaped_ratings_look_like_movielens():
-    """The second synthetic family (reports/fidelity-movielens-shaped): MovieLens 100K's size and
-    collection rule, reproducible by seed."""
-    frame = movielens_shaped_ratings(943, 1682, 100_000, seed=7)
-    assert frame.equals(movielens_shaped_ratings(943, 1682, 100_000, seed=7))
-    assert not frame.equals(movielens_shaped_ratings(943, 1682, 100_000, seed=8))
+@pytest.mark.parametrize(("shape", "users", "items", "ratings", "positive"), [
+    (MOVIELENS_SHAPE, 943, 1682, 100_000, (0.45, 0.55)),  # MovieLens 100K's size; 51% above 3
+    (AMAZON_SHAPE, 5000, 3000, 50_000, (0.70, 0.82)),     # about three quarters above 3
+])
+def test_shaped_ratings_look_like_public_sets(shape, users, items, ratings, positive):
+    """The second synthetic family (reports/fidelity-movielens-shaped): the shapes' collection
+    rule and rating balance, reproducible by seed."""
+    frame = shaped_ratings(users, items, ratings, seed=7, shape=shape)
+    assert frame.equals(shaped_ratings(users, items, ratings, seed=7, shape=shape))
+    assert not frame.equals(shaped_ratings(users, items, ratings, seed=8, shape=shape))
     per_user = frame.groupby("user").size()
-    assert len(per_user) == 943 and per_user.min() >= MOVIELENS_MIN_RATINGS and per_user.max() <= 1682 // 2
-    assert abs(len(frame) - 100_000) < 100  # activity is rounded per user
+    assert len(per_user) == users and per_user.min() >= shape.min_ratings and per_user.max() <= items // 2
+    assert abs(len(frame) - ratings) < ratings / 100  # activity is rounded per user
     assert not frame.duplicated(["user", "item"]).any()
-    assert set(frame["rating"]) == {1, 2, 3, 4, 5} and 0.45 < (frame["rating"] > 3).mean() < 0.55  # 51%
+    assert set(frame["rating"]) == {1, 2, 3, 4, 5} and positive[0] < (frame["rating"] > 3).mean() < positive[1]
     # Zipf-like popularity: the most rated tenth of the items holds a third or more of the ratings.
     counts = frame.groupby("item").size().sort_values(ascending=False)
     assert counts.iloc[: len(counts) // 10].sum() > len(frame) / 3
-    with pytest.raises(ValueError, match="at least 20 ratings per user"):
-        movielens_shaped_ratings(10, 100, 150)
+    with pytest.raises(ValueError, match=f"at least {shape.min_ratings} ratings per user"):
+        shaped_ratings(10, 100, 10 * shape.min_ratings - 1, shape=shape)

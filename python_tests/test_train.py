@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ifru_ext.data import PRESETS, RecDataset, build_dataset, data_dir, load_dataset
-from ifru_ext.data.synthetic import movielens_shaped_ratings
+from ifru_ext.data.synthetic import shaped_ratings
 from ifru_ext.metrics import auc
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
 from ifru_ext.models.trace import TrainingTrace
@@ -102,7 +102,7 @@ def test_early_stopping_waits_until_the_loss_decelerates(tmp_path):
     bumps early and dips, and the plain rule returned an untrained model (measured on 60k
     training rows: epoch 4, where a Retrain by the same rule returned epoch 94). The rule counts
     epochs from the one where the loss fell fastest, once the next one falls by no more."""
-    ratings = movielens_shaped_ratings(500, 800, 30000, seed=7)  # 17,994 training rows, 51% positive
+    ratings = shaped_ratings(500, 800, 30000, seed=7)  # MovieLens-shaped  # 17,994 training rows, 51% positive
     path = tmp_path / "ratings.dat"
     path.write_text("".join(f"{u}::{i}::{r}::{t}\n" for u, i, r, t in ratings.itertuples(index=False)))
     dataset = load_dataset(path, sep="::", threshold=3, kcore=5, columns=("user", "item", "rating", "timestamp"))

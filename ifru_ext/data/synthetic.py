@@ -27,13 +27,14 @@ valid/test rows of users or items absent from training are dropped (3–4% of th
 
 Everything is seeded by one ``torch.Generator``; the same (n, seed) gives the same data.
 
-MovieLens-shaped ratings (``movielens_shaped_ratings``), a second family for the fidelity
-suite, shaped like the public MovieLens sets rather than like BookCrossing: every user rates at
-least ``MOVIELENS_MIN_RATINGS`` = 20 items (MovieLens' own collection rule) with a heavy-tailed
-activity on top (log-normal), item popularity is Zipf-like (exponent 0.9), and a rating is 1-5,
-rounded from ``3.55 + b_u + b_i + 1.2 u·v + ε`` (rank-8 factors, biases N(0, 0.4²) and N(0,
-0.5²), ε ~ N(0, 0.8²)): about half of the ratings are above 3, as in MovieLens. The parameters
-are chosen to look like MovieLens, not fitted to any data. Seeded by ``numpy.random.default_rng``.
+Public-looking ratings files (``shaped_ratings``), a second family for the fidelity suite,
+shaped like public rating sets rather than like BookCrossing: every user rates at least a
+minimum of items with a heavy-tailed (log-normal) activity on top, item popularity is Zipf-like,
+and a rating is 1-5, rounded from ``mean + b_u + b_i + 1.2 u·v + ε`` (rank-8 factors, ε ~ N(0,
+0.8²)). ``MOVIELENS_SHAPE``: at least 20 ratings per user (MovieLens' collection rule), mean 3.55,
+about half of the ratings above 3; ``AMAZON_SHAPE``: at least 5 (a 5-core), a steeper item head,
+mean 4.3, about three quarters above 3. The parameters are chosen to look like those sets, not
+fitted to any data. Seeded by ``numpy.random.default_rng``.
 """
 from __future__ import annotations
 
@@ -46,19 +47,21 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "MOVIELENS_MIN_RATINGS",
+    "AMAZON_SHAPE",
+    "MOVIELENS_SHAPE",
     "PLANTED_PREFIX",
     "PLANTED_RANK",
     "PLANTED_SCALE",
     "POSITIVE_FRACTION",
+    "RatingsShape",
     "SyntheticInteractions",
     "is_planted_name",
-    "movielens_shaped_ratings",
     "parse_planted_name",
     "planted_frame",
     "planted_interactions",
     "power_law_interactions",
     "power_law_pairs",
+    "shaped_ratings",
     "zipf_ids",
 ]
 
@@ -69,7 +72,6 @@ ITEM_EXPONENT = 1.0
 POSITIVE_FRACTION = 0.3
 PLANTED_RANK = 4
 PLANTED_SCALE = 4.0
-MOVIELENS_MIN_RATINGS = 20
 PLANTED_PREFIX = "planted:"
 # Sizes a planted dataset may take: below the minimum the power-law pairs crowd a tiny table
 # (and a 60/20/20 split leaves few warm test rows); the maximum bounds the memory of a typo.
@@ -240,28 +242,54 @@ def planted_frame(name: str) -> pd.DataFrame:
     return pd.DataFrame({"user": data.users.numpy(), "item": data.items.numpy(), "rating": data.labels.numpy()})
 
 
-def movielens_shaped_ratings(num_users: int, num_items: int, num_ratings: int, seed: int = 0) -> pd.DataFrame:
-    """About ``num_ratings`` MovieLens-shaped ratings (module docstring): columns user and item
-    (1-based ids as strings), rating (1-5) and timestamp, grouped by user. A user rates at most
-    half of the items."""
-    if num_users <= 0 or num_items < 2 * MOVIELENS_MIN_RATINGS or num_ratings < MOVIELENS_MIN_RATINGS * num_users:
-        raise ValueError(f"movielens_shaped_ratings needs users > 0, items >= {2 * MOVIELENS_MIN_RATINGS} and at "
-                         f"least {MOVIELENS_MIN_RATINGS} ratings per user; got {num_users}, {num_items}, {num_ratings}")
+@dataclass(frozen=True)
+class RatingsShape:
+    """How ``shaped_ratings`` draws a public-looking ratings file (module docstring): every user
+    rates at least ``min_ratings`` items plus a log-normal(0, ``activity_sigma``) share of the rest,
+    items are drawn with Zipf weights ``rank^-item_exponent``, and a rating rounds
+    ``mean_rating + b_u + b_i + 1.2 u·v + ε`` to 1-5 (biases N(0, ``user_bias_std``²), N(0,
+    ``item_bias_std``²); rank-8 factors; ε ~ N(0, 0.8²))."""
+
+    min_ratings: int
+    activity_sigma: float
+    item_exponent: float
+    mean_rating: float
+    user_bias_std: float
+    item_bias_std: float
+
+
+# MovieLens: at least 20 ratings per user (its collection rule), about half of them above 3.
+MOVIELENS_SHAPE = RatingsShape(min_ratings=20, activity_sigma=1.0, item_exponent=0.9, mean_rating=3.55,
+                               user_bias_std=0.4, item_bias_std=0.5)
+# Amazon reviews after a 5-core: many users with few ratings, a steeper head of items, mostly 4-5 stars
+# (about three quarters above 3).
+AMAZON_SHAPE = RatingsShape(min_ratings=5, activity_sigma=1.3, item_exponent=1.0, mean_rating=4.3,
+                            user_bias_std=0.5, item_bias_std=0.5)
+
+
+def shaped_ratings(num_users: int, num_items: int, num_ratings: int, seed: int = 0,
+                   shape: RatingsShape = MOVIELENS_SHAPE) -> pd.DataFrame:
+    """About ``num_ratings`` ratings drawn as ``shape`` says: columns user and item (1-based ids as
+    strings), rating (1-5) and timestamp, grouped by user. A user rates at most half of the items."""
+    least = shape.min_ratings
+    if num_users <= 0 or num_items < 2 * least or num_ratings < least * num_users:
+        raise ValueError(f"shaped_ratings needs users > 0, items >= {2 * least} and at least {least} ratings per "
+                         f"user; got {num_users}, {num_items}, {num_ratings}")
     rng = np.random.default_rng(seed)
-    extra = rng.lognormal(mean=0.0, sigma=1.0, size=num_users)  # activity above the minimum
-    spare = num_ratings - MOVIELENS_MIN_RATINGS * num_users
-    activity = np.minimum(np.round(MOVIELENS_MIN_RATINGS + extra * spare / extra.sum()), num_items // 2).astype(int)
-    popularity = rng.permutation(1.0 / np.arange(1, num_items + 1) ** 0.9)
+    extra = rng.lognormal(mean=0.0, sigma=shape.activity_sigma, size=num_users)  # activity above the minimum
+    spare = num_ratings - least * num_users
+    activity = np.minimum(np.round(least + extra * spare / extra.sum()), num_items // 2).astype(int)
+    popularity = rng.permutation(1.0 / np.arange(1, num_items + 1) ** shape.item_exponent)
     popularity /= popularity.sum()
     rank = 8
     user_factors = rng.normal(size=(num_users, rank)) / np.sqrt(rank)
     item_factors = rng.normal(size=(num_items, rank)) / np.sqrt(rank)
-    user_bias, item_bias = rng.normal(0, 0.4, num_users), rng.normal(0, 0.5, num_items)
+    user_bias, item_bias = rng.normal(0, shape.user_bias_std, num_users), rng.normal(0, shape.item_bias_std, num_items)
     parts = []
     for user in range(num_users):
         items = rng.choice(num_items, size=activity[user], replace=False, p=popularity)
-        score = (3.55 + user_bias[user] + item_bias[items] + 1.2 * (item_factors[items] @ user_factors[user])
-                 + rng.normal(0, 0.8, items.size))
+        score = (shape.mean_rating + user_bias[user] + item_bias[items]
+                 + 1.2 * (item_factors[items] @ user_factors[user]) + rng.normal(0, 0.8, items.size))
         ratings = np.clip(np.round(score), 1, 5).astype(int)
         times = 874724710 + rng.integers(0, 10**7, size=items.size)
         parts.append(pd.DataFrame({"user": str(user + 1), "item": (items + 1).astype(str), "rating": ratings,
