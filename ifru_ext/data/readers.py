@@ -129,9 +129,9 @@ def _read_table(
             if bad[1] == 1:
                 where += f" (no separator {sep!r} in the line: is that the file's separator?)"
             elif bad[1] > num_fields:  # e.g. a timestamp field the default columns do not name
-                extra = ["timestamp", *(f"field{k}" for k in range(num_fields + 2, bad[1] + 1))]
+                extra = ("timestamp", *(f"field{k}" for k in range(num_fields + 2, bad[1] + 1)))  # one per unnamed field
                 where += (f" (name every field in order with columns, on the command line --columns, "
-                          f"e.g. {','.join((*columns, *extra[: bad[1] - num_fields]))}; unused ones are dropped)")
+                          f"e.g. {','.join((*columns, *extra))}; unused ones are dropped)")
         return ValueError(f"{path}: malformed row: {where}")
 
     try:
