@@ -396,17 +396,26 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_stopping_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--wait-until-decelerating (TrainConfig.wait_until_decelerating) of every command that trains."""
+    """--wait-until-decelerating and --wait-through-plateaus (the TrainConfig fields of those names) of
+    every command that trains."""
     parser.add_argument(
         "--wait-until-decelerating", action=argparse.BooleanOptionalAction,
         help="count epochs for early stopping from the one where the training loss fell fastest, not while the "
         "optimiser is still speeding up out of a small initial table (default: on; "
-        "--no-wait-until-decelerating: every epoch counts, the plain rule)")
+        "--no-wait-until-decelerating: every epoch counts)")
+    parser.add_argument(
+        "--wait-through-plateaus", action=argparse.BooleanOptionalAction,
+        help="count as a miss for early stopping only an epoch whose validation AUC is below the best by more "
+        "than that AUC's noise, so a run crosses a level stretch it may climb out of; runs get longer, on small "
+        "validation splits up to --epochs (default: off: every epoch without a strictly better AUC is a miss)")
+
+
+STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus")
 
 
 def stopping_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig overrides of --epochs (as max_epochs) and --wait-until-decelerating that were given."""
-    given = (("max_epochs", args.epochs), ("wait_until_decelerating", args.wait_until_decelerating))
+    """The TrainConfig overrides of --epochs (as max_epochs) and of the stopping rule that were given."""
+    given = (("max_epochs", args.epochs), *((field, getattr(args, field)) for field in STOPPING_FIELDS))
     return {key: value for key, value in given if value is not None}
 
 
@@ -434,7 +443,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.for_model(
         args.model, args.schedule, lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
         patience=args.patience, l2=args.l2, seed=args.seed, device=args.device, loss=args.loss,
-        wait_until_decelerating=args.wait_until_decelerating,
+        **{field: getattr(args, field) for field in STOPPING_FIELDS},
     )
     removal = dataset.removal if args.mode == "retrain" else None
     logger.info("training %s (%s) on %d rows, %s", args.model, args.mode, len(dataset.remaining(removal)), config)

@@ -3,7 +3,8 @@
 Training (epochs), the sharded baselines (per shard, and the aggregator), AltEraser
 (rounds) and the validation-selected solvers (iterates) all stop this way: a step
 counts as an improvement only when its score is higher than the best so far by more than
-``min_delta`` (default 0: strictly higher).
+``min_delta`` (default 0: strictly higher), and as a miss only when it is lower than the
+best by more than ``tolerance`` (default 0: every step that is not an improvement).
 """
 from __future__ import annotations
 
@@ -26,26 +27,34 @@ class EarlyStopping:
     so nothing is copied otherwise) when ``score`` beats the best by more than
     ``min_delta``, or always with ``accept=True`` (a caller that wants the last step, not
     the best); it returns whether the step was recorded. ``should_stop(step)`` is true
-    once ``patience`` steps have passed since the recorded one. Before any update the best
-    score is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a
-    run whose score only fluctuates from going on for as long as the fluctuations last.
+    once ``patience`` steps have passed since the last one that was not a miss (the recorded
+    one, or a later one within ``tolerance`` of the best). Before any update the best score
+    is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a run whose
+    score only fluctuates from going on for as long as the fluctuations last; a ``tolerance``
+    there does the opposite: a run whose score stays level (a plateau it may climb out of) goes
+    on until the score has clearly fallen, and still returns its best step.
     """
 
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+    def __init__(self, patience: int, min_delta: float = 0.0, tolerance: float = 0.0) -> None:
         if patience <= 0:
             raise ValueError(f"patience must be positive, got {patience}")
         if not min_delta >= 0:
             raise ValueError(f"min_delta must be >= 0, got {min_delta}")
-        self.patience, self.min_delta = patience, min_delta
+        if not tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        self.patience, self.min_delta, self.tolerance = patience, min_delta, tolerance
         self.best_score = -math.inf
         self.best_step = 0
         self.best_state: Any = None
+        self.level_step = 0  # the last step that was not a miss
 
     def update(self, step: int, score: float, state: Callable[[], Any], accept: bool = False) -> bool:
+        if self.tolerance > 0 and score >= self.best_score - self.tolerance:
+            self.level_step = step
         if not (accept or score > self.best_score + self.min_delta):
             return False
-        self.best_score, self.best_step, self.best_state = score, step, state()
+        self.best_score, self.best_step, self.best_state, self.level_step = score, step, state(), step
         return True
 
     def should_stop(self, step: int) -> bool:
-        return step - self.best_step >= self.patience
+        return step - max(self.best_step, self.level_step) >= self.patience

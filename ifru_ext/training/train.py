@@ -3,7 +3,8 @@
 Adam on the mean BCE-with-logits over all labelled training pairs (no negative
 sampling; optional ``(λ/2)‖E‖²``), shuffled mini-batches of 2048 from a seeded
 generator, early stopping on the whole-validation AUC with patience 10 once the training
-loss decelerates (``TrainConfig.wait_until_decelerating``), and the best state loaded
+loss decelerates (``TrainConfig.wait_until_decelerating``), counting as misses only epochs
+clearly below the best (``TrainConfig.wait_through_plateaus``), and the best state loaded
 back. ``removal`` trains on ``D_{-r}`` (Retrain): those rows leave the loss AND, for
 LightGCN, the graph. ``TrainConfig.loss = "bpr"`` trains instead on BPR
 triples over the label-1 rows (``bpr.py``), with the same batches, early stopping and trace.
@@ -21,7 +22,7 @@ from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from ..data import RecDataset
-from ..metrics import auc
+from ..metrics import auc, auc_noise
 from ..models import Recommender, build_model
 from ..models.trace import LOSSES, SnapshotRecorder, TrainingTrace
 from .bpr import NegativeSampler, bpr_loss, bpr_rows
@@ -95,6 +96,14 @@ class TrainConfig:
     than the last, the optimiser is still speeding up out of its initial table (a small one:
     logits near 0 and gradients that grow with the table), and a dip of the validation AUC then
     is not the run turning (docs/ARCHITECTURE.md §5). False: every epoch counts (the plain rule).
+    ``wait_through_plateaus``: an epoch counts as a miss only when its validation AUC is below the
+    best by more than the AUC's noise on the validation labels (``auc_noise``); a level epoch
+    resets the count, and the best epoch is still the one returned. A LightGCN grown from a small
+    table crosses plateaus where its AUC stays level to 1e-5 for tens of epochs before rising
+    again, and whether patience runs out there hangs on gains of 1e-5: a Retrain that edges past
+    the plateau ends a different model (docs/ARCHITECTURE.md §5). Off by default: runs get longer
+    (to ``max_epochs`` where the validation split is small and its AUC's noise large), and the
+    measured cells are mixed (§5). False: every epoch without a strictly better AUC is a miss.
     """
 
     lr: float = 1e-3
@@ -107,6 +116,7 @@ class TrainConfig:
     l2: float = 0.0
     loss: str = "bce"
     wait_until_decelerating: bool = True
+    wait_through_plateaus: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -190,7 +200,8 @@ def train(
     For LightGCN the graph is set to ``dataset.graph(removal)`` first. Each epoch is
     one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
     validation split; training stops after ``config.patience`` epochs without a
-    strictly better AUC (or at ``max_epochs``), and the best state is loaded back. With
+    strictly better AUC (with ``config.wait_through_plateaus``: ``patience`` epochs each below
+    the best by more than ``auc_noise``) or at ``max_epochs``, and the best state is loaded back. With
     ``config.wait_until_decelerating`` the stopping starts afresh from the epoch whose training
     loss fell fastest, once the next one falls by no more (``include_start``: at once).
     ``config.loss == "bpr"``: the pass is over the label-1 rows (``bpr_rows``), each with its
@@ -240,7 +251,9 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
 
     history: list[EpochLog] = []
-    stopper, stop = EarlyStopping(config.patience), False
+    # A level epoch is one within the validation AUC's noise of the best (wait_through_plateaus).
+    level = auc_noise(valid_labels) if config.wait_through_plateaus else 0.0
+    stopper, stop = EarlyStopping(config.patience, tolerance=level), False
     # Measured on a MovieLens-shaped file (60k training rows), LightGCN at the paper's lr 1e-4 with
     # the plain rule returned epoch 4, every logit within 0.02 of 0 and its loss still falling faster
     # each epoch, where a Retrain by the same rule returned epoch 94 (docs/ARCHITECTURE.md §5).
@@ -256,7 +269,7 @@ def train(
         if not decelerating and len(history) >= 3:
             before, last, now = (record["loss"] for record in history[-3:])
             if last - now <= before - last:
-                decelerating, stopper = True, EarlyStopping(config.patience)
+                decelerating, stopper = True, EarlyStopping(config.patience, tolerance=level)
                 turning_epoch, turning_auc, turning_state = speeding
                 stopper.update(turning_epoch, turning_auc, lambda: turning_state)
         if decelerating:

@@ -55,6 +55,9 @@ def finetune(model: Recommender, dataset: RecDataset, removal: Tensor, config: F
     train_config = TrainConfig.for_model(
         model.name, lr=config.lr, patience=config.patience, max_epochs=config.max_epochs,
         batch_size=config.batch_size, seed=config.seed, device=str(device), l2=config.l2,
+        # Every epoch not strictly better than the start is a miss: a fine-tune that only loses AUC
+        # would otherwise run on through its whole budget within the AUC's noise of the start.
+        wait_through_plateaus=False,
     )
     objective = RemainingObjective(model, dataset, removal, remaining_graph(model, dataset, removal), config.l2)
     start_norm = objective.gradient(model.embedding.detach())[1].norm()
