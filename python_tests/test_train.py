@@ -15,6 +15,7 @@ from ifru_ext.metrics import auc
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
 from ifru_ext.models.trace import TrainingTrace
 from ifru_ext.training import SCHEDULES, TrainConfig, train
+from ifru_ext.unlearning.retrain import retrain_config
 
 BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
 needs_bx = pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
@@ -94,6 +95,20 @@ def test_early_stopping_keeps_the_best_state(planted, tmp_path):
     assert TrainingTrace.from_payload(payload, tuple(model.embedding.shape)).validation_tail is None
     with pytest.raises(ValueError, match="validation_tail"):
         TrainingTrace.from_payload({**payload, "validation_tail": (0.5, 1.5)}, tuple(model.embedding.shape))
+    # It keeps how the run stopped, so a Retrain rebuilt from the trace stops the same way (before the
+    # field it took the defaults: patience 10 for a run trained with 4).
+    assert model.trace.stopping == {"max_epochs": 200, "patience": 4, "wait_until_decelerating": True,
+                                    "wait_through_plateaus": False}
+    assert loaded.trace.stopping == model.trace.stopping
+    config = retrain_config(loaded, "cpu")
+    assert (config.max_epochs, config.patience, config.lr, config.batch_size) == (200, 4, 0.1, 256)
+    older = TrainingTrace.from_payload({k: v for k, v in payload.items() if k != "stopping"}, tuple(model.embedding.shape))
+    assert older.stopping is None
+    loaded.trace = older
+    assert retrain_config(loaded, "cpu").patience == TrainConfig().patience
+    for bad in ({"patience": 4}, {**model.trace.stopping, "patience": 0}, {**model.trace.stopping, "max_epochs": 2.5}):
+        with pytest.raises(ValueError, match="stopping"):
+            TrainingTrace.from_payload({**payload, "stopping": bad}, tuple(model.embedding.shape))
 
 
 def test_early_stopping_waits_until_the_loss_decelerates(tmp_path):

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "MAX_SNAPSHOTS", "Snapshot", "SnapshotRecorder", "TrainingTrace", "training_loss"]
+__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "MAX_SNAPSHOTS", "STOPPING_SETTINGS", "Snapshot", "SnapshotRecorder", "TrainingTrace",
+           "training_loss"]
 
 # The training objectives a trace can record (``TrainConfig.loss``); traces written before the
 # field existed are "bce", the only loss there was.
@@ -27,6 +28,10 @@ LOSSES = ("bce", "bpr")
 # field existed, the linear training response in its segment-displacement form (no estimator of
 # today answers with it, so such a scale is not applied: ``UnlearnConfig.estimator``).
 UNRECORDED_ESTIMATOR = "training(corrections=0)"
+# The early-stopping settings of a run (``TrainConfig`` fields of these names) and their types: a
+# Retrain of the model stops the way its run did.
+STOPPING_SETTINGS: dict[str, type] = {"max_epochs": int, "patience": int, "wait_until_decelerating": bool,
+                                      "wait_through_plateaus": bool}
 
 
 @dataclass
@@ -52,7 +57,10 @@ class TrainingTrace:
     trained past it before early stopping gave up (its patience), in order — how the Original's
     own run went on from where it was returned (the horizon rule, ``UnlearnConfig.horizon``); one
     value when the run was returned at its last epoch (an epoch cap: a Retrain with the same cap
-    cannot train longer either); None: not recorded (traces written before 2026-12-03).
+    cannot train longer either); None: not recorded (traces written before 2026-12-03);
+    stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience and the two rules), so
+    that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way; None:
+    not recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults.
     """
 
     lr: float
@@ -71,6 +79,7 @@ class TrainingTrace:
     calibration: float | None = None
     calibrated_for: str | None = None
     validation_tail: tuple[float, ...] | None = None
+    stopping: dict[str, int | bool] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
@@ -85,7 +94,7 @@ class TrainingTrace:
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
         names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration", "calibrated_for",
-                                                       "validation_tail"}
+                                                       "validation_tail", "stopping"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
@@ -110,8 +119,15 @@ class TrainingTrace:
             if not (isinstance(tail, (tuple, list)) and tail and all(isinstance(a, float) and 0 <= a <= 1 for a in tail)):
                 raise ValueError(f"training trace validation_tail must be a non-empty sequence of AUCs in [0, 1], got {tail!r}")
             tail = tuple(tail)
+        stopping = payload.get("stopping")  # older traces: not recorded
+        if stopping is not None and not (
+                isinstance(stopping, dict) and set(stopping) == set(STOPPING_SETTINGS)
+                and all(type(stopping[name]) is kind for name, kind in STOPPING_SETTINGS.items())
+                and stopping["max_epochs"] > 0 and stopping["patience"] > 0):
+            raise ValueError(f"training trace stopping must give {sorted(STOPPING_SETTINGS)} (positive integers and "
+                             f"booleans), got {stopping!r}")
         trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,
-                    calibration=calibration, calibrated_for=calibrated_for, validation_tail=tail)
+                    calibration=calibration, calibrated_for=calibrated_for, validation_tail=tail, stopping=stopping)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):

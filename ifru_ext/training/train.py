@@ -24,7 +24,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ..data import RecDataset
 from ..metrics import auc, auc_noise
 from ..models import Recommender, build_model
-from ..models.trace import LOSSES, SnapshotRecorder, TrainingTrace
+from ..models.trace import LOSSES, STOPPING_SETTINGS, SnapshotRecorder, TrainingTrace
 from .bpr import NegativeSampler, bpr_loss, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
 
@@ -294,7 +294,8 @@ def train(
         trace = TrainingTrace(lr=config.lr, steps=steps, best_epoch=epoch, batch_size=config.batch_size,
                               rows=len(rows), seed=config.seed, l2=config.l2, loss=config.loss, beta2=beta2,
                               eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial,
-                              snapshots=recorder.before(steps))
+                              snapshots=recorder.before(steps),
+                              stopping={name: getattr(config, name) for name in STOPPING_SETTINGS})
         return snapshot(model), trace
 
     epoch = 0

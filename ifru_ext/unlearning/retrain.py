@@ -45,9 +45,10 @@ def retrain(model: Recommender, dataset: RecDataset, removal: Tensor, config: Re
 
 def retrain_config(model: Recommender, device: str) -> TrainConfig:
     """How ``model`` was trained: the paper schedule of its architecture with the settings its
-    trace records (learning rate, batch size, seed, λ, loss); the plain schedule without a trace."""
+    trace records (learning rate, batch size, seed, λ, loss, and how the run stopped where the trace
+    has it); the plain schedule without a trace."""
     trace = model.trace
     if trace is None:
         return TrainConfig.for_model(model.name, device=device)
     return TrainConfig.for_model(model.name, device=device, lr=trace.lr, batch_size=trace.batch_size, seed=trace.seed,
-                                 l2=trace.l2, loss=trace.loss)
+                                 l2=trace.l2, loss=trace.loss, **(trace.stopping or {}))
