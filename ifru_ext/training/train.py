@@ -3,9 +3,9 @@
 Adam on the mean BCE-with-logits over all labelled training pairs (no negative
 sampling; optional ``(λ/2)‖E‖²``), shuffled mini-batches of 2048 from a seeded
 generator, early stopping on the whole-validation AUC with patience 10 once the training
-loss decelerates (``TrainConfig.wait_until_decelerating``), counting as misses only epochs
-clearly below the best (``TrainConfig.wait_through_plateaus``), and the best state loaded
-back. ``removal`` trains on ``D_{-r}`` (Retrain): those rows leave the loss AND, for
+loss decelerates (``TrainConfig.wait_until_decelerating``; with the option
+``TrainConfig.wait_through_plateaus`` only epochs clearly below the best are misses), and the
+best state loaded back. ``removal`` trains on ``D_{-r}`` (Retrain): those rows leave the loss AND, for
 LightGCN, the graph. ``TrainConfig.loss = "bpr"`` trains instead on BPR
 triples over the label-1 rows (``bpr.py``), with the same batches, early stopping and trace.
 """

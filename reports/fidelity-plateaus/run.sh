@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The default estimator on models trained with --wait-through-plateaus (reports/fidelity-plateaus/README.md).
+# Usage: reports/fidelity-plateaus/run.sh   (from the repository root; writes runs/plateaus/, ~1.5 h on 2 cores)
+set -euo pipefail
+HERE=reports/fidelity-plateaus
+RUNS=runs/plateaus
+SHAPED=reports/fidelity-movielens-shaped/movielens_shaped.py
+mkdir -p "$RUNS"
+cell() {  # NAME THREADS [fidelity options]: one cell into $HERE/NAME.{md,json}
+  local name=$1 threads=$2; shift 2
+  .venv/bin/ifru fidelity --wait-through-plateaus --methods ifru,ifru-uncalibrated --threads "$threads" "$@" \
+    --out "$RUNS/${name%-*-*}" > /dev/null
+  cp "$RUNS/${name%-*-*}/report.md" "$HERE/$name.md"
+  cp "$RUNS/${name%-*-*}/report.json" "$HERE/$name.json"
+}
+# planted:1e4, one thread (the cells of reports/fidelity-synthetic/ with the other rule).
+for scenario in poison genuine; do
+  cell "planted-1e4-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset planted:1e4 --scenario "$scenario" --fraction 0.02 --seeds 1
+done
+for scenario in poison genuine users; do
+  for fraction in 0.02 0.08; do
+    cell "planted-1e4-mf-$scenario-$fraction" 1 --model mf --dataset planted:1e4 --scenario "$scenario" --fraction "$fraction" --seeds 1,2,3
+  done
+done
+# MovieLens 100K's shape, one thread (reports/fidelity-movielens-shaped/ with the other rule).
+[ -f "$RUNS/100k.dat" ] || .venv/bin/python "$SHAPED" 943 1682 100000 7 "$RUNS/100k.dat"
+ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+for scenario in poison genuine users; do
+  cell "100k-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset "$RUNS/100k.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+done
+# MovieLens 1M's size, two threads: each LightGCN model trains ~560 epochs, ~8 minutes here.
+[ -f "$RUNS/1m.dat" ] || .venv/bin/python "$SHAPED" 6040 3706 1000209 7 "$RUNS/1m.dat"
+for scenario in poison genuine; do
+  cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+done
+# The whole validation curves at the 1M size (no early stopping): the clean Original and its Retrain
+# without the genuine cell's rows.
+.venv/bin/python "$HERE/curve.py" "$RUNS/1m.dat" 560 "$HERE/1m-lightgcn-curves.json"
