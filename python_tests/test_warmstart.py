@@ -188,6 +188,10 @@ def test_finetune_lowers_the_remaining_loss_without_losing_validation_auc(origin
     assert result.solve.iterations >= 1 and result.solve.status in ("validation", "max_iter")
     assert valid_auc(result.model, real_slice) >= valid_auc(original, real_slice) - NOISE
     assert remaining_loss(result.model, real_slice, removal) < remaining_loss(original, real_slice, removal)
+    # The moved model's trace is the fine-tune's run, but a Retrain of it stops as the from-scratch run
+    # did (epoch cap 4), not after the fine-tune's 2 epochs.
+    assert result.model.trace.steps != original.trace.steps
+    assert result.model.trace.stopping == original.trace.stopping and original.trace.stopping["max_epochs"] == 4
     if original.num_layers > 0:  # predicts with the graph of D_{-r}
         assert result.model.graph.nnz == real_slice.graph(removal=removal).nnz < original.graph.nnz
 

@@ -59,8 +59,9 @@ class TrainingTrace:
     value when the run was returned at its last epoch (an epoch cap: a Retrain with the same cap
     cannot train longer either); None: not recorded (traces written before 2026-12-03);
     stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience and the two rules), so
-    that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way; None:
-    not recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults.
+    that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way (a
+    fine-tuned model's trace keeps those of the run that trained it from scratch); None: not
+    recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults.
     """
 
     lr: float

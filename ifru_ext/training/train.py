@@ -279,6 +279,10 @@ def train(
         return stopper.update(epoch, valid_auc, lambda: held)  # a candidate while no epoch decelerates
 
     initial, steps, recorder = model.embedding.detach().clone(), 0, SnapshotRecorder()
+    # How a from-scratch run of this model stops: fine-tuning (include_start) continues a trained
+    # model, so its trace keeps the trained run's settings, not the fine-tune's patience and cap.
+    stopping = ((model.trace.stopping if model.trace is not None else None) if include_start
+                else {name: getattr(config, name) for name in STOPPING_SETTINGS})
     beta2 = optimizer.param_groups[0]["betas"][1]
 
     def second_moment() -> Tensor | None:
@@ -294,8 +298,7 @@ def train(
         trace = TrainingTrace(lr=config.lr, steps=steps, best_epoch=epoch, batch_size=config.batch_size,
                               rows=len(rows), seed=config.seed, l2=config.l2, loss=config.loss, beta2=beta2,
                               eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial,
-                              snapshots=recorder.before(steps),
-                              stopping={name: getattr(config, name) for name in STOPPING_SETTINGS})
+                              snapshots=recorder.before(steps), stopping=stopping)
         return snapshot(model), trace
 
     epoch = 0
