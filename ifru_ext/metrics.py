@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "PartialAUC", "auc", "auc_noise", "completeness", "parse_metrics", "ranking_cutoff",
-           "removal_aucs", "user_ranking_metrics"]
+__all__ = ["METRICS", "RANKING", "REPORTED_RANKING", "PartialAUC", "auc", "auc_noise", "auc_placements", "completeness",
+           "paired_auc_sd", "parse_metrics", "ranking_cutoff", "removal_aucs", "user_ranking_metrics"]
 
 # The paper's three test metrics, in report order.
 METRICS = ("auc_0", "auc_1", "auc_2")
@@ -107,6 +107,29 @@ class PartialAUC:
             return (fixed + touching(new.reshape(-1).to(torch.float64))) / self.pairs
 
         return auc_with
+
+
+def auc_placements(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """DeLong's placement values of ``scores`` [n] against ``labels`` [n] (0/1, both present):
+    for each positive the share of negatives it outranks, for each negative the share of
+    positives that outrank it (ties half), float64 [n₁] and [n₀]; each has the AUC as its mean."""
+    scores = torch.as_tensor(scores).reshape(-1).to(torch.float64)
+    positive = torch.as_tensor(labels, device=scores.device).reshape(-1) == 1
+    pos, neg = scores[positive], scores[~positive]
+    if pos.numel() == 0 or neg.numel() == 0:
+        raise ValueError("auc_placements needs both labels among the scores")
+    of_positives = _beaten(neg.sort().values, pos) / neg.numel()
+    of_negatives = 1 - _beaten(pos.sort().values, neg) / pos.numel()
+    return of_positives, of_negatives
+
+
+def paired_auc_sd(first: tuple[Tensor, Tensor], second: tuple[Tensor, Tensor]) -> float:
+    """The standard deviation of ``AUC(first) − AUC(second)`` for two scorings of the same rows,
+    from their ``auc_placements`` (DeLong, DeLong & Clarke-Pearson 1988): the sample variances of
+    the per-positive and per-negative differences over their counts. Two scorings that rank the
+    rows alike have a small one however small the split, so it tells a real difference between
+    two nearby models from their ranking noise where ``auc_noise`` (of one scoring) cannot."""
+    return math.sqrt(sum(float((a - b).var()) / a.numel() for a, b in zip(first, second)))
 
 
 def auc_noise(labels: Tensor | np.ndarray) -> float:

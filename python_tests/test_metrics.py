@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from ifru_ext.data import Interactions, RecDataset
 from ifru_ext.evaluation import removal_auc
-from ifru_ext.metrics import PartialAUC, auc, completeness, removal_aucs
+from ifru_ext.metrics import PartialAUC, auc, auc_noise, auc_placements, completeness, paired_auc_sd, removal_aucs
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -141,8 +141,6 @@ def test_completeness_arithmetic() -> None:
 
 
 def test_auc_noise_is_the_spread_of_an_unrelated_scores_auc():
-    from ifru_ext.metrics import auc_noise
-
     generator = torch.Generator().manual_seed(0)
     labels = (torch.rand(400, generator=generator) < 0.3).float()
     draws = torch.tensor([auc(torch.rand(400, generator=generator), labels) for _ in range(2000)])
@@ -187,3 +185,39 @@ def test_early_stopping_counts_level_steps_within_tolerance_as_no_miss():
     assert tie.should_stop(2) and tie.best_state == "a"
     with pytest.raises(ValueError, match="tolerance"):
         EarlyStopping(patience=2, tolerance=-1e-3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_auc_placements_count_the_pairs_each_row_wins(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 300)
+    labels[:2] = [0, 1]
+    scores = rng.integers(0, 12, 300) + 0.5 * labels  # ties within and across classes
+    of_positives, of_negatives = auc_placements(torch.from_numpy(scores), torch.from_numpy(labels))
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    wins = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])  # [n₁, n₀] pairs won
+    np.testing.assert_allclose(of_positives.numpy(), wins.mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(of_negatives.numpy(), wins.mean(axis=0), atol=1e-12)
+    assert float(of_positives.mean()) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    with pytest.raises(ValueError, match="both labels"):
+        auc_placements(torch.ones(4), torch.ones(4))
+
+
+def test_paired_auc_sd_is_the_spread_of_two_nearby_scorings_auc_difference():
+    """Two scorings of the same rows that differ a little (two nearby epochs of one run): over
+    fresh draws of the rows, AUC(a) − AUC(b) spreads as ``paired_auc_sd`` of one draw says, far
+    below ``auc_noise`` (the spread of one scoring's AUC)."""
+    generator = torch.Generator().manual_seed(0)
+    differences, predicted = [], []
+    for _ in range(600):
+        latent = torch.randn(800, generator=generator, dtype=torch.float64)
+        labels = (latent + torch.randn(800, generator=generator, dtype=torch.float64) > 0).float()
+        first = latent + 0.1 * torch.randn(800, generator=generator, dtype=torch.float64)
+        second = first + 0.1 * torch.randn(800, generator=generator, dtype=torch.float64)
+        differences.append(auc(first, labels) - auc(second, labels))
+        predicted.append(paired_auc_sd(auc_placements(first, labels), auc_placements(second, labels)))
+    spread, typical = float(torch.tensor(differences).std()), float(np.mean(predicted))
+    assert abs(typical / spread - 1) < 0.1
+    assert typical < auc_noise(labels) / 3
+    same = auc_placements(first, labels)
+    assert paired_auc_sd(same, same) == 0.0
