@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The default estimator on models trained with --wait-through-plateaus (reports/fidelity-plateaus/README.md).
-# Usage: reports/fidelity-plateaus/run.sh   (from the repository root; writes runs/plateaus/, ~1.5 h on 2 cores)
+# Usage: reports/fidelity-plateaus/run.sh   (from the repository root; writes runs/plateaus/, ~2.5 h on 2 cores)
 set -euo pipefail
 HERE=reports/fidelity-plateaus
 RUNS=runs/plateaus
@@ -36,3 +36,23 @@ done
 # The whole validation curves at the 1M size (no early stopping): the clean Original and its Retrain
 # without the genuine cell's rows.
 .venv/bin/python "$HERE/curve.py" "$RUNS/1m.dat" 560 "$HERE/1m-lightgcn-curves.json"
+# Where each stopping rule would stop the cell's Original and Retrain, replayed on whole runs
+# (README: "A tolerance from the paired noise"); one thread each, ~1 h in all, most of it the 1M size.
+mkdir -p "$HERE/replay"
+AMZ=runs/amazon-shaped/ratings.csv
+[ -f "$AMZ" ] || .venv/bin/python "$SHAPED" 20000 8000 200000 3 "$AMZ" amazon
+replay() {  # NAME MODEL SCENARIO EPOCHS DATASET [--movielens | --amazon]
+  local name=$1; shift
+  OMP_NUM_THREADS=1 .venv/bin/python "$HERE/paired.py" "$HERE/replay/$name.json" "$@"
+}
+replay bookcrossing-mf-poison mf poison 150 bookcrossing
+replay bookcrossing-mf-genuine mf genuine 150 bookcrossing
+replay bookcrossing-lightgcn-poison lightgcn poison 300 bookcrossing
+replay planted-1e5-mf-poison mf poison 400 planted:1e5
+replay 100k-lightgcn-poison lightgcn poison 1000 "$RUNS/100k.dat" --movielens
+replay 100k-lightgcn-genuine lightgcn genuine 1000 "$RUNS/100k.dat" --movielens
+replay amazon-lightgcn-poison lightgcn poison 800 "$AMZ" --amazon
+replay 1m-lightgcn-genuine lightgcn genuine 600 "$RUNS/1m.dat" --movielens
+replay planted-1e4-lightgcn-poison lightgcn poison 1000 planted:1e4
+replay planted-1e4-lightgcn-genuine lightgcn genuine 1000 planted:1e4
+replay planted-1e4-mf-poison mf poison 1000 planted:1e4
