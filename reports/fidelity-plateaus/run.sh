@@ -37,7 +37,7 @@ done
 # without the genuine cell's rows.
 .venv/bin/python "$HERE/curve.py" "$RUNS/1m.dat" 560 "$HERE/1m-lightgcn-curves.json"
 # Where each stopping rule would stop the cell's Original and Retrain, replayed on whole runs
-# (README: "A tolerance from the paired noise"); one thread each, ~1 h in all, most of it the 1M size.
+# (README: "A tolerance from the paired noise"); one thread each, ~1.5 h in all, most of it the 1M size.
 mkdir -p "$HERE/replay"
 AMZ=runs/amazon-shaped/ratings.csv
 [ -f "$AMZ" ] || .venv/bin/python "$SHAPED" 20000 8000 200000 3 "$AMZ" amazon
@@ -52,6 +52,7 @@ replay planted-1e5-mf-poison mf poison 400 planted:1e5
 replay 100k-lightgcn-poison lightgcn poison 1000 "$RUNS/100k.dat" --movielens
 replay 100k-lightgcn-genuine lightgcn genuine 1000 "$RUNS/100k.dat" --movielens
 replay amazon-lightgcn-poison lightgcn poison 800 "$AMZ" --amazon
+replay 1m-lightgcn-poison lightgcn poison 600 "$RUNS/1m.dat" --movielens
 replay 1m-lightgcn-genuine lightgcn genuine 600 "$RUNS/1m.dat" --movielens
 replay planted-1e4-lightgcn-poison lightgcn poison 1000 planted:1e4
 replay planted-1e4-lightgcn-genuine lightgcn genuine 1000 planted:1e4
