@@ -49,8 +49,11 @@ replay bookcrossing-mf-poison mf poison 150 bookcrossing
 replay bookcrossing-mf-genuine mf genuine 150 bookcrossing
 replay bookcrossing-lightgcn-poison lightgcn poison 300 bookcrossing
 replay planted-1e5-mf-poison mf poison 400 planted:1e5
+replay planted-1e5-lightgcn-poison lightgcn poison 600 planted:1e5
+replay 100k-mf-poison mf poison 600 "$RUNS/100k.dat" --movielens
 replay 100k-lightgcn-poison lightgcn poison 1000 "$RUNS/100k.dat" --movielens
 replay 100k-lightgcn-genuine lightgcn genuine 1000 "$RUNS/100k.dat" --movielens
+replay amazon-mf-poison mf poison 400 "$AMZ" --amazon
 replay amazon-lightgcn-poison lightgcn poison 800 "$AMZ" --amazon
 replay 1m-lightgcn-poison lightgcn poison 600 "$RUNS/1m.dat" --movielens
 replay 1m-lightgcn-genuine lightgcn genuine 600 "$RUNS/1m.dat" --movielens
