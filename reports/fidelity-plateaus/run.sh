@@ -33,9 +33,6 @@ done
 for scenario in poison genuine; do
   cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
-# The whole validation curves at the 1M size (no early stopping): the clean Original and its Retrain
-# without the genuine cell's rows.
-.venv/bin/python "$HERE/curve.py" "$RUNS/1m.dat" 560 "$HERE/1m-lightgcn-curves.json"
 # Where each stopping rule would stop the cell's Original and Retrain, replayed on whole runs
 # (README: "A tolerance from the paired noise"); one thread each, ~1.5 h in all, most of it the 1M size.
 mkdir -p "$HERE/replay"
