@@ -18,7 +18,6 @@ Writes OUT (JSON: each run's per-epoch loss / validation AUC / test AUC and, per
 and the stopping epoch) and prints a table. ``--movielens`` reads DATASET as a ``ratings.dat``
 (``::``, threshold 3, 5-core), ``--amazon`` as a headed reviews CSV (threshold 3, 5-core)."""
 import json
-import math
 import sys
 
 import torch
@@ -27,7 +26,7 @@ from ifru_ext.data import load_dataset
 from ifru_ext.experiments.fidelity import request_rows
 from ifru_ext.metrics import auc, auc_noise, auc_placements, paired_auc_sd
 from ifru_ext.models import build_model
-from ifru_ext.training import TrainConfig, model_arguments, train
+from ifru_ext.training import EarlyStopping, TrainConfig, model_arguments, train
 
 PATIENCE = 10
 RULES = ("plain", "noise", "paired-1", "paired-2")
@@ -35,32 +34,25 @@ RULES = ("plain", "noise", "paired-1", "paired-2")
 
 def replay(run: dict, scores: list[torch.Tensor], labels: torch.Tensor, rule: str, noise: float) -> tuple[int, int | None]:
     """(best epoch, stopping epoch or None when the run would go on past its last epoch) of
-    ``train``'s stopping under ``rule`` (training/train.py: ``offer`` and ``EarlyStopping``)."""
+    ``train``'s stopping under ``rule``: its ``EarlyStopping``, started afresh where the loss
+    turns (training/train.py ``offer``), with the rule's tolerance set before each epoch."""
     losses, aucs = run["loss"], run["valid_auc"]
-    k = {"paired-1": 1.0, "paired-2": 2.0}.get(rule)
-    best = level = 0
-    best_auc, best_placements = -math.inf, None
-    decelerating = False
+    deviations = {"paired-1": 1.0, "paired-2": 2.0}.get(rule)
+    placements = (lambda epoch: auc_placements(scores[epoch - 1], labels)) if deviations else (lambda epoch: None)
+    stopper, decelerating = EarlyStopping(PATIENCE), False
     for epoch in range(1, len(losses) + 1):
-        now = aucs[epoch - 1]
         if not decelerating and epoch >= 3:
             before, last, this = losses[epoch - 3: epoch]
             if last - this <= before - last:  # the loss turned at epoch - 1: counting starts there
-                decelerating = True
-                best = level = epoch - 1
-                best_auc = aucs[epoch - 2]
-                best_placements = auc_placements(scores[epoch - 2], labels) if k else None
-        current = auc_placements(scores[epoch - 1], labels) if k and decelerating else None
-        tolerance = {"plain": 0.0, "noise": noise}.get(rule)
-        if tolerance is None:
-            tolerance = k * paired_auc_sd(current, best_placements) if decelerating else 0.0
-        if tolerance > 0 and now >= best_auc - tolerance:
-            level = epoch
-        if now > best_auc:
-            best, level, best_auc, best_placements = epoch, epoch, now, current
-        if decelerating and epoch - max(best, level) >= PATIENCE:
-            return best, epoch
-    return best, None
+                decelerating, stopper = True, EarlyStopping(PATIENCE)
+                stopper.update(epoch - 1, aucs[epoch - 2], lambda: placements(epoch - 1))
+        current = placements(epoch) if decelerating else None
+        if decelerating and rule != "plain":
+            stopper.tolerance = noise if deviations is None else deviations * paired_auc_sd(current, stopper.best_state)
+        stopper.update(epoch, aucs[epoch - 1], lambda: current)
+        if decelerating and stopper.should_stop(epoch):
+            return stopper.best_step, epoch
+    return stopper.best_step, None
 
 
 def whole_run(name: str, dataset, config: TrainConfig, removal) -> tuple[dict, list[torch.Tensor]]:
