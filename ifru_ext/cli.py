@@ -405,9 +405,9 @@ def add_stopping_argument(parser: argparse.ArgumentParser | argparse._ArgumentGr
         "--no-wait-until-decelerating: every epoch counts)")
     parser.add_argument(
         "--wait-through-plateaus", action=argparse.BooleanOptionalAction,
-        help="count as a miss for early stopping only an epoch whose validation AUC is below the best by more "
-        "than that AUC's noise, so a run crosses a level stretch it may climb out of; runs get longer, on small "
-        "validation splits up to --epochs (default: off: every epoch without a strictly better AUC is a miss)")
+        help="count as a miss for early stopping only an epoch whose validation AUC is below the best epoch's by "
+        "more than one standard deviation of their difference on the same rows, so a run crosses a level stretch "
+        "it may climb out of (default: off: every epoch without a strictly better AUC is a miss)")
 
 
 STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus")

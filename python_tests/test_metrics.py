@@ -178,6 +178,15 @@ def test_early_stopping_counts_level_steps_within_tolerance_as_no_miss():
     assert (plain.best_state, stops[plain]) == (3, 6)  # 3 misses of 1e-5 on the plateau
     # The best step is returned; the stop comes 3 steps after the last within 0.0013 of it (0.7540).
     assert (tolerant.best_state, tolerant.best_score, stops[tolerant]) == (18, 0.7550, 23)
+    # A step's own tolerance overrides the stopper's: level steps within theirs are no misses,
+    # and a step below the best by more than its own is one whatever the stopper's.
+    stepwise = EarlyStopping(patience=2, tolerance=0.1)
+    stepwise.update(1, 0.70, lambda: "a")
+    stepwise.update(2, 0.69, lambda: "b", tolerance=0.02)  # within its 0.02: level
+    stepwise.update(3, 0.69, lambda: "c", tolerance=0.005)  # below by more than its 0.005: a miss
+    assert not stepwise.should_stop(3) and stepwise.level_step == 2
+    stepwise.update(4, 0.69, lambda: "d", tolerance=0.0)
+    assert stepwise.should_stop(4) and stepwise.best_state == "a"
     # A tolerance of 0 is the plain rule: a tie is a miss.
     tie = EarlyStopping(patience=1, tolerance=0.0)
     tie.update(1, 0.5, lambda: "a")

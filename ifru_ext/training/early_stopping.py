@@ -4,7 +4,8 @@ Training (epochs), the sharded baselines (per shard, and the aggregator), AltEra
 (rounds) and the validation-selected solvers (iterates) all stop this way: a step
 counts as an improvement only when its score is higher than the best so far by more than
 ``min_delta`` (default 0: strictly higher), and as a miss only when it is lower than the
-best by more than ``tolerance`` (default 0: every step that is not an improvement).
+best by more than ``tolerance`` (default 0: every step that is not an improvement; training
+with ``wait_through_plateaus`` passes each epoch its own, from the paired noise of its AUC).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ class EarlyStopping:
     ``min_delta``, or always with ``accept=True`` (a caller that wants the last step, not
     the best); it returns whether the step was recorded. ``should_stop(step)`` is true
     once ``patience`` steps have passed since the last one that was not a miss (the recorded
-    one, or a later one within ``tolerance`` of the best). Before any update the best score
-    is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a run whose
+    one, or a later one within ``tolerance`` of the best; ``update(..., tolerance=)`` gives a step
+    its own). Before any update the best score is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a run whose
     score only fluctuates from going on for as long as the fluctuations last; a ``tolerance``
     there does the opposite: a run whose score stays level (a plateau it may climb out of) goes
     on until the score has clearly fallen, and still returns its best step.
@@ -48,8 +49,10 @@ class EarlyStopping:
         self.best_state: Any = None
         self.level_step = 0  # the last step that was not a miss
 
-    def update(self, step: int, score: float, state: Callable[[], Any], accept: bool = False) -> bool:
-        if self.tolerance > 0 and score >= self.best_score - self.tolerance:
+    def update(self, step: int, score: float, state: Callable[[], Any], accept: bool = False,
+               tolerance: float | None = None) -> bool:
+        tolerance = self.tolerance if tolerance is None else tolerance
+        if tolerance > 0 and score >= self.best_score - tolerance:
             self.level_step = step
         if not (accept or score > self.best_score + self.min_delta):
             return False

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from ..data import RecDataset
-from ..metrics import auc, auc_noise
+from ..metrics import auc, auc_placements, paired_auc_sd
 from ..models import Recommender, build_model
 from ..models.trace import LOSSES, STOPPING_SETTINGS, SnapshotRecorder, TrainingTrace
 from .bpr import NegativeSampler, bpr_loss, bpr_rows
@@ -97,13 +97,14 @@ class TrainConfig:
     logits near 0 and gradients that grow with the table), and a dip of the validation AUC then
     is not the run turning (docs/ARCHITECTURE.md §5). False: every epoch counts (the plain rule).
     ``wait_through_plateaus``: an epoch counts as a miss only when its validation AUC is below the
-    best by more than the AUC's noise on the validation labels (``auc_noise``); a level epoch
-    resets the count, and the best epoch is still the one returned. A LightGCN grown from a small
-    table crosses plateaus where its AUC stays level to 1e-5 for tens of epochs before rising
-    again, and whether patience runs out there hangs on gains of 1e-5: a Retrain that edges past
-    the plateau ends a different model (docs/ARCHITECTURE.md §5). Off by default: runs get longer
-    (to ``max_epochs`` where the validation split is small and its AUC's noise large), and the
-    measured cells are mixed (§5). False: every epoch without a strictly better AUC is a miss.
+    best epoch's by more than one standard deviation of the two AUCs' difference on the same rows
+    (``paired_auc_sd`` of both epochs' validation scores); a level epoch resets the count, and the
+    best epoch is still the one returned. A LightGCN grown from a small table crosses plateaus
+    where its AUC stays level to 1e-5 for tens of epochs before rising again, and whether patience
+    runs out there hangs on gains of 1e-5: a Retrain that edges past the plateau ends a different
+    model (docs/ARCHITECTURE.md §5). Two nearby epochs rank the validation rows almost alike, so
+    the paired deviation is small where the curve really falls and the run stops much as under
+    the plain rule. False: every epoch without a strictly better AUC is a miss.
     """
 
     lr: float = 1e-3
@@ -201,9 +202,9 @@ def train(
     one shuffled pass (seeded by ``config.seed``) followed by the AUC on the whole
     validation split; training stops after ``config.patience`` epochs without a
     strictly better AUC (with ``config.wait_through_plateaus``: ``patience`` epochs each below
-    the best by more than ``auc_noise``) or at ``max_epochs``, and the best state is loaded back. With
-    ``config.wait_until_decelerating`` the stopping starts afresh from the epoch whose training
-    loss fell fastest, once the next one falls by no more (``include_start``: at once).
+    the best by more than their paired deviation) or at ``max_epochs``, and the best state is
+    loaded back. With ``config.wait_until_decelerating`` the stopping starts afresh from the epoch
+    whose training loss fell fastest, once the next one falls by no more (``include_start``: at once).
     ``config.loss == "bpr"``: the pass is over the label-1 rows (``bpr_rows``), each with its
     negative of the epoch (``bpr_negatives(dataset, rows, epoch, config.seed)``, epochs
     1-based); early stopping stays on the validation AUC of the labelled pairs.
@@ -251,9 +252,10 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
 
     history: list[EpochLog] = []
-    # A level epoch is one within the validation AUC's noise of the best (wait_through_plateaus).
-    level = auc_noise(valid_labels) if config.wait_through_plateaus else 0.0
-    stopper, stop = EarlyStopping(config.patience, tolerance=level), False
+    stopper, stop = EarlyStopping(config.patience), False
+    # wait_through_plateaus: the auc_placements of the epoch being scored; each recorded state
+    # keeps its epoch's, so an epoch's AUC is compared with the best's on the same rows.
+    placements: tuple[Tensor, Tensor] | None = None
     # Measured on a MovieLens-shaped file (60k training rows), LightGCN at the paper's lr 1e-4 with
     # the plain rule returned epoch 4, every logit within 0.02 of 0 and its loss still falling faster
     # each epoch, where a Retrain by the same rule returned epoch 94 (docs/ARCHITECTURE.md §5).
@@ -269,11 +271,11 @@ def train(
         if not decelerating and len(history) >= 3:
             before, last, now = (record["loss"] for record in history[-3:])
             if last - now <= before - last:
-                decelerating, stopper = True, EarlyStopping(config.patience, tolerance=level)
+                decelerating, stopper = True, EarlyStopping(config.patience)
                 turning_epoch, turning_auc, turning_state = speeding
                 stopper.update(turning_epoch, turning_auc, lambda: turning_state)
         if decelerating:
-            return stopper.update(epoch, valid_auc, state)
+            return stopper.update(epoch, valid_auc, state, tolerance=level())
         held = state()
         speeding = epoch, valid_auc, held
         return stopper.update(epoch, valid_auc, lambda: held)  # a candidate while no epoch decelerates
@@ -290,21 +292,38 @@ def train(
         moments = optimizer.state.get(model.embedding, {})
         return None if steps == 0 or "exp_avg_sq" not in moments else moments["exp_avg_sq"].detach() / (1 - beta2**steps)
 
-    def state() -> tuple[dict[str, Tensor], TrainingTrace | None]:
-        """The model's state and the trace of the run so far (the model's own before any step)."""
+    def level() -> float:
+        """How far below the best epoch's validation AUC this epoch's may be and still not be a miss
+        (``wait_through_plateaus``): one standard deviation of the two AUCs' difference, paired on
+        the same rows (``paired_auc_sd``); 0 (the plain rule) without the option or a best epoch."""
+        if placements is None or stopper.best_state is None:
+            return 0.0
+        return paired_auc_sd(placements, stopper.best_state[2])
+
+    def validate() -> float:
+        """The model's validation AUC (and, for ``level``, its placements)."""
+        nonlocal placements
+        scores = model.score_all(dataset.valid.users, dataset.valid.items)
+        if config.wait_through_plateaus:
+            placements = auc_placements(scores, valid_labels)
+        return auc(scores, valid_labels)
+
+    def state() -> tuple[dict[str, Tensor], TrainingTrace | None, tuple[Tensor, Tensor] | None]:
+        """The model's state, the trace of the run so far (the model's own before any step) and the
+        epoch's validation placements."""
         second = second_moment()
         if second is None:
-            return snapshot(model), model.trace
+            return snapshot(model), model.trace, placements
         trace = TrainingTrace(lr=config.lr, steps=steps, best_epoch=epoch, batch_size=config.batch_size,
                               rows=len(rows), seed=config.seed, l2=config.l2, loss=config.loss, beta2=beta2,
                               eps=optimizer.param_groups[0]["eps"], second_moment=second.clone(), initial=initial,
                               snapshots=recorder.before(steps), stopping=stopping)
-        return snapshot(model), trace
+        return snapshot(model), trace, placements
 
     epoch = 0
     if include_start:
         model.eval()
-        start_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
+        start_auc = validate()
         start_loss = loss_of(slice(None), negatives_of(0), model.score_all).item()
         history.append(EpochLog(epoch=0, loss=start_loss, valid_auc=start_auc, seconds=time.perf_counter() - start_time))
         offer(0, start_auc)
@@ -327,7 +346,7 @@ def train(
                 steps += 1
             recorder.record(epoch, steps, model.embedding, second_moment())
             model.eval()
-            valid_auc = auc(model.score_all(dataset.valid.users, dataset.valid.items), valid_labels)
+            valid_auc = validate()
             record = EpochLog(
                 epoch=epoch,
                 loss=loss_sum.item() / len(rows),
@@ -351,7 +370,7 @@ def train(
                 break
 
     assert stopper.best_state is not None  # at least one epoch ran and a finite AUC beats -inf
-    best_state, model.trace = stopper.best_state
+    best_state, model.trace, _ = stopper.best_state
     model.load_state_dict(best_state)
     if model.trace is not None and stopper.best_step > 0:  # epoch 0: the model's own trace, not this run's
         # How the run went on past the returned epoch: the horizon rule reads it (UnlearnConfig.horizon).

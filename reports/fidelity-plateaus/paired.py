@@ -9,10 +9,11 @@ every epoch's training loss, validation scores and test AUC. Then it replays ``t
 for what counts as a miss:
 
 - ``plain``: every epoch not strictly better than the best (the default);
-- ``noise``: below the best by more than ``auc_noise`` (``--wait-through-plateaus``);
+- ``noise``: below the best by more than ``auc_noise`` (what ``--wait-through-plateaus`` did first);
 - ``paired-1`` / ``paired-2``: below the best by more than 1 / 2 paired standard deviations of
   the difference between this epoch's AUC and the best epoch's, from both epochs' validation
-  scores on the same rows (``metrics.paired_auc_sd``: DeLong's variance of the difference).
+  scores on the same rows (``metrics.paired_auc_sd``: DeLong's variance of the difference);
+  ``paired-1`` is ``--wait-through-plateaus`` now.
 
 Writes OUT (JSON: each run's per-epoch loss / validation AUC / test AUC and, per rule, the best
 and the stopping epoch) and prints a table. ``--movielens`` reads DATASET as a ``ratings.dat``
@@ -35,7 +36,7 @@ RULES = ("plain", "noise", "paired-1", "paired-2")
 def replay(run: dict, scores: list[torch.Tensor], labels: torch.Tensor, rule: str, noise: float) -> tuple[int, int | None]:
     """(best epoch, stopping epoch or None when the run would go on past its last epoch) of
     ``train``'s stopping under ``rule``: its ``EarlyStopping``, started afresh where the loss
-    turns (training/train.py ``offer``), with the rule's tolerance set before each epoch."""
+    turns (training/train.py ``offer``), with the rule's tolerance given to each epoch."""
     losses, aucs = run["loss"], run["valid_auc"]
     deviations = {"paired-1": 1.0, "paired-2": 2.0}.get(rule)
     placements = (lambda epoch: auc_placements(scores[epoch - 1], labels)) if deviations else (lambda epoch: None)
@@ -47,9 +48,10 @@ def replay(run: dict, scores: list[torch.Tensor], labels: torch.Tensor, rule: st
                 decelerating, stopper = True, EarlyStopping(PATIENCE)
                 stopper.update(epoch - 1, aucs[epoch - 2], lambda: placements(epoch - 1))
         current = placements(epoch) if decelerating else None
+        tolerance = None
         if decelerating and rule != "plain":
-            stopper.tolerance = noise if deviations is None else deviations * paired_auc_sd(current, stopper.best_state)
-        stopper.update(epoch, aucs[epoch - 1], lambda: current)
+            tolerance = noise if deviations is None else deviations * paired_auc_sd(current, stopper.best_state)
+        stopper.update(epoch, aucs[epoch - 1], lambda: current, tolerance=tolerance)
         if decelerating and stopper.should_stop(epoch):
             return stopper.best_step, epoch
     return stopper.best_step, None
