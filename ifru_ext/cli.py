@@ -407,7 +407,8 @@ def add_stopping_argument(parser: argparse.ArgumentParser | argparse._ArgumentGr
         "--wait-through-plateaus", action=argparse.BooleanOptionalAction,
         help="count as a miss for early stopping only an epoch whose validation AUC is below the best epoch's by "
         "more than one standard deviation of their difference on the same rows, so a run crosses a level stretch "
-        "it may climb out of (default: off: every epoch without a strictly better AUC is a miss)")
+        "it may climb out of (default: on; --no-wait-through-plateaus: every epoch without a strictly better "
+        "AUC is a miss)")
 
 
 STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus")

@@ -113,7 +113,7 @@ def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name
     out = tmp_path / "run"
     argv = ["-q", "train", "--model", name, "--mode", mode, "--epochs", "4", "--lr", "0.01", "--batch-size", "256",
             "--attack-fraction", "0.05", "--seed", "3", "--out", str(out), "--no-progress", "--no-calibrate",
-            *file_options(ratings_file), *(["--wait-through-plateaus"] if mode == "retrain" else [])]
+            *file_options(ratings_file), *(["--no-wait-through-plateaus"] if mode == "retrain" else [])]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "AUC_0" in printed and "test" in printed
@@ -136,7 +136,7 @@ def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name
     assert summary["calibration"] is None and loaded.model.trace.calibration is None
     # The stopping rule the run used is recorded (a Retrain from this checkpoint uses it too).
     recorded = read_checkpoint(out / "model.pt")["meta"]["train"]
-    assert recorded["wait_through_plateaus"] is (mode == "retrain") and recorded["wait_until_decelerating"] is True
+    assert recorded["wait_through_plateaus"] is (mode != "retrain") and recorded["wait_until_decelerating"] is True
     assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     for split in ("valid", "test"):

@@ -98,14 +98,16 @@ def test_early_stopping_keeps_the_best_state(planted, tmp_path):
     # It keeps how the run stopped, so a Retrain rebuilt from the trace stops the same way (before the
     # field it took the defaults: patience 10 for a run trained with 4).
     assert model.trace.stopping == {"max_epochs": 200, "patience": 4, "wait_until_decelerating": True,
-                                    "wait_through_plateaus": False}
+                                    "wait_through_plateaus": True}
     assert loaded.trace.stopping == model.trace.stopping
     config = retrain_config(loaded, "cpu")
     assert (config.max_epochs, config.patience, config.lr, config.batch_size) == (200, 4, 0.1, 256)
     older = TrainingTrace.from_payload({k: v for k, v in payload.items() if k != "stopping"}, tuple(model.embedding.shape))
     assert older.stopping is None
     loaded.trace = older
+    # Before the field only the plain rule existed for plateaus: that is how such a model trained.
     assert retrain_config(loaded, "cpu").patience == TrainConfig().patience
+    assert retrain_config(loaded, "cpu").wait_through_plateaus is False and TrainConfig().wait_through_plateaus
     for bad in ({"patience": 4}, {**model.trace.stopping, "patience": 0}, {**model.trace.stopping, "max_epochs": 2.5}):
         with pytest.raises(ValueError, match="stopping"):
             TrainingTrace.from_payload({**payload, "stopping": bad}, tuple(model.embedding.shape))
@@ -124,7 +126,9 @@ def test_early_stopping_waits_until_the_loss_decelerates(tmp_path):
     runs = {}
     for wait in (False, True):
         model = build_model("lightgcn", dataset.num_users, dataset.num_items, seed=1024)
-        runs[wait] = model, train(model, dataset, TrainConfig.for_model("lightgcn", wait_until_decelerating=wait))
+        # Each rule on its own: a miss is every epoch not strictly better (the plain rule for plateaus).
+        config = TrainConfig.for_model("lightgcn", wait_until_decelerating=wait, wait_through_plateaus=False)
+        runs[wait] = model, train(model, dataset, config)
     (plain, plain_result), (waiting, waiting_result) = runs[False], runs[True]
     losses = [record["loss"] for record in waiting_result.history]
     drops = [losses[e - 1] - losses[e] for e in range(1, len(losses))]  # drops[k]: the fall into epoch k + 2
@@ -150,7 +154,7 @@ def test_early_stopping_waits_until_the_loss_decelerates(tmp_path):
     tables = []
     for wait in (False, True):
         model = build_model("mf", dataset.num_users, dataset.num_items, seed=1024)
-        train(model, dataset, TrainConfig.for_model("mf", wait_until_decelerating=wait))
+        train(model, dataset, TrainConfig.for_model("mf", wait_until_decelerating=wait, wait_through_plateaus=False))
         tables.append(model.embedding.detach())
     assert torch.equal(*tables)
 

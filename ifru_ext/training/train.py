@@ -3,11 +3,11 @@
 Adam on the mean BCE-with-logits over all labelled training pairs (no negative
 sampling; optional ``(λ/2)‖E‖²``), shuffled mini-batches of 2048 from a seeded
 generator, early stopping on the whole-validation AUC with patience 10 once the training
-loss decelerates (``TrainConfig.wait_until_decelerating``; with the option
-``TrainConfig.wait_through_plateaus`` only epochs clearly below the best are misses), and the
-best state loaded back. ``removal`` trains on ``D_{-r}`` (Retrain): those rows leave the loss AND, for
-LightGCN, the graph. ``TrainConfig.loss = "bpr"`` trains instead on BPR
-triples over the label-1 rows (``bpr.py``), with the same batches, early stopping and trace.
+loss decelerates (``TrainConfig.wait_until_decelerating``), where only epochs clearly below
+the best are misses (``TrainConfig.wait_through_plateaus``), and the best state loaded back.
+``removal`` trains on ``D_{-r}`` (Retrain): those rows leave the loss AND, for LightGCN, the graph.
+``TrainConfig.loss = "bpr"`` trains instead on BPR triples over the label-1 rows (``bpr.py``), with
+the same batches, early stopping and trace.
 """
 from __future__ import annotations
 
@@ -104,7 +104,9 @@ class TrainConfig:
     runs out there hangs on gains of 1e-5: a Retrain that edges past the plateau ends a different
     model (docs/ARCHITECTURE.md §5). Two nearby epochs rank the validation rows almost alike, so
     the paired deviation is small where the curve really falls and the run stops much as under
-    the plain rule. False: every epoch without a strictly better AUC is a miss.
+    the plain rule (the same model in every measured run whose curve fell after the plain rule's
+    best, docs/ARCHITECTURE.md §5). False: every epoch without a strictly better AUC is a miss
+    (the plain rule).
     """
 
     lr: float = 1e-3
@@ -117,7 +119,7 @@ class TrainConfig:
     l2: float = 0.0
     loss: str = "bce"
     wait_until_decelerating: bool = True
-    wait_through_plateaus: bool = False
+    wait_through_plateaus: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

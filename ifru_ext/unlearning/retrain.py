@@ -46,9 +46,11 @@ def retrain(model: Recommender, dataset: RecDataset, removal: Tensor, config: Re
 def retrain_config(model: Recommender, device: str) -> TrainConfig:
     """How ``model`` was trained: the paper schedule of its architecture with the settings its
     trace records (learning rate, batch size, seed, λ, loss, and how the run stopped where the trace
-    has it); the plain schedule without a trace."""
+    has it; a trace from before it was recorded: the plain rule for plateaus, the only one then);
+    the plain schedule without a trace."""
     trace = model.trace
     if trace is None:
         return TrainConfig.for_model(model.name, device=device)
+    stopping = trace.stopping or {"wait_through_plateaus": False}
     return TrainConfig.for_model(model.name, device=device, lr=trace.lr, batch_size=trace.batch_size, seed=trace.seed,
-                                 l2=trace.l2, loss=trace.loss, **(trace.stopping or {}))
+                                 l2=trace.l2, loss=trace.loss, **stopping)
