@@ -8,7 +8,7 @@ every epoch's training loss, validation scores and test AUC. Then it replays ``t
 (patience 10 from the epoch where the loss decelerates, the best epoch returned) under four rules
 for what counts as a miss:
 
-- ``plain``: every epoch not strictly better than the best (the default);
+- ``plain``: every epoch not strictly better than the best (``--no-wait-through-plateaus``);
 - ``noise``: below the best by more than ``auc_noise`` (what ``--wait-through-plateaus`` did first);
 - ``paired-1`` / ``paired-2``: below the best by more than 1 / 2 paired standard deviations of
   the difference between this epoch's AUC and the best epoch's, from both epochs' validation
