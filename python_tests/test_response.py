@@ -171,7 +171,7 @@ def test_newton_corrections_solve_the_segment_equation(planted, name):
         change = (remaining_loss_gradient(model, planted, removal, graph, at)[keep] - base) / len(planted.train)
         return float((rhs - diagonal * delta - change).norm())
 
-    norms = [residual(_corrected(plan, plan.local(emb), 0, rhs, diagonal, linear, k, 1e-10, 400, True,
+    norms = [residual(_corrected(plan, plan.local(emb), 0, rhs, diagonal, linear, k, 1e-10, 400,
                                  lambda _: None)[0]) for k in range(4)]
     # The first correction cuts the residual (MF 0.56×, LightGCN 0.76× here); a later one is kept
     # only where it lowers it further (the Gauss–Newton step is not always a descent direction).
