@@ -389,8 +389,8 @@ class ResponsePlan:
         # MF's remaining part comes from the operator at the same table (``system``), when given.
         remaining = system.remaining_squares() if system is not None and self.num_layers == 0 else \
             squares(plan.operator)
-        total = gone + remaining
-        return torch.where(total > 0, gone / total.where(total > 0, torch.ones_like(total)), torch.zeros_like(total))
+        total = gone + remaining  # ≥ gone ≥ 0: where it is 0, so is gone, and ρ = 0/1
+        return gone / total.masked_fill_(total == 0, 1.0)
 
     def system(self, emb: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> "ResponseSystem":
         """The operator ``G + diag(diagonal)`` of ``segment``'s terms at the local table ``emb``
