@@ -15,7 +15,7 @@ cell() {  # NAME THREADS [fidelity options]: one cell into $HERE/NAME.{md,json}
   cp "$RUNS/${name%-*-*}/report.json" "$HERE/$name.json"
 }
 # planted:1e4, one thread (the cells of reports/fidelity-synthetic/ with the other rule).
-for scenario in poison genuine; do
+for scenario in poison genuine users; do
   cell "planted-1e4-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset planted:1e4 --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 for scenario in poison genuine users; do
@@ -23,7 +23,7 @@ for scenario in poison genuine users; do
     cell "planted-1e4-mf-$scenario-$fraction" 1 --model mf --dataset planted:1e4 --scenario "$scenario" --fraction "$fraction" --seeds 1,2,3
   done
 done
-for scenario in poison genuine; do
+for scenario in poison genuine users; do
   cell "planted-1e5-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset planted:1e5 --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # MovieLens 100K's shape, one thread (reports/fidelity-movielens-shaped/ with the other rule).
@@ -34,7 +34,7 @@ for scenario in poison genuine users; do
 done
 # MovieLens 1M's size, two threads: each LightGCN model trains ~560 epochs, ~8 minutes here.
 [ -f "$RUNS/1m.dat" ] || .venv/bin/python "$SHAPED" 6040 3706 1000209 7 "$RUNS/1m.dat"
-for scenario in poison genuine; do
+for scenario in poison genuine users; do
   cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # The Amazon-shaped file (reports/fidelity-movielens-shaped/ with the plain rule), two threads.
