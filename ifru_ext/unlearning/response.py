@@ -491,7 +491,7 @@ class ResponseSystem:
         (optional) scores iterates as global tables (``ResponsePlan.scatter``). The residual
         reported is CG's recursion's: on BookCrossing's requests (MF 0.1 / 2 / 8%, LightGCN 1%)
         it equals the one recomputed from the answer to 6 digits, and recomputing it took one
-        more product per segment (LightGCN 1%: ~3% of the request)."""
+        more product per request (LightGCN 1%: ~5% of the request)."""
         return conjugate_gradient(self.apply, rhs, tol=tol, max_iter=max_iter, preconditioner=self.precondition,
                                   select=None if select is None else (lambda t: select(self.plan.scatter(t))),
                                   true_residual=False)
@@ -586,7 +586,7 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         drive = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
         rhs = drive if delta is None else drive + retrain_damping * delta
         lap("operator")
-        # Only the last segment's residual is reported.
+        # The last segment's report is the request's; only its iterates may be selected.
         last = number == len(segments)
         selecting = select is not None and last
         if corrections and not selecting and delta is not None:
