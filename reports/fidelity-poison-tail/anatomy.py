@@ -1,10 +1,12 @@
 """Anatomy of a poisoned-row fidelity cell: where the answer's forget loss falls short of Retrain's.
 
 Usage (from the repository root, after the cell's `ifru fidelity` run has cached its models in OUT):
-    python reports/fidelity-poison-tail/anatomy.py OUT SCALE FILE {amazon|movielens} [METHOD[=SCALE] ...]
+    python reports/fidelity-poison-tail/anatomy.py OUT FRACTION SCALE SOURCE {amazon|movielens|preset} [METHOD[=SCALE] ...]
 
-Reads OUT/original-poison-0.02-1.pt, OUT/retrain-poison-0.02-1.pt and OUT/retrain2-poison-0.02-1.pt
-(seed 1, 2% of the rows flipped), answers the request with `ifru` at the calibration scale SCALE
+Reads OUT/original-poison-FRACTION-1.pt, OUT/retrain-poison-FRACTION-1.pt and
+OUT/retrain2-poison-FRACTION-1.pt (seed 1, FRACTION of the rows flipped) of the dataset SOURCE (a
+ratings file read as the Amazon- or MovieLens-shaped files are, or a preset such as bookcrossing),
+answers the request with `ifru` at the calibration scale SCALE
 (the report's "Originals calibrated for `ifru` (scale ...)") and with each METHOD, calibrated for
 it at its SCALE when one is given (else as the registry answers an uncalibrated Original), and prints for each model: the forget loss's mean and quantiles over the removed rows,
 the share of Retrain's mean carried by rows whose Retrain loss exceeds 10, the answer's logit
@@ -25,7 +27,8 @@ from ifru_ext.models import load_checkpoint
 from ifru_ext.unlearning import METHODS, unlearn
 
 FILES = {"amazon": dict(header=True, columns=["user", "item", "rating", "timestamp"], threshold=3, kcore=5),
-         "movielens": dict(sep="::", columns=["user", "item", "rating", "timestamp"], threshold=3, kcore=5)}
+         "movielens": dict(sep="::", columns=["user", "item", "rating", "timestamp"], threshold=3, kcore=5),
+         "preset": {}}
 bce = torch.nn.functional.binary_cross_entropy_with_logits
 
 
@@ -41,13 +44,13 @@ def calibrated(model, method: str, scale: float | None):
     return model
 
 
-def main(out: str, scale: float, path: str, kind: str, *methods: str) -> None:
-    dataset = load_dataset(path, attack_fraction=0.02, attack_seed=1, **FILES[kind])
+def main(out: str, fraction: str, scale: float, source: str, kind: str, *methods: str) -> None:
+    dataset = load_dataset(source, attack_fraction=float(fraction), attack_seed=1, **FILES[kind])
     removal = dataset.removal
-    original = load_checkpoint(f"{out}/original-poison-0.02-1.pt", dataset).model
+    original = load_checkpoint(f"{out}/original-poison-{fraction}-1.pt", dataset).model
     models = {"original": original,
-              "retrain": load_checkpoint(f"{out}/retrain-poison-0.02-1.pt", dataset).model,
-              "retrain-2": load_checkpoint(f"{out}/retrain2-poison-0.02-1.pt", dataset).model,
+              "retrain": load_checkpoint(f"{out}/retrain-poison-{fraction}-1.pt", dataset).model,
+              "retrain-2": load_checkpoint(f"{out}/retrain2-poison-{fraction}-1.pt", dataset).model,
               "ifru": unlearn(calibrated(original, "ifru", scale), dataset, removal).model}
     for spec in methods:
         method, _, method_scale = spec.partition("=")
@@ -96,4 +99,4 @@ def main(out: str, scale: float, path: str, kind: str, *methods: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:])
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5], *sys.argv[6:])
