@@ -37,6 +37,10 @@ done
 for scenario in poison genuine users; do
   cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
+# MF's 1M-shaped genuine and users cells (the poisoned one equals the plain-rule report's; README).
+for scenario in genuine users; do
+  cell "1m-mf-$scenario-0.02" 2 --model mf --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+done
 # The Amazon-shaped file (reports/fidelity-movielens-shaped/ with the plain rule), two threads.
 AMZ=runs/amazon-shaped/ratings.csv
 [ -f "$AMZ" ] || .venv/bin/python "$SHAPED" 20000 8000 200000 3 "$AMZ" amazon
