@@ -11,7 +11,8 @@ answers the request with `ifru` at the calibration scale SCALE
 it at its SCALE when one is given (else as the registry answers an uncalibrated Original), and prints for each model: the forget loss's mean and quantiles over the removed rows,
 the share of Retrain's mean carried by rows whose Retrain loss exceeds 10, the answer's logit
 change against Retrain's (regression slope through 0, correlation, and by band of |Retrain's
-change|), the largest-loss rows with their endpoints' training degrees, the embedding norms of those rows'
+change|), which rows carry a Retrain loss above 10 (their labels, items, users and logits), the largest-loss
+rows with their endpoints' training degrees, the embedding norms of those rows'
 users and their Adam second moments at the end of the Original's and the Retrains' runs, and the
 test logits' growth (slope of the model's test logits on the Original's).
 """
@@ -85,6 +86,17 @@ def main(out: str, fraction: str, scale: float, source: str, kind: str, *methods
     print("without those rows, forget completeness: " + ", ".join(
         f"{name} {float((loss[name][~tail].mean() - loss['original'][~tail].mean()) / (loss['retrain'][~tail].mean() - loss['original'][~tail].mean())):.2f}"
         for name in models if name != "original"))
+    if bool(tail.any()):
+        rank = torch.argsort(torch.argsort(torch.bincount(dataset.train.items, minlength=dataset.num_items),
+                                           descending=True))[removed.items]  # 0: the most popular item
+        spread = torch.tensor([0.1, 0.5, 0.9], dtype=torch.double)
+        print(f"the tail: trained label 0 on {float((labels[tail] == 0).double().mean()):.1%}; "
+              f"{int((rank[tail] < 4).sum())} rows on the 4 most popular items, {int((rank[tail] < 20).sum())} on the "
+              f"top 20, {torch.unique(removed.items[tail]).numel()} items; median item degree {float(items[tail].double().median()):.0f} "
+              f"(every removed row: {float(items.double().median()):.0f}), median user degree "
+              f"{float(users[tail].double().median()):.0f} ({float(users.double().median()):.0f}); logits 10/50/90%: "
+              + ", ".join(f"{name} " + " / ".join(f"{v:+.1f}" for v in torch.quantile(x[name][tail], spread).tolist())
+                          for name in models))
     tail_users = torch.unique(removed.users[tail])
     print("their users' embedding norm |e_u| (median over the tail's users; over every user): " + ", ".join(
         f"{name} {float(model.embedding.detach()[tail_users].norm(dim=1).median()):.2f}"
