@@ -37,9 +37,12 @@ done
 for scenario in poison genuine users; do
   cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
-# planted:1e5 MF, every scenario at 2% and 8% (reports/fidelity-synthetic/run.sh's stage, the default rule).
-HERE=$HERE METHODS=ifru,ifru-uncalibrated TAG=-plateaus reports/fidelity-synthetic/run.sh mf-1e5
-mkdir -p "$HERE/planted-1e5-mf" && mv "$HERE/mf-1e5-plateaus"/* "$HERE/planted-1e5-mf/" && rmdir "$HERE/mf-1e5-plateaus"
+# planted:1e5 MF, every scenario at 2% and 8%, and planted:1e6 MF's two cells (reports/fidelity-synthetic/run.sh's
+# stages, the default rule; ~20 minutes for the 1e6 ones).
+for size in 1e5 1e6; do
+  HERE=$HERE METHODS=ifru,ifru-uncalibrated TAG=-plateaus reports/fidelity-synthetic/run.sh mf-$size
+  mkdir -p "$HERE/planted-$size-mf" && mv "$HERE/mf-$size-plateaus"/* "$HERE/planted-$size-mf/" && rmdir "$HERE/mf-$size-plateaus"
+done
 # BookCrossing LightGCN, the paper schedule, two threads (~12 minutes a cell here).
 cell bookcrossing-lightgcn-poison-0.01 2 --model lightgcn --scenario poison --fraction 0.01 --seeds 1
 cell bookcrossing-lightgcn-genuine-0.02 2 --model lightgcn --scenario genuine --fraction 0.02 --seeds 1
