@@ -30,6 +30,8 @@ from ifru_ext.unlearning import METHODS, unlearn
 FILES = {"amazon": dict(header=True, columns=["user", "item", "rating", "timestamp"], threshold=3, kcore=5),
          "movielens": dict(sep="::", columns=["user", "item", "rating", "timestamp"], threshold=3, kcore=5),
          "preset": {}}
+# A removed row whose Retrain loss exceeds this is the tail (a logit beyond ~10 against its trained label).
+TAIL_LOSS = 10.0
 bce = torch.nn.functional.binary_cross_entropy_with_logits
 
 
@@ -79,8 +81,8 @@ def main(out: str, fraction: str, scale: float, source: str, kind: str, *methods
         growth = float((test["original"] * test[name]).sum() / (test["original"] ** 2).sum())
         print(f"{name} | {float(loss[name].mean()):.3f} | {' / '.join(f'{v:.2f}' for v in torch.quantile(loss[name], quantiles).tolist())}"
               f" | {slope:.2f} ({corr:.2f}) | {' / '.join(f'{v:+.2f}' for v in band)} | {growth:.3f}")
-    tail = loss["retrain"] > 10
-    print(f"rows with Retrain loss > 10: {int(tail.sum())} ({float(tail.double().mean()):.1%} of the rows), "
+    tail = loss["retrain"] > TAIL_LOSS
+    print(f"rows with Retrain loss > {TAIL_LOSS:g}: {int(tail.sum())} ({float(tail.double().mean()):.1%} of the rows), "
           f"{float(loss['retrain'][tail].sum() / loss['retrain'].sum()):.1%} of Retrain's mean; their mean loss: "
           + ", ".join(f"{name} {float(loss[name][tail].mean()):.2f}" for name in models))
     print("without those rows, forget completeness: " + ", ".join(

@@ -26,10 +26,10 @@ from ifru_ext.unlearning.base import SolveReport
 from ifru_ext.unlearning.objective import squared_weights
 from ifru_ext.unlearning.response import _corrected, training_damping
 
+from anatomy import FILES, TAIL_LOSS  # this folder's reader options and tail threshold (run as a script)
+
 # cell -> (dataset, its reading options, share of the rows flipped); seed 1's flips.
-CELLS = {"amazon": ("runs/fill/amazon.csv", dict(header=True, columns=["user", "item", "rating", "timestamp"],
-                                                 threshold=3, kcore=5), "0.02"),
-         "bookcrossing-mf-8": ("bookcrossing", {}, "0.08")}
+CELLS = {"amazon": ("runs/fill/amazon.csv", FILES["amazon"], "0.02"), "bookcrossing-mf-8": ("bookcrossing", FILES["preset"], "0.08")}
 PASSES = [0]
 CORRECTIONS = [0]  # Newton corrections after each linear solve (ifru-nonlinear: 2)
 # Global ids of the users with a removed row Retrain's loss puts above 10 (the tail), and per
@@ -111,8 +111,8 @@ def main(cell: str, out: str, corrections: str, *passes: str) -> None:
     with torch.no_grad():
         retrain_loss = torch.nn.functional.binary_cross_entropy_with_logits(
             retrain.score_all(removed.users, removed.items).double(), removed.labels.double(), reduction="none")
-    TAIL["users"] = torch.unique(removed.users[retrain_loss > 10])
-    print(f"{cell}: {TAIL['users'].numel()} users with a removed row whose Retrain loss exceeds 10")
+    TAIL["users"] = torch.unique(removed.users[retrain_loss > TAIL_LOSS])
+    print(f"{cell}: {TAIL['users'].numel()} users with a removed row whose Retrain loss exceeds {TAIL_LOSS:g}")
     influence.training_response = training_response
     for count in map(int, passes):
         PASSES[0] = count
