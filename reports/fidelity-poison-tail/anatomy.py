@@ -9,7 +9,8 @@ ratings file read as the Amazon- or MovieLens-shaped files are, or a preset such
 answers the request with `ifru` at the calibration scale SCALE
 (the report's "Originals calibrated for `ifru` (scale ...)") and with each METHOD, calibrated for
 it at its SCALE when one is given (else as the registry answers an uncalibrated Original), and prints for each model: the forget loss's mean and quantiles over the removed rows,
-the share of Retrain's mean carried by rows whose Retrain loss exceeds 10, the answer's logit
+the share of Retrain's mean carried by rows whose Retrain loss exceeds 10 and by rows whose user keeps
+rows of one label only (and each model's completeness on either group), the answer's logit
 change against Retrain's (regression slope through 0, correlation, and by band of |Retrain's
 change|), which rows carry a Retrain loss above 10 (their labels, items, users and logits), the largest-loss
 rows with their endpoints' training degrees, the embedding norms of those rows'
@@ -88,6 +89,25 @@ def main(out: str, fraction: str, scale: float, source: str, kind: str, *methods
     print("without those rows, forget completeness: " + ", ".join(
         f"{name} {float((loss[name][~tail].mean() - loss['original'][~tail].mean()) / (loss['retrain'][~tail].mean() - loss['original'][~tail].mean())):.2f}"
         for name in models if name != "original"))
+    # A removed row whose user keeps rows of one label only (or none): nothing in that user's remaining
+    # loss opposes its logits, so Retrain's are free to run on (a BCE loss with no minimiser along them).
+    kept = torch.ones(len(dataset.train), dtype=torch.bool)
+    kept[removal] = False
+    kept_labels = [torch.bincount(dataset.train.users[kept & (dataset.train.labels == label)], minlength=dataset.num_users)
+                   for label in (0, 1)]
+    one_sided = (kept_labels[0][removed.users] == 0) | (kept_labels[1][removed.users] == 0)
+    for name_of, group in (("one-sided", one_sided), ("two-sided", ~one_sided)):
+        if not bool(group.any()):
+            continue
+        change_r_group = loss["retrain"][group].mean() - loss["original"][group].mean()
+        print(f"{name_of} users' rows (their user keeps rows of {'one label only' if name_of == 'one-sided' else 'both labels'}): "
+              f"{int(group.sum())} ({float(group.double().mean()):.1%} of the rows), "
+              f"{float(loss['retrain'][group].sum() / loss['retrain'].sum()):.1%} of Retrain's mean, "
+              f"{float(tail[group].double().mean()):.1%} of them in the tail ({float(group[tail].double().mean()):.1%} of the tail); "
+              "mean loss: " + ", ".join(f"{name} {float(loss[name][group].mean()):.2f}" for name in models)
+              + "; forget completeness: " + ", ".join(
+                  f"{name} {float((loss[name][group].mean() - loss['original'][group].mean()) / change_r_group):.2f}"
+                  for name in models if name not in ("original", "retrain")))
     if bool(tail.any()):
         rank = torch.argsort(torch.argsort(torch.bincount(dataset.train.items, minlength=dataset.num_items),
                                            descending=True))[removed.items]  # 0: the most popular item
