@@ -419,3 +419,80 @@ def test_large_steps_stay_inside_the_box_adam_can_reach():
     reach = trace.lr * trace.steps
     assert bool(((result.model.embedding - trace.initial).abs() <= reach + 1e-6).all())
     assert result.status == "ok" and result.forget_loss_after > result.forget_loss_before
+
+
+def unanchoring_request(dataset) -> torch.Tensor:
+    """Every label-0 row of the first five users that hold both labels, plus every 37th row: a
+    request that leaves at least those users with label-1 rows only."""
+    train = dataset.train
+    negative = torch.bincount(train.users[train.labels == 0], minlength=dataset.num_users)
+    positive = torch.bincount(train.users[train.labels == 1], minlength=dataset.num_users)
+    users = ((negative > 0) & (positive > 1)).nonzero().squeeze(1)[:5]
+    chosen = torch.isin(train.users, users) & (train.labels == 0)
+    chosen[::37] = True
+    return chosen.nonzero().squeeze(1)
+
+
+def unanchored_reference(dataset, removal) -> torch.Tensor:
+    """bool [N]: the nodes whose remaining training rows carry one label where all their rows
+    carried both, counted row by row."""
+    train, n = dataset.train, len(dataset.train)
+    kept = ~torch.isin(torch.arange(n), removal)
+    nodes = torch.stack((train.users, train.items + dataset.num_users), 1)
+    out = torch.zeros(dataset.num_users + dataset.num_items, dtype=torch.bool)
+    for node in range(out.numel()):
+        mine = (nodes == node).any(1)
+        before, after = set(train.labels[mine].tolist()), set(train.labels[mine & kept].tolist())
+        out[node] = len(before) == 2 and len(after) == 1
+    return out
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_unanchored_rows_follow_the_gradient_flow(planted, name):
+    """With ``unanchored_flow`` the plan finds the rows the request leaves with one label (the
+    users whose label-0 rows it removes, and any item it leaves so), and the operator is the
+    Gauss–Newton matrix with those rows' rows and columns left out, plus the training damping:
+    their equations are the damping alone."""
+    model = trained(planted, name)
+    removal = unanchoring_request(planted)
+    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    keep = torch.ones(model.num_nodes, dtype=torch.bool)
+    keep[1::5] = False  # a pruned operator: a row outside keep is never unanchored here
+    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"),
+                        torch.float64, unanchored_flow=True)
+    expected = unanchored_reference(planted, removal)
+    unanchored = torch.zeros_like(expected)
+    unanchored[plan.global_rows[plan.terms().unanchored]] = True
+    # the five users the request strips of their label-0 rows, less the one the pruning leaves out
+    assert torch.equal(unanchored, expected & keep) and int(unanchored[:planted.num_users].sum()) >= 4
+    diagonal = training_damping(model.trace)[keep] + model.trace.l2
+    system = plan.system(plan.local(model.embedding.detach()), diagonal)
+    anchored = (~unanchored)[:, None].expand_as(model.embedding).reshape(-1).double()
+    reference = gauss_newton_reference(model, planted, removal, graph) * anchored[:, None] * anchored[None, :]
+    v = torch.randn(int(keep.sum()), model.dim, dtype=torch.float64)
+    expected_product = (reference @ plan.scatter(v).reshape(-1)).view_as(model.embedding)[keep] + diagonal * v
+    torch.testing.assert_close(system.apply(v), expected_product, rtol=1e-10, atol=1e-14)
+    # Without the option the plan marks nothing and the operator keeps every row's curvature.
+    plain = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+    assert plain.terms().unanchored is None
+    assert not torch.allclose(plain.system(plan.local(model.embedding.detach()), diagonal).apply(v), expected_product)
+
+
+def test_unanchored_flow_is_its_own_estimator(planted):
+    """``ifru-unanchored`` moves the unanchored users further than ``ifru`` (no curvature bounds
+    them) and leaves a request with no unanchored row answered exactly as ``ifru``; a calibration
+    fitted for one is not the other's, and the Newton response refuses the option."""
+    model = trained(planted, "mf")
+    removal = unanchoring_request(planted)
+    users = unanchored_reference(planted, removal)[:planted.num_users].nonzero().squeeze(1)
+    flow, linear = (unlearn(model, planted, removal, method=name) for name in ("ifru-unanchored", "ifru"))
+    before = model.embedding.detach()[users]
+    moved = [float((result.model.embedding.detach()[users] - before).norm()) for result in (flow, linear)]
+    assert moved[0] > 1.5 * moved[1] > 0
+    anchored_only = torch.arange(1, len(planted.train), 37)  # rows leaving no node with one label
+    assert not bool(unanchored_reference(planted, anchored_only).any())
+    same = [unlearn(model, planted, anchored_only, method=name).model.embedding for name in ("ifru-unanchored", "ifru")]
+    assert torch.equal(*same)
+    assert UnlearnConfig(unanchored_flow=True).estimator == "training-endpoint(corrections=0, unanchored=flow)"
+    with pytest.raises(ValueError, match="unanchored_flow"):
+        UnlearnConfig(response="newton", unanchored_flow=True)

@@ -86,6 +86,11 @@ class UnlearnConfig:
         training time) when it has one fitted for this estimator (``estimator``; one fitted for
         another is not used, with a warning); False: the response as derived
         (``ifru-uncalibrated``). Training response only.
+    unanchored_flow: rows the request leaves unanchored — every remaining training row of theirs
+        carries one label where their rows carried both (a user whose one label-0 row is removed)
+        — follow the gradient flow at Retrain's pace: the segments' operators leave out their
+        curvature (``response.unanchored_rows``; dot-product models, BCE; registry
+        ``ifru-unanchored``). Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -107,6 +112,7 @@ class UnlearnConfig:
     calibrated: bool = True
     corrections: int | None = None
     horizon: Literal["recorded", "validation"] = "recorded"
+    unanchored_flow: bool = False
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -138,8 +144,9 @@ class UnlearnConfig:
             if self.horizon != "recorded" and self.selects_on_validation:
                 raise ValueError("UnlearnConfig.horizon='validation' and validation_select both pick an answer by "
                                  "validation AUC: choose one")
-        elif self.corrections is not None or self.horizon != "recorded":
-            raise ValueError("UnlearnConfig.corrections and horizon belong to the training response, not response='newton'")
+        elif self.corrections is not None or self.horizon != "recorded" or self.unanchored_flow:
+            raise ValueError("UnlearnConfig.corrections, horizon and unanchored_flow belong to the training response, "
+                             "not response='newton'")
 
     @property
     def solve_tol(self) -> float:
@@ -164,6 +171,8 @@ class UnlearnConfig:
             parts.append("spillover=False")
         if self.ratios is not None:
             parts.append(f"ratios={tuple(self.ratios)}")
+        if self.unanchored_flow:
+            parts.append("unanchored=flow")
         return f"{RESPONSE_FORM}({', '.join(parts)})"
 
     @property
@@ -380,7 +389,7 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
         model.check_row_local(dataset.train.users[sample], dataset.train.items[sample])
         scorer = model.scores
     plan = ResponsePlan(dataset, removal, moving, model.num_layers, new_graph, model.graph, emb.device, emb.dtype,
-                        trace=trace, scorer=scorer)
+                        trace=trace, scorer=scorer, unanchored_flow=config.unanchored_flow)
     clock.lap("plan")
 
     def gradient(table: Tensor, segment: int) -> Tensor:

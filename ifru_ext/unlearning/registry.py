@@ -94,6 +94,12 @@ METHODS: dict[str, Method] = _methods(
            summary="IFRU's training response with each segment's implicit step solved as the nonlinear equation it "
                    "is (three Newton steps from the previous segment's answer), about 2-3x the cost of ifru; uses a "
                    "calibration fitted for it (ifru fidelity --calibrate-for ifru-nonlinear)", **TRAINING_RESPONSE),
+    Method("ifru-unanchored", UnlearnConfig(unanchored_flow=True), influence_update,
+           summary="ifru with the rows a request leaves unanchored (every remaining row of theirs has one label, "
+                   "where they had both) answered by gradient flow, without their curvature; uses a calibration "
+                   "fitted for it (ifru fidelity --calibrate-for ifru-unanchored)", **TRAINING_RESPONSE),
+    Method("ifru-unanchored-uncalibrated", UnlearnConfig(unanchored_flow=True, calibrated=False), influence_update,
+           summary="ifru-unanchored without the model's calibration", **TRAINING_RESPONSE),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),

@@ -47,6 +47,11 @@ first starts from its linear answer and takes k.
 Exactness where it is free: a row whose every training interaction is removed gets no
 gradient under Retrain, so it keeps its initial value; it is set to ``trace.initial``.
 
+With ``unanchored_flow`` (``ifru-unanchored``; not the default), a row the request leaves with
+remaining terms of one label only, where it had both (``unanchored_rows``), has no minimiser of the
+remaining loss along it: its rows and columns of ``G`` are left out and it follows the gradient
+flow at Retrain's pace (reports/fidelity-unanchored).
+
 The system is written once over loss terms (``terms.py``): each term's logit, the rows it
 reads and its Jacobian there, ``ℓ' = σ(x) − y``, ``ℓ'' = σ(x)σ(−x)``. The same code answers BCE
 (one term per row) and BPR (the triples of each segment's last epochs, ``y = 1``) on MF and
@@ -57,7 +62,7 @@ gathers and scatters over their Jacobians.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -123,13 +128,43 @@ def orphaned_rows(dataset: RecDataset, removal: Tensor, device: torch.device, lo
     return orphans.to(device)
 
 
+def unanchored_rows(slots: Sequence[Tensor], labels: Tensor, removed_slots: Sequence[Tensor], removed_labels: Tensor,
+                    rows: int) -> Tensor:
+    """bool [a]: the moving rows a request leaves unanchored — rows whose remaining terms all
+    carry one hard label (every one 1, or every one 0) where their terms before the request
+    carried both. ``slots`` / ``removed_slots``: each column's position among the ``rows`` moving
+    rows (``rows`` or more: not one of them) for the remaining / removed terms, whose labels are
+    ``labels`` / ``removed_labels`` [s].
+
+    A dot-product logit is linear in each of its rows, so a row whose remaining terms all push
+    their logits one way has no minimiser of the remaining loss along it: Retrain drives those
+    logits on until they saturate, where the Gauss–Newton curvature read at the Original's table
+    (held near the boundary by the removed terms of the other label) would bound the step
+    (reports/fidelity-unanchored). A soft label (strictly between 0 and 1) has a finite minimiser
+    and anchors its rows; a row with no remaining term is an orphan, set exactly elsewhere."""
+
+    def counts(slots_of: Sequence[Tensor], kind: Tensor) -> Tensor:
+        picked = torch.cat([column[kind] for column in slots_of])
+        return torch.bincount(picked, minlength=rows + 1)[:rows]
+
+    positive, negative, soft = labels == 1, labels == 0, (labels != 0) & (labels != 1)
+    kept_positive, kept_negative = counts(slots, positive), counts(slots, negative)
+    held = counts(slots, soft) > 0
+    one_label = (kept_positive > 0) ^ (kept_negative > 0)
+    had_positive = kept_positive + counts(removed_slots, removed_labels == 1) > 0
+    had_negative = kept_negative + counts(removed_slots, removed_labels == 0) > 0
+    return one_label & ~held & had_positive & had_negative
+
+
 class TermPlan:
     """One set of loss terms as a segment's operator reads it: the remaining terms that reach a
     moving row (``operator``) and the removed ones (``removed``), in the plan's local ids, with
     the position of each column's rows among the moving rows (``slots``: ``a`` = the extra zero
     row of a row that does not move). ``multiplicity``: for dot-product terms (no scorer; None
     for a ``TableModel``), the one multiplicity every term has (BCE 1, BPR ``1/E``,
-    ``bpr_terms``), with which ``ops.plan_gauss_newton`` applies them in one fused pass."""
+    ``bpr_terms``), with which ``ops.plan_gauss_newton`` applies them in one fused pass.
+    ``unanchored``: bool [a], the moving rows the request leaves unanchored (``unanchored_rows``),
+    when the plan answers them by gradient flow (``ResponsePlan.unanchored_flow``); else None."""
 
     def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
@@ -140,6 +175,10 @@ class TermPlan:
             return tuple(slot.index_select(0, column) for column in terms.columns)
 
         self.slots = slots_of(self.operator)
+        self.unanchored = None
+        if plan.unanchored_flow and self.operator.dot_products:
+            self.unanchored = unanchored_rows(self.slots, self.operator.labels, slots_of(self.removed),
+                                              self.removed.labels, moving)
         weights, self.multiplicity = self.operator.weights, None
         if self.operator.scorer is None:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
@@ -188,13 +227,17 @@ class ResponsePlan:
     (``nodes``), gathered per segment, so nothing the request does not touch is read;
     LightGCN's propagation needs the whole table (``nodes`` None, local = global ids).
     ``scorer``: a model's own scores (``TableModel``, MF-like: no graph) instead of dot products.
+    ``unanchored_flow``: each segment's operator leaves out the curvature of the rows the request
+    leaves unanchored (``unanchored_rows``; dot-product terms only), so they follow the gradient
+    flow at Retrain's pace.
     """
 
     def __init__(self, dataset: RecDataset, removal: Tensor, keep: Tensor, num_layers: int,
                  new_graph: CSRGraph | None, old_graph: CSRGraph | None, device: torch.device,
                  dtype: torch.dtype, trace: TrainingTrace | None = None, scorer: Scorer | None = None,
-                 epochs: int | None = BPR_EPOCHS) -> None:
+                 epochs: int | None = BPR_EPOCHS, unanchored_flow: bool = False) -> None:
         self.num_layers, self.new_graph, self.old_graph, self.dtype = num_layers, new_graph, old_graph, dtype
+        self.unanchored_flow = unanchored_flow
         self.loss = "bce" if trace is None else trace.loss
         self.global_rows = keep.nonzero().squeeze(1)  # moving rows, global ids [a]
         self.num_global = keep.numel()
@@ -441,6 +484,13 @@ class ResponseSystem:
             self.squared = tuple(j.square() for j in self.jacobian)
             curvature_sums = self.slot_sums([self.weight * s for s in self.squared])
         self.curvature_diagonal = curvature_sums / (plan.num_layers + 1) ** 2
+        # Rows the request leaves unanchored follow the gradient flow: their rows and columns of G
+        # are left out (G restricted to the other rows stays positive semi-definite), so their
+        # equations are the damping alone. [a, 1], or None.
+        self.anchored = None
+        if terms.unanchored is not None and bool(terms.unanchored.any()):
+            self.anchored = (~terms.unanchored).to(self.curvature_diagonal.dtype)[:, None]
+            self.curvature_diagonal = self.curvature_diagonal * self.anchored
         if diagonal is not None:
             self.set_diagonal(diagonal)
 
@@ -473,14 +523,20 @@ class ResponseSystem:
         return endpoint_sums(self.plan.rows.numel() + 1, self.terms.slots, values)[:-1]
 
     def apply(self, v: Tensor) -> Tensor:
+        if self.anchored is not None:
+            return self.curvature_product(v * self.anchored).mul_(self.anchored).addcmul_(self.diagonal, v)
+        return self.curvature_product(v).addcmul_(self.diagonal, v)
+
+    def curvature_product(self, v: Tensor) -> Tensor:
+        """``G v`` [a, d] for ``v`` [a, d] on the moving rows (a fresh tensor)."""
         if self.fused is not None:
-            return self.fused.local(v).addcmul_(self.diagonal, v)
+            return self.fused.local(v)
         # A TableModel (no graph): G v = Σ ℓ'' (J v) Jᵀ, J v = Σ_c J_c·v_{slot c}, v read at the
         # terms' slots (the extra zero row for a row that does not move).
         padded = torch.cat((v, v.new_zeros(1, v.shape[1])))
         jv = sum((padded.index_select(0, slots) * jacobian).sum(1, keepdim=True)
                  for slots, jacobian in zip(self.terms.slots, self.jacobian))
-        return self.slot_sums([self.weight * jv * j for j in self.jacobian]) + self.diagonal * v
+        return self.slot_sums([self.weight * jv * j for j in self.jacobian])
 
     def precondition(self, r: Tensor) -> Tensor:
         return r * self.inverse_diagonal

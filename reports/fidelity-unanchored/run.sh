@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# ifru-unanchored (calibrated for itself) and uncalibrated, next to ifru-uncalibrated, on the matrix cells
+# whose models earlier runs cached (runs/fill, runs/amz: see reports/fidelity-poison-tail and
+# reports/fidelity-plateaus for the commands that build them). Works on copies in runs/unanch, so the
+# cached Originals keep their calibration for ifru.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+U=runs/unanch; HERE=reports/fidelity-unanchored
+METHODS=ifru-unanchored,ifru-unanchored-uncalibrated,ifru-uncalibrated
+cell() {  # name source-dir threads args...
+  local name=$1 src=$2 threads=$3; shift 3
+  mkdir -p "$U/$name"; cp -n "$src"/*.pt "$U/$name/" 2>/dev/null
+  echo "$(date +%T) start $name"
+  .venv/bin/ifru fidelity --methods $METHODS --calibrate-for ifru-unanchored --threads "$threads" "$@" --out "$U/$name" > "$U/$name.log" 2>&1
+  local status=$?
+  cp "$U/$name/report.md" "$HERE/$name.md"; cp "$U/$name/report.json" "$HERE/$name.json"
+  echo "$(date +%T) done $name rc=$status"
+}
+ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+AMZ=(--dataset runs/fill/amazon.csv --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+cell bx-mf-poison-0.08 runs/amz/bx-mf-poison 2 --model mf --scenario poison --fraction 0.08 --seeds 1
+for s in poison genuine users; do
+  cell amazon-mf-$s-0.02 runs/fill/amazon-mf 2 --model mf "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
+done
+for s in poison genuine users; do
+  cell 100k-mf-$s-0.02 runs/fill/100k-mf 2 --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+done
+cell amazon-lightgcn-poison-0.02 runs/amz/poison 2 --model lightgcn "${AMZ[@]}" --scenario poison --fraction 0.02 --seeds 1
+cell bookcrossing-lightgcn-poison-0.01 runs/amz/bx-lgn-poison 2 --model lightgcn --scenario poison --fraction 0.01 --seeds 1
+cell bookcrossing-lightgcn-genuine-0.02 runs/amz/bx-lgn 2 --model lightgcn --scenario genuine --fraction 0.02 --seeds 1
+cell bookcrossing-lightgcn-users-0.01 runs/amz/bx-lgn 2 --model lightgcn --scenario users --fraction 0.01 --seeds 1
+for s in genuine users; do
+  cell 1m-mf-$s-0.02 runs/amz/1m-mf 2 --model mf --dataset runs/fill/1m.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+done
+cell 1m-lightgcn-poison-0.02 runs/amz/1m-poison 2 --model lightgcn --dataset runs/fill/1m.dat "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
+echo "$(date +%T) all done"
