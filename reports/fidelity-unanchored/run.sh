@@ -18,19 +18,36 @@ cell() {  # name source-dir threads args...
 }
 ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
 AMZ=(--dataset runs/fill/amazon.csv --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-cell bx-mf-poison-0.08 runs/amz/bx-mf-poison 2 --model mf --scenario poison --fraction 0.08 --seeds 1
-for s in poison genuine users; do
-  cell amazon-mf-$s-0.02 runs/fill/amazon-mf 2 --model mf "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
-done
-for s in poison genuine users; do
-  cell 100k-mf-$s-0.02 runs/fill/100k-mf 2 --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
-done
-cell amazon-lightgcn-poison-0.02 runs/amz/poison 2 --model lightgcn "${AMZ[@]}" --scenario poison --fraction 0.02 --seeds 1
-cell bookcrossing-lightgcn-poison-0.01 runs/amz/bx-lgn-poison 2 --model lightgcn --scenario poison --fraction 0.01 --seeds 1
-cell bookcrossing-lightgcn-genuine-0.02 runs/amz/bx-lgn 2 --model lightgcn --scenario genuine --fraction 0.02 --seeds 1
-cell bookcrossing-lightgcn-users-0.01 runs/amz/bx-lgn 2 --model lightgcn --scenario users --fraction 0.01 --seeds 1
-for s in genuine users; do
-  cell 1m-mf-$s-0.02 runs/amz/1m-mf 2 --model mf --dataset runs/fill/1m.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
-done
-cell 1m-lightgcn-poison-0.02 runs/amz/1m-poison 2 --model lightgcn --dataset runs/fill/1m.dat "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
+stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted)
+for stage in "${stages[@]}"; do case $stage in
+shaped)
+  cell bx-mf-poison-0.08 runs/amz/bx-mf-poison 2 --model mf --scenario poison --fraction 0.08 --seeds 1
+  for s in poison genuine users; do
+    cell amazon-mf-$s-0.02 runs/fill/amazon-mf 2 --model mf "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
+  done
+  for s in poison genuine users; do
+    cell 100k-mf-$s-0.02 runs/fill/100k-mf 2 --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+  done
+  cell amazon-lightgcn-poison-0.02 runs/amz/poison 2 --model lightgcn "${AMZ[@]}" --scenario poison --fraction 0.02 --seeds 1
+  cell bookcrossing-lightgcn-poison-0.01 runs/amz/bx-lgn-poison 2 --model lightgcn --scenario poison --fraction 0.01 --seeds 1
+  cell bookcrossing-lightgcn-genuine-0.02 runs/amz/bx-lgn 2 --model lightgcn --scenario genuine --fraction 0.02 --seeds 1
+  cell bookcrossing-lightgcn-users-0.01 runs/amz/bx-lgn 2 --model lightgcn --scenario users --fraction 0.01 --seeds 1
+  for s in genuine users; do
+    cell 1m-mf-$s-0.02 runs/amz/1m-mf 2 --model mf --dataset runs/fill/1m.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+  done
+  cell 1m-lightgcn-poison-0.02 runs/amz/1m-poison 2 --model lightgcn --dataset runs/fill/1m.dat "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
+;;
+planted)  # reports/fidelity-plateaus' planted cells (runs/fidelity-synthetic, runs/fill)
+  for s in poison genuine users; do for f in 0.02 0.08; do
+    cell planted-1e5-mf-$s-$f runs/fidelity-synthetic/mf-1e5-plateaus 2 --model mf --dataset planted:1e5 --scenario $s --fraction $f --seeds 1
+  done; done
+  for s in poison genuine; do
+    cell planted-1e6-mf-$s-0.02 runs/fidelity-synthetic/mf-1e6-plateaus 2 --model mf --dataset planted:1e6 --scenario $s --fraction 0.02 --seeds 1
+  done
+  for size in 1e4 1e5; do
+    cell planted-$size-lightgcn-users-0.02 runs/fill/planted-$size-lightgcn 2 --model lightgcn --dataset planted:$size --scenario users --fraction 0.02 --seeds 1
+  done
+;;
+*) echo "unknown stage $stage (shaped, planted)"; exit 2 ;;
+esac; done
 echo "$(date +%T) all done"
