@@ -13,7 +13,8 @@ from ifru_ext.models.trace import Snapshot
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
 from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer
-from ifru_ext.unlearning.response import ResponsePlan, _corrected, orphaned_rows, training_damping, training_response
+from ifru_ext.unlearning.response import (ResponsePlan, _corrected, orphaned_rows, training_damping, training_response,
+                                         unanchored_rows)
 from ifru_ext.unlearning.terms import TermIncidence, Terms, endpoint_sums
 
 from test_train import planted_dataset
@@ -496,3 +497,16 @@ def test_unanchored_flow_is_its_own_estimator(planted):
     assert UnlearnConfig(unanchored_flow=True).estimator == "training-endpoint(corrections=0, unanchored=flow)"
     with pytest.raises(ValueError, match="unanchored_flow"):
         UnlearnConfig(response="newton", unanchored_flow=True)
+
+
+def test_a_soft_label_anchors_its_row():
+    """``unanchored_rows`` on hand-made terms (three moving rows; slot 3: a row that does not move):
+    row 0 keeps label-1 terms only and lost its label-0 one (unanchored); row 1 the same, but it
+    also keeps a term of label 0.5, whose loss has a finite minimiser (anchored); row 2 keeps
+    label-0 terms and never had another label (anchored)."""
+    users = torch.tensor([0, 0, 1, 1, 2, 2])
+    items = torch.full_like(users, 3)
+    labels = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.0, 0.0], dtype=torch.float64)
+    removed_users, removed_labels = torch.tensor([0, 1]), torch.tensor([0.0, 0.0], dtype=torch.float64)
+    got = unanchored_rows((users, items), labels, (removed_users, torch.full_like(removed_users, 3)), removed_labels, 3)
+    assert got.tolist() == [True, False, False]
