@@ -18,7 +18,7 @@ cell() {  # name source-dir threads args...
 }
 ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
 AMZ=(--dataset runs/fill/amazon.csv --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted)
+stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted users)
 for stage in "${stages[@]}"; do case $stage in
 shaped)
   cell bx-mf-poison-0.08 runs/amz/bx-mf-poison 2 --model mf --scenario poison --fraction 0.08 --seeds 1
@@ -48,6 +48,13 @@ planted)  # reports/fidelity-plateaus' planted cells (runs/fidelity-synthetic, r
     cell planted-$size-lightgcn-users-0.02 runs/fill/planted-$size-lightgcn 2 --model lightgcn --dataset planted:$size --scenario users --fraction 0.02 --seeds 1
   done
 ;;
-*) echo "unknown stage $stage (shaped, planted)"; exit 2 ;;
+users)  # BookCrossing MF on a seeded 25% / 50% of the users (reports/fidelity-endpoint/mf/users-*), seeds 1-3,
+  # trained here (no cached models): poisoned rows at 2% and 8%, genuine rows at 8%
+  for share in 0.25 0.5; do for cell_of in poison-0.02 poison-0.08 genuine-0.08; do
+    cell bookcrossing-mf-users-$share-$cell_of runs/unanch/none 2 --model mf --scenario ${cell_of%-*} \
+      --fraction ${cell_of#*-} --seeds 1,2,3 --user-fraction $share
+  done; done
+;;
+*) echo "unknown stage $stage (shaped, planted, users)"; exit 2 ;;
 esac; done
 echo "$(date +%T) all done"
