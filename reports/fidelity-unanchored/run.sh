@@ -7,18 +7,18 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 U=runs/unanch; HERE=reports/fidelity-unanchored
 METHODS=ifru-unanchored,ifru-unanchored-uncalibrated,ifru-uncalibrated
-cell() {  # name source-dir threads args...
-  local name=$1 src=$2 threads=$3; shift 3
-  mkdir -p "$U/$name"; cp -n "$src"/*.pt "$U/$name/" 2>/dev/null
+cell() {  # name source-dir threads args...; DIR=folder: the models' folder under $U (default: name)
+  local name=$1 src=$2 threads=$3 dir=$U/${DIR:-$1}; shift 3
+  mkdir -p "$dir"; cp -n "$src"/*.pt "$dir/" 2>/dev/null
   echo "$(date +%T) start $name"
-  .venv/bin/ifru fidelity --methods $METHODS --calibrate-for ifru-unanchored --threads "$threads" "$@" --out "$U/$name" > "$U/$name.log" 2>&1
+  .venv/bin/ifru fidelity --methods $METHODS --calibrate-for ifru-unanchored --threads "$threads" "$@" --out "$dir" > "$U/$name.log" 2>&1
   local status=$?
-  cp "$U/$name/report.md" "$HERE/$name.md"; cp "$U/$name/report.json" "$HERE/$name.json"
+  cp "$dir/report.md" "$HERE/$name.md"; cp "$dir/report.json" "$HERE/$name.json"
   echo "$(date +%T) done $name rc=$status"
 }
 ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
 AMZ=(--dataset runs/fill/amazon.csv --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted users)
+stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted users lightgcn)
 for stage in "${stages[@]}"; do case $stage in
 shaped)
   cell bx-mf-poison-0.08 runs/amz/bx-mf-poison 2 --model mf --scenario poison --fraction 0.08 --seeds 1
@@ -55,6 +55,15 @@ users)  # BookCrossing MF on a seeded 25% / 50% of the users (reports/fidelity-e
       --fraction ${cell_of#*-} --seeds 1,2,3 --user-fraction $share
   done; done
 ;;
-*) echo "unknown stage $stage (shaped, planted, users)"; exit 2 ;;
+lightgcn)  # LightGCN cells of reports/fidelity-plateaus whose models were not cached, trained here
+  for s in poison genuine users; do
+    DIR=100k-lightgcn cell 100k-lightgcn-$s-0.02 none 2 --model lightgcn --dataset runs/fill/100k.dat "${ML[@]}" \
+      --scenario $s --fraction 0.02 --seeds 1
+  done
+  for s in genuine users; do
+    DIR=amazon-lightgcn cell amazon-lightgcn-$s-0.02 none 2 --model lightgcn "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
+  done
+;;
+*) echo "unknown stage $stage (shaped, planted, users, lightgcn)"; exit 2 ;;
 esac; done
 echo "$(date +%T) all done"
