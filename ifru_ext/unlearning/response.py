@@ -164,7 +164,8 @@ class TermPlan:
     for a ``TableModel``), the one multiplicity every term has (BCE 1, BPR ``1/E``,
     ``bpr_terms``), with which ``ops.plan_gauss_newton`` applies them in one fused pass.
     ``unanchored``: bool [a], the moving rows the request leaves unanchored (``unanchored_rows``),
-    when the plan answers them by gradient flow (``ResponsePlan.unanchored_flow``); else None."""
+    when the plan answers them by gradient flow (``ResponsePlan.unanchored_flow``) and there is one;
+    else None."""
 
     def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
@@ -177,8 +178,9 @@ class TermPlan:
         self.slots = slots_of(self.operator)
         self.unanchored = None
         if plan.unanchored_flow and self.operator.dot_products:
-            self.unanchored = unanchored_rows(self.slots, self.operator.labels, slots_of(self.removed),
-                                              self.removed.labels, moving)
+            unanchored = unanchored_rows(self.slots, self.operator.labels, slots_of(self.removed), self.removed.labels,
+                                         moving)
+            self.unanchored = unanchored if bool(unanchored.any()) else None  # checked once, not per segment
         weights, self.multiplicity = self.operator.weights, None
         if self.operator.scorer is None:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
@@ -488,7 +490,7 @@ class ResponseSystem:
         # are left out (G restricted to the other rows stays positive semi-definite), so their
         # equations are the damping alone. [a, 1], or None.
         self.anchored = None
-        if terms.unanchored is not None and bool(terms.unanchored.any()):
+        if terms.unanchored is not None:
             self.anchored = (~terms.unanchored).to(self.curvature_diagonal.dtype)[:, None]
             self.curvature_diagonal = self.curvature_diagonal * self.anchored
         if diagonal is not None:
