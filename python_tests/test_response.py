@@ -510,3 +510,27 @@ def test_a_soft_label_anchors_its_row():
     removed_users, removed_labels = torch.tensor([0, 1]), torch.tensor([0.0, 0.0], dtype=torch.float64)
     got = unanchored_rows((users, items), labels, (removed_users, torch.full_like(removed_users, 3)), removed_labels, 3)
     assert got.tolist() == [True, False, False]
+
+
+def test_nonlinear_neighbours_moves_the_rows_one_hop_out(planted):
+    """``ifru-nonlinear-neighbours`` (Algorithm 1 keeping every row of hops 0 and 1) moves the rows
+    that share a training interaction with a removed row's user or item, which ``ifru-nonlinear``
+    holds at the Original's values; every row further out stays bit for bit, and a calibration
+    fitted for one is not the other's."""
+    model = trained(planted, "mf")
+    train = planted.train
+    removal = torch.arange(0, len(train), 211)[:3]
+    nodes = torch.stack((train.users, train.items + planted.num_users), 1)  # [n, 2]
+    endpoints = torch.zeros(planted.num_users + planted.num_items, dtype=torch.bool)
+    endpoints[nodes[removal].reshape(-1)] = True
+    near = endpoints.clone()
+    near[nodes[endpoints[nodes].any(1)].reshape(-1)] = True
+    assert int(near.sum()) > 2 * int(endpoints.sum()) and not bool(near.all())
+    before = model.embedding.detach()
+    wide, narrow = (unlearn(model, planted, removal, method=name) for name in ("ifru-nonlinear-neighbours",
+                                                                                "ifru-nonlinear"))
+    moved = [(result.model.embedding.detach() != before).any(1) for result in (wide, narrow)]
+    assert wide.kept_rows == int(near.sum())
+    assert not bool(moved[0][~near].any()) and int(moved[0][near & ~endpoints].sum()) > int((near & ~endpoints).sum()) // 2
+    assert not bool(moved[1][~endpoints].any()) and bool(moved[1][endpoints].all())
+    assert UnlearnConfig(corrections=2, ratios=(1.0, 1.0)).estimator == "training-endpoint(corrections=2, ratios=(1.0, 1.0))"
