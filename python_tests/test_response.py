@@ -7,12 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ifru_ext import ops
 from ifru_ext.models import build_model
 from ifru_ext.models import trace as trace_module
 from ifru_ext.models.trace import Snapshot
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
-from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer
+from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer, removal_seed_counts
 from ifru_ext.unlearning.response import (ResponsePlan, _corrected, orphaned_rows, training_damping, training_response,
                                          unanchored_rows)
 from ifru_ext.unlearning.terms import TermIncidence, Terms, endpoint_sums
@@ -513,10 +514,10 @@ def test_a_soft_label_anchors_its_row():
 
 
 def test_nonlinear_neighbours_moves_the_rows_one_hop_out(planted):
-    """``ifru-nonlinear-neighbours`` (Algorithm 1 keeping every row of hops 0 and 1) moves the rows
-    that share a training interaction with a removed row's user or item, which ``ifru-nonlinear``
-    holds at the Original's values; every row further out stays bit for bit, and a calibration
-    fitted for one is not the other's."""
+    """``ifru-nonlinear-neighbours`` moves the rows Algorithm 1 keeps with ratios (1.0, 0.6): every
+    removed row's user and item and the most important of the rows sharing a training interaction
+    with one, which ``ifru-nonlinear`` holds at the Original's values; every row further out stays
+    bit for bit, and a calibration fitted for one is not the other's."""
     model = trained(planted, "mf")
     train = planted.train
     removal = torch.arange(0, len(train), 211)[:3]
@@ -525,12 +526,15 @@ def test_nonlinear_neighbours_moves_the_rows_one_hop_out(planted):
     endpoints[nodes[removal].reshape(-1)] = True
     near = endpoints.clone()
     near[nodes[endpoints[nodes].any(1)].reshape(-1)] = True
-    assert int(near.sum()) > 2 * int(endpoints.sum()) and not bool(near.all())
+    assert int((near & ~endpoints).sum()) > int(endpoints.sum()) and not bool(near.all())
+    seeds, graph = removal_seed_counts(planted, removal), planted.interaction_graph()
+    assert torch.equal(ops.importance(graph, seeds, (1.0, 1.0))[1], near)  # hop 1 is the one-hop neighbourhood
+    kept = ops.importance(graph, seeds, (1.0, 0.6))[1]
+    assert bool(kept[endpoints].all()) and not bool(kept[~near].any()) and bool((near & ~kept).any())
     before = model.embedding.detach()
     wide, narrow = (unlearn(model, planted, removal, method=name) for name in ("ifru-nonlinear-neighbours",
                                                                                 "ifru-nonlinear"))
     moved = [(result.model.embedding.detach() != before).any(1) for result in (wide, narrow)]
-    assert wide.kept_rows == int(near.sum())
-    assert not bool(moved[0][~near].any()) and int(moved[0][near & ~endpoints].sum()) > int((near & ~endpoints).sum()) // 2
-    assert not bool(moved[1][~endpoints].any()) and bool(moved[1][endpoints].all())
-    assert UnlearnConfig(corrections=2, ratios=(1.0, 1.0)).estimator == "training-endpoint(corrections=2, ratios=(1.0, 1.0))"
+    assert wide.kept_rows == int(kept.sum()) and torch.equal(moved[0], kept)
+    assert torch.equal(moved[1], endpoints)
+    assert UnlearnConfig(corrections=2, ratios=(1.0, 0.6)).estimator == "training-endpoint(corrections=2, ratios=(1.0, 0.6))"

@@ -6,7 +6,7 @@
 # cached Originals keep their calibration for ifru and each copy is calibrated once.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-U=runs/neigh; HERE=reports/fidelity-neighbours
+U=${U:-runs/neigh}; HERE=${HERE:-reports/fidelity-neighbours}
 METHODS=ifru-nonlinear-neighbours,ifru-nonlinear-neighbours-uncalibrated,ifru-uncalibrated
 cell() {  # name source-dir (or -) models-folder args...
   local name=$1 src=$2 dir=$U/$3; shift 3
