@@ -537,4 +537,16 @@ def test_nonlinear_neighbours_moves_the_rows_one_hop_out(planted):
     moved = [(result.model.embedding.detach() != before).any(1) for result in (wide, narrow)]
     assert wide.kept_rows == int(kept.sum()) and torch.equal(moved[0], kept)
     assert torch.equal(moved[1], endpoints)
-    assert UnlearnConfig(corrections=2, ratios=(1.0, 0.6)).estimator == "training-endpoint(corrections=2, ratios=(1.0, 0.6))"
+    estimator = UnlearnConfig(corrections=2, ratios=(1.0, 0.6)).estimator
+    assert estimator == "training-endpoint(corrections=2, ratios=(1.0, 0.6))" != UnlearnConfig(corrections=2).estimator
+
+
+def test_nonlinear_neighbours_is_lightgcns_nonlinear_response(planted):
+    """Algorithm 1's ratios (1.0, 0.6) are LightGCN's default: on LightGCN the uncalibrated answers of
+    ``ifru-nonlinear-neighbours`` and ``ifru-nonlinear`` are the same bits."""
+    model = trained(planted, "lightgcn")
+    removal = torch.arange(0, len(planted.train), 211)[:3]
+    answers = [unlearn(model, planted, removal, config).model.embedding
+               for config in (UnlearnConfig(corrections=2, calibrated=False),
+                              UnlearnConfig(corrections=2, ratios=(1.0, 0.6), calibrated=False))]
+    assert torch.equal(*answers) and not torch.equal(answers[0], model.embedding)

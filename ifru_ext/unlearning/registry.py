@@ -95,9 +95,10 @@ METHODS: dict[str, Method] = _methods(
                    "is (three Newton steps from the previous segment's answer), about 2-3x the cost of ifru; uses a "
                    "calibration fitted for it (ifru fidelity --calibrate-for ifru-nonlinear)", **TRAINING_RESPONSE),
     Method("ifru-nonlinear-neighbours", UnlearnConfig(corrections=2, ratios=(1.0, 0.6)), influence_update,
-           summary="ifru-nonlinear with the removed rows' neighbours moving too (Algorithm 1's ratios (1.0, 0.6), the "
-                   "paper's LightGCN pruning: the most important 60% of the rows one hop from a removed row's user or "
-                   "item); uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-nonlinear-neighbours)",
+           summary="ifru-nonlinear with the most important 60% of the rows one hop from a removed row's user or item "
+                   "moving too (Algorithm 1's ratios (1.0, 0.6): LightGCN's default, so LightGCN gets "
+                   "ifru-nonlinear's answer); uses a calibration fitted for it (ifru fidelity --calibrate-for "
+                   "ifru-nonlinear-neighbours)",
            **TRAINING_RESPONSE),
     Method("ifru-nonlinear-neighbours-uncalibrated", UnlearnConfig(corrections=2, ratios=(1.0, 0.6), calibrated=False),
            influence_update, summary="ifru-nonlinear-neighbours without the model's calibration", **TRAINING_RESPONSE),
