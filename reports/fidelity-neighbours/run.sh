@@ -46,5 +46,12 @@ bookcrossing)  # the paper's dataset, trained here (seeds 1-3)
   done
   cell bookcrossing-mf-users-0.01 - bookcrossing-mf --model mf --scenario users --fraction 0.01 --seeds 1,2,3
 ;;
-*) echo "unknown stage $stage (shaped, planted, bookcrossing)"; exit 2;;
+users)  # BookCrossing MF on a seeded 25% / 50% of the users (seeds 1-3, trained here): poisoned rows at 2% and
+  # 8%, genuine rows at 8%
+  for share in 0.25 0.5; do for cell_of in poison-0.02 poison-0.08 genuine-0.08; do
+    cell bookcrossing-mf-users-$share-$cell_of - bookcrossing-mf-users-$share --model mf --scenario ${cell_of%-*} \
+      --fraction ${cell_of#*-} --seeds 1,2,3 --user-fraction $share
+  done; done
+;;
+*) echo "unknown stage $stage (shaped, planted, bookcrossing, users)"; exit 2;;
 esac; done
