@@ -46,6 +46,11 @@ bookcrossing)  # the paper's dataset, trained here (seeds 1-3)
   done
   cell bookcrossing-mf-users-0.01 - bookcrossing-mf --model mf --scenario users --fraction 0.01 --seeds 1,2,3
 ;;
+planted-1e4)  # reports/fidelity-plateaus' planted:1e4 MF cells (seeds 1-3, trained here)
+  for s in poison genuine users; do for f in 0.02 0.08; do
+    cell planted-1e4-mf-$s-$f - planted-1e4-mf --model mf --dataset planted:1e4 --scenario $s --fraction $f --seeds 1,2,3
+  done; done
+;;
 users)  # BookCrossing MF on a seeded 25% / 50% of the users (seeds 1-3, trained here): poisoned rows at 2% and
   # 8%, genuine rows at 8%
   for share in 0.25 0.5; do for cell_of in poison-0.02 poison-0.08 genuine-0.08; do
@@ -53,5 +58,5 @@ users)  # BookCrossing MF on a seeded 25% / 50% of the users (seeds 1-3, trained
       --fraction ${cell_of#*-} --seeds 1,2,3 --user-fraction $share
   done; done
 ;;
-*) echo "unknown stage $stage (shaped, planted, bookcrossing, users)"; exit 2;;
+*) echo "unknown stage $stage (shaped, planted, planted-1e4, bookcrossing, users)"; exit 2;;
 esac; done
