@@ -7,6 +7,7 @@ import pytest
 
 from ifru_ext.cli import main
 from ifru_ext.data import PRESETS, data_dir
+from ifru_ext.unlearning import UnlearnConfig
 
 needs_bx = pytest.mark.skipif(not (data_dir() / PRESETS["bookcrossing"]["file"]).exists(), reason="no BookCrossing")
 
@@ -29,5 +30,7 @@ def test_departing_users_are_forgotten_exactly_and_the_old_default_does_nothing(
     assert summary["ifru"]["mia"] == pytest.approx(summary["retrain"]["mia"], abs=0.03)  # measured 0.467 vs 0.488
     # The validation-selected Newton step keeps t = 0: the unchanged model, nothing forgotten.
     assert summary["ifru-validation"]["unchanged"] and summary["ifru-validation"]["forget_completeness"] == 0.0
+    # Each draw records the estimator its Original's scale was fitted for, not only the registry name.
+    assert report["calibrate_for"] == "ifru" and report["draws"][0]["calibrated_for"] == UnlearnConfig().estimator
     # Reruns reuse the three trained models from OUT.
     assert {p.name for p in out.glob("*.pt")} == {"original-clean.pt", "retrain-users-0.05-1.pt", "retrain2-users-0.05-1.pt"}

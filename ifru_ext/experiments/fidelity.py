@@ -151,7 +151,8 @@ def _draw(spec: FidelitySpec, seed: int) -> dict[str, Any]:
     noise_floor = {"auc_0": models["retrain-2"]["auc_gap"], "forget_loss": floor_gap,
                    **{key: abs(models["retrain-2"][key] - r[key]) for key in REPORTED_RANKING}}
     return {"seed": seed, "removed": int(removal.numel()), "judged": abs(r["forget_loss"] - o["forget_loss"]) > floor_gap,
-            "noise_floor": noise_floor, "calibration": original.trace.calibration, "models": models}
+            "noise_floor": noise_floor, "calibration": original.trace.calibration,
+            "calibrated_for": original.trace.calibrated_for, "models": models}
 
 
 def _mean(values: list[float]) -> float:
