@@ -178,9 +178,14 @@ def test_a_user_without_remaining_positives_goes_back_to_its_initial_row(planted
 
 def test_methods_written_for_bce_refuse_a_bpr_model(planted):
     model = trained(planted, "mf")
-    for method in ("ifru-validation", "scif", "finetune", "alteraser"):
+    for method in ("ifru-validation", "scif", "finetune", "alteraser", "ifru-unanchored"):
         with pytest.raises(ValueError, match="trained with bpr .*ifru"):
             unlearn(model, planted, torch.tensor([0, 1]), method=method)
+    # a BPR triple's label is always 1: no row is ever left with one label, so the option is refused
+    # also when its config is not the registry's
+    with pytest.raises(ValueError, match="unanchored_flow answers the built-in models trained with bce; this is a "
+                                         "model trained with bpr"):
+        unlearn(model, planted, torch.tensor([0, 1]), UnlearnConfig(unanchored_flow=True, tol=1e-4))
     with pytest.raises(ValueError, match="Newton response is written for BCE"):
         from ifru_ext.unlearning.base import PhaseClock
         from ifru_ext.unlearning.influence import influence_update

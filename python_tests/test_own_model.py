@@ -13,7 +13,7 @@ import torch
 
 from ifru_ext.models import build_model, copy_model
 from ifru_ext.training import TrainConfig, bpr_loss, bpr_negatives, bpr_rows, train
-from ifru_ext.unlearning import TableModel, adam_trace, unlearn
+from ifru_ext.unlearning import TableModel, UnlearnConfig, adam_trace, unlearn
 from ifru_ext.unlearning.response import ResponsePlan, training_damping
 
 from test_train import BX_FILE, planted_dataset
@@ -113,9 +113,13 @@ def test_scores_that_read_other_rows_are_refused(planted):
 def test_methods_for_the_built_in_models_refuse_your_own(planted):
     model = BiasedMF(planted.num_users, planted.num_items, dim=3, seed=0)
     train(model, planted, TrainConfig(lr=0.05, batch_size=256, max_epochs=2, patience=2), progress=False)
-    for method in ("ifru-validation", "retrain", "finetune"):
+    for method in ("ifru-validation", "retrain", "finetune", "ifru-unanchored"):
         with pytest.raises(ValueError, match="does not apply to a BiasedMF"):
             unlearn(model, planted, torch.arange(10), method=method)
+    # its terms are not dot products, so no row would ever be found unanchored
+    with pytest.raises(ValueError, match="unanchored_flow answers the built-in models trained with bce; this is a "
+                                         "TableModel"):
+        unlearn(model, planted, torch.arange(10), UnlearnConfig(unanchored_flow=True, tol=1e-4))
 
 
 @pytest.mark.parametrize("loss", ["bce", "bpr"])

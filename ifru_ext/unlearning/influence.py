@@ -89,7 +89,8 @@ class UnlearnConfig:
     unanchored_flow: rows the request leaves unanchored — every remaining training row of theirs
         carries one label where their rows carried both (a user whose one label-0 row is removed)
         — follow the gradient flow at Retrain's pace: the segments' operators leave out their
-        curvature (``response.unanchored_rows``; dot-product models, BCE; registry
+        curvature (``response.unanchored_rows``; the built-in models trained with BCE, a ValueError
+        for a TableModel or BPR, where no row is ever unanchored; registry
         ``ifru-unanchored``). Training response only.
     """
 
@@ -383,6 +384,12 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     orphans = orphaned_rows(dataset, removal, emb.device, trace.loss)
     moving = keep & ~orphans
     spillover = config.spillover and model.num_layers > 0
+    if config.unanchored_flow and (isinstance(model, TableModel) or trace.loss != "bce"):
+        # A BPR triple's label is always 1 and a TableModel's terms are not dot products: no row
+        # would ever be found unanchored, and the answer would be ifru's under another name.
+        kind = "a TableModel" if isinstance(model, TableModel) else f"a model trained with {trace.loss}"
+        raise ValueError(f"UnlearnConfig.unanchored_flow answers the built-in models trained with bce; this is {kind} "
+                         "(use unanchored_flow=False)")
     scorer = None
     if isinstance(model, TableModel):
         sample = removal[:64].cpu()

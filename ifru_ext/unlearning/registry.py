@@ -62,7 +62,8 @@ class Method:
 
 
 # The training response answers the built-in models and your own (``TableModel``), trained with
-# BCE or BPR; every other method is written for BCE on the built-in models.
+# BCE or BPR; every other method is written for BCE on the built-in models (``ifru-unanchored``
+# too: a row left with one label is a BCE notion, read from dot-product terms).
 TRAINING_RESPONSE = {"model_kind": (Recommender, TableModel), "losses": ("bce", "bpr")}
 
 
@@ -105,9 +106,9 @@ METHODS: dict[str, Method] = _methods(
     Method("ifru-unanchored", UnlearnConfig(unanchored_flow=True), influence_update,
            summary="ifru with the rows a request leaves unanchored (every remaining row of theirs has one label, "
                    "where they had both) answered by gradient flow, without their curvature; uses a calibration "
-                   "fitted for it (ifru fidelity --calibrate-for ifru-unanchored)", **TRAINING_RESPONSE),
+                   "fitted for it (ifru fidelity --calibrate-for ifru-unanchored)", model_kind=Recommender),
     Method("ifru-unanchored-uncalibrated", UnlearnConfig(unanchored_flow=True, calibrated=False), influence_update,
-           summary="ifru-unanchored without the model's calibration", **TRAINING_RESPONSE),
+           Recommender, "ifru-unanchored without the model's calibration"),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),
