@@ -375,7 +375,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="maximum epochs (default: 1000; early stopping usually ends sooner)")
     fit.add_argument("--patience", type=POSITIVE_INT,
                      help="stop after this many epochs without a better valid AUC (default: 10)")
-    add_stopping_argument(fit)
+    add_run_arguments(fit)
     fit.add_argument("--l2", type=NON_NEGATIVE_FLOAT, help="λ of the (λ/2)‖E‖² term (default: 0, as the authors)")
     fit.add_argument("--seed", type=SEED, help="seed of the initialisation and the batch shuffling (default: 1024)")
     fit.add_argument("--out", type=Path, help="output directory (default: runs/<model>-<mode>)")
@@ -395,9 +395,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train)
 
 
-def add_stopping_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--wait-until-decelerating and --wait-through-plateaus (the TrainConfig fields of those names) of
-    every command that trains."""
+def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--wait-until-decelerating, --wait-through-plateaus and --snapshots (the TrainConfig fields of
+    those names) of every command that trains."""
     parser.add_argument(
         "--wait-until-decelerating", action=argparse.BooleanOptionalAction,
         help="count epochs for early stopping from the one where the training loss fell fastest, not while the "
@@ -409,14 +409,21 @@ def add_stopping_argument(parser: argparse.ArgumentParser | argparse._ArgumentGr
         "more than one standard deviation of their difference on the same rows, so a run crosses a level stretch "
         "it may climb out of (default: on; --no-wait-through-plateaus: every epoch without a strictly better "
         "AUC is a miss)")
+    parser.add_argument(
+        "--snapshots", type=NON_NEGATIVE_INT,
+        help="earlier points of the run the model's training trace keeps (evenly spread epochs, two [N, d] tables "
+        "each): the training response walks one segment more than this; more walk a long run more finely "
+        "(reports/fidelity-segments; default: 2)")
 
 
 STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus")
 
 
-def stopping_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig overrides of --epochs (as max_epochs) and of the stopping rule that were given."""
-    given = (("max_epochs", args.epochs), *((field, getattr(args, field)) for field in STOPPING_FIELDS))
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig overrides of --epochs (as max_epochs), of the stopping rule and of --snapshots that
+    were given."""
+    given = (("max_epochs", args.epochs), ("snapshots", args.snapshots),
+             *((field, getattr(args, field)) for field in STOPPING_FIELDS))
     return {key: value for key, value in given if value is not None}
 
 
@@ -444,7 +451,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.for_model(
         args.model, args.schedule, lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
         patience=args.patience, l2=args.l2, seed=args.seed, device=args.device, loss=args.loss,
-        **{field: getattr(args, field) for field in STOPPING_FIELDS},
+        snapshots=args.snapshots, **{field: getattr(args, field) for field in STOPPING_FIELDS},
     )
     removal = dataset.removal if args.mode == "retrain" else None
     logger.info("training %s (%s) on %d rows, %s", args.model, args.mode, len(dataset.remaining(removal)), config)
@@ -790,7 +797,7 @@ def add_experiment_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"comma-separated in-depth studies: {', '.join(STUDIES)} (default: none)")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
     parser.add_argument("--epochs", type=POSITIVE_INT, help="maximum training epochs (default: 1000, early stopping)")
-    add_stopping_argument(parser)
+    add_run_arguments(parser)
     parser.add_argument("--seed", type=SEED, help="seed of initialisation and batches (default: 1024)")
     parser.add_argument("--out", type=Path, help="output directory (default: runs/experiment-<model>)")
     parser.add_argument("--sweep", type=_sweep, metavar="KEY=V1,V2,...",
@@ -813,7 +820,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     spec = ExperimentSpec(
         dataset=dataset, model=args.model, methods=args.methods,
         out=out, device=args.device, schedule=args.schedule,
-        train_overrides={**stopping_overrides(args), **({"seed": args.seed} if args.seed is not None else {})},
+        train_overrides={**run_overrides(args), **({"seed": args.seed} if args.seed is not None else {})},
         studies=args.studies, calibrated=args.calibrate, calibrate_for=args.calibrate_for,
     )
     if args.sweep:
@@ -858,7 +865,7 @@ def add_fidelity_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"comma-separated, from {', '.join(METHODS)} (default: ifru,ifru-reference)")
     parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper", help="training preset (default: paper)")
     parser.add_argument("--epochs", type=POSITIVE_INT, help="maximum training epochs (default: 1000, early stopping)")
-    add_stopping_argument(parser)
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, help="output directory (default: runs/fidelity-<model>-<scenario>)")
     add_original_calibration_arguments(parser, "each Original")
     add_dataset_arguments(parser)
@@ -873,7 +880,7 @@ def run_fidelity_command(args: argparse.Namespace) -> int:
     fidelity = FidelitySpec(dataset=spec, model=args.model, scenario=args.scenario, fraction=args.fraction,
                             seeds=args.seeds, methods=args.methods, device=args.device, schedule=args.schedule,
                             out=args.out or Path("runs") / f"fidelity-{args.model}-{args.scenario}",
-                            train_overrides=stopping_overrides(args),
+                            train_overrides=run_overrides(args),
                             calibrated=args.calibrate, calibrate_for=args.calibrate_for)
     report = run_fidelity(fidelity)
     print(render_fidelity(report))

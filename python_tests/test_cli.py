@@ -112,7 +112,7 @@ def test_method_options_are_checked_against_the_registry(tmp_path, ratings_file,
 def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name, mode):
     out = tmp_path / "run"
     argv = ["-q", "train", "--model", name, "--mode", mode, "--epochs", "4", "--lr", "0.01", "--batch-size", "256",
-            "--attack-fraction", "0.05", "--seed", "3", "--out", str(out), "--no-progress", "--no-calibrate",
+            "--attack-fraction", "0.05", "--seed", "3", "--out", str(out), "--no-progress", "--no-calibrate", "--snapshots", "1",
             *file_options(ratings_file), *(["--no-wait-through-plateaus"] if mode == "retrain" else [])]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -137,6 +137,7 @@ def test_train_then_evaluate_a_ratings_file(tmp_path, ratings_file, capsys, name
     # The stopping rule the run used is recorded (a Retrain from this checkpoint uses it too).
     recorded = read_checkpoint(out / "model.pt")["meta"]["train"]
     assert recorded["wait_through_plateaus"] is (mode != "retrain") and recorded["wait_until_decelerating"] is True
+    assert recorded["snapshots"] == 1 and len(loaded.model.trace.snapshots) <= 1  # --snapshots: the trace keeps one
     assert main(["-q", "evaluate", "--checkpoint", str(out / "model.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     for split in ("valid", "test"):

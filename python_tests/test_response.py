@@ -9,7 +9,6 @@ import torch
 
 from ifru_ext import ops
 from ifru_ext.models import build_model
-from ifru_ext.models import trace as trace_module
 from ifru_ext.models.trace import Snapshot
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
@@ -242,7 +241,6 @@ def test_the_horizon_rule_continues_the_run_an_epoch_at_a_time(planted, name, mo
         return training_response(emb, run, plan, removal.numel(), lambda table, segment: plan.influence(table, segment),
                                  1e-13, 5000, lambda _: None, validation=validation)[0]
 
-    monkeypatch.setattr(trace_module, "MAX_SNAPSHOTS", 8)  # every one-epoch segment of the reference kept
     epoch = trace.steps // trace.best_epoch
 
     def continued(epochs: int):
@@ -354,6 +352,49 @@ def test_damping_is_adams_accumulated_step_scale(planted):
     segments = trace.segments()
     assert 1 <= len(segments) <= 5 and sum(steps for steps, _, _ in segments) == trace.steps
     assert all(steps % steps_per_epoch == 0 for steps, _, _ in segments) and segments[-1][1] is None
+
+
+def test_the_trace_keeps_the_snapshots_its_run_was_told_to_and_the_response_walks_them(planted):
+    """``TrainConfig.snapshots``: that many epoch-end tables before the returned epoch (every one when
+    the run has fewer), evenly spread, each ending one segment the response walks; the default keeps
+    two, and the same run with more answers a request differently (a finer walk of the same run)."""
+    config = TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8)
+
+    def run(**overrides):
+        model = build_model("mf", planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
+        train(model, planted, replace(config, **overrides), progress=False)
+        return model
+
+    default, none, every = run(), run(snapshots=0), run(snapshots=50)
+    assert torch.equal(default.embedding, none.embedding) and torch.equal(default.embedding, every.embedding)
+    steps_per_epoch = math.ceil(default.trace.rows / default.trace.batch_size)
+    epochs = default.trace.best_epoch
+    assert epochs >= 4  # enough epochs that the picks below are distinct
+    assert [snap.steps for snap in every.trace.snapshots] == [e * steps_per_epoch for e in range(1, epochs)]
+    assert len(default.trace.snapshots) == 2 and none.trace.snapshots == []
+    for model in (default, none, every):
+        segments = model.trace.segments()
+        assert len(segments) == len(model.trace.snapshots) + 1 and sum(s for s, _, _ in segments) == model.trace.steps
+    removal = torch.arange(0, len(planted.train), 11)
+    answers = [unlearn(model, planted, removal, UnlearnConfig(calibrated=False)).model.embedding for model in
+               (default, none, every)]
+    assert not torch.equal(answers[0], answers[1]) and not torch.equal(answers[0], answers[2])
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="snapshots must be an int >= 0"):
+            TrainConfig(snapshots=bad)
+
+
+def test_a_cached_model_keeping_other_snapshots_is_trained_again(planted, tmp_path, caplog):
+    from ifru_ext.experiments.cache import trained_model
+
+    config = TrainConfig(lr=0.01, batch_size=256, max_epochs=8, patience=8, wait_through_plateaus=False)
+    trained_model(tmp_path / "o.pt", "mf", planted, config, None)
+    with caplog.at_level("WARNING"):
+        finer, _ = trained_model(tmp_path / "o.pt", "mf", planted, replace(config, snapshots=4), None)
+    assert "keeps up to 2 snapshots, this run keeps 4" in caplog.text
+    assert len(finer.trace.snapshots) == min(4, finer.trace.best_epoch - 1) > 2  # measured: best epoch 7, 4 kept
+    again, _ = trained_model(tmp_path / "o.pt", "mf", planted, replace(config, snapshots=4), None)  # now reused
+    assert [snap.steps for snap in again.trace.snapshots] == [snap.steps for snap in finer.trace.snapshots]
 
 
 def test_orphaned_rows_go_back_to_their_initial_value(planted):

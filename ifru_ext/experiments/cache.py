@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..data import RecDataset
 from ..models import Recommender, load_checkpoint, save_checkpoint
-from ..models.trace import UNRECORDED_ESTIMATOR
+from ..models.trace import DEFAULT_SNAPSHOTS, UNRECORDED_ESTIMATOR
 from ..training import TrainConfig, train_new
 from ..unlearning import CALIBRATABLE, METHODS, UnlearnConfig, calibrate
 
@@ -59,6 +59,10 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
         checkpoint = load_checkpoint(path, dataset, expected_model=name, device=config.device)
         if checkpoint.loss != config.loss:
             raise ValueError(f"it was trained with {checkpoint.loss}, this run trains with {config.loss}")
+        # a trace keeps the snapshots its run was told to (checkpoints from before the option: the default)
+        kept = checkpoint.meta.get("train", {}).get("snapshots", DEFAULT_SNAPSHOTS)
+        if kept != config.snapshots:
+            raise ValueError(f"its trace keeps up to {kept} snapshots, this run keeps {config.snapshots}")
         meta.update(checkpoint.meta)
         return checkpoint.model, checkpoint.meta
 

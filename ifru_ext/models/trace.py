@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "MAX_SNAPSHOTS", "STOPPING_SETTINGS", "Snapshot", "SnapshotRecorder", "TrainingTrace",
+__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "DEFAULT_SNAPSHOTS", "STOPPING_SETTINGS", "Snapshot", "SnapshotRecorder", "TrainingTrace",
            "training_loss"]
 
 # The training objectives a trace can record (``TrainConfig.loss``); traces written before the
@@ -44,8 +44,8 @@ class TrainingTrace:
     seed, ``bpr_negatives``); l2: λ of the objective; beta2, eps: Adam's β₂ and ε;
     second_moment: Adam's bias-corrected ``v̂`` [N, d] at the returned epoch;
     initial: the table [N, d] training started from;
-    snapshots: up to ``MAX_SNAPSHOTS`` earlier points of the run before the returned epoch,
-    evenly spread, each ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the
+    snapshots: earlier points of the run before the returned epoch (``TrainConfig.snapshots`` of
+    them at most, ``DEFAULT_SNAPSHOTS`` unless set; fewer in a shorter run), evenly spread, each ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the
     estimator needs their shape, not their last digits);
     loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it);
     calibration: the training-aware response's scale fitted at training time against one real
@@ -144,13 +144,10 @@ class TrainingTrace:
                                                        snap.second_moment.to(device, dtype)) for snap in self.snapshots]})
 
     def segments(self) -> list[tuple[int, Tensor | None, Tensor]]:
-        """The run cut at its snapshots: ``(steps in the segment, table at its end (None: the
-        model's own), Adam's v̂ there)`` in training order; the last segment ends at the
+        """The run cut at every snapshot it holds: ``(steps in the segment, table at its end (None:
+        the model's own), Adam's v̂ there)`` in training order; the last segment ends at the
         returned epoch. Without snapshots, one segment of ``steps``."""
         earlier = [snap for snap in self.snapshots if 0 < snap.steps < self.steps]
-        if len(earlier) > MAX_SNAPSHOTS:  # a trace written with more: evenly spread ones
-            picks = torch.linspace(0, len(earlier) - 1, MAX_SNAPSHOTS).round().long().tolist()
-            earlier = [earlier[i] for i in picks]
         points = [(snap.steps, snap.table, snap.second_moment) for snap in earlier]
         points.append((self.steps, None, self.second_moment))
         out, start = [], 0
@@ -167,10 +164,12 @@ def training_loss(model: Any) -> str:
     return "bce" if trace is None else trace.loss
 
 
-# Snapshots a trace keeps before the returned epoch (each holds two [N, d] tables), and so
-# segments the training-aware response walks: BookCrossing MF, 2% / 8% genuine requests, forget
-# completeness 1.11 / 1.18 with two, 1.15 / 1.22 with four at 5/3 of the cost, 1.09 / 1.17 with one.
-MAX_SNAPSHOTS = 2
+# Snapshots a trace keeps before the returned epoch unless ``TrainConfig.snapshots`` says otherwise
+# (each holds two [N, d] tables), and so segments the training-aware response walks: BookCrossing MF,
+# 2% / 8% genuine requests, forget completeness 1.11 / 1.18 with two, 1.15 / 1.22 with four at 5/3
+# of the cost, 1.09 / 1.17 with one (the earlier, displacement form of the step, calibrated). A run
+# that memorises its rows needs many more (reports/fidelity-segments).
+DEFAULT_SNAPSHOTS = 2
 
 
 @dataclass
@@ -186,26 +185,26 @@ class Snapshot:
 class SnapshotRecorder:
     """Keeps evenly spread epoch-end snapshots of a run in bounded memory.
 
-    Every ``stride``-th epoch is recorded; when more than ``2·MAX_SNAPSHOTS`` are held, every
-    other one is dropped and the stride doubles. ``before(steps)`` returns at most
-    ``MAX_SNAPSHOTS`` of those taken before ``steps``, evenly spread.
+    Every ``stride``-th epoch is recorded; when more than ``2·limit`` are held, every other one is
+    dropped and the stride doubles. ``before(steps)`` returns at most ``limit`` of those taken
+    before ``steps``, evenly spread.
     """
 
-    def __init__(self) -> None:
-        self.stride, self.held = 1, []  # held: (epoch, Snapshot)
+    def __init__(self, limit: int = DEFAULT_SNAPSHOTS) -> None:
+        self.limit, self.stride, self.held = limit, 1, []  # held: (epoch, Snapshot)
 
     def record(self, epoch: int, steps: int, table: Tensor, second_moment: Tensor) -> None:
-        if epoch % self.stride:
+        if epoch % self.stride or self.limit == 0:
             return
         self.held.append((epoch, Snapshot(steps, table.detach().to(torch.bfloat16),
                                           second_moment.detach().to(torch.bfloat16))))
-        if len(self.held) > 2 * MAX_SNAPSHOTS:
+        if len(self.held) > 2 * self.limit:
             self.stride *= 2
             self.held = [(e, snap) for e, snap in self.held if e % self.stride == 0]
 
     def before(self, steps: int) -> list[Snapshot]:
         earlier = [snap for _, snap in self.held if snap.steps < steps]
-        if len(earlier) <= MAX_SNAPSHOTS:
+        if len(earlier) <= self.limit:
             return earlier
-        picks = torch.linspace(0, len(earlier) - 1, MAX_SNAPSHOTS).round().long().tolist()
+        picks = torch.linspace(0, len(earlier) - 1, self.limit).round().long().tolist()
         return [earlier[i] for i in picks]

@@ -9,7 +9,7 @@ fidelity`` does) keeping a snapshot of every EVERY-th epoch (default 1) beside t
 its Retrain. Then answers the request, uncalibrated, with the linear response (``lin``) and with two
 Newton corrections per segment (``k2``, ``ifru-nonlinear``'s equation), walking the run along:
 
-- ``as trained``: the trace's own snapshots (today: ``MAX_SNAPSHOTS`` = 2, evenly spread epochs);
+- ``as trained``: the trace's own snapshots (``TrainConfig.snapshots``, by default 2, evenly spread epochs);
 - ``even K``: K snapshots nearest to K evenly spread steps;
 - ``loss K``: the first snapshots where the mean training loss has fallen by 1/(K+1), 2/(K+1), ...
   of its fall over the run (MF only).
@@ -96,7 +96,6 @@ def main(source: str, model_name: str, scenario: str, fraction: str, every: str 
         picks[f"even {k}"] = even(k)
         if losses:
             picks[f"loss {k}"] = by_loss(k)
-    trace_module.MAX_SNAPSHOTS = max(len(snapshots), 1)  # segments() walks every snapshot a pick holds
     for name, chosen in picks.items():
         chosen = sorted({snap.steps: snap for snap in chosen}.values(), key=lambda snap: snap.steps)
         original.trace = dataclasses.replace(trace, snapshots=chosen, calibration=None, calibrated_for=None)

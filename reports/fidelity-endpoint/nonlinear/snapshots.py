@@ -7,8 +7,6 @@ uncalibrated with the linear response (k = 0) and with ifru-nonlinear's Newton s
 several choices of the snapshots the segments end at. Raw output of the committed run: snapshots.txt."""
 import sys, dataclasses, time, warnings, torch
 warnings.simplefilter("ignore"); torch.set_num_threads(2)
-import ifru_ext.models.trace as T
-T.MAX_SNAPSHOTS = 64
 from ifru_ext.data import load_dataset
 from ifru_ext.training import TrainConfig
 from ifru_ext.experiments.cache import train_new
@@ -18,7 +16,7 @@ from ifru_ext.unlearning import UnlearnConfig, unlearn
 fraction, uf, seed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 out = sys.argv[4]
 ds = load_dataset("bookcrossing", attack_fraction=fraction, attack_seed=seed, user_fraction=uf)
-config = TrainConfig.for_model("mf", "paper")
+config = TrainConfig.for_model("mf", "paper", snapshots=64)  # every epoch of these short runs kept
 model, result = train_new("mf", ds, config, None)
 cached = load_checkpoint(f"{out}/original-poison-{fraction:g}-{seed}.pt", ds).model
 print("same final table as the cached Original:", torch.equal(model.embedding, cached.embedding),
@@ -29,7 +27,6 @@ every = list(model.trace.snapshots)
 epoch_steps = model.trace.steps // result.best_epoch
 def run(label, picks):
     model.trace.snapshots = [s for s in every if s.steps // epoch_steps in picks]
-    T.MAX_SNAPSHOTS = 64
     for k in (0, 2):
         t = time.perf_counter(); ans = unlearn(model, ds, ds.removal, config=UnlearnConfig(calibrated=False, corrections=k)); s = time.perf_counter() - t
         print(f"  {label:28s} k={k} forget {(forget_loss(ans.model, ds, ds.removal) - lo) / (lr - lo):.3f} {s:.2f}s", flush=True)
