@@ -66,6 +66,13 @@ def test_every_later_request_scales_the_response_and_keeps_orphans_exact(planted
     torch.testing.assert_close(calibrated.model.embedding[moving] - before[moving],
                                scale * (raw.model.embedding[moving] - before[moving]), rtol=1e-9, atol=1e-12)
     assert torch.equal(calibrated.model.embedding[user], model.trace.initial[user])  # exact, not scaled
+    # the nonlinear response's pair: its uncalibrated registry entry answers with the same estimator, unscaled
+    nonlinear = UnlearnConfig(corrections=2)
+    calibrate(model, planted, config=nonlinear)
+    pair = [unlearn(model, planted, request, method=name).model.embedding for name in
+            ("ifru-nonlinear", "ifru-nonlinear-uncalibrated")]
+    assert not torch.equal(*pair)
+    assert torch.equal(pair[1], unlearn(model, planted, request, replace(nonlinear, calibrated=False)).model.embedding)
 
 
 def test_the_calibration_travels_with_the_checkpoint(planted, tmp_path):

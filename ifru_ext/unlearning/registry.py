@@ -95,6 +95,9 @@ METHODS: dict[str, Method] = _methods(
            summary="IFRU's training response with each segment's implicit step solved as the nonlinear equation it "
                    "is (three Newton steps from the previous segment's answer), about 2-3x the cost of ifru; uses a "
                    "calibration fitted for it (ifru fidelity --calibrate-for ifru-nonlinear)", **TRAINING_RESPONSE),
+    Method("ifru-nonlinear-uncalibrated", UnlearnConfig(corrections=2, calibrated=False), influence_update,
+           summary="ifru-nonlinear without the model's calibration (with a finer walk of the run, ifru train "
+                   "--snapshots, the estimate reports/fidelity-segments measures)", **TRAINING_RESPONSE),
     Method("ifru-nonlinear-neighbours", UnlearnConfig(corrections=2, ratios=(1.0, 0.6)), influence_update,
            summary="ifru-nonlinear with the most important 60% of the rows one hop from a removed row's user or item "
                    "moving too (Algorithm 1's ratios (1.0, 0.6): LightGCN's default, so LightGCN gets "
