@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The finer walk on the MF cells of the matrix, seed 1: Originals trained keeping 32 snapshots
+# (`--snapshots 32`: every epoch of a run up to 33 epochs, 32 evenly spread ones of a longer run),
+# answered by the default's equation calibrated (ifru) and uncalibrated, and by the nonlinear one
+# uncalibrated. Models in $U (one folder per dataset); reports here as <cell>.md / .json.
+# The shaped files are those of reports/fidelity-movielens-shaped (movielens_shaped.py).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+U=${U:-runs/segments}; HERE=${HERE:-reports/fidelity-segments/matrix}; SNAPSHOTS=${SNAPSHOTS:-32}
+METHODS=${METHODS:-ifru,ifru-uncalibrated,ifru-nonlinear-uncalibrated}; CALIBRATE_FOR=${CALIBRATE_FOR:-ifru}
+mkdir -p "$HERE"
+cell() {  # name models-folder args...
+  local name=$1 dir=$U/$2; shift 2
+  mkdir -p "$dir"; echo "$(date +%T) start $name"
+  .venv/bin/ifru fidelity --methods $METHODS --calibrate-for $CALIBRATE_FOR --snapshots $SNAPSHOTS --threads 2 \
+    --seeds 1 "$@" --out "$dir" > "$U/$name.log" 2>&1
+  local status=$?
+  cp "$dir/report.md" "$HERE/$name.md"; cp "$dir/report.json" "$HERE/$name.json"
+  echo "$(date +%T) done $name rc=$status"
+}
+ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+stages=("$@"); [ $# -gt 0 ] || stages=(bookcrossing planted shaped)
+for stage in "${stages[@]}"; do case $stage in
+bookcrossing)
+  cell bookcrossing-mf-genuine-0.02 bookcrossing-mf --model mf --scenario genuine --fraction 0.02
+  cell bookcrossing-mf-users-0.01 bookcrossing-mf --model mf --scenario users --fraction 0.01
+  for f in 0.02 0.08; do cell bookcrossing-mf-poison-$f bookcrossing-mf --model mf --scenario poison --fraction $f; done
+;;
+planted)
+  for size in 1e4 1e5; do
+    for s in genuine poison; do for f in 0.02 0.08; do
+      cell planted-$size-mf-$s-$f planted-$size-mf --model mf --dataset planted:$size --scenario $s --fraction $f
+    done; done
+    cell planted-$size-mf-users-0.02 planted-$size-mf --model mf --dataset planted:$size --scenario users --fraction 0.02
+  done
+;;
+shaped)
+  for s in genuine poison; do
+    cell 100k-mf-$s-0.02 100k-mf --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02
+  done
+;;
+*) echo "unknown stage $stage (bookcrossing, planted, shaped)"; exit 2;;
+esac; done
