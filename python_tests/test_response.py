@@ -225,7 +225,7 @@ def test_later_segments_take_their_newton_steps_from_the_previous_answer(planted
 
 
 @pytest.mark.parametrize("name", ["mf", "lightgcn"])
-def test_the_horizon_rule_continues_the_run_an_epoch_at_a_time(planted, name, monkeypatch):
+def test_the_horizon_rule_continues_the_run_an_epoch_at_a_time(planted, name):
     """``horizon='validation'`` (``response._extended``): each epoch it adds is the response of a
     run that went on one more epoch at the returned table and second moments — so ``k`` added
     epochs answer exactly like a trace with ``k`` more one-epoch segments there — and it adds

@@ -45,8 +45,9 @@ class TrainingTrace:
     second_moment: Adam's bias-corrected ``v̂`` [N, d] at the returned epoch;
     initial: the table [N, d] training started from;
     snapshots: earlier points of the run before the returned epoch (``TrainConfig.snapshots`` of
-    them at most, ``DEFAULT_SNAPSHOTS`` unless set; fewer in a shorter run), evenly spread, each ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the
-    estimator needs their shape, not their last digits);
+    them at most, ``DEFAULT_SNAPSHOTS`` unless set; fewer in a shorter run), evenly spread, each
+    ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the estimator needs their
+    shape, not their last digits);
     loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it);
     calibration: the training-aware response's scale fitted at training time against one real
     Retrain (``ifru_ext.unlearning.calibrate``); None: not calibrated (and traces that predate it);
