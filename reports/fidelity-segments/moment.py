@@ -11,19 +11,23 @@ Original's total at ``E_s``), the linear response (k=0) and two Newton correctio
 uncalibrated. MF; ``refresh 0`` is the product's answer (a check). A copy of the response's loop,
 patched in for ``influence.training_response``.
 """
-import dataclasses, sys, torch
-from ifru_ext.data import load_dataset
-from ifru_ext.evaluation import evaluate, forget_loss
-from ifru_ext.experiments.cache import train_new
-from ifru_ext.experiments.fidelity import request_rows
-from ifru_ext.training import TrainConfig
-from ifru_ext.unlearning import UnlearnConfig, unlearn, response, influence
-from ifru_ext.unlearning.response import training_damping, _corrected
-from ifru_ext.unlearning.base import SolveReport
-torch.set_num_threads(2)
-MODE = {"refresh": 0}
+from __future__ import annotations
 
-def self_consistent_response(emb, trace, plan, removed, gradient, tol, max_iter, lap, select=None, corrections=0, validation=None):
+import sys
+
+import torch
+
+from ifru_ext.unlearning import UnlearnConfig, influence, unlearn
+from ifru_ext.unlearning.base import SolveReport
+from ifru_ext.unlearning.response import _corrected, training_damping
+
+from cell import completeness, mf_pair, request, scores
+
+MODE = {"refresh": 0}  # segments solved again with the share read at E_s + δ
+
+
+def self_consistent_response(emb, trace, plan, removed, gradient, tol, max_iter, lap, select=None, corrections=0,
+                             validation=None):
     n = round(1.0 / plan.scale)
     delta, iterations, report = None, 0, None
     for number, (steps, table, second_moment) in enumerate(trace.segments(), start=1):
@@ -68,24 +72,22 @@ def self_consistent_response(emb, trace, plan, removed, gradient, tol, max_iter,
             ratio = plan.moving_statistics(terms, moved).squared / total
     return delta, SolveReport(iterations, report.residual if report else 0.0, report.status if report else "converged")
 
-influence.training_response = self_consistent_response
-source, scenario, fraction, k = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-poisoned = scenario == "poison"
-ds = load_dataset(source, attack_fraction=fraction if poisoned else 0.0, **({"attack_seed": 1} if poisoned else {}))
-config = TrainConfig.for_model("mf", snapshots=k)
-original, _ = train_new("mf", ds, config, None)
-removal = ds.removal if poisoned else request_rows(ds, scenario, fraction, 1)
-if not poisoned: ds = dataclasses.replace(ds, removal=removal)
-retrain, _ = train_new("mf", ds, config, removal)
-def scores(model):
-    test = evaluate(model, ds, splits=("test",), metrics=("auc",))["test"]
-    return [test["auc_0"], test["auc_1"], test["auc_2"], forget_loss(model, ds, removal)]
-o, r = scores(original), scores(retrain)
-print(f"{source} {scenario} {fraction} snapshots {k}: O {o[0]:.4f} R {r[0]:.4f}")
-for refresh in (0, 1):  # 0: the product's answer
-    MODE["refresh"] = refresh
-    for corr in (0, 2):
-        ans = unlearn(original, ds, removal, UnlearnConfig(calibrated=False, corrections=corr))
-        m = scores(ans.model)
-        done = [(a - b) / (c - b) for a, b, c in zip(m, o, r)]
-        print(f"  refresh {refresh} k={corr}: AUC {done[0]:.2f}/{done[1]:.2f}/{done[2]:.2f} |AUC0-R| {abs(m[0]-r[0]):.4f} forget {done[3]:.2f} {ans.seconds:.2f}s", flush=True)
+
+def main(source: str, scenario: str, fraction: str, snapshots: str) -> None:
+    torch.set_num_threads(2)
+    influence.training_response = self_consistent_response
+    dataset, removal = request(source, scenario, float(fraction))
+    original, _, at_o, at_r = mf_pair(dataset, removal, int(snapshots))
+    print(f"{source} {scenario} {float(fraction)} snapshots {snapshots}: O {at_o[0]:.4f} R {at_r[0]:.4f}")
+    for refresh in (0, 1):  # 0: the product's answer
+        MODE["refresh"] = refresh
+        for corrections in (0, 2):
+            answer = unlearn(original, dataset, removal, UnlearnConfig(calibrated=False, corrections=corrections))
+            at_m = scores(answer.model, dataset, removal)
+            done = completeness(at_m, at_o, at_r)
+            print(f"  refresh {refresh} k={corrections}: AUC {done[0]:.2f}/{done[1]:.2f}/{done[2]:.2f} |AUC0-R| "
+                  f"{abs(at_m[0] - at_r[0]):.4f} forget {done[3]:.2f} {answer.seconds:.2f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

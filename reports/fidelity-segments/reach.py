@@ -18,18 +18,14 @@ against the reach ``2 η n_s`` two Adam runs can differ by (uncorrected runs).
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import sys
 
 import torch
 
-from ifru_ext.data import load_dataset
-from ifru_ext.evaluation import evaluate, forget_loss
-from ifru_ext.experiments.cache import train_new
-from ifru_ext.experiments.fidelity import request_rows
-from ifru_ext.training import TrainConfig
 from ifru_ext.unlearning import UnlearnConfig, influence, response, unlearn
+
+from cell import completeness, mf_pair, request, scores
 
 PROJECT = {"on": False}
 STATE: dict = {}
@@ -66,29 +62,16 @@ def patched_response():
 def main(source: str, scenario: str, fraction: str, snapshots: str, *flags: str) -> None:
     torch.set_num_threads(2)
     influence.training_response = patched_response()
-    poisoned = scenario == "poison"
-    dataset = load_dataset(source, attack_fraction=float(fraction) if poisoned else 0.0,
-                           **({"attack_seed": 1} if poisoned else {}))
-    config = TrainConfig.for_model("mf", snapshots=int(snapshots))
-    original, _ = train_new("mf", dataset, config, None)
-    removal = dataset.removal if poisoned else request_rows(dataset, scenario, float(fraction), 1)
-    if not poisoned:
-        dataset = dataclasses.replace(dataset, removal=removal)
-    retrain, _ = train_new("mf", dataset, config, removal)
-
-    def scores(model) -> list[float]:
-        test = evaluate(model, dataset, splits=("test",), metrics=("auc",))["test"]
-        return [test["auc_0"], test["auc_1"], test["auc_2"], forget_loss(model, dataset, removal)]
-
-    at_o, at_r = scores(original), scores(retrain)
+    dataset, removal = request(source, scenario, float(fraction))
+    original, _, at_o, at_r = mf_pair(dataset, removal, int(snapshots))
     print(f"{source} {scenario} {fraction}, {snapshots} snapshots: Original AUC_0 {at_o[0]:.4f}, Retrain {at_r[0]:.4f}")
     for projected in (False, True):
         PROJECT["on"] = projected
         for corrections in (0, 2):
             STEPS.clear()
             answer = unlearn(original, dataset, removal, UnlearnConfig(calibrated=False, corrections=corrections))
-            at_m = scores(answer.model)
-            done = [(m - o) / (r - o) for m, o, r in zip(at_m, at_o, at_r)]
+            at_m = scores(answer.model, dataset, removal)
+            done = completeness(at_m, at_o, at_r)
             print(f"  {'projected' if projected else 'as is':9s} k={corrections}: AUC completeness {done[0]:.2f} / "
                   f"{done[1]:.2f} / {done[2]:.2f}, |AUC_0 - R| {abs(at_m[0] - at_r[0]):.4f}, forget completeness "
                   f"{done[3]:.2f}", flush=True)

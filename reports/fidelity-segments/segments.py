@@ -25,20 +25,17 @@ import time
 
 import torch
 
-from ifru_ext.data import load_dataset
-from ifru_ext.evaluation import evaluate, forget_loss
 from ifru_ext.experiments.cache import train_new
-from ifru_ext.experiments.fidelity import request_rows
 from ifru_ext.models import trace as trace_module
 from ifru_ext.training import TrainConfig
 from ifru_ext.unlearning import UnlearnConfig, unlearn
 
+from cell import completeness, request, scores
+
 
 def main(source: str, model_name: str, scenario: str, fraction: str, every: str = "1", counts: str = "2,8,32") -> None:
     torch.set_num_threads(2)
-    poisoned = scenario == "poison"
-    dataset = load_dataset(source, attack_fraction=float(fraction) if poisoned else 0.0,
-                           **({"attack_seed": 1} if poisoned else {}))
+    dataset, removal = request(source, scenario, float(fraction))
     recorded: list[trace_module.Snapshot] = []
     record = trace_module.SnapshotRecorder.record
 
@@ -55,17 +52,9 @@ def main(source: str, model_name: str, scenario: str, fraction: str, every: str 
     trace_module.SnapshotRecorder.record = record
     trace = original.trace
     print(f"Original: best epoch {result.best_epoch}, {trace.steps} steps, {time.time() - start:.0f} s", flush=True)
-    removal = dataset.removal if poisoned else request_rows(dataset, scenario, float(fraction), 1)
-    if not poisoned:
-        dataset = dataclasses.replace(dataset, removal=removal)
     retrain, _ = train_new(model_name, dataset, config, removal)
     snapshots = [snap for snap in recorded if 0 < snap.steps < trace.steps]
-
-    def scores(model) -> list[float]:
-        test = evaluate(model, dataset, splits=("test",), metrics=("auc",))["test"]
-        return [test["auc_0"], test["auc_1"], test["auc_2"], forget_loss(model, dataset, removal)]
-
-    at_o, at_r = scores(original), scores(retrain)
+    at_o, at_r = scores(original, dataset, removal), scores(retrain, dataset, removal)
     print(f"{source} {model_name} {scenario} {fraction}, {removal.numel()} rows: Original AUC_0 {at_o[0]:.4f}, forget loss "
           f"{at_o[3]:.4f}; Retrain {at_r[0]:.4f}, {at_r[3]:.4f}; {len(snapshots)} snapshots", flush=True)
     train = dataset.train
@@ -102,8 +91,8 @@ def main(source: str, model_name: str, scenario: str, fraction: str, every: str 
         for label, estimator in (("lin", UnlearnConfig(calibrated=False)),
                                  ("k2", UnlearnConfig(calibrated=False, corrections=2))):
             answer = unlearn(original, dataset, removal, estimator)
-            at_m = scores(answer.model)
-            done = [(m - o) / (r - o) for m, o, r in zip(at_m, at_o, at_r)]
+            at_m = scores(answer.model, dataset, removal)
+            done = completeness(at_m, at_o, at_r)
             print(f"  {name:10s} {label:3s} {len(chosen) + 1:3d} segments: AUC completeness {done[0]:.2f} / {done[1]:.2f} / "
                   f"{done[2]:.2f}, |AUC_0 - R| {abs(at_m[0] - at_r[0]):.4f}, forget completeness {done[3]:.2f}, "
                   f"{answer.seconds:.2f} s", flush=True)
