@@ -12,14 +12,14 @@ mkdir -p "$HERE"
 cell() {  # name models-folder args...
   local name=$1 dir=$U/$2; shift 2
   mkdir -p "$dir"; echo "$(date +%T) start $name"
-  .venv/bin/ifru fidelity --methods $METHODS --calibrate-for $CALIBRATE_FOR --snapshots $SNAPSHOTS --threads 2 \
+  ${IFRU:-.venv/bin/ifru} fidelity --methods $METHODS --calibrate-for $CALIBRATE_FOR --snapshots $SNAPSHOTS --threads 2 \
     --seeds 1 "$@" --out "$dir" > "$U/$name.log" 2>&1
   local status=$?
   cp "$dir/report.md" "$HERE/$name.md"; cp "$dir/report.json" "$HERE/$name.json"
   echo "$(date +%T) done $name rc=$status"
 }
 ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-stages=("$@"); [ $# -gt 0 ] || stages=(bookcrossing planted shaped)
+stages=("$@"); [ $# -gt 0 ] || stages=(bookcrossing planted shaped)  # and lightgcn, run on its own
 for stage in "${stages[@]}"; do case $stage in
 bookcrossing)
   cell bookcrossing-mf-genuine-0.02 bookcrossing-mf --model mf --scenario genuine --fraction 0.02
@@ -34,10 +34,19 @@ planted)
     cell planted-$size-mf-users-0.02 planted-$size-mf --model mf --dataset planted:$size --scenario users --fraction 0.02
   done
 ;;
+lightgcn)  # BookCrossing's three cells (as reports/fidelity-plateaus), the Amazon-shaped poisoned one
+  cell bookcrossing-lightgcn-poison-0.01 bookcrossing-lightgcn --model lightgcn --scenario poison --fraction 0.01
+  cell bookcrossing-lightgcn-genuine-0.02 bookcrossing-lightgcn --model lightgcn --scenario genuine --fraction 0.02
+  cell bookcrossing-lightgcn-users-0.01 bookcrossing-lightgcn --model lightgcn --scenario users --fraction 0.01
+  AMZ=runs/fill/amazon.csv
+  [ -f "$AMZ" ] || .venv/bin/python reports/fidelity-movielens-shaped/movielens_shaped.py 20000 8000 200000 3 "$AMZ" amazon
+  cell amazon-lightgcn-poison-0.02 amazon-lightgcn --model lightgcn --dataset "$AMZ" --header \
+    --columns user,item,rating,timestamp --threshold 3 --kcore 5 --scenario poison --fraction 0.02
+;;
 shaped)
   for s in genuine poison; do
     cell 100k-mf-$s-0.02 100k-mf --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02
   done
 ;;
-*) echo "unknown stage $stage (bookcrossing, planted, shaped)"; exit 2;;
+*) echo "unknown stage $stage (bookcrossing, planted, shaped, lightgcn)"; exit 2;;
 esac; done
