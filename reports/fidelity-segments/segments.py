@@ -28,9 +28,9 @@ import torch
 from ifru_ext.experiments.cache import train_new
 from ifru_ext.models import trace as trace_module
 from ifru_ext.training import TrainConfig
-from ifru_ext.unlearning import UnlearnConfig, unlearn
+from ifru_ext.unlearning import UnlearnConfig
 
-from cell import completeness, request, scores
+from cell import answered, request, scores
 
 
 def main(source: str, model_name: str, scenario: str, fraction: str, every: str = "1", counts: str = "2,8,32") -> None:
@@ -90,12 +90,8 @@ def main(source: str, model_name: str, scenario: str, fraction: str, every: str 
         original.trace = dataclasses.replace(trace, snapshots=chosen, calibration=None, calibrated_for=None)
         for label, estimator in (("lin", UnlearnConfig(calibrated=False)),
                                  ("k2", UnlearnConfig(calibrated=False, corrections=2))):
-            answer = unlearn(original, dataset, removal, estimator)
-            at_m = scores(answer.model, dataset, removal)
-            done = completeness(at_m, at_o, at_r)
-            print(f"  {name:10s} {label:3s} {len(chosen) + 1:3d} segments: AUC completeness {done[0]:.2f} / {done[1]:.2f} / "
-                  f"{done[2]:.2f}, |AUC_0 - R| {abs(at_m[0] - at_r[0]):.4f}, forget completeness {done[3]:.2f}, "
-                  f"{answer.seconds:.2f} s", flush=True)
+            print(f"  {name:10s} {label:3s} {len(chosen) + 1:3d} segments: "
+                  f"{answered(original, dataset, removal, estimator, at_o, at_r)}", flush=True)
     if losses:
         shown = list(zip(snapshots, losses))[:: max(1, len(snapshots) // 10)]
         print(f"  training loss: initial {first:.4f}, returned {last:.4f}, at steps "

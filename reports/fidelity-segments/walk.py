@@ -1,13 +1,16 @@
 """How many segments LightGCN's response needs: one cell, its cached 32-snapshot Original.
 
 Usage (from the repository root, after ``run.sh lightgcn``):
-    python reports/fidelity-segments/walk.py SOURCE SCENARIO FRACTION MODELS COUNTS
+    python reports/fidelity-segments/walk.py SOURCE SCENARIO FRACTION MODELS COUNTS [OPTION=VALUE ...]
+
+(OPTIONs: a file's loading as ``ifru fidelity`` takes it: ``header=1 columns=user,item,rating,timestamp
+threshold=3 kcore=5`` for the Amazon-shaped file.)
 
 Loads the cell's Original (``MODELS/original-…pt``, 32 snapshots) and Retrain (``MODELS/retrain-…-1.pt``)
 as ``ifru fidelity`` cached them, keeps K of the snapshots (evenly spread among the 32) for each K in
 COUNTS, calibrates the default estimator for that walk (one Retrain each, ``unlearning.calibrate``
 with the cell's training rules) and answers the request with it and uncalibrated. Prints forget
-completeness, AUC completeness AUC_0 / 1 / 2 and |AUC_0 − R|, and the request's seconds.
+AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness and the request's seconds.
 """
 from __future__ import annotations
 
@@ -19,14 +22,20 @@ import torch
 
 from ifru_ext.models.checkpoint import load_checkpoint
 from ifru_ext.training import TrainConfig
-from ifru_ext.unlearning import UnlearnConfig, calibrate, unlearn
+from ifru_ext.unlearning import UnlearnConfig, calibrate
 
-from cell import completeness, request, scores
+from cell import answered, request, scores
 
 
-def main(source: str, scenario: str, fraction: str, models: str, counts: str) -> None:
+# How each OPTION=VALUE is read into ``load_dataset``'s option.
+LOADING = {"header": lambda value: value == "1", "columns": lambda value: tuple(value.split(",")),
+           "threshold": float, "kcore": int, "sep": str}
+
+
+def main(source: str, scenario: str, fraction: str, models: str, counts: str, *options: str) -> None:
     torch.set_num_threads(2)
-    dataset, removal = request(source, scenario, float(fraction))
+    loading = {key: LOADING[key](value) for key, value in (option.split("=", 1) for option in options)}
+    dataset, removal = request(source, scenario, float(fraction), **loading)
     tag = "clean" if scenario != "poison" else f"poison-{float(fraction)}-1"
     original = load_checkpoint(Path(models) / f"original-{tag}.pt", dataset, "lightgcn").model
     retrain = load_checkpoint(Path(models) / f"retrain-{scenario}-{float(fraction)}-1.pt", dataset, "lightgcn").model
@@ -41,12 +50,8 @@ def main(source: str, scenario: str, fraction: str, models: str, counts: str) ->
         original.trace = dataclasses.replace(trace, snapshots=picks, calibration=None, calibrated_for=None)
         fitted = calibrate(original, dataset, train=train)
         for label, config in (("calibrated", UnlearnConfig()), ("uncalibrated", UnlearnConfig(calibrated=False))):
-            answer = unlearn(original, dataset, removal, config)
-            at_m = scores(answer.model, dataset, removal)
-            done = completeness(at_m, at_o, at_r)
-            print(f"  {k + 1:3d} segments, {label:12s} (scale {fitted.scale:.3f}): forget completeness {done[3]:.2f}, "
-                  f"AUC completeness {done[0]:.2f} / {done[1]:.2f} / {done[2]:.2f}, |AUC_0 - R| "
-                  f"{abs(at_m[0] - at_r[0]):.4f}, {answer.seconds:.2f} s", flush=True)
+            print(f"  {k + 1:3d} segments, {label:12s} (scale {fitted.scale:.3f}): "
+                  f"{answered(original, dataset, removal, config, at_o, at_r)}", flush=True)
 
 
 if __name__ == "__main__":
