@@ -7,10 +7,11 @@ Usage (from the repository root, after ``run.sh lightgcn``):
 threshold=3 kcore=5`` for the Amazon-shaped file.)
 
 Loads the cell's Original (``MODELS/original-…pt``, 32 snapshots) and Retrain (``MODELS/retrain-…-1.pt``)
-as ``ifru fidelity`` cached them, keeps K of the snapshots (evenly spread among the 32) for each K in
-COUNTS, calibrates the default estimator for that walk (one Retrain each, ``unlearning.calibrate``
-with the cell's training rules) and answers the request with it and uncalibrated. Prints forget
-AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness and the request's seconds.
+as ``ifru fidelity`` cached them, keeps K of the snapshots (those at the interior points
+``(i + 1)/(K + 1)`` of the 32) for each K in COUNTS, calibrates the default estimator for that walk
+(one Retrain each, ``unlearning.calibrate`` with the cell's training rules) and answers the request
+with it and uncalibrated. Prints AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness
+and the request's seconds.
 """
 from __future__ import annotations
 
