@@ -1,7 +1,7 @@
-"""How many segments LightGCN's response needs: one cell, its cached 32-snapshot Original.
+"""How many segments the response needs, and where: one cell, its cached 32-snapshot Original.
 
-Usage (from the repository root, after ``run.sh lightgcn``):
-    python reports/fidelity-segments/walk.py SOURCE SCENARIO FRACTION MODELS COUNTS [OPTION=VALUE ...]
+Usage (from the repository root, after ``run.sh``; MODEL mf | lightgcn):
+    python reports/fidelity-segments/walk.py MODEL SOURCE SCENARIO FRACTION MODELS COUNTS [OPTION=VALUE ...]
 
 (OPTIONs: a file's loading as ``ifru fidelity`` takes it: ``header=1 columns=user,item,rating,timestamp
 threshold=3 kcore=5`` for the Amazon-shaped file.)
@@ -10,7 +10,8 @@ Loads the cell's Original (``MODELS/original-…pt``, 32 snapshots) and Retrain 
 as ``ifru fidelity`` cached them, keeps K of the snapshots (those at the interior points
 ``(i + 1)/(K + 1)`` of the 32) for each K in COUNTS, calibrates the default estimator for that walk
 (one Retrain each, ``unlearning.calibrate`` with the cell's training rules) and answers the request
-with it and uncalibrated. Prints AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness
+with it and uncalibrated. A count ``trained`` keeps the two the trace would have kept by default
+(``SnapshotRecorder(2)`` replayed over the run's epochs): the committed default's walk. Prints AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness
 and the request's seconds.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ifru_ext.models.checkpoint import load_checkpoint
+from ifru_ext.models.trace import SnapshotRecorder
 from ifru_ext.training import TrainConfig
 from ifru_ext.unlearning import UnlearnConfig, calibrate
 
@@ -33,25 +35,41 @@ LOADING = {"header": lambda value: value == "1", "columns": lambda value: tuple(
            "threshold": float, "kcore": int, "sep": str}
 
 
-def main(source: str, scenario: str, fraction: str, models: str, counts: str, *options: str) -> None:
+def trained_picks(recorded: list, trace) -> list:
+    """The snapshots among ``recorded`` nearest to those a default trace (two kept) holds: the
+    recorder replayed over the run's epochs (its steps per epoch are constant)."""
+    per_epoch = trace.steps // trace.best_epoch
+    recorder = SnapshotRecorder()
+    for epoch in range(1, trace.best_epoch + 1):
+        recorder.record(epoch, epoch * per_epoch, torch.zeros(1, 1), torch.zeros(1, 1))
+    return [min(recorded, key=lambda snap: abs(snap.steps - kept.steps)) for kept in recorder.before(trace.steps)]
+
+
+def main(model: str, source: str, scenario: str, fraction: str, models: str, counts: str, *options: str) -> None:
     torch.set_num_threads(2)
     loading = {key: LOADING[key](value) for key, value in (option.split("=", 1) for option in options)}
     dataset, removal = request(source, scenario, float(fraction), **loading)
-    tag = "clean" if scenario != "poison" else f"poison-{float(fraction)}-1"
-    original = load_checkpoint(Path(models) / f"original-{tag}.pt", dataset, "lightgcn").model
-    retrain = load_checkpoint(Path(models) / f"retrain-{scenario}-{float(fraction)}-1.pt", dataset, "lightgcn").model
+    poisoned = scenario == "poison"
+    tag = f"poison-{float(fraction)}-1" if poisoned else "clean"
+    # A clean Original was saved for the data without the request (the split's hash covers the removal).
+    trained_on = dataset if poisoned else dataclasses.replace(dataset, removal=removal[:0])
+    original = load_checkpoint(Path(models) / f"original-{tag}.pt", trained_on, model).model
+    retrain = load_checkpoint(Path(models) / f"retrain-{scenario}-{float(fraction)}-1.pt", dataset, model).model
     at_o, at_r = scores(original, dataset, removal), scores(retrain, dataset, removal)
     trace = original.trace
     recorded = list(trace.snapshots)
-    print(f"{source} lightgcn {scenario} {fraction}: {len(recorded)} snapshots, Original AUC_0 {at_o[0]:.4f}, "
+    print(f"{source} {model} {scenario} {fraction}: {len(recorded)} snapshots, Original AUC_0 {at_o[0]:.4f}, "
           f"Retrain {at_r[0]:.4f}", flush=True)
-    train = TrainConfig.for_model("lightgcn", snapshots=len(recorded))
-    for k in (int(c) for c in counts.split(",")):
-        picks = [recorded[round((i + 1) * len(recorded) / (k + 1)) - 1] for i in range(k)] if k else []
+    train = TrainConfig.for_model(model, snapshots=len(recorded))
+    for count in counts.split(","):
+        k = 2 if count == "trained" else int(count)
+        picks = (trained_picks(recorded, trace) if count == "trained"
+                 else [recorded[round((i + 1) * len(recorded) / (k + 1)) - 1] for i in range(k)])
         original.trace = dataclasses.replace(trace, snapshots=picks, calibration=None, calibrated_for=None)
         fitted = calibrate(original, dataset, train=train)
         for label, config in (("calibrated", UnlearnConfig()), ("uncalibrated", UnlearnConfig(calibrated=False))):
-            print(f"  {k + 1:3d} segments, {label:12s} (scale {fitted.scale:.3f}): "
+            epochs = "/".join(str(round(snap.steps / (trace.steps / trace.best_epoch))) for snap in picks)
+            print(f"  {k + 1:3d} segments (epochs {epochs}), {label:12s} (scale {fitted.scale:.3f}): "
                   f"{answered(original, dataset, removal, config, at_o, at_r)}", flush=True)
 
 
