@@ -11,8 +11,9 @@ as ``ifru fidelity`` cached them, keeps K of the snapshots (those at the interio
 ``(i + 1)/(K + 1)`` of the 32) for each K in COUNTS, calibrates the default estimator for that walk
 (one Retrain each, ``unlearning.calibrate`` with the cell's training rules) and answers the request
 with it and uncalibrated. A count ``trained`` keeps the two the trace would have kept by default
-(``SnapshotRecorder(2)`` replayed over the run's epochs): the committed default's walk. Prints AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness
-and the request's seconds.
+(``SnapshotRecorder(2)`` replayed over the run's epochs): the committed default's walk. Prints each
+walk's epochs, AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness and the request's
+seconds.
 """
 from __future__ import annotations
 
@@ -35,14 +36,14 @@ LOADING = {"header": lambda value: value == "1", "columns": lambda value: tuple(
            "threshold": float, "kcore": int, "sep": str}
 
 
-def trained_picks(recorded: list, trace) -> list:
+def trained_picks(recorded: list, best_epoch: int, per_epoch: int) -> list:
     """The snapshots among ``recorded`` nearest to those a default trace (two kept) holds: the
-    recorder replayed over the run's epochs (its steps per epoch are constant)."""
-    per_epoch = trace.steps // trace.best_epoch
+    recorder replayed over the run's ``best_epoch`` epochs of ``per_epoch`` steps."""
     recorder = SnapshotRecorder()
-    for epoch in range(1, trace.best_epoch + 1):
+    for epoch in range(1, best_epoch + 1):
         recorder.record(epoch, epoch * per_epoch, torch.zeros(1, 1), torch.zeros(1, 1))
-    return [min(recorded, key=lambda snap: abs(snap.steps - kept.steps)) for kept in recorder.before(trace.steps)]
+    return [min(recorded, key=lambda snap: abs(snap.steps - kept.steps))
+            for kept in recorder.before(best_epoch * per_epoch)]
 
 
 def main(model: str, source: str, scenario: str, fraction: str, models: str, counts: str, *options: str) -> None:
@@ -61,14 +62,15 @@ def main(model: str, source: str, scenario: str, fraction: str, models: str, cou
     print(f"{source} {model} {scenario} {fraction}: {len(recorded)} snapshots, Original AUC_0 {at_o[0]:.4f}, "
           f"Retrain {at_r[0]:.4f}", flush=True)
     train = TrainConfig.for_model(model, snapshots=len(recorded))
+    per_epoch = trace.steps // trace.best_epoch  # every epoch takes the same number of steps
     for count in counts.split(","):
         k = 2 if count == "trained" else int(count)
-        picks = (trained_picks(recorded, trace) if count == "trained"
+        picks = (trained_picks(recorded, trace.best_epoch, per_epoch) if count == "trained"
                  else [recorded[round((i + 1) * len(recorded) / (k + 1)) - 1] for i in range(k)])
         original.trace = dataclasses.replace(trace, snapshots=picks, calibration=None, calibrated_for=None)
         fitted = calibrate(original, dataset, train=train)
+        epochs = "/".join(str(snap.steps // per_epoch) for snap in picks)
         for label, config in (("calibrated", UnlearnConfig()), ("uncalibrated", UnlearnConfig(calibrated=False))):
-            epochs = "/".join(str(round(snap.steps / (trace.steps / trace.best_epoch))) for snap in picks)
             print(f"  {k + 1:3d} segments (epochs {epochs}), {label:12s} (scale {fitted.scale:.3f}): "
                   f"{answered(original, dataset, removal, config, at_o, at_r)}", flush=True)
 
