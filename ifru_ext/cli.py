@@ -411,8 +411,9 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         "AUC is a miss)")
     parser.add_argument(
         "--snapshots", type=NON_NEGATIVE_INT,
-        help="earlier points of the run the model's training trace keeps (evenly spread epochs, two [N, d] tables "
-        "each): the training response walks one segment more than this; more walk a long run more finely "
+        help="earlier points of the run the model's training trace keeps (the epochs nearest to cutting the run into "
+        "equal segments, two [N, d] tables each): the training response walks one segment more than this; more "
+        "walk a long run more finely "
         "(reports/fidelity-segments; default: 2)")
 
 

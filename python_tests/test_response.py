@@ -9,7 +9,7 @@ import torch
 
 from ifru_ext import ops
 from ifru_ext.models import build_model
-from ifru_ext.models.trace import Snapshot
+from ifru_ext.models.trace import Snapshot, SnapshotRecorder
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, unlearn
 from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer, removal_seed_counts
@@ -356,7 +356,7 @@ def test_damping_is_adams_accumulated_step_scale(planted):
 
 def test_the_trace_keeps_the_snapshots_its_run_was_told_to_and_the_response_walks_them(planted):
     """``TrainConfig.snapshots``: that many epoch-end tables before the returned epoch (every one when
-    the run has fewer), evenly spread, each ending one segment the response walks; the default keeps
+    the run has fewer), near-equal segments apart, each ending one segment the response walks; the default keeps
     two, and the same run with more answers a request differently (a finer walk of the same run)."""
     config = TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8)
 
@@ -382,6 +382,35 @@ def test_the_trace_keeps_the_snapshots_its_run_was_told_to_and_the_response_walk
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="snapshots must be an int >= 0"):
             TrainConfig(snapshots=bad)
+
+
+@pytest.mark.parametrize("best, limit, picks", [
+    (130, 2, [48, 80]),     # BookCrossing LightGCN's poisoned Original (the first and last held: 32 and 128)
+    (534, 2, [192, 384]),   # the Amazon-shaped LightGCN one (128 and 512)
+    (962, 2, [384, 640]),   # planted:1e4 MF's (256 and 768)
+    (9, 2, [2, 6]),         # BookCrossing MF's clean one (2 and 8)
+    (8, 2, [3, 5]),         # its poisoned ones (2 and 6)
+    (6, 2, [2, 4]),
+    (3, 2, [1, 2]),         # no more held than asked for: all of them
+    (20, 8, [2, 4, 7, 9, 11, 13, 16, 18]),
+])
+def test_the_recorder_cuts_a_run_into_near_equal_segments_in_bounded_memory(best, limit, picks):
+    """``SnapshotRecorder.before`` at the best epoch (when training builds the trace): of the
+    snapshots held then, the ones nearest to the interior points ``(i + 1)/(limit + 1)`` of the run,
+    with never more than ``4·limit`` held (epochs of 10 steps; the cases are runs of reports/fidelity-picks,
+    in brackets what the recorder picked before 2026-12-05)."""
+    recorder, table = SnapshotRecorder(limit), torch.zeros(2, 3)
+    for epoch in range(1, best + 1):
+        recorder.record(epoch, 10 * epoch, table, table)
+        assert len(recorder.held) <= SnapshotRecorder.HELD_PER_PICK * limit
+    chosen = recorder.before(10 * best)
+    assert [snap.steps // 10 for snap in chosen] == picks
+    assert all(snap.table.dtype == torch.bfloat16 and snap.table.shape == (2, 3) for snap in chosen)
+    held = [epoch for epoch, _ in recorder.held if epoch < best]
+    if len(held) > limit:  # each pick is the held epoch nearest its point, among those not picked before it
+        for point, epoch in enumerate(picks, start=1):
+            target = point * best / (limit + 1)
+            assert abs(epoch - target) == min(abs(e - target) for e in held if e not in picks[:point - 1])
 
 
 def test_a_cached_model_keeping_other_snapshots_is_trained_again(planted, tmp_path, caplog):

@@ -45,7 +45,8 @@ class TrainingTrace:
     second_moment: Adam's bias-corrected ``v̂`` [N, d] at the returned epoch;
     initial: the table [N, d] training started from;
     snapshots: earlier points of the run before the returned epoch (``TrainConfig.snapshots`` of
-    them at most, ``DEFAULT_SNAPSHOTS`` unless set; fewer in a shorter run), evenly spread, each
+    them at most, ``DEFAULT_SNAPSHOTS`` unless set; fewer in a shorter run), near-equal segments
+    apart (``SnapshotRecorder``), each
     ``Snapshot(steps, table, second_moment)`` (tables in bfloat16: the estimator needs their
     shape, not their last digits);
     loss: the training objective, "bce" or "bpr" (``LOSSES``; "bce" for traces that predate it);
@@ -184,12 +185,21 @@ class Snapshot:
 
 
 class SnapshotRecorder:
-    """Keeps evenly spread epoch-end snapshots of a run in bounded memory.
+    """Keeps epoch-end snapshots of a run in bounded memory and picks ``limit`` of them that cut the
+    run into near-equal segments.
 
-    Every ``stride``-th epoch is recorded; when more than ``2·limit`` are held, every other one is
-    dropped and the stride doubles. ``before(steps)`` returns at most ``limit`` of those taken
-    before ``steps``, evenly spread.
+    Every ``stride``-th epoch is recorded; when more than ``HELD_PER_PICK·limit`` are held, every
+    other one is dropped and the stride doubles. ``before(steps)`` returns, of those taken before
+    ``steps``, the ones nearest to the interior points ``(i + 1)/(limit + 1)`` of ``steps`` (all of
+    them when there are no more than ``limit``). Picking the first and the last held one instead
+    (what this did before 2026-12-05) left a long run's last segment a few epochs long — epochs 32
+    and 128 of a 130-epoch run — and the first one most of the run.
     """
+
+    # Held snapshots per pick. With 2 (the earlier recorder's) a 130-epoch run holds epochs 32, 64, 96
+    # and 128, and its points 43 and 87 get 32 and 96; with 4 it holds every 16th and they get 48 and
+    # 80. Training holds twice the memory for it (each snapshot two [N, d] bfloat16 tables).
+    HELD_PER_PICK = 4
 
     def __init__(self, limit: int = DEFAULT_SNAPSHOTS) -> None:
         self.limit, self.stride, self.held = limit, 1, []  # held: (epoch, Snapshot)
@@ -199,7 +209,7 @@ class SnapshotRecorder:
             return
         self.held.append((epoch, Snapshot(steps, table.detach().to(torch.bfloat16),
                                           second_moment.detach().to(torch.bfloat16))))
-        if len(self.held) > 2 * self.limit:
+        if len(self.held) > self.HELD_PER_PICK * self.limit:
             self.stride *= 2
             self.held = [(e, snap) for e, snap in self.held if e % self.stride == 0]
 
@@ -207,5 +217,9 @@ class SnapshotRecorder:
         earlier = [snap for _, snap in self.held if snap.steps < steps]
         if len(earlier) <= self.limit:
             return earlier
-        picks = torch.linspace(0, len(earlier) - 1, self.limit).round().long().tolist()
-        return [earlier[i] for i in picks]
+        picked: set[int] = set()
+        for point in range(1, self.limit + 1):  # each interior point takes the nearest snapshot not yet taken
+            target = point * steps / (self.limit + 1)
+            picked.add(min((i for i in range(len(earlier)) if i not in picked),
+                           key=lambda i: abs(earlier[i].steps - target)))
+        return [earlier[i] for i in sorted(picked)]

@@ -107,14 +107,16 @@ class TrainConfig:
     the plain rule (the same model in every measured run whose curve fell after the plain rule's
     best, docs/ARCHITECTURE.md §5). False: every epoch without a strictly better AUC is a miss
     (the plain rule).
-    ``snapshots``: the earlier points of the run the model's ``TrainingTrace`` keeps (evenly spread
-    epochs before the returned one; each holds two ``[N, d]`` bfloat16 tables), so the training
-    response walks ``snapshots + 1`` segments of the run. More walk a long run more finely: on a run
-    that memorises its rows, the removed rows' gradients are ~0 at every late snapshot, and the walk
-    sees their fitting only through early ones (reports/fidelity-segments: a 962-epoch planted run,
-    uncalibrated, 0.10 of Retrain's forget loss with 2, 0.74 with 32; with two Newton corrections per
-    segment 0.12 and 1.04). The default, 2, is what every estimator's committed numbers and
-    calibrations were measured with.
+    ``snapshots``: the earlier points of the run the model's ``TrainingTrace`` keeps (the epochs
+    nearest to cutting the run up to the returned one into equal parts, ``SnapshotRecorder``; each
+    holds two ``[N, d]`` bfloat16 tables, and training holds up to four times as many), so the
+    training response walks ``snapshots + 1`` segments of the run. More walk a long run more
+    finely: on a run that memorises its rows, the removed rows' gradients are ~0 at every late
+    snapshot, and the walk sees their fitting only through early ones (reports/fidelity-segments: a
+    962-epoch planted run, uncalibrated, 0.10 of Retrain's forget loss with 2, 0.74 with 32; with
+    two Newton corrections per segment 0.12 and 1.04). The default, 2, is what every estimator's
+    committed numbers and calibrations were measured with (before 2026-12-05 with the first and
+    the last snapshot held instead: reports/fidelity-picks).
     """
 
     lr: float = 1e-3
