@@ -11,7 +11,9 @@ as ``ifru fidelity`` cached them, keeps K of the snapshots (those at the interio
 ``(i + 1)/(K + 1)`` of the 32) for each K in COUNTS, calibrates the default estimator for that walk
 (one Retrain each, ``unlearning.calibrate`` with the cell's training rules) and answers the request
 with it and uncalibrated. A count ``trained`` keeps the two the trace would have kept by default
-(``SnapshotRecorder(2)`` replayed over the run's epochs): the committed default's walk. Prints each
+(``SnapshotRecorder(2)`` replayed over the run's epochs): the default's walk as of the code it runs
+with (``walk-mf-trained.txt`` was printed with the recorder before 2026-12-05, which picked the
+first and the last snapshot it held). Prints each
 walk's epochs, AUC completeness AUC_0 / 1 / 2, |AUC_0 − R|, forget completeness and the request's
 seconds.
 """

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The default estimator with the trace's snapshots picked near a third and two thirds of the run
+# (SnapshotRecorder, 2026-12-05) on the cells of reports/fidelity-plateaus/ whose runs are long
+# enough for the picks to move (reports/fidelity-picks/README.md); compare.py reads them against
+# the committed cells, which the earlier picks answered.
+# Usage: reports/fidelity-picks/run.sh   (from the repository root; writes runs/picks/, ~2 h on 2 cores)
+set -euo pipefail
+HERE=reports/fidelity-picks
+RUNS=runs/picks
+SHAPED=reports/fidelity-movielens-shaped/movielens_shaped.py
+mkdir -p "$RUNS"
+cell() {  # NAME THREADS [fidelity options]: one cell into $HERE/NAME.{md,json}, as fidelity-plateaus/run.sh runs it
+  local name=$1 threads=$2; shift 2
+  .venv/bin/ifru fidelity --wait-through-plateaus --methods ifru,ifru-uncalibrated --threads "$threads" "$@" \
+    --out "$RUNS/${name%-*-*}" > /dev/null
+  cp "$RUNS/${name%-*-*}/report.md" "$HERE/$name.md"
+  cp "$RUNS/${name%-*-*}/report.json" "$HERE/$name.json"
+}
+AMZ=runs/amazon-shaped/ratings.csv
+[ -f "$AMZ" ] || { mkdir -p "$(dirname "$AMZ")" && .venv/bin/python "$SHAPED" 20000 8000 200000 3 "$AMZ" amazon; }
+AM=(--dataset "$AMZ" --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+ML100K=runs/plateaus/100k.dat
+[ -f "$ML100K" ] || { mkdir -p "$(dirname "$ML100K")" && .venv/bin/python "$SHAPED" 943 1682 100000 7 "$ML100K"; }
+ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+for scenario in poison genuine users; do
+  cell "amazon-lightgcn-$scenario-0.02" 2 --model lightgcn "${AM[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+done
+cell bookcrossing-lightgcn-poison-0.01 2 --model lightgcn --scenario poison --fraction 0.01 --seeds 1
+cell bookcrossing-lightgcn-genuine-0.02 2 --model lightgcn --scenario genuine --fraction 0.02 --seeds 1
+cell bookcrossing-lightgcn-users-0.01 2 --model lightgcn --scenario users --fraction 0.01 --seeds 1
+for scenario in poison genuine users; do
+  cell "planted-1e4-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset planted:1e4 --scenario "$scenario" --fraction 0.02 --seeds 1
+  cell "planted-1e5-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset planted:1e5 --scenario "$scenario" --fraction 0.02 --seeds 1
+  cell "100k-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset "$ML100K" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+  for fraction in 0.02 0.08; do
+    cell "planted-1e4-mf-$scenario-$fraction" 1 --model mf --dataset planted:1e4 --scenario "$scenario" --fraction "$fraction" --seeds 1,2,3
+  done
+done
+# BookCrossing MF's full-data stage (the cells of fidelity-plateaus/bookcrossing-mf/).
+HERE=$HERE/bookcrossing-mf RUNS=$RUNS/bookcrossing-mf reports/fidelity-mf-calibrated/run.sh full
