@@ -356,8 +356,9 @@ def test_damping_is_adams_accumulated_step_scale(planted):
 
 def test_the_trace_keeps_the_snapshots_its_run_was_told_to_and_the_response_walks_them(planted):
     """``TrainConfig.snapshots``: that many epoch-end tables before the returned epoch (every one when
-    the run has fewer), near-equal segments apart, each ending one segment the response walks; the default keeps
-    two, and the same run with more answers a request differently (a finer walk of the same run)."""
+    the run has fewer), near-equal segments apart, each ending one segment the response walks; the
+    default keeps two, and the same run with more answers a request differently (a finer walk of the
+    same run)."""
     config = TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8)
 
     def run(**overrides):
@@ -397,8 +398,8 @@ def test_the_trace_keeps_the_snapshots_its_run_was_told_to_and_the_response_walk
 def test_the_recorder_cuts_a_run_into_near_equal_segments_in_bounded_memory(best, limit, picks):
     """``SnapshotRecorder.before`` at the best epoch (when training builds the trace): of the
     snapshots held then, the ones nearest to the interior points ``(i + 1)/(limit + 1)`` of the run,
-    with never more than ``4·limit`` held (epochs of 10 steps; the cases are runs of reports/fidelity-picks,
-    in brackets what the recorder picked before 2026-12-05)."""
+    with never more than ``4·limit`` held (epochs of 10 steps; the cases are runs of
+    reports/fidelity-picks, in brackets what the recorder picked before 2026-12-05)."""
     recorder, table = SnapshotRecorder(limit), torch.zeros(2, 3)
     for epoch in range(1, best + 1):
         recorder.record(epoch, 10 * epoch, table, table)

@@ -110,7 +110,8 @@ def adam_trace(optimizer: torch.optim.Optimizer, embedding: Tensor, initial: Ten
     your negatives were drawn with by ``ifru_ext.training.bpr_negatives(dataset, rows, epoch,
     seed)`` (epochs 1-based) — the estimator redraws them; ``l2``: the ``(λ/2)‖E‖²`` of the
     objective; ``snapshots``: earlier points of the run, each the start of one more segment the
-    response walks (``models.trace.SnapshotRecorder(limit)`` picks ``limit`` that cut the run into near-equal segments).
+    response walks (``models.trace.SnapshotRecorder(limit)`` picks ``limit`` that cut the run into
+    near-equal segments).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
