@@ -192,8 +192,8 @@ class SnapshotRecorder:
     other one is dropped and the stride doubles. ``before(steps)`` returns, of those taken before
     ``steps``, the ones nearest to the interior points ``(i + 1)/(limit + 1)`` of ``steps`` (all of
     them when there are no more than ``limit``). Picking the first and the last held one instead
-    (what this did before 2026-12-05) left a long run's last segment a few epochs long — epochs 32
-    and 128 of a 130-epoch run — and the first one most of the run.
+    (what this did before 2026-12-05) left a long run's last segment a few epochs long and its
+    middle one most of the run (epochs 32 and 128 of a 130-epoch run).
     """
 
     # Held snapshots per pick. With 2 (the earlier recorder's) a 130-epoch run holds epochs 32, 64, 96
