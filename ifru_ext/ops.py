@@ -168,6 +168,31 @@ class HVPPlan:
     def num_rows(self) -> int:
         return self.rows.numel()
 
+    def incidence(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The plan's interactions as seen from its inner rows (``keep``'s rows for MF), each
+        (row, interaction) once: a CSR over the inner rows in ascending order, ``rowptr`` [R'+1],
+        and per entry the interaction (``term``, an index into the ``users`` the plan was built
+        from) [m] and the endpoint the row is of it (``end``: 0 the user, 1 the item, 2 the
+        negative item of a triple) [m]. A row's entries follow the plan's order: the interactions
+        grouped by user, then ascending index. The counting sort ``hvp_plan`` did is reused, so a
+        caller that needs the grouping too (the response's per-row sums) builds none of its own."""
+        slot = self._incidence_slot
+        pairs = self._ends.shape[1] - 1
+        pair = torch.div(slot, 2, rounding_mode="floor")
+        interaction = torch.div(pair, pairs, rounding_mode="floor")
+        item_side = (slot % 2) == 1
+        end = torch.where(item_side, 1 + pair % pairs, 0)
+        rowptr = torch.cat((self._incidence_rowptr.index_select(0, self._inner_rows),
+                            self._incidence_rowptr.new_tensor([slot.numel()])))
+        if pairs == 2:  # a triple lists its user under both of its pairs: keep the first
+            first = item_side | (pair % pairs == 0)
+            row = torch.repeat_interleave(torch.arange(self._inner_rows.numel(), device=slot.device), rowptr.diff(),
+                                          output_size=slot.numel())
+            rowptr = torch.cat((rowptr.new_zeros(1), torch.bincount(row[first], minlength=self._inner_rows.numel())
+                                .cumsum(0)))
+            interaction, end = interaction[first], end[first]
+        return rowptr, self.interactions.index_select(0, interaction), end
+
     def local(self, v_rows: Tensor) -> Tensor:
         """``(H v)[rows]`` for ``v_rows [R, d]``, ``v`` on ``rows`` (zero elsewhere) → ``[R, d]``."""
         if self.emb._version != self._emb_version:

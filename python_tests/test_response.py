@@ -333,9 +333,17 @@ def test_term_statistics_are_the_per_term_jacobian_sums(weighted, triples):
     moving = torch.tensor([0, 3, 12, 20, rows - 1])  # rows - 1: read by no term
     position = torch.full((rows,), moving.numel(), dtype=torch.int64)
     position[moving] = torch.arange(moving.numel())
-    subset = TermIncidence(terms, [position[c] for c in terms.columns], moving.numel(), rows)
-    for sums, reference in zip(subset.statistics(table, moving), expected):
-        assert torch.allclose(sums, reference[moving], atol=1e-12) and sums[-1].abs().max() == 0
+    subset = TermIncidence.grouped(terms, [position[c] for c in terms.columns], moving.numel(), rows)
+    # The same entries as the Gauss–Newton plan of the terms restricted to those rows groups them.
+    keep = torch.zeros(rows, dtype=torch.bool)
+    keep[moving] = True
+    plan = ops.plan_gauss_newton(table, columns[0], columns[1], size, keep=keep,
+                                 neg_items=columns[2] if triples else None)
+    planned = TermIncidence(terms, *plan.incidence(), rows)
+    assert planned.shape == subset.shape and torch.equal(planned.rowptr, subset.rowptr)
+    for incidence in (subset, planned):
+        for sums, reference in zip(incidence.statistics(table, moving), expected):
+            assert torch.allclose(sums, reference[moving], atol=1e-12) and sums[-1].abs().max() == 0
     with pytest.raises(ValueError, match="Terms.evaluate is for a scorer's terms"):
         terms.evaluate(table)
 

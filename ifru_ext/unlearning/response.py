@@ -186,17 +186,27 @@ class TermPlan:
             if weights is not None and weights.numel() and not bool((weights == weights[0]).all()):
                 raise ValueError("the fused Gauss–Newton operator needs one multiplicity for all terms")
             self.multiplicity = 1.0 if weights is None or weights.numel() == 0 else float(weights[0])
-        # Dot-product terms (BCE pairs, BPR triples) on MF: the moving rows' sums over their terms in
-        # one pass (``TermIncidence``). LightGCN's system reads those rows of the every-row sums
-        # instead, which its remaining gradient needs anyway (``ResponsePlan.term_statistics``).
-        # The removed terms likewise (``removed_incidence``): MF reads their sums on the moving rows
-        # only, and their every-row sums would cost the table's size (BookCrossing MF 2%: 4–9 ms of
-        # output for 14k entries, per segment).
-        self.incidence = self.removed_incidence = None
-        if self.operator.dot_products and plan.num_layers == 0:
-            self.incidence = TermIncidence(self.operator, self.slots, moving, plan.num_nodes)
-            self.removed_incidence = TermIncidence(self.removed, slots_of(self.removed), moving, plan.num_nodes)
+        # Dot-product terms (BCE pairs, BPR triples) on MF (``moving_sums``): the moving rows' sums
+        # over their terms in one pass (``incidence``). LightGCN's system reads those rows of the
+        # every-row sums instead, which its remaining gradient needs anyway
+        # (``ResponsePlan.term_statistics``). The removed terms likewise (``removed_incidence``): MF
+        # reads their sums on the moving rows only, and their every-row sums would cost the table's
+        # size (BookCrossing MF 2%: 4–9 ms of output for 14k entries, per segment).
+        self.moving_sums = self.operator.dot_products and plan.num_layers == 0
+        self.removed_incidence = TermIncidence.grouped(self.removed, slots_of(self.removed), moving, plan.num_nodes) \
+            if self.moving_sums else None
+        self._incidence: TermIncidence | None = None
         self._gauss_newton: ops.HVPPlan | None = None
+
+    def incidence(self, plan: "ResponsePlan", emb: Tensor) -> TermIncidence:
+        """MF (``moving_sums``): the remaining terms' incidence on the moving rows, as their
+        Gauss–Newton plan groups them (``ops.HVPPlan.incidence``; the plan is built at the local
+        table ``emb`` if no segment has built it yet): the one counting sort serves both, where a
+        sort of their own cost the request ~10% (BookCrossing MF 2%, 349k entries)."""
+        if self._incidence is None:
+            structure = self._gauss_newton or self.gauss_newton(plan, emb)
+            self._incidence = TermIncidence(self.operator, *structure.incidence(), plan.num_nodes)
+        return self._incidence
 
     def gauss_newton(self, plan: "ResponsePlan", emb: Tensor) -> ops.HVPPlan:
         """The fused Gauss–Newton operator of the remaining dot-product terms (``multiplicity`` set)
@@ -363,14 +373,14 @@ class ResponsePlan:
         operator reads the remaining ones for its preconditioner, slopes and squares, and a Newton
         correction for the true gradient at ``E + δ`` — the same pass at the same table; the
         influence and the removed share read the removed ones."""
-        incidence = terms.removed_incidence if removed else terms.incidence
+        incidence = terms.removed_incidence if removed else terms.incidence(self, emb)
         return self.memo(emb, ("moving sums", id(terms), removed), lambda: incidence.statistics(emb, self.rows))
 
     def removed_gradient(self, emb: Tensor, segment: int = 0) -> Tensor:
         """MF's influence right-hand side on the moving rows [a, d] at the local table ``emb``:
         ``Σ_{j ∈ D_r, j ∋ v} ℓ'_j ∂x_j/∂f_v`` (MF has no spillover: only the removed terms)."""
         terms = self.terms(segment)
-        if terms.removed_incidence is not None:  # dot products: the moving rows' sums only
+        if terms.moving_sums:  # dot products: the moving rows' sums only
             return self.moving_statistics(terms, emb, removed=True).gradient
         return self.term_gradient(terms.removed, emb).index_select(0, self.rows)
 
@@ -400,7 +410,7 @@ class ResponsePlan:
         def compute() -> Tensor:
             if system is not None and self.num_layers == 0:  # MF: the operator at ``emb`` has the slopes
                 return system.remaining_gradient()
-            if self.terms(segment).incidence is not None:  # MF dot products: the moving rows' sums only
+            if self.terms(segment).moving_sums:  # MF dot products: the moving rows' sums only
                 return self.moving_statistics(self.terms(segment), emb).gradient
             gradient = self.term_gradient(self.terms(segment).operator, emb)
             if self.num_layers > 0:
@@ -429,7 +439,7 @@ class ResponsePlan:
                 out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
             return out.index_select(0, self.rows)
 
-        gone = self.moving_statistics(plan, emb, removed=True).squared if plan.removed_incidence is not None else \
+        gone = self.moving_statistics(plan, emb, removed=True).squared if plan.moving_sums else \
             squares(plan.removed)
         # MF's remaining part comes from the operator at the same table (``system``), when given.
         remaining = system.remaining_squares() if system is not None and self.num_layers == 0 else \
@@ -474,7 +484,7 @@ class ResponseSystem:
         # 1/(K+1)² of it for LightGCN): with the damping, the Jacobi preconditioner. ℓ''/n and
         # ℓ'² per term summed against the squared Jacobians (dot products: ``TermIncidence.statistics``,
         # which applies the terms' multiplicity).
-        if terms.incidence is not None:  # MF
+        if terms.moving_sums:  # MF
             self.moving_statistics = plan.moving_statistics(terms, self.table)
             curvature_sums = self.moving_statistics.curvature * plan.scale
         elif operator.dot_products:  # LightGCN: at this table, as the remaining gradient reads them
@@ -504,7 +514,7 @@ class ResponseSystem:
     def remaining_squares(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
         remaining part, from the Jacobians the operator already holds)."""
-        if self.terms.incidence is not None:
+        if self.terms.moving_sums:
             return self.moving_statistics.squared
         operator = self.terms.operator
         slope = operator.weighted((self.prob - operator.labels[:, None]).square())
@@ -513,7 +523,7 @@ class ResponseSystem:
     def remaining_gradient(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j ∂x_j/∂f_v`` [a, d] at this table (MF:
         ``ResponsePlan.remaining_gradient`` from the logits the operator already holds)."""
-        if self.terms.incidence is not None:
+        if self.terms.moving_sums:
             return self.moving_statistics.gradient
         operator = self.terms.operator
         slope = operator.weighted(self.prob - operator.labels[:, None])

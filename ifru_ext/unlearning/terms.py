@@ -97,7 +97,7 @@ class Terms:
     def incidence(self, num_nodes: int) -> "TermIncidence":
         """The terms' incidence on every row of an ``num_nodes``-row table (built once, kept)."""
         if self._incidence is None or self._incidence.shape[0] != num_nodes:
-            self._incidence = TermIncidence(self, self.columns, num_nodes, num_nodes)
+            self._incidence = TermIncidence.grouped(self, self.columns, num_nodes, num_nodes)
         return self._incidence
 
     def evaluate(self, table: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
@@ -145,40 +145,45 @@ class TermIncidence:
       out of order, the loads of their row ids missed cache and the op ran ~2× slower
       (BookCrossing, 308k entries).
 
-    ``slots[c][j]``: the position of column ``c`` of term ``j`` among the rows (``a`` or more: not
-    one of them; the columns themselves for every row of the table); ``num_nodes``: ``L``, the
-    table's rows.
+    Built from a grouping of the entries by row (``rowptr`` [a+1], and per entry its term [e] and
+    the column ``end`` [e] the row is of it): ``grouped`` sorts them (every row of a table, or the
+    removed terms on the moving rows); ``ops.HVPPlan.incidence`` lists them as the Gauss–Newton
+    plan of the same terms grouped them (MF's remaining terms on the moving rows: one counting sort
+    serves both). ``num_nodes``: ``L``, the table's rows.
     """
 
-    def __init__(self, terms: Terms, slots: Sequence[Tensor], rows: int, num_nodes: int) -> None:
-        self.terms, self.shape = terms, (rows, num_nodes)
-        size = len(terms)
-        entry_rows = torch.cat(tuple(slots))
-        if terms.pairwise:  # entry c·s + j of the concatenation is term j seen from column c: 3j + c
-            code = torch.cat([torch.arange(c, 3 * size, 3, device=entry_rows.device) for c in range(3)])
-        else:  # entry p of the two columns' concatenation is term p mod s seen from column p div s
-            code = torch.cat((terms.columns[1], terms.columns[0]))  # the other row
-        entries = None  # every entry is one of the rows': no selection to gather through
-        present = entry_rows < rows
-        if not bool(present.all()):  # some columns' rows are not among the rows (e.g. moving rows only)
-            entries = present.nonzero().squeeze(1)
-            entry_rows, code = entry_rows.index_select(0, entries), code.index_select(0, entries)
-        # Grouped by row; pairs: a row's other rows ascending, so pair_sums reads the table in address
-        # order (BookCrossing LightGCN, every row: in term order instead, ~40% slower); triples: terms
-        # in order.
-        order = torch.argsort(entry_rows * (3 * size if terms.pairwise else num_nodes) + code)
-        code = code.index_select(0, order)
+    def __init__(self, terms: Terms, rowptr: Tensor, term: Tensor, end: Tensor, num_nodes: int) -> None:
+        self.terms, self.rowptr, self.shape = terms, rowptr, (rowptr.numel() - 1, num_nodes)
         if terms.pairwise:  # each entry gets its own copy of its term, so triple_sums reads them in order
-            term = torch.div(code, 3, rounding_mode="floor")
             self.term_columns = tuple(column.index_select(0, term) for column in terms.columns)  # [e] each
-            self.column = torch.arange(0, 3 * code.numel(), 3, device=code.device) + code % 3
-        else:
-            term = (order if entries is None else entries.index_select(0, order)) % size
-            self.column = code  # the other row [e]
+            self.column = torch.arange(0, 3 * term.numel(), 3, device=term.device) + end
+        else:  # the other row
+            users, items = (column.index_select(0, term) for column in terms.columns)
+            self.column = torch.where(end == 0, items, users)
         self.labels = terms.labels.index_select(0, term)  # per entry [e]
         self.weights = None if terms.weights is None else terms.weights.index_select(0, term)
-        self.rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=entry_rows.device)
-        self.rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
+
+    @classmethod
+    def grouped(cls, terms: Terms, slots: Sequence[Tensor], rows: int, num_nodes: int) -> "TermIncidence":
+        """The entries of ``terms`` on ``rows`` rows, sorted: ``slots[c][j]`` is the position of
+        column ``c`` of term ``j`` among the rows (``rows`` or more: not one of them; the columns
+        themselves for every row of the table). Pairs: a row's other rows ascending, so pair_sums
+        reads the table in address order (BookCrossing LightGCN, every row: in term order instead,
+        ~40% slower); triples: terms in order."""
+        size = len(terms)
+        entry_rows = torch.cat(tuple(slots))  # entry c·s + j of the concatenation: term j seen from column c
+        entry = torch.arange(entry_rows.numel(), device=entry_rows.device)
+        present = entry_rows < rows
+        if not bool(present.all()):  # some columns' rows are not among the rows (e.g. moving rows only)
+            entry = present.nonzero().squeeze(1)
+            entry_rows = entry_rows.index_select(0, entry)
+        term, end = entry % max(size, 1), torch.div(entry, max(size, 1), rounding_mode="floor")
+        within = 3 * term + end if terms.pairwise else torch.where(end == 0, terms.columns[1].index_select(0, term),
+                                                                   terms.columns[0].index_select(0, term))
+        order = torch.argsort(entry_rows * (3 * size if terms.pairwise else num_nodes) + within)
+        rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=entry_rows.device)
+        rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
+        return cls(terms, rowptr, term.index_select(0, order), end.index_select(0, order), num_nodes)
 
     def statistics(self, table: Tensor, rows: Tensor | None = None) -> TermStatistics:
         """The sums at ``table`` [L, d] on the incidence's rows, whose ids in ``table`` are ``rows``
