@@ -176,22 +176,21 @@ class HVPPlan:
         negative item of a triple) [m]. A row's entries follow the plan's order: the interactions
         grouped by user, then ascending index. The counting sort ``hvp_plan`` did is reused, so a
         caller that needs the grouping too (the response's per-row sums) builds none of its own."""
-        slot = self._incidence_slot
-        pairs = self._ends.shape[1] - 1
-        pair = torch.div(slot, 2, rounding_mode="floor")
-        interaction = torch.div(pair, pairs, rounding_mode="floor")
-        item_side = (slot % 2) == 1
-        end = torch.where(item_side, 1 + pair % pairs, 0)
+        slot = self._incidence_slot  # 2p (pair p seen from its user) or 2p + 1 (from its item)
         rowptr = torch.cat((self._incidence_rowptr.index_select(0, self._inner_rows),
                             self._incidence_rowptr.new_tensor([slot.numel()])))
-        if pairs == 2:  # a triple lists its user under both of its pairs: keep the first
-            first = item_side | (pair % pairs == 0)
-            row = torch.repeat_interleave(torch.arange(self._inner_rows.numel(), device=slot.device), rowptr.diff(),
-                                          output_size=slot.numel())
-            rowptr = torch.cat((rowptr.new_zeros(1), torch.bincount(row[first], minlength=self._inner_rows.numel())
-                                .cumsum(0)))
-            interaction, end = interaction[first], end[first]
-        return rowptr, self.interactions.index_select(0, interaction), end
+        if self._ends.shape[1] == 2:  # pairs: p is the interaction, the slot's last bit its end
+            return rowptr, self.interactions.index_select(0, slot >> 1), slot & 1
+        pair = slot >> 1  # triples: pair p = 2j + q joins the user and item q of interaction j
+        interaction, second, item_side = pair >> 1, pair & 1, (slot & 1) == 1
+        # a triple lists its user under both of its pairs: the first is kept
+        first = item_side | (second == 0)
+        row = torch.repeat_interleave(torch.arange(self._inner_rows.numel(), device=slot.device), rowptr.diff(),
+                                      output_size=slot.numel())
+        rowptr = torch.cat((rowptr.new_zeros(1),
+                            torch.bincount(row[first], minlength=self._inner_rows.numel()).cumsum(0)))
+        end = torch.where(item_side, 1 + second, 0)[first]
+        return rowptr, self.interactions.index_select(0, interaction[first]), end
 
     def local(self, v_rows: Tensor) -> Tensor:
         """``(H v)[rows]`` for ``v_rows [R, d]``, ``v`` on ``rows`` (zero elsewhere) → ``[R, d]``."""

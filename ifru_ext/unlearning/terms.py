@@ -157,9 +157,8 @@ class TermIncidence:
         if terms.pairwise:  # each entry gets its own copy of its term, so triple_sums reads them in order
             self.term_columns = tuple(column.index_select(0, term) for column in terms.columns)  # [e] each
             self.column = torch.arange(0, 3 * term.numel(), 3, device=term.device) + end
-        else:  # the other row
-            users, items = (column.index_select(0, term) for column in terms.columns)
-            self.column = torch.where(end == 0, items, users)
+        else:  # the other row: entry (term j, end e) reads column 1 − e of term j
+            self.column = torch.cat((terms.columns[1], terms.columns[0])).index_select(0, end * len(terms) + term)
         self.labels = terms.labels.index_select(0, term)  # per entry [e]
         self.weights = None if terms.weights is None else terms.weights.index_select(0, term)
 
@@ -178,8 +177,9 @@ class TermIncidence:
             entry = present.nonzero().squeeze(1)
             entry_rows = entry_rows.index_select(0, entry)
         term, end = entry % max(size, 1), torch.div(entry, max(size, 1), rounding_mode="floor")
-        within = 3 * term + end if terms.pairwise else torch.where(end == 0, terms.columns[1].index_select(0, term),
-                                                                   terms.columns[0].index_select(0, term))
+        # within a row: triples by term and column, pairs by the other row (column 1 − c of term j)
+        within = 3 * term + end if terms.pairwise else \
+            torch.cat((terms.columns[1], terms.columns[0])).index_select(0, entry)
         order = torch.argsort(entry_rows * (3 * size if terms.pairwise else num_nodes) + within)
         rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=entry_rows.device)
         rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
