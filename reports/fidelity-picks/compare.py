@@ -17,10 +17,11 @@ HERE = Path(__file__).parent
 COMMITTED = HERE.parent / "fidelity-plateaus"
 
 
-def answer(summary: dict, method: str) -> str:
+def answer(summary: dict, method: str, digits: int = 2) -> str:
+    """Forget completeness; AUC completeness 0 / 1 / 2 (``digits`` decimals); ``|AUC_0 − R|``."""
     row, auc = summary[method], summary[method]["completeness"]
-    return (f'{row["forget_completeness"]:.2f}; {auc["auc_0"]:.2f} / {auc["auc_1"]:.2f} / {auc["auc_2"]:.2f}; '
-            f'{row["auc_gap"]:.4f}')
+    return (f'{row["forget_completeness"]:.{digits}f}; {auc["auc_0"]:.{digits}f} / {auc["auc_1"]:.{digits}f} / '
+            f'{auc["auc_2"]:.{digits}f}; {row["auc_gap"]:.4f}')
 
 
 def main() -> None:

@@ -5,16 +5,20 @@ Usage (from the repository root): python reports/fidelity-tolerance/compare.py
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 HERE = Path(__file__).parent
+# The cell formatting of reports/fidelity-picks/compare.py (forget, AUC completeness, |AUC_0 − R|).
+_SPEC = importlib.util.spec_from_file_location("picks_compare", HERE.parent / "fidelity-picks" / "compare.py")
+PICKS = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(PICKS)
 
 
 def row(summary: dict, method: str) -> str:
-    entry, auc = summary[method], summary[method]["completeness"]
-    return (f'{entry["forget_completeness"]:.3f}; {auc["auc_0"]:.3f} / {auc["auc_1"]:.3f} / {auc["auc_2"]:.3f}; '
-            f'{entry["auc_gap"]:.4f}; {entry["mia"]:.3f}')
+    """A cell with three decimals, then the membership-inference AUC."""
+    return f'{PICKS.answer(summary, method, digits=3)}; {summary[method]["mia"]:.3f}'
 
 
 def main() -> None:
