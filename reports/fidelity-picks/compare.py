@@ -27,7 +27,7 @@ def answer(summary: dict, method: str, digits: int = 2) -> str:
 def main() -> None:
     print("| cell | models | floor | `ifru`: earlier picks | these | `ifru-uncalibrated`: earlier | these | scales |")
     print("|---|---|---|---|---|---|---|---|")
-    for new_path in sorted(HERE.glob("*.json")) + sorted((HERE / "bookcrossing-mf").glob("*.json")):
+    for new_path in sorted(HERE.glob("*.json")) + sorted(path for path in HERE.glob("*/**/*.json")):
         old_path = COMMITTED / new_path.relative_to(HERE)
         if not old_path.exists():
             continue

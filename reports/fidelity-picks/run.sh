@@ -3,7 +3,7 @@
 # (SnapshotRecorder, 2026-12-05) on the cells of reports/fidelity-plateaus/ whose runs are long
 # enough for the picks to move (reports/fidelity-picks/README.md); compare.py reads them against
 # the committed cells, which the earlier picks answered.
-# Usage: reports/fidelity-picks/run.sh   (from the repository root; writes runs/picks/, ~2.5 h on 2 cores)
+# Usage: reports/fidelity-picks/run.sh   (from the repository root; writes runs/picks/, ~3.5 h on 2 cores)
 set -euo pipefail
 HERE=reports/fidelity-picks
 RUNS=runs/picks
@@ -40,5 +40,12 @@ done
 ML1M=runs/plateaus/1m.dat
 [ -f "$ML1M" ] || .venv/bin/python "$SHAPED" 6040 3706 1000209 7 "$ML1M"
 cell 1m-lightgcn-poison-0.02 2 --model lightgcn --dataset "$ML1M" "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
-# BookCrossing MF's full-data stage (the cells of fidelity-plateaus/bookcrossing-mf/).
-HERE=$HERE/bookcrossing-mf RUNS=$RUNS/bookcrossing-mf reports/fidelity-mf-calibrated/run.sh full
+# BookCrossing MF's full-data stage (the cells of fidelity-plateaus/bookcrossing-mf/), then its
+# quarter- and half-of-the-users stages (~15 minutes both).
+HERE=$HERE/bookcrossing-mf RUNS=$RUNS/bookcrossing-mf reports/fidelity-mf-calibrated/run.sh full users-0.25 users-0.5
+# planted:1e5 MF's six cells (~2 minutes) and planted:1e6 MF's two (~20 minutes each), as fidelity-plateaus/run.sh
+# runs them (models cached in runs/fidelity-synthetic/mf-<size>-picks).
+for size in 1e5 1e6; do
+  HERE=$HERE METHODS=ifru,ifru-uncalibrated TAG=-picks reports/fidelity-synthetic/run.sh mf-$size
+  mkdir -p "$HERE/planted-$size-mf" && mv "$HERE/mf-$size-picks"/* "$HERE/planted-$size-mf/" && rmdir "$HERE/mf-$size-picks"
+done
