@@ -168,6 +168,24 @@ def test_mf_plan_reads_only_interactions_incident_to_keep(loss):
     assert bool((plan._incidence_rowptr.diff()[~keep] == 0).all())
 
 
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_plan_incidence_lists_each_kept_row_and_interaction_once(loss):
+    # HVPPlan.incidence: under each inner row (ascending), every interaction that reads it, once, with the
+    # endpoint the row is of it; in the plan's interaction order (grouped by user).
+    emb, v, users, items, labels, graph, keep = sparse_problem(seed=5)
+    neg = negatives(items, 60, emb.shape[0], seed=4)
+    plan = make_plan(loss, emb, users, items, labels, neg, None, 0, 0.0, keep)
+    ends = torch.stack([users, items] if loss == "bce" else [users, items, neg])
+    rowptr, term, end = plan.incidence()
+    assert rowptr.numel() == plan.rows.numel() + 1 and rowptr[-1] == term.numel() == end.numel()
+    order = {int(j): k for k, j in enumerate(plan.interactions)}
+    for r, row in enumerate(plan.rows.tolist()):
+        listed = list(zip(term[rowptr[r]:rowptr[r + 1]].tolist(), end[rowptr[r]:rowptr[r + 1]].tolist()))
+        expected = sorted(((j, e) for e in range(ends.shape[0]) for j in (ends[e] == row).nonzero().squeeze(1).tolist()),
+                          key=lambda entry: (order[entry[0]], entry[1]))
+        assert listed == expected, row
+
+
 def test_propagated_is_precomputed_and_equals_the_computed_one():
     emb, v, users, items, labels, graph, keep = problem(20, 15, 200, seed=8)
     plan = ifru_ext.plan_hvp(emb, users, items, labels, graph, 2, 0.1, keep)
