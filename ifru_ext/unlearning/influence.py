@@ -58,7 +58,7 @@ class UnlearnConfig:
         1e-6 solve by 2.6e-3 relative (BookCrossing MF 2%: 16 iterations instead of 23 at 1e-3
         and 41 at 1e-6; LightGCN 1%: 6 instead of 7), and on six cells of the fidelity matrix
         (MF and LightGCN, genuine, poisoned and user requests) every completeness moved by at
-        most 0.004 against 1e-3, the Retrain noise floor by 0.03–0.3 (reports/fidelity-tolerance) —
+        most 0.004 against 1e-3, where Retrain-2 stands 0.02–0.07 from Retrain (reports/fidelity-tolerance) —
         and 1e-4 for Newton.
     adam_lr: 5e3 for MF, 1e4 for LightGCN (the authors' values).
     self_loops: score Algorithm 1 on the adjacency plus a self-loop per node (authors' code).
