@@ -181,8 +181,8 @@ def test_plan_incidence_lists_each_kept_row_and_interaction_once(loss):
     order = {int(j): k for k, j in enumerate(plan.interactions)}
     for r, row in enumerate(plan.rows.tolist()):
         listed = list(zip(term[rowptr[r]:rowptr[r + 1]].tolist(), end[rowptr[r]:rowptr[r + 1]].tolist()))
-        expected = sorted(((j, e) for e in range(ends.shape[0]) for j in (ends[e] == row).nonzero().squeeze(1).tolist()),
-                          key=lambda entry: (order[entry[0]], entry[1]))
+        reading = [(j, e) for e in range(ends.shape[0]) for j in (ends[e] == row).nonzero().squeeze(1).tolist()]
+        expected = sorted(reading, key=lambda entry: (order[entry[0]], entry[1]))
         assert listed == expected, row
 
 

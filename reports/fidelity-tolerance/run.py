@@ -23,8 +23,8 @@ HERE = Path(__file__).parent
 # ``ifru`` at the tolerance it used until 2026-12-05, as a registry method of its own for this run.
 registry.METHODS["ifru-tol-1e-3"] = dataclasses.replace(registry.METHODS["ifru"], name="ifru-tol-1e-3",
                                                         config=UnlearnConfig(tol=1e-3))
-AMAZON = dict(name_or_path="runs/amazon-shaped/ratings.csv", header=True, columns=("user", "item", "rating", "timestamp"),
-              threshold=3, kcore=5)
+AMAZON = dict(name_or_path="runs/amazon-shaped/ratings.csv", header=True,
+              columns=("user", "item", "rating", "timestamp"), threshold=3, kcore=5)
 # cell: (dataset, model, scenario, fraction, seeds, the cell's cached models)
 CELLS = {
     "bookcrossing-mf-poison-0.08": (dict(name_or_path="bookcrossing"), "mf", "poison", 0.08, "runs/picks/work/bx-mf"),
