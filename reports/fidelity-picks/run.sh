@@ -3,7 +3,7 @@
 # (SnapshotRecorder, 2026-12-05) on the cells of reports/fidelity-plateaus/ whose runs are long
 # enough for the picks to move (reports/fidelity-picks/README.md); compare.py reads them against
 # the committed cells, which the earlier picks answered.
-# Usage: reports/fidelity-picks/run.sh   (from the repository root; writes runs/picks/, ~3.5 h on 2 cores)
+# Usage: reports/fidelity-picks/run.sh   (from the repository root; writes runs/picks/, ~4.5 h on 2 cores)
 set -euo pipefail
 HERE=reports/fidelity-picks
 RUNS=runs/picks
@@ -36,10 +36,13 @@ for scenario in poison genuine users; do
     cell "planted-1e4-mf-$scenario-$fraction" 1 --model mf --dataset planted:1e4 --scenario "$scenario" --fraction "$fraction" --seeds 1,2,3
   done
 done
-# The 1M-shaped poisoned LightGCN cell, two threads (~31 minutes).
+# The 1M-shaped LightGCN cells, two threads, alone on the machine: ~31–33 minutes for poison and genuine (four models
+# each), ~17 for users (its two Retrains; the clean Original is genuine's).
 ML1M=runs/plateaus/1m.dat
 [ -f "$ML1M" ] || .venv/bin/python "$SHAPED" 6040 3706 1000209 7 "$ML1M"
-cell 1m-lightgcn-poison-0.02 2 --model lightgcn --dataset "$ML1M" "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
+for scenario in poison genuine users; do
+  cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$ML1M" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+done
 # BookCrossing MF's full-data stage (the cells of fidelity-plateaus/bookcrossing-mf/), then its
 # quarter- and half-of-the-users stages (~15 minutes both).
 HERE=$HERE/bookcrossing-mf RUNS=$RUNS/bookcrossing-mf reports/fidelity-mf-calibrated/run.sh full users-0.25 users-0.5
