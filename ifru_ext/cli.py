@@ -413,8 +413,7 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         "--snapshots", type=NON_NEGATIVE_INT,
         help="earlier points of the run the model's training trace keeps (the epochs nearest to cutting the run into "
         "equal segments, two [N, d] tables each): the training response walks one segment more than this; more "
-        "walk a long run more finely "
-        "(reports/fidelity-segments; default: 2)")
+        "walk a long run more finely (reports/fidelity-segments; default: 2)")
 
 
 STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus")
