@@ -354,6 +354,20 @@ def test_incident_rows_and_degree_match_a_scan(share: float) -> None:
     assert torch.equal(data.degree(nodes), torch.bincount(ends, minlength=num_nodes)[nodes])
 
 
+def test_node_incidence_lists_each_nodes_rows_by_their_other_endpoint() -> None:
+    """``node_incidence``: under each node, every training row it is an endpoint of, once, with that
+    endpoint, ordered by the row's other endpoint and then by row (a scan of every row as reference)."""
+    data = load_dataset("planted:5000")
+    train, num_nodes = data.train, data.num_users + data.num_items
+    rowptr, rows, ends = data.node_incidence
+    assert rowptr.numel() == num_nodes + 1 and rows.numel() == ends.numel() == 2 * len(train) == rowptr[-1]
+    endpoints = torch.stack((train.users, train.items + data.num_users))  # [2, n]
+    for node in torch.randperm(num_nodes, generator=torch.Generator().manual_seed(2))[:60].tolist():
+        listed = list(zip(rows[rowptr[node]:rowptr[node + 1]].tolist(), ends[rowptr[node]:rowptr[node + 1]].tolist()))
+        reading = [(row, end) for end in (0, 1) for row in (endpoints[end] == node).nonzero().squeeze(1).tolist()]
+        assert listed == sorted(reading, key=lambda entry: (int(endpoints[1 - entry[1], entry[0]]), entry[0])), node
+
+
 def test_remaining_leaves_out_the_removal() -> None:
     data = tiny_dataset()
     rest = data.remaining(torch.tensor([0, 6, 0]))

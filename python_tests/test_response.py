@@ -15,7 +15,7 @@ from ifru_ext.unlearning import UnlearnConfig, unlearn
 from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer, removal_seed_counts
 from ifru_ext.unlearning.response import (ResponsePlan, _corrected, orphaned_rows, training_damping, training_response,
                                          unanchored_rows)
-from ifru_ext.unlearning.terms import TermIncidence, Terms, endpoint_sums
+from ifru_ext.unlearning.terms import TermIncidence, TermOrigin, Terms, endpoint_sums
 
 from test_train import planted_dataset
 
@@ -346,6 +346,26 @@ def test_term_statistics_are_the_per_term_jacobian_sums(weighted, triples):
             assert torch.allclose(sums, reference[moving], atol=1e-12) and sums[-1].abs().max() == 0
     with pytest.raises(ValueError, match="Terms.evaluate is for a scorer's terms"):
         terms.evaluate(table)
+
+
+def test_incidence_from_the_dataset_index_is_the_sorted_one(planted):
+    # Terms that are training rows (TermOrigin) read their every-row grouping off the dataset's node
+    # index: the same rows, other rows and sums as sorting them (TermIncidence.grouped), for a term
+    # set large enough to take that way and, through subset, a smaller one (which sorts).
+    train, num_nodes = planted.train, planted.num_users + planted.num_items
+    rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(3))[: len(train) // 2].sort().values
+    columns = (train.users[rows], train.items[rows] + planted.num_users)
+    terms = Terms(columns, train.labels[rows].double(), origin=TermOrigin(planted, rows))
+    table = torch.randn(num_nodes, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    few = terms.subset(torch.arange(0, len(terms), 40))
+    assert terms.origin.many() and not few.origin.many() and torch.equal(few.origin.rows, rows[::40])
+    for chosen in (terms, few):
+        indexed = TermIncidence.from_dataset(chosen)
+        assert chosen.incidence(num_nodes) is chosen.incidence(num_nodes)  # built once
+        sorted_ = TermIncidence.grouped(chosen, chosen.columns, num_nodes, num_nodes)
+        assert torch.equal(indexed.rowptr, sorted_.rowptr) and torch.equal(indexed.column, sorted_.column)
+        for got, expected in zip(indexed.statistics(table), sorted_.statistics(table)):
+            assert torch.allclose(got, expected, rtol=0, atol=1e-12)
 
 
 def test_damping_is_adams_accumulated_step_scale(planted):

@@ -3,7 +3,7 @@
 ``readers`` parses files, ``protocol`` runs k-core / binarise / split / attack and finds
 the bundled data, ``dataset`` holds the containers, ``requests`` validates requests.
 """
-from .dataset import Interactions, RecDataset
+from .dataset import Interactions, NodeIncidence, RecDataset
 from .protocol import (PAPER_ATTACK_FRACTIONS, PRESETS, Preset, attack_indices, binarize, build_dataset, data_dir, kcore, load_dataset,
                        split_indices)
 from .readers import read_bookcrossing, read_ratings
@@ -13,6 +13,7 @@ __all__ = [
     "PAPER_ATTACK_FRACTIONS",
     "PRESETS",
     "Interactions",
+    "NodeIncidence",
     "Preset",
     "RecDataset",
     "attack_indices",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from torch import Tensor
 
 from ..graph import CSRGraph, interaction_graph, lightgcn_graph
 
-__all__ = ["Interactions", "RecDataset"]
+__all__ = ["Interactions", "NodeIncidence", "RecDataset"]
 
 
 @dataclass(frozen=True, eq=False)  # tensors have no boolean ==
@@ -30,6 +31,16 @@ class Interactions:
     def select(self, index: Tensor) -> "Interactions":
         """The rows picked by ``index`` (int64 indices or a bool mask [n])."""
         return Interactions(self.users[index], self.items[index], self.labels[index])
+
+
+class NodeIncidence(NamedTuple):
+    """The training rows at each node of the stacked table (users, then items offset by the
+    number of users), grouped by node: a CSR with one entry per (node, training row it is an
+    endpoint of)."""
+
+    rowptr: Tensor  # int64 [N+1]: node v's entries are [rowptr[v], rowptr[v+1])
+    rows: Tensor    # int64 [2n]: each entry's training row
+    ends: Tensor    # int64 [2n]: which endpoint of its row the node is (0 the user, 1 the item)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,19 +116,23 @@ class RecDataset:
         return {}
 
     @cached_property
-    def _incidence(self) -> tuple[Tensor, Tensor]:
-        """Each stacked-table node's training rows: (rowptr int64 [N+1], rows int64 [2n]), rows
-        ascending within a node. Built once per dataset (O(n log n))."""
-        nodes = torch.cat((self.train.users, self.train.items + self.num_users))
-        order = torch.argsort(nodes, stable=True)
-        rows = order % len(self.train)
-        rowptr = torch.zeros(self.num_users + self.num_items + 1, dtype=torch.int64)
-        rowptr[1:] = torch.cumsum(torch.bincount(nodes, minlength=self.num_users + self.num_items), 0)
-        return rowptr, rows
+    def node_incidence(self) -> "NodeIncidence":
+        """Each stacked-table node's training rows, grouped by node (``NodeIncidence``), within a
+        node by the row's other endpoint (then by row): the order in which ``ops.pair_sums`` reads
+        the table in address order. Built once per dataset (one O(n log n) sort); a request reads
+        its every-row grouping from it in O(n) (``unlearning.TermIncidence.from_dataset``)."""
+        num_nodes = self.num_users + self.num_items
+        users, items = self.train.users, self.train.items + self.num_users
+        nodes, other = torch.cat((users, items)), torch.cat((items, users))
+        order = torch.argsort(nodes * num_nodes + other, stable=True)  # entry c·n + j: row j seen from end c
+        rowptr = torch.zeros(num_nodes + 1, dtype=torch.int64)
+        rowptr[1:] = torch.cumsum(torch.bincount(nodes, minlength=num_nodes), 0)
+        size = max(len(self.train), 1)
+        return NodeIncidence(rowptr, order % size, torch.div(order, size, rounding_mode="floor"))
 
     def degree(self, nodes: Tensor) -> Tensor:
         """Training rows incident to each of ``nodes`` (stacked-table ids, int64 [k]) -> int64 [k]."""
-        rowptr, _ = self._incidence
+        rowptr = self.node_incidence.rowptr
         nodes = nodes.cpu()
         return rowptr[nodes + 1] - rowptr[nodes]
 
@@ -126,7 +141,7 @@ class RecDataset:
         then items offset by ``num_users``; int64 [k]) -> int64 [m]. Costs what the nodes
         touch, not the dataset, until they touch a large share of it (then one O(n) mark of the
         training rows beats sorting them): a request's plan reads only its own neighbourhood."""
-        rowptr, rows = self._incidence
+        rowptr, rows, _ = self.node_incidence
         nodes = nodes.cpu()
         counts = rowptr[nodes + 1] - rowptr[nodes]
         # Entry t of the output block of node k reads rows[rowptr[k] + t].

@@ -76,7 +76,8 @@ from ..training.bpr import NegativeSampler, bpr_rows
 from .base import SolveReport
 from .objective import squared_weights
 from .solvers import conjugate_gradient
-from .terms import BPR_EPOCHS, Scorer, TermIncidence, Terms, TermStatistics, bpr_terms, endpoint_sums, segment_epochs
+from .terms import (BPR_EPOCHS, Scorer, TermIncidence, TermOrigin, Terms, TermStatistics, bpr_terms, endpoint_sums,
+                    segment_epochs)
 
 __all__ = ["RESPONSE_FORM", "ResponsePlan", "ResponseSystem", "TermPlan", "orphaned_rows", "training_damping", "training_response",
            "training_trace"]
@@ -259,7 +260,7 @@ class ResponsePlan:
             seeds = keep.clone()
             seeds[torch.cat((train.users[removal.cpu()], train.items[removal.cpu()] + dataset.num_users)).to(keep.device)] = True
             reach = ops.propagate(seeds.to(dtype)[:, None], new_graph, num_layers)[:, 0] > 0
-        # Per term set (global ids): (columns, labels, weights, removed).
+        # Per term set (global ids): (columns, labels, weights, removed, origin).
         if self.loss == "bpr":
             # Time runs in the original run's steps, each averaging its batch over n⁺ triples per epoch.
             self.scale = 1.0 / len(bpr_rows(dataset))
@@ -268,7 +269,7 @@ class ResponsePlan:
             for epochs_of in segment_epochs(trace, epochs):
                 columns, gone, weights = bpr_terms(dataset, removal, reach, epochs_of, trace.seed, sampler)
                 sets.append((tuple(c.to(device) for c in columns), torch.ones(gone.numel(), dtype=dtype, device=device),
-                             weights.to(device, dtype), gone.to(device)))
+                             weights.to(device, dtype), gone.to(device), None))
         else:
             self.scale = 1.0 / len(train)  # per n: time runs in the original run's steps
             # The training rows that reach a moving row [m], and which of them are removed.
@@ -278,7 +279,9 @@ class ResponsePlan:
             gone = removed.index_select(0, incident)
             columns = (train.users.index_select(0, incident).to(device),
                        (train.items.index_select(0, incident) + dataset.num_users).to(device))
-            sets = [(columns, train.labels.index_select(0, incident).to(device, dtype), None, gone.to(device))]
+            # On the whole table (LightGCN) the terms' every-row sums group them by the dataset's index.
+            origin = TermOrigin(dataset, incident) if num_layers > 0 else None
+            sets = [(columns, train.labels.index_select(0, incident).to(device, dtype), None, gone.to(device), origin)]
         self.nodes = None
         if num_layers == 0:  # a mask and a lookup table over the N rows: O(N + s), no sort
             read = torch.zeros(self.num_global, dtype=torch.bool, device=device)
@@ -293,8 +296,8 @@ class ResponsePlan:
         self.num_nodes = self.num_global if self.nodes is None else self.nodes.numel()
         self.position = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=device)
         self.position[self.rows] = torch.arange(self.rows.numel(), device=device)
-        self.term_plans = [TermPlan(self, Terms(tuple(self.localise(c) for c in columns), labels, weights, scorer), gone)
-                           for columns, labels, weights, gone in sets]
+        self.term_plans = [TermPlan(self, Terms(tuple(self.localise(c) for c in columns), labels, weights, scorer, origin),
+                                    gone) for columns, labels, weights, gone, origin in sets]
         self._memo_of, self._memo_version, self._memo = None, -1, {}
 
     def memo(self, emb: Tensor, key: object, compute: Callable[[], object]) -> object:

@@ -31,7 +31,7 @@ from ..data import RecDataset
 from ..models.trace import TrainingTrace
 from ..training.bpr import NegativeSampler, bpr_rows
 
-__all__ = ["BPR_EPOCHS", "Scorer", "TermIncidence", "TermStatistics", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums",
+__all__ = ["BPR_EPOCHS", "Scorer", "TermIncidence", "TermOrigin", "TermStatistics", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums",
            "forget_loss", "objective_rows", "segment_epochs"]
 
 # ``scores(table [L, d], users [s], items [s]) -> logits [s]``: rows of ``table`` (items offset).
@@ -56,6 +56,21 @@ def endpoint_sums(num_rows: int, columns: Sequence[Tensor], values: Sequence[Ten
     return out
 
 
+class TermOrigin(NamedTuple):
+    """The training rows of ``dataset`` a set of BCE terms is: term ``j`` is row ``rows[j]``
+    (int64 [s], on the CPU)."""
+
+    dataset: RecDataset
+    rows: Tensor
+
+    def many(self) -> bool:
+        """Whether sorting the terms' ``2s`` entries (``s log s``) would cost more than one pass
+        over the dataset's ``2n`` (``TermIncidence.from_dataset``): the test
+        ``RecDataset.incident_rows`` applies to the rows it finds."""
+        size = self.rows.numel()
+        return 4 * size * size.bit_length() >= len(self.dataset.train)
+
+
 class Terms:
     """A batch of loss terms on a table.
 
@@ -63,12 +78,15 @@ class Terms:
     ``(users, items, negatives)`` for BPR (items offset into the stacked table); ``labels``
     [s]; ``weights`` [s] or None: each term's multiplicity (BPR: ``1/E`` for the triples of
     ``E`` epochs); ``scorer``: None for dot products, else a model's own ``scores``, which
-    must read only the rows it is given (``TableModel``).
+    must read only the rows it is given (``TableModel``). ``origin`` (optional): BCE terms that are
+    training rows of a dataset, their columns in its stacked-table ids, and which rows they are
+    (``TermOrigin``), so that ``incidence`` can read the dataset's node index.
     """
 
     def __init__(self, columns: Sequence[Tensor], labels: Tensor, weights: Tensor | None = None,
-                 scorer: Scorer | None = None) -> None:
+                 scorer: Scorer | None = None, origin: "TermOrigin | None" = None) -> None:
         self.columns, self.labels, self.weights, self.scorer = tuple(columns), labels, weights, scorer
+        self.origin = origin
         self._incidence: TermIncidence | None = None
 
     def __len__(self) -> int:
@@ -81,8 +99,9 @@ class Terms:
 
     def subset(self, index: Tensor) -> "Terms":
         """The terms ``index`` (a bool mask or int64 positions)."""
+        origin = None if self.origin is None else TermOrigin(self.origin.dataset, self.origin.rows[index.cpu()])
         return Terms(tuple(column[index] for column in self.columns), self.labels[index],
-                     None if self.weights is None else self.weights[index], self.scorer)
+                     None if self.weights is None else self.weights[index], self.scorer, origin)
 
     def weighted(self, values: Tensor) -> Tensor:
         """``values`` [s, k] times each term's multiplicity (unchanged when there is none)."""
@@ -95,9 +114,16 @@ class Terms:
         return self.scorer is None
 
     def incidence(self, num_nodes: int) -> "TermIncidence":
-        """The terms' incidence on every row of an ``num_nodes``-row table (built once, kept)."""
+        """The terms' incidence on every row of an ``num_nodes``-row table (built once, kept): read
+        off their dataset's node index (``TermIncidence.from_dataset``) when they have an
+        ``origin`` on that table and are many, else sorted (``TermIncidence.grouped``)."""
         if self._incidence is None or self._incidence.shape[0] != num_nodes:
-            self._incidence = TermIncidence.grouped(self, self.columns, num_nodes, num_nodes)
+            origin = self.origin
+            if origin is not None and origin.dataset.num_users + origin.dataset.num_items == num_nodes and \
+                    origin.many():
+                self._incidence = TermIncidence.from_dataset(self)
+            else:
+                self._incidence = TermIncidence.grouped(self, self.columns, num_nodes, num_nodes)
         return self._incidence
 
     def evaluate(self, table: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
@@ -184,6 +210,26 @@ class TermIncidence:
         rowptr = torch.zeros(rows + 1, dtype=torch.int64, device=entry_rows.device)
         rowptr[1:] = torch.bincount(entry_rows, minlength=rows).cumsum(0)
         return cls(terms, rowptr, term.index_select(0, order), end.index_select(0, order), num_nodes)
+
+    @classmethod
+    def from_dataset(cls, terms: Terms) -> "TermIncidence":
+        """BCE ``terms`` with an ``origin``, on every row of their dataset's stacked table, read off
+        its node index (``RecDataset.node_incidence``, whose order within a node is ``grouped``'s):
+        the index's entries whose row is one of the terms, kept in order. O(n) where ``grouped``
+        sorts (BookCrossing LightGCN 1%: 690k entries, ~13 against ~29 ms; the same grouping)."""
+        dataset, rows = terms.origin
+        index = dataset.node_incidence
+        term_of = torch.full((len(dataset.train),), -1, dtype=torch.int64)
+        term_of.index_copy_(0, rows, torch.arange(rows.numel()))
+        entry_term = term_of.index_select(0, index.rows)  # each entry's term, −1 where its row is none
+        present = entry_term >= 0
+        kept = present.nonzero().squeeze(1)
+        before = torch.zeros(present.numel() + 1, dtype=torch.int64)  # entries kept before each position
+        before[1:] = present.cumsum(0)
+        device = terms.labels.device
+        return cls(terms, before.index_select(0, index.rowptr).to(device),
+                   entry_term.index_select(0, kept).to(device), index.ends.index_select(0, kept).to(device),
+                   index.rowptr.numel() - 1)
 
     def statistics(self, table: Tensor, rows: Tensor | None = None) -> TermStatistics:
         """The sums at ``table`` [L, d] on the incidence's rows, whose ids in ``table`` are ``rows``
