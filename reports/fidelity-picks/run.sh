@@ -52,3 +52,14 @@ for size in 1e5 1e6; do
   HERE=$HERE METHODS=ifru,ifru-uncalibrated TAG=-picks reports/fidelity-synthetic/run.sh mf-$size
   mkdir -p "$HERE/planted-$size-mf" && mv "$HERE/mf-$size-picks"/* "$HERE/planted-$size-mf/" && rmdir "$HERE/mf-$size-picks"
 done
+# The 1M-shaped MF genuine and users cells and the BPR cells (a quarter of BookCrossing's users), as
+# fidelity-plateaus/ runs them, with today's picks and CG tolerance.
+for scenario in genuine users; do
+  cell "1m-mf-$scenario-0.02" 2 --model mf --dataset "$ML1M" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+done
+.venv/bin/python reports/fidelity-plateaus/bpr/run.py "$RUNS/bpr"
+mkdir -p "$HERE/bpr"
+for name in mf-bpr-genuine-0.02 lightgcn-bpr-genuine-0.02 lightgcn-bpr-users-0.01; do
+  cp "$RUNS/bpr/$name/report.md" "$HERE/bpr/$name.md"
+  cp "$RUNS/bpr/$name/report.json" "$HERE/bpr/$name.json"
+done
