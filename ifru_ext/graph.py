@@ -62,11 +62,13 @@ def _check_interactions(users: Tensor, items: Tensor, num_users: int, num_items:
         raise ValueError(f"item ids must lie in [0, {num_items}), got range [{int(items.min())}, {int(items.max())}]")
 
 
-def bipartite_csr(users: Tensor, items: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+def bipartite_csr(users: Tensor, items: Tensor, num_users: int, num_items: int,
+                  return_counts: bool = False) -> tuple[Tensor, ...]:
     """The 0/1 user–item adjacency in both directions, duplicates merged.
 
     users, items: int64 [n] (item ids NOT offset). Returns (rowptr [N+1], col [nnz]),
-    columns sorted within each row, N = num_users + num_items.
+    columns sorted within each row, N = num_users + num_items; with ``return_counts`` also how
+    many of the interactions each entry merges (int64 [nnz]).
     """
     _check_interactions(users, items, num_users, num_items)
     num_nodes = num_users + num_items
@@ -75,11 +77,11 @@ def bipartite_csr(users: Tensor, items: Tensor, num_users: int, num_items: int) 
     rows = torch.cat([users, items])
     cols = torch.cat([items, users])
     # One sorted unique key per (row, col) gives CSR order and merges duplicates.
-    keys = torch.unique(rows * num_nodes + cols)
+    keys, counts = torch.unique(rows * num_nodes + cols, return_counts=True)
     rows, cols = keys // num_nodes, keys % num_nodes
     rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=users.device)
     rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=num_nodes), 0)
-    return rowptr, cols
+    return (rowptr, cols, counts) if return_counts else (rowptr, cols)
 
 
 def interaction_graph(users: Tensor, items: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32) -> CSRGraph:
@@ -101,10 +103,18 @@ def lightgcn_graph(
         raise ValueError(f"labels must have the shape of users {tuple(users.shape)}, got {tuple(labels.shape)}")
     positive = labels > 0.5
     rowptr, col = bipartite_csr(users[positive], items[positive], num_users, num_items)
+    return normalized_graph(rowptr, col, dtype)
+
+
+def normalized_graph(rowptr: Tensor, col: Tensor, dtype: torch.dtype = torch.float32) -> CSRGraph:
+    """``D^{-1/2} A D^{-1/2}`` of the symmetric 0/1 pattern ``rowptr`` [N+1], ``col`` [nnz] (no
+    self-loops; a row without entries stays empty): ``lightgcn_graph``'s weights, computed in
+    float64 and rounded to ``dtype``."""
+    num_nodes = rowptr.numel() - 1
     inv_sqrt_degree = (rowptr[1:] - rowptr[:-1]).to(torch.float64).clamp(min=1).rsqrt()
-    row = torch.repeat_interleave(torch.arange(num_users + num_items, device=col.device), rowptr[1:] - rowptr[:-1])
+    row = torch.repeat_interleave(torch.arange(num_nodes, device=col.device), rowptr[1:] - rowptr[:-1])
     weight = (inv_sqrt_degree[row] * inv_sqrt_degree[col]).to(dtype)
-    return CSRGraph(rowptr, col, weight, num_users + num_items, symmetric=True)
+    return CSRGraph(rowptr, col, weight, num_nodes, symmetric=True)
 
 
 def add_self_loops(graph: CSRGraph) -> CSRGraph:

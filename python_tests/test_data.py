@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from ifru_ext.data import (
     split_indices,
     validate_removal,
 )
+from ifru_ext.graph import lightgcn_graph
 
 BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
 needs_bx = pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
@@ -337,6 +339,27 @@ def test_graphs_match_dense_references() -> None:
     expected = torch.zeros(7, 7, dtype=torch.float64)
     expected[data.train.users, 3 + data.train.items] = 1
     torch.testing.assert_close(interactions.to_sparse_coo().to_dense(), expected + expected.T)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.3, 1.0])
+def test_graph_without_a_removal_is_the_graph_of_the_remaining_rows(share: float) -> None:
+    """``graph(removal)`` drops from the positives' cached adjacency the entries whose every positive
+    row is removed: the same graph, to the bit, as building LightGCN's Â from the remaining rows —
+    with repeated indices, removed negatives, and pairs that also have a remaining positive row."""
+    data = load_dataset("planted:5000")
+    copies = torch.arange(0, len(data.train), 7)  # every seventh row twice: duplicate positives and negatives
+    data = replace(data, train=Interactions(*(torch.cat((t, t[copies])) for t in
+                                              (data.train.users, data.train.items, data.train.labels))))
+    train = data.train
+    removal = torch.randperm(len(train), generator=torch.Generator().manual_seed(3))[: round(share * len(train))]
+    removal = torch.cat((removal, removal[:5]))  # repeats allowed
+    rest = data.remaining(removal)
+    expected = lightgcn_graph(rest.users, rest.items, rest.labels, data.num_users, data.num_items, torch.float64)
+    got = data.graph(removal, dtype=torch.float64)
+    assert torch.equal(got.rowptr, expected.rowptr) and torch.equal(got.col, expected.col)
+    assert torch.equal(got.weight, expected.weight) and got.symmetric and got.num_nodes == expected.num_nodes
+    with pytest.raises(ValueError, match="removal indices must lie in"):
+        data.graph(torch.tensor([len(train)]))
 
 
 @pytest.mark.parametrize("share", [0.001, 0.05, 0.5, 1.0])

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..graph import CSRGraph, interaction_graph, lightgcn_graph
+from ..graph import CSRGraph, bipartite_csr, interaction_graph, normalized_graph
 
 __all__ = ["Interactions", "NodeIncidence", "RecDataset"]
 
@@ -91,17 +91,48 @@ class RecDataset:
         """Training rows minus the rows indexed by ``removal`` (int64 [r]; repeats allowed)."""
         if removal is None:
             return self.train
+        return self.train.select(~self._removed(removal))
+
+    def _removed(self, removal: Tensor) -> Tensor:
+        """bool [n]: the training rows ``removal`` (int64 [r]; repeats allowed) indexes; ValueError
+        for an index outside the training rows."""
         removal = torch.as_tensor(removal, dtype=torch.int64).cpu()
         if removal.numel() and (int(removal.min()) < 0 or int(removal.max()) >= len(self.train)):
             raise ValueError(f"removal indices must lie in [0, {len(self.train)})")
-        keep = torch.ones(len(self.train), dtype=torch.bool)
-        keep[removal] = False
-        return self.train.select(keep)
+        removed = torch.zeros(len(self.train), dtype=torch.bool)
+        removed[removal] = True
+        return removed
 
     def graph(self, removal: Tensor | None = None, dtype: torch.dtype = torch.float32) -> CSRGraph:
-        """LightGCN's ``Â`` [N, N] over the training positives, minus the rows ``removal``."""
-        rows = self.remaining(removal)
-        return lightgcn_graph(rows.users, rows.items, rows.labels, self.num_users, self.num_items, dtype)
+        """LightGCN's ``Â`` [N, N] over the training positives, minus the rows ``removal``: the
+        positives' adjacency is built once per dataset (``_positive_adjacency``), and a removal
+        drops the entries all of whose positive rows it removes, in O(nnz) with no sort
+        (BookCrossing, a 1% request: ~13 ms rebuilding it from the remaining rows). The same
+        graph as ``graph.lightgcn_graph`` of ``remaining(removal)``, to the bit."""
+        rowptr, keys, count = self._positive_adjacency
+        num_nodes = self.num_users + self.num_items
+        if removal is not None:
+            gone = (self._removed(removal) & (self.train.labels > 0.5)).nonzero().squeeze(1)
+            if gone.numel():
+                users, items = self.train.users[gone], self.train.items[gone] + self.num_users
+                entries = torch.searchsorted(keys, torch.cat((users * num_nodes + items, items * num_nodes + users)))
+                count = count.index_add(0, entries, torch.full_like(entries, -1))
+                present = count > 0
+                before = torch.zeros(present.numel() + 1, dtype=torch.int64)  # entries kept before each position
+                before[1:] = present.cumsum(0)
+                rowptr, keys = before.index_select(0, rowptr), keys[present]
+        return normalized_graph(rowptr, keys % num_nodes, dtype)
+
+    @cached_property
+    def _positive_adjacency(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The training positives' 0/1 adjacency, both directions (``graph.bipartite_csr``):
+        (rowptr int64 [N+1], each entry's key ``row·N + col`` int64 [nnz], ascending, and how
+        many positive rows it merges int64 [nnz]). Built once per dataset."""
+        positive = self.train.labels > 0.5
+        rowptr, col, count = bipartite_csr(self.train.users[positive], self.train.items[positive], self.num_users,
+                                           self.num_items, return_counts=True)
+        row = torch.repeat_interleave(torch.arange(rowptr.numel() - 1), rowptr.diff())
+        return rowptr, row * (self.num_users + self.num_items) + col, count
 
     def interaction_graph(self, dtype: torch.dtype = torch.float64) -> CSRGraph:
         """Every training interaction (any label) as a 0/1 symmetric graph (Algorithm 1); built
