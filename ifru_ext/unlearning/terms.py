@@ -98,10 +98,18 @@ class Terms:
         return len(self.columns) == 3
 
     def subset(self, index: Tensor) -> "Terms":
-        """The terms ``index`` (a bool mask or int64 positions)."""
-        origin = None if self.origin is None else TermOrigin(self.origin.dataset, self.origin.rows[index.cpu()])
-        return Terms(tuple(column[index] for column in self.columns), self.labels[index],
-                     None if self.weights is None else self.weights[index], self.scorer, origin)
+        """The terms ``index`` (a bool mask or int64 positions). A mask is turned into positions once,
+        and every field gathered with ``index_select``: indexing each with the mask ran its own scan
+        of it and a slower gather (BookCrossing LightGCN 1%, 345k terms: ~2 ms a request)."""
+        if index.dtype == torch.bool:
+            index = index.nonzero().squeeze(1)
+
+        def pick(values: Tensor) -> Tensor:
+            return values.index_select(0, index.to(values.device))
+
+        origin = None if self.origin is None else TermOrigin(self.origin.dataset, pick(self.origin.rows))
+        return Terms(tuple(pick(column) for column in self.columns), pick(self.labels),
+                     None if self.weights is None else pick(self.weights), self.scorer, origin)
 
     def weighted(self, values: Tensor) -> Tensor:
         """``values`` [s, k] times each term's multiplicity (unchanged when there is none)."""
