@@ -62,6 +62,14 @@ def _check_interactions(users: Tensor, items: Tensor, num_users: int, num_items:
         raise ValueError(f"item ids must lie in [0, {num_items}), got range [{int(items.min())}, {int(items.max())}]")
 
 
+def kept_rowptr(rowptr: Tensor, present: Tensor) -> Tensor:
+    """The ``rowptr`` [R+1] of a CSR after keeping only its entries ``present`` (bool [nnz]), in
+    order: each row's bound becomes the count of kept entries before it. O(nnz), no sort."""
+    before = torch.zeros(present.numel() + 1, dtype=torch.int64, device=present.device)
+    before[1:] = present.cumsum(0)
+    return before.index_select(0, rowptr)
+
+
 def bipartite_csr(users: Tensor, items: Tensor, num_users: int, num_items: int,
                   return_counts: bool = False) -> tuple[Tensor, ...]:
     """The 0/1 user–item adjacency in both directions, duplicates merged.

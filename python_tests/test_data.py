@@ -29,7 +29,7 @@ from ifru_ext.data import (
     split_indices,
     validate_removal,
 )
-from ifru_ext.graph import lightgcn_graph
+from ifru_ext.graph import kept_rowptr, lightgcn_graph
 
 BX_FILE = data_dir() / PRESETS["bookcrossing"]["file"]
 needs_bx = pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
@@ -339,6 +339,12 @@ def test_graphs_match_dense_references() -> None:
     expected = torch.zeros(7, 7, dtype=torch.float64)
     expected[data.train.users, 3 + data.train.items] = 1
     torch.testing.assert_close(interactions.to_sparse_coo().to_dense(), expected + expected.T)
+
+
+def test_kept_rowptr_counts_the_kept_entries_before_each_row() -> None:
+    rowptr = torch.tensor([0, 2, 2, 5, 6])  # rows of 2, 0, 3 and 1 entries
+    present = torch.tensor([True, False, True, True, False, False])
+    assert kept_rowptr(rowptr, present).tolist() == [0, 1, 1, 3, 3]
 
 
 @pytest.mark.parametrize("share", [0.0, 0.01, 0.3, 1.0])

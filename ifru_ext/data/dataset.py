@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..graph import CSRGraph, bipartite_csr, interaction_graph, normalized_graph
+from ..graph import CSRGraph, bipartite_csr, interaction_graph, kept_rowptr, normalized_graph
 
 __all__ = ["Interactions", "NodeIncidence", "RecDataset"]
 
@@ -118,9 +118,7 @@ class RecDataset:
                 entries = torch.searchsorted(keys, torch.cat((users * num_nodes + items, items * num_nodes + users)))
                 count = count.index_add(0, entries, torch.full_like(entries, -1))
                 present = count > 0
-                before = torch.zeros(present.numel() + 1, dtype=torch.int64)  # entries kept before each position
-                before[1:] = present.cumsum(0)
-                rowptr, keys = before.index_select(0, rowptr), keys[present]
+                rowptr, keys = kept_rowptr(rowptr, present), keys[present]
         return normalized_graph(rowptr, keys % num_nodes, dtype)
 
     @cached_property

@@ -28,11 +28,12 @@ from torch.nn.functional import softplus
 
 from .. import ops
 from ..data import RecDataset
+from ..graph import kept_rowptr
 from ..models.trace import TrainingTrace
 from ..training.bpr import NegativeSampler, bpr_rows
 
-__all__ = ["BPR_EPOCHS", "Scorer", "TermIncidence", "TermOrigin", "TermStatistics", "Terms", "bpr_forget_loss", "bpr_terms", "endpoint_sums",
-           "forget_loss", "objective_rows", "segment_epochs"]
+__all__ = ["BPR_EPOCHS", "Scorer", "TermIncidence", "TermOrigin", "TermStatistics", "Terms", "bpr_forget_loss",
+           "bpr_terms", "endpoint_sums", "forget_loss", "objective_rows", "segment_epochs"]
 
 # ``scores(table [L, d], users [s], items [s]) -> logits [s]``: rows of ``table`` (items offset).
 Scorer = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -232,12 +233,9 @@ class TermIncidence:
         entry_term = term_of.index_select(0, index.rows)  # each entry's term, −1 where its row is none
         present = entry_term >= 0
         kept = present.nonzero().squeeze(1)
-        before = torch.zeros(present.numel() + 1, dtype=torch.int64)  # entries kept before each position
-        before[1:] = present.cumsum(0)
         device = terms.labels.device
-        return cls(terms, before.index_select(0, index.rowptr).to(device),
-                   entry_term.index_select(0, kept).to(device), index.ends.index_select(0, kept).to(device),
-                   index.rowptr.numel() - 1)
+        return cls(terms, kept_rowptr(index.rowptr, present).to(device), entry_term.index_select(0, kept).to(device),
+                   index.ends.index_select(0, kept).to(device), index.rowptr.numel() - 1)
 
     def statistics(self, table: Tensor, rows: Tensor | None = None) -> TermStatistics:
         """The sums at ``table`` [L, d] on the incidence's rows, whose ids in ``table`` are ``rows``
