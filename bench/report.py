@@ -92,11 +92,19 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def scaling_series(rows: list[dict], baseline: bool) -> tuple[str, dict[int, dict]]:
-    """A scaling group's implementation (ours or the baseline): its name and benchmarks by interactions."""
-    benches = [b for b in rows if bool(b["extra_info"].get("baseline")) == baseline]
-    name = benches[0]["extra_info"]["impl"] if benches else ("baseline" if baseline else "ours")
-    return name, {b["extra_info"]["interactions"]: b for b in benches}
+def scaling_series(rows: list[dict], baseline: bool) -> dict[str, dict[int, dict]]:
+    """A scaling group's implementations (ours, or the baseline), in the run's order: each one's
+    benchmarks by interactions."""
+    series: dict[str, dict[int, dict]] = {}
+    for bench in rows:
+        if bool(bench["extra_info"].get("baseline")) == baseline:
+            series.setdefault(bench["extra_info"]["impl"], {})[bench["extra_info"]["interactions"]] = bench
+    return series
+
+
+def scaling_baseline(rows: list[dict]) -> tuple[str, dict[int, dict]]:
+    """A scaling group's one baseline: its name and benchmarks by interactions."""
+    return next(iter(scaling_series(rows, baseline=True).items()), ("baseline", {}))
 
 
 def median_cell(bench: dict | None) -> str:
@@ -125,18 +133,18 @@ def render_scaling(results: dict, plot_name: str) -> str:
         "",
     ]
     for group in sorted(groups):
-        ours_name, ours = scaling_series(groups[group], baseline=False)
-        base_name, base = scaling_series(groups[group], baseline=True)
+        base_name, base = scaling_baseline(groups[group])
         lines += [f"## {group.removeprefix(SCALING_PREFIX)}", "",
-                  f"| interactions | graph nnz | {ours_name} median | {base_name} (baseline) median | ratio | "
-                  f"{ours_name} interactions/s | {base_name} interactions/s |",
-                  "|---|---|---|---|---|---|---|"]
-        for size in sorted(ours.keys() | base.keys()):
-            mine, theirs = ours.get(size), base.get(size)
-            ratio = f"{theirs['stats']['median'] / mine['stats']['median']:.2f}×" if mine and theirs else "—"
-            nnz = (mine or theirs)["extra_info"].get("nnz")
-            lines.append(f"| {size:,} | {'—' if nnz is None else f'{nnz:,}'} | {median_cell(mine)} | {median_cell(theirs)} | {ratio} | "
-                         f"{rate_cell(mine)} | {rate_cell(theirs)} |")
+                  f"| interactions | graph nnz | implementation | median | {base_name} (baseline) median | ratio | "
+                  f"interactions/s | {base_name} interactions/s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for ours_name, ours in scaling_series(groups[group], baseline=False).items():
+            for size in sorted(ours.keys() | base.keys()):
+                mine, theirs = ours.get(size), base.get(size)
+                ratio = f"{theirs['stats']['median'] / mine['stats']['median']:.2f}×" if mine and theirs else "—"
+                nnz = (mine or theirs)["extra_info"].get("nnz")
+                lines.append(f"| {size:,} | {'—' if nnz is None else f'{nnz:,}'} | {ours_name} | {median_cell(mine)} | "
+                             f"{median_cell(theirs)} | {ratio} | {rate_cell(mine)} | {rate_cell(theirs)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -154,14 +162,17 @@ def plot_scaling(results: dict, path: Path) -> None:
     rows = -(-len(groups) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
     for ax, group in zip(axes.flat, sorted(groups)):
-        ours_name, ours = scaling_series(groups[group], baseline=False)
-        base_name, base = scaling_series(groups[group], baseline=True)
-        for name, series, style in ((ours_name, ours, "o-"), (f"{base_name} (baseline)", base, "s--")):
+        base_name, base = scaling_baseline(groups[group])
+        mine = scaling_series(groups[group], baseline=False)
+        curves = [(name, series, "o-") for name, series in mine.items()] + [(f"{base_name} (baseline)", base, "s--")]
+        for name, series, style in curves:
             sizes = sorted(series)
             ax.plot(sizes, [series[n]["stats"]["median"] for n in sizes], style, label=name)
-        if ours:
-            # A slope-1 guide through our largest size, where fixed per-call costs matter least:
-            # smaller sizes above it carry such overheads; a steeper curve grows faster than linearly.
+        if mine:
+            # A slope-1 guide through our first implementation's largest size, where fixed per-call
+            # costs matter least: smaller sizes above it carry such overheads; a steeper curve grows
+            # faster than linearly.
+            ours = next(iter(mine.values()))
             largest = max(ours)
             sizes = sorted(ours.keys() | base.keys())
             end = ours[largest]["stats"]["median"]

@@ -152,7 +152,9 @@ def test_propagate_scaling(benchmark, scaling_problem, impl):
 
 
 # ------------------------------------------------------------------ hvp
-@pytest.mark.parametrize("impl", ["ifru", "autograd"])
+# ifru: the stateless op (its plan built on every call); ifru-planned: the prepared HVP a request's
+# solve calls (``ifru_ext.plan_hvp`` once per problem, outside the timing; ``plan(v)`` timed).
+@pytest.mark.parametrize("impl", ["ifru", "ifru-planned", "autograd"])
 @pytest.mark.parametrize("model", list(HVP_CASES))
 def test_hvp_scaling(benchmark, scaling_problem, model, impl):
     problem = scaling_problem
@@ -165,9 +167,14 @@ def test_hvp_scaling(benchmark, scaling_problem, model, impl):
     graph, adjacency = (problem.graph, problem.coo) if num_layers else (None, None)
     args = (emb, v, problem.users, problem.items, problem.labels)
 
+    plan = ifru_ext.plan_hvp(emb, problem.users, problem.items, problem.labels, graph, num_layers) \
+        if impl == "ifru-planned" else None
+
     def run():
         if impl == "ifru":
             return sync(ifru_ext.hvp(*args, graph, num_layers))
+        if impl == "ifru-planned":
+            return sync(plan(v))
         return sync(autograd_hvp(*args, adjacency, num_layers))
 
     if model not in problem.checked:
@@ -176,6 +183,8 @@ def test_hvp_scaling(benchmark, scaling_problem, model, impl):
         # float32 on both sides with different summation orders: compare on the result's scale.
         torch.testing.assert_close(ours, reference, rtol=1e-3, atol=1e-4 * float(reference.abs().max()))
         problem.checked.add(model)
+    if plan is not None:  # the prepared product is the stateless op's plan and kernel: the same bits
+        assert torch.equal(plan(v), ifru_ext.hvp(*args, graph, num_layers))
     graph_details = {"nnz": graph.nnz} if graph is not None else {}  # MF uses no graph
     timed(benchmark, problem, f"hvp {model} d={d}", impl, impl == "autograd", run, d=d, **graph_details)
 
