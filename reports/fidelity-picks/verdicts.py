@@ -6,7 +6,7 @@ The matrix here is the cells of ``reports/fidelity-plateaus/`` (today's stopping
 MF at three sizes, LightGCN on BookCrossing and four other datasets, planted MF at 1e4–1e6, BPR.
 
 Reads every cell answered with today's snapshot picks (this folder, recursively), takes the
-three-draw reports of ``reports/fidelity-seeds/`` in place of their single-draw cells, and the
+three-draw reports of ``reports/fidelity-seeds/`` (recursively) in place of their single-draw cells, and the
 cells of ``reports/fidelity-plateaus/`` that were not answered again (earlier picks; marked). Per
 cell, for the default ``ifru``:
 - forget completeness (mean over the draws judged on it) within [0.8, 1.2], or "not judged" when
@@ -30,8 +30,8 @@ PLATEAUS = HERE.parent / "fidelity-plateaus"
 def cells() -> dict[str, tuple[Path, str]]:
     """cell name → (report, note)."""
     found = {str(path.relative_to(HERE).with_suffix("")): (path, "") for path in sorted(HERE.glob("**/*.json"))}
-    for path in sorted(SEEDS.glob("*.json")):
-        found[path.stem] = (path, "seeds 1–3")
+    for path in sorted(SEEDS.glob("**/*.json")):
+        found[str(path.relative_to(SEEDS).with_suffix(""))] = (path, "seeds 1–3")
     for path in sorted(PLATEAUS.glob("**/*.json")):
         name = str(path.relative_to(PLATEAUS).with_suffix(""))
         if name not in found and "plain-rule" not in name and "replay" not in name:
