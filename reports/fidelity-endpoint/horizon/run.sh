@@ -2,7 +2,8 @@
 # The poisoned-row cells of the fidelity matrix answered by ifru-horizon (UnlearnConfig(horizon="validation"),
 # calibrated for itself) next to ifru-uncalibrated, one after another. On genuine rows and whole users the rule
 # keeps the recorded horizon (and the calibration request's scale is ifru's), so those cells are ifru's.
-# Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted lightgcn)
+# Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted lightgcn
+#   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those)
 # Reports: reports/fidelity-endpoint/horizon/<stage>/poison-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -31,6 +32,7 @@ for stage in "${stages[@]}"; do
     full) cell full 0.08 1; cell full 0.02 1,2,3; cell full 0.005 1 ;;
     users-0.25|users-0.5) for f in 0.08 0.02 0.005; do cell $stage $f 1,2,3 --user-fraction "${stage#users-}"; done ;;
     planted) for f in 0.02 0.08; do cell planted-1e4 $f 1,2,3 --dataset planted:1e4; cell planted-1e5 $f 1 --dataset planted:1e5; done ;;
+    planted-1e5-seeds) for f in 0.02 0.08; do cell planted-1e5-seeds $f 1,2,3 --dataset planted:1e5; done ;;
     lightgcn) MODEL=lightgcn cell lightgcn-full 0.01 1 ;;
     lightgcn-planted) for size in 1e4 1e5; do MODEL=lightgcn cell lightgcn-$size 0.02 1 --dataset planted:$size; done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
