@@ -3,8 +3,9 @@
 # calibrated for itself) next to ifru-uncalibrated, one after another. On genuine rows and whole users the rule
 # keeps the recorded horizon (and the calibration request's scale is ifru's), so those cells are ifru's.
 # Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted lightgcn
-#   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those)
-# Reports: reports/fidelity-endpoint/horizon/<stage>/poison-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
+#   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those
+#   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3)
+# Reports: reports/fidelity-endpoint/horizon/<stage>/<scenario>-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 IFRU=${IFRU:-.venv/bin/ifru}
@@ -14,15 +15,15 @@ THREADS=${THREADS:-2}
 cell() {  # stage fraction seeds [dataset flags...]
   local stage=$1 fraction=$2 seeds=$3
   shift 3
-  local out=runs/horizon-$stage dest=$HERE/$stage
-  echo "=== $(date +%T) ${MODEL:-mf} $stage poison $fraction seeds $seeds"
+  local out=runs/horizon-$stage dest=$HERE/$stage scenario=${SCENARIO:-poison}
+  echo "=== $(date +%T) ${MODEL:-mf} $stage $scenario $fraction seeds $seeds"
   local start=$SECONDS
   mkdir -p "$out" "$dest"
-  "$IFRU" fidelity --model "${MODEL:-mf}" --scenario poison --fraction "$fraction" --seeds "$seeds" \
+  "$IFRU" fidelity --model "${MODEL:-mf}" --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" \
       --methods ifru-horizon,ifru-uncalibrated --calibrate-for ifru-horizon --threads "$THREADS" --out "$out" "$@" \
-      > "$out.poison-$fraction.log" 2>&1 || { echo "FAILED (see $out.poison-$fraction.log)"; return 1; }
-  cp "$out/report.md" "$dest/poison-$fraction.md"
-  cp "$out/report.json" "$dest/poison-$fraction.json"
+      > "$out.$scenario-$fraction.log" 2>&1 || { echo "FAILED (see $out.$scenario-$fraction.log)"; return 1; }
+  cp "$out/report.md" "$dest/$scenario-$fraction.md"
+  cp "$out/report.json" "$dest/$scenario-$fraction.json"
   echo "    done in $((SECONDS - start)) s"
 }
 
@@ -34,6 +35,9 @@ for stage in "${stages[@]}"; do
     planted) for f in 0.02 0.08; do cell planted-1e4 $f 1,2,3 --dataset planted:1e4; cell planted-1e5 $f 1 --dataset planted:1e5; done ;;
     planted-1e5-seeds) for f in 0.02 0.08; do cell planted-1e5-seeds $f 1,2,3 --dataset planted:1e5; done ;;
     lightgcn) MODEL=lightgcn cell lightgcn-full 0.01 1 ;;
+    lightgcn-planted-clean)  # genuine rows and whole users, the draws of reports/fidelity-seeds/; THREADS=1 as those
+      for size in 1e4 1e5; do for scenario in genuine users; do
+        MODEL=lightgcn SCENARIO=$scenario cell lightgcn-$size-clean 0.02 1,2,3 --dataset planted:$size; done; done ;;
     lightgcn-planted) for size in 1e4 1e5; do MODEL=lightgcn cell lightgcn-$size 0.02 1 --dataset planted:$size; done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
