@@ -4,7 +4,8 @@
 # keeps the recorded horizon (and the calibration request's scale is ifru's), so those cells are ifru's.
 # Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted lightgcn
 #   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those
-#   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3)
+#   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3
+#   lightgcn-full-clean: the same on BookCrossing, genuine 2% and users 1%, seed 1)
 # Reports: reports/fidelity-endpoint/horizon/<stage>/<scenario>-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -35,6 +36,9 @@ for stage in "${stages[@]}"; do
     planted) for f in 0.02 0.08; do cell planted-1e4 $f 1,2,3 --dataset planted:1e4; cell planted-1e5 $f 1 --dataset planted:1e5; done ;;
     planted-1e5-seeds) for f in 0.02 0.08; do cell planted-1e5-seeds $f 1,2,3 --dataset planted:1e5; done ;;
     lightgcn) MODEL=lightgcn cell lightgcn-full 0.01 1 ;;
+    lightgcn-full-clean)  # BookCrossing's genuine-row and whole-user cells of reports/fidelity-picks/ (two threads)
+      MODEL=lightgcn SCENARIO=genuine cell lightgcn-full-clean 0.02 1
+      MODEL=lightgcn SCENARIO=users cell lightgcn-full-clean 0.01 1 ;;
     lightgcn-planted-clean)  # genuine rows and whole users, the draws of reports/fidelity-seeds/; THREADS=1 as those
       for size in 1e4 1e5; do for scenario in genuine users; do
         MODEL=lightgcn SCENARIO=$scenario cell lightgcn-$size-clean 0.02 1,2,3 --dataset planted:$size; done; done ;;
