@@ -65,11 +65,9 @@ class TermOrigin(NamedTuple):
     rows: Tensor
 
     def many(self) -> bool:
-        """Whether sorting the terms' ``2s`` entries (``s log s``) would cost more than one pass
-        over the dataset's ``2n`` (``TermIncidence.from_dataset``): the test
-        ``RecDataset.incident_rows`` applies to the rows it finds."""
-        size = self.rows.numel()
-        return 4 * size * size.bit_length() >= len(self.dataset.train)
+        """Whether sorting the terms' entries would cost more than one pass over the dataset's
+        (``TermIncidence.from_dataset``; ``RecDataset.sorting_beats_a_pass``)."""
+        return not self.dataset.sorting_beats_a_pass(self.rows.numel())
 
 
 class Terms:
