@@ -74,6 +74,42 @@ def test_propagate(benchmark, problem, impl, backward, d, num_layers):
     benchmark(run)
 
 
+# ------------------------------------------------------------------ propagate_rows
+PROPAGATE_ROWS_IMPLS = ["ifru", "ifru-propagate", "sparse.mm-csr"]
+
+
+@pytest.mark.parametrize("impl", PROPAGATE_ROWS_IMPLS)
+@pytest.mark.parametrize("d", [32, 64])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_propagate_rows(benchmark, problem, impl, d, num_layers):
+    """A request's ``P v``: ``v`` on Algorithm 1's rows for the 2% attack set, ``P v`` wanted on their
+    ``K``-hop reach (the LightGCN product's first half). ``ifru-propagate`` and ``sparse.mm-csr``
+    zero-fill the [N, d] table, propagate every row and gather the wanted ones."""
+    dataset, _, _, _, graph = problem
+    keep = pruning_mask(dataset, num_layers)
+    x_rows = keep.nonzero().squeeze(1)
+    out_rows = (ifru_ext.propagate(keep.to(torch.float32)[:, None], graph, num_layers)[:, 0] > 0).nonzero().squeeze(1)
+    x, _ = embeddings(x_rows.numel(), d)
+    csr = graph.to_sparse_coo().to_sparse_csr()
+
+    def scattered():
+        return torch.zeros(graph.num_nodes, d, dtype=x.dtype, device=DEVICE).index_copy_(0, x_rows, x)
+
+    def run():
+        if impl == "ifru":
+            return sync(ifru_ext.propagate_rows(x, graph, num_layers, x_rows=x_rows, out_rows=out_rows))
+        if impl == "ifru-propagate":
+            return sync(ifru_ext.propagate(scattered(), graph, num_layers).index_select(0, out_rows))
+        return sync(sparse_mean_propagation(csr, scattered(), num_layers).index_select(0, out_rows))
+
+    reference = sparse_mean_propagation(csr.double(), scattered().double(), num_layers)[out_rows]
+    torch.testing.assert_close(run().double(), reference, rtol=1e-4, atol=1e-6)
+    benchmark.group = f"propagate_rows K={num_layers} d={d}"
+    benchmark.extra_info.update(impl=impl, baseline=impl == "sparse.mm-csr", nnz=graph.nnz, rows=graph.num_nodes, d=d,
+                                x_rows=x_rows.numel(), out_rows=out_rows.numel())
+    benchmark(run)
+
+
 # ------------------------------------------------------------------ hvp
 HVP_CASES = {
     # name: (d, num_layers, keep)  MF uses d = 48, LightGCN d = 32 with one layer (paper defaults);

@@ -114,6 +114,44 @@ void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const
   check_propagate_values(weight, x);
 }
 
+void check_propagate_rows_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                               const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
+                               const c10::optional<at::Tensor>& out_rows, int64_t num_layers) {
+  const char* op = "ifru::propagate_rows";
+  TORCH_CHECK(x.dim() == 2, op, ": x must be 2-D [R, d], got shape ", x.sizes());
+  const auto device = x.device();
+  check_num_layers(num_layers, op);
+  check_index_tensor(rowptr, op, "rowptr", device);
+  TORCH_CHECK(rowptr.numel() >= 1, op, ": rowptr must hold N + 1 >= 1 entries, got none");
+  const int64_t num_nodes = rowptr.numel() - 1;
+  check_csr(rowptr, col, num_nodes, op, device);
+  check_float_tensor(x, x.sizes(), x.scalar_type(), op, "x", device);
+  check_float_tensor(weight, {col.numel()}, x.scalar_type(), op, "weight", device);
+  if (x_rows.has_value()) {
+    check_index_tensor(*x_rows, op, "x_rows", device);
+    TORCH_CHECK(x_rows->numel() == x.size(0), op, ": x_rows must have one entry per row of x (", x.size(0),
+                "), got ", x_rows->numel());
+    check_index_range(*x_rows, num_nodes, op, "x_rows");
+    if (x_rows->numel() > 1) {
+      const auto steps = x_rows->slice(0, 1) - x_rows->slice(0, 0, x_rows->numel() - 1);
+      if (steps.min().item<int64_t>() <= 0) {
+        const int64_t i = (steps <= 0).to(at::kByte).argmax().item<int64_t>();
+        TORCH_CHECK_VALUE(false, op, ": x_rows must be strictly ascending (distinct rows), but x_rows[", i, "] = ",
+                          (*x_rows)[i].item<int64_t>(), " >= x_rows[", i + 1, "] = ", (*x_rows)[i + 1].item<int64_t>());
+      }
+    }
+  } else {
+    TORCH_CHECK(x.size(0) == num_nodes, op, ": x must have N = rowptr.numel() - 1 = ", num_nodes,
+                " rows without x_rows, got ", x.size(0));
+  }
+  if (out_rows.has_value()) {
+    check_index_tensor(*out_rows, op, "out_rows", device);
+    check_index_range(*out_rows, num_nodes, op, "out_rows");
+  }
+  check_finite(weight, op, "weight");
+  check_finite(x, op, "x");
+}
+
 void check_keep(const at::Tensor& keep, int64_t num_nodes, const char* op, const at::Device& device) {
   TORCH_CHECK(keep.scalar_type() == at::kBool, op, ": keep must be bool, got ", keep.scalar_type());
   TORCH_CHECK(keep.dim() == 1 && keep.size(0) == num_nodes, op, ": keep must have shape [N] = [", num_nodes,

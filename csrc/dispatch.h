@@ -18,6 +18,16 @@ inline at::Tensor call_propagate(const at::Tensor& rowptr, const at::Tensor& col
   return op.call(rowptr, col, weight, x, num_layers, symmetric);
 }
 
+inline at::Tensor call_propagate_rows(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                                      const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
+                                      const c10::optional<at::Tensor>& out_rows, int64_t num_layers) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("ifru::propagate_rows", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                         const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&, int64_t)>();
+  return op.call(rowptr, col, weight, x, x_rows, out_rows, num_layers);
+}
+
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> call_csr_transpose(const at::Tensor& rowptr,
                                                                          const at::Tensor& col,
                                                                          const at::Tensor& weight) {

@@ -22,6 +22,11 @@ TORCH_LIBRARY(ifru, m) {
   // (1/(K+1)) Σ_{k=0..K} A^k x for the square CSR A (rowptr [N+1], col [nnz], weight [nnz]) and
   // x [N, d] -> [N, d]. `symmetric` declares A == Aᵀ so the backward reuses A.
   m.def("propagate(Tensor rowptr, Tensor col, Tensor weight, Tensor x, int num_layers, bool symmetric=False) -> Tensor");
+  // The same P on some rows: (P X)[out_rows] -> [M, d] for X [N, d] given by x [R, d] on x_rows [R]
+  // (strictly ascending; zero on every other row; None: x is X, R = N) and out_rows [M] (None: all
+  // N rows in order). Not differentiable.
+  m.def("propagate_rows(Tensor rowptr, Tensor col, Tensor weight, Tensor x, Tensor? x_rows, Tensor? out_rows, "
+        "int num_layers) -> Tensor");
   // H v of L(E) = mean_j BCEWithLogits(f_{users[j]}·f_{items[j]}, labels[j]) + l2/2‖E‖², F = P E
   // with P the propagation above (F = E without a graph or num_layers = 0). emb, v [N, d];
   // users, items, labels [n]; keep bool [N] restricts to H_φφ v_φ. -> [N, d].

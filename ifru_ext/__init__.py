@@ -1,7 +1,7 @@
 """ifru_ext: recommendation unlearning via influence functions, on fused torch ops.
 
-Importing the package registers ``torch.ops.ifru.*`` (propagate, hvp, bpr_hvp, hvp_plan,
-hvp_planned, pair_sums, triple_sums, importance, csr_transpose, with_cuda, cuda_version; _gather_floor, a benchmark probe). The public API below runs the whole flow::
+Importing the package registers ``torch.ops.ifru.*`` (propagate, propagate_rows, hvp, bpr_hvp,
+hvp_plan, hvp_planned, pair_sums, triple_sums, importance, csr_transpose, with_cuda, cuda_version; _gather_floor, a benchmark probe). The public API below runs the whole flow::
 
     import ifru_ext as ifru
     data = ifru.load_dataset("bookcrossing", attack_fraction=0.02)
@@ -17,7 +17,7 @@ from .evaluation import evaluate
 from .graph import CSRGraph, interaction_graph, lightgcn_graph
 from .models import Recommender, build_model, load_checkpoint, save_checkpoint
 from .ops import (HVPPlan, bpr_hvp, csr_transpose, hvp, importance, pair_sums, plan_bpr_hvp, plan_gauss_newton, plan_hvp,
-                  propagate, triple_sums, with_cuda)
+                  propagate, propagate_rows, triple_sums, with_cuda)
 from .training import TrainConfig, train, train_new
 from .unlearning import (METHODS, AltEraserConfig, FinetuneConfig, RetrainConfig, ShardedConfig, UnlearnConfig,
                          UnlearnResult, unlearn)
@@ -51,6 +51,7 @@ __all__ = [
     "plan_gauss_newton",
     "plan_hvp",
     "propagate",
+    "propagate_rows",
     "save_checkpoint",
     "train",
     "train_new",

@@ -6,7 +6,7 @@ Shapes: ``N`` nodes (users then items in one stacked table), ``d`` embedding wid
 Derivatives (docs/ARCHITECTURE.md §3): ``propagate`` is differentiable in ``x`` (reverse
 mode, any order). Every other derivative raises ``NotImplementedError`` naming the op and
 the argument instead of coming back as zeros or None: a gradient with respect to
-``propagate``'s ``weight``, any gradient through ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``gauss_newton_weights``,
+``propagate``'s ``weight``, any gradient through ``propagate_rows``, ``hvp``, ``bpr_hvp``, ``hvp_planned``, ``gauss_newton_weights``,
 ``pair_sums``, ``triple_sums``, ``importance`` or ``csr_transpose`` (when backward reaches them), and forward-mode AD
 (``torch.func.jvp``/``jacfwd``, ``torch.autograd.forward_ad``) through any op.
 """
@@ -39,6 +39,16 @@ def propagate(x: Tensor, graph: CSRGraph, num_layers: int) -> Tensor:
     """``(1/(K+1)) Σ_{k=0..K} A^k x`` for ``x [N, d]`` → ``[N, d]``, ``0 ≤ K ≤ MAX_LAYERS``;
     differentiable in ``x`` (reverse mode)."""
     return torch.ops.ifru.propagate(graph.rowptr, graph.col, graph.weight, x, num_layers, graph.symmetric)
+
+
+def propagate_rows(x: Tensor, graph: CSRGraph, num_layers: int, x_rows: Tensor | None = None,
+                   out_rows: Tensor | None = None) -> Tensor:
+    """``propagate``'s ``P X`` on some rows: ``(P X)[out_rows]`` → ``[M, d]``, where ``X [N, d]`` is
+    ``x [R, d]`` on ``x_rows`` (int64 [R], strictly ascending) and zero on every other row
+    (``x_rows`` None: ``x`` is ``X``) and ``out_rows`` is int64 [M] (None: all ``N`` rows). The first
+    and last layers read and write only those rows (an unlearning request's vectors live on the rows
+    that move); the same sums as ``propagate`` and a gather. Not differentiable."""
+    return torch.ops.ifru.propagate_rows(graph.rowptr, graph.col, graph.weight, x, x_rows, out_rows, num_layers)
 
 
 def hvp(
@@ -331,6 +341,14 @@ def _propagate_fake(rowptr, col, weight, x, num_layers, symmetric=False):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("ifru::propagate_rows")
+def _propagate_rows_fake(rowptr, col, weight, x, x_rows, out_rows, num_layers):
+    _check_devices("ifru::propagate_rows", x.device, rowptr=rowptr, col=col, weight=weight, x_rows=x_rows,
+                   out_rows=out_rows)
+    _check_num_layers("ifru::propagate_rows", num_layers)
+    return x.new_empty(rowptr.shape[0] - 1 if out_rows is None else out_rows.shape[0], x.shape[1])
+
+
 @torch.library.register_fake("ifru::hvp")
 def _hvp_fake(emb, v, users, items, labels, rowptr, col, weight, num_layers, l2, keep, symmetric=False):
     _check_devices("ifru::hvp", emb.device, v=v, users=users, items=items, labels=labels, rowptr=rowptr, col=col,
@@ -432,6 +450,7 @@ def _propagate_backward(ctx, grad):
 
 # Why an op has no derivative, for the error raised when one is asked of it.
 _NOT_DIFFERENTIABLE = {
+    "propagate_rows": "a forward-only restriction of propagate; differentiate propagate instead",
     "hvp": "a Hessian-vector product with no backward; differentiate ifru_ext.plain's formulation instead",
     "bpr_hvp": "a Hessian-vector product with no backward; differentiate the BPR loss with autograd instead",
     "hvp_plan": "an index structure",

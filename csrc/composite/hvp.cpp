@@ -39,23 +39,23 @@ at::Tensor planned(const char* op, bool inputs_checked, PlannedMfHvpKernel mf_hv
                  gauss_newton_weights);
   } else {
     // L(E) = L_MF(P E) with P linear, so H_E v = Pᵀ H_MF(P E) (P v) exactly. P v is zero outside the
-    // K-hop reach of rows (the plan's inner rows) and Pᵀ reads the inner product there only for rows.
+    // K-hop reach of rows (the plan's inner rows) and Pᵀ reads the inner product there only for rows:
+    // propagate_rows reads v on rows and the inner product on the inner rows, and writes only the
+    // rows asked for (no [N, d] table zero-filled and gathered from; the same sums).
     const auto propagated_emb =
         propagated.has_value() ? *propagated : call_propagate(*rowptr, *col, *weight, emb, num_layers, symmetric);
-    const auto propagated_v =
-        call_propagate(*rowptr, *col, *weight, on_all_rows(v, rows, num_nodes), num_layers, symmetric);
-    const auto inner = on_all_rows(mf_hvp(propagated_emb, on_rows(propagated_v, inner_rows, num_nodes), inner_rows,
-                                          ends, incidence_rowptr, incidence_slot, labels, num_interactions,
-                                          gauss_newton, gauss_newton_weights),
-                                   inner_rows, num_nodes);
-    at::Tensor outer;
+    const auto all = [num_nodes](const at::Tensor& listed) {
+      return listed.numel() == num_nodes ? c10::optional<at::Tensor>() : c10::optional<at::Tensor>(listed);
+    };
+    const auto propagated_v = call_propagate_rows(*rowptr, *col, *weight, v, all(rows), all(inner_rows), num_layers);
+    const auto inner = mf_hvp(propagated_emb, propagated_v, inner_rows, ends, incidence_rowptr, incidence_slot, labels,
+                              num_interactions, gauss_newton, gauss_newton_weights);
     if (symmetric) {
-      outer = call_propagate(*rowptr, *col, *weight, inner, num_layers, true);
+      out = call_propagate_rows(*rowptr, *col, *weight, inner, all(inner_rows), all(rows), num_layers);
     } else {
       const auto [t_rowptr, t_col, t_weight] = call_csr_transpose(*rowptr, *col, *weight);
-      outer = call_propagate(t_rowptr, t_col, t_weight, inner, num_layers, false);
+      out = call_propagate_rows(t_rowptr, t_col, t_weight, inner, all(inner_rows), all(rows), num_layers);
     }
-    out = on_rows(outer, rows, num_nodes);
   }
   if (l2 != 0.0) out.add_(v, l2);
   if (inputs_checked) {

@@ -222,11 +222,12 @@ def _lightgcn_curvature(emb: Tensor, rows: Tensor, objective: RemainingObjective
     touching = needed[own]
     _, _, blocks = row_newton_systems(objective.table(emb), own[touching], other[touching], labels[touching],
                                       needed_rows)
-    flat = emb.new_zeros(num_nodes, dim * dim)
-    flat[needed_rows] = blocks.reshape(-1, dim * dim) / objective.labels.numel()
+    flat = blocks.reshape(-1, dim * dim) / objective.labels.numel()  # B on the needed rows [c, d²]
     # propagate gives (1/(K+1)) Σ_k (Â∘Â)^k B; one more 1/(K+1) makes the weights P∘P exactly for
     # K = 1 (P = (I + Â)/2 and I∘Â = 0); for K > 1 it drops the cross products of different paths.
-    curvature = ops.propagate(flat, squared_weights(graph), num_layers)[rows].reshape(-1, dim, dim) / (num_layers + 1)
+    # Read on the needed rows and summed on ``rows`` only (no [N, d²] table).
+    curvature = ops.propagate_rows(flat, squared_weights(graph), num_layers, x_rows=needed_rows, out_rows=rows)
+    curvature = curvature.reshape(-1, dim, dim) / (num_layers + 1)
     ridge = torch.full((rows.numel(),), objective.l2, dtype=emb.dtype, device=emb.device)
     if objective.proximal is not None:
         ridge = ridge + objective.proximal[rows]

@@ -328,6 +328,13 @@ class ResponsePlan:
         """The moving rows [a, d] of a global ``table`` [N, d], in the plan's dtype."""
         return table.index_select(0, self.global_rows.to(table.device)).to(self.dtype)
 
+    def propagated_rows(self, table: Tensor, graph: CSRGraph | None) -> Tensor:
+        """``(P table)[rows]`` [a, d] over ``graph``'s ``num_layers`` layers for a local ``table``
+        [L, d] (``table[rows]`` without layers): only the moving rows are summed."""
+        if self.num_layers == 0:
+            return table.index_select(0, self.rows)
+        return ops.propagate_rows(table, graph, self.num_layers, out_rows=self.rows)
+
     def scatter(self, compact: Tensor) -> Tensor:
         """A global [N, d] table, zero off the moving rows, from ``compact`` [a, d]."""
         return compact.new_zeros(self.num_global, compact.shape[1]).index_copy_(0, self.global_rows, compact)
@@ -399,8 +406,7 @@ class ResponsePlan:
         scattered = self.term_gradient(plan.removed, emb, self.old_graph)
         if spillover:
             scattered = scattered + self.term_gradient(plan.operator, emb, self.old_graph)
-        gradient = ops.propagate(scattered, self.old_graph, self.num_layers)  # Pᵀ = P: the graph is symmetric
-        gradient = gradient.index_select(0, self.rows)
+        gradient = self.propagated_rows(scattered, self.old_graph)  # Pᵀ = P: the graph is symmetric
         return gradient - self.remaining_gradient(emb, segment) if spillover else gradient
 
     def remaining_gradient(self, emb: Tensor, segment: int = 0, system: "ResponseSystem | None" = None) -> Tensor:
@@ -415,10 +421,7 @@ class ResponsePlan:
                 return system.remaining_gradient()
             if self.terms(segment).moving_sums:  # MF dot products: the moving rows' sums only
                 return self.moving_statistics(self.terms(segment), emb).gradient
-            gradient = self.term_gradient(self.terms(segment).operator, emb)
-            if self.num_layers > 0:
-                gradient = ops.propagate(gradient, self.new_graph, self.num_layers)
-            return gradient.index_select(0, self.rows)
+            return self.propagated_rows(self.term_gradient(self.terms(segment).operator, emb), self.new_graph)
 
         return self.memo(emb, ("remaining", segment), compute)
 
@@ -438,9 +441,7 @@ class ResponsePlan:
 
         def squares(terms: Terms) -> Tensor:
             out = self.term_gradient(terms, emb, self.old_graph, squared=True)
-            if self.num_layers > 0:
-                out = ops.propagate(out, squared_weights(self.old_graph), self.num_layers)
-            return out.index_select(0, self.rows)
+            return self.propagated_rows(out, None if self.num_layers == 0 else squared_weights(self.old_graph))
 
         gone = self.moving_statistics(plan, emb, removed=True).squared if plan.moving_sums else \
             squares(plan.removed)
