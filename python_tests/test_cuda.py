@@ -81,6 +81,24 @@ def test_propagate_matches_cpu(kind, d, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["empty_rows", "huge_row", "symmetric"])
+def test_propagate_rows_matches_cpu(kind, dtype):
+    # CUDA runs the composite (zero-fill, propagate, gather); CPU its own kernel.
+    gen = torch.Generator().manual_seed(3)
+    graph = graph_of_kind(kind, gen, dtype)
+    x_rows = torch.randperm(graph.num_nodes, generator=gen)[: graph.num_nodes // 2].sort().values
+    out_rows = torch.randint(0, graph.num_nodes, (graph.num_nodes // 3,), generator=gen)
+    x = torch.randn(x_rows.numel(), 32, generator=gen, dtype=torch.float64).to(dtype)
+    for num_layers in (0, 1, 3):
+        expected = ifru_ext.propagate_rows(x, graph, num_layers, x_rows=x_rows, out_rows=out_rows)
+        out = ifru_ext.propagate_rows(x.to(CUDA), on_cuda(graph), num_layers, x_rows=x_rows.to(CUDA),
+                                      out_rows=out_rows.to(CUDA))
+        assert_close_to_cpu(out, expected)
+    with pytest.raises(RuntimeError, match="ifru::propagate_rows: out_rows is on cpu but the op runs on cuda"):
+        ifru_ext.propagate_rows(x.to(CUDA), on_cuda(graph), 1, x_rows=x_rows.to(CUDA), out_rows=out_rows)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_propagate_matches_sparse_mm_reference(dtype):
     gen = torch.Generator().manual_seed(1)
     graph = random_csr(120, 700, gen)
