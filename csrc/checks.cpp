@@ -114,7 +114,7 @@ void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const
   check_propagate_values(weight, x);
 }
 
-void check_propagate_rows_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+void check_propagate_rows_structure(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
                                const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
                                const c10::optional<at::Tensor>& out_rows, int64_t num_layers) {
   const char* op = "ifru::propagate_rows";
@@ -148,8 +148,11 @@ void check_propagate_rows_args(const at::Tensor& rowptr, const at::Tensor& col, 
     check_index_tensor(*out_rows, op, "out_rows", device);
     check_index_range(*out_rows, num_nodes, op, "out_rows");
   }
-  check_finite(weight, op, "weight");
-  check_finite(x, op, "x");
+}
+
+void check_propagate_rows_values(const at::Tensor& weight, const at::Tensor& x) {
+  check_finite(weight, "ifru::propagate_rows", "weight");
+  check_finite(x, "ifru::propagate_rows", "x");
 }
 
 void check_keep(const at::Tensor& keep, int64_t num_nodes, const char* op, const at::Device& device) {

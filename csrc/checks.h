@@ -63,12 +63,14 @@ void check_propagate_values(const at::Tensor& weight, const at::Tensor& x);
 void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
                           const at::Tensor& x, int64_t num_layers);
 
-// propagate_rows's: the CSR over N = rowptr.numel() − 1 rows, x [R, d] (R = N without x_rows) and
-// weight finite, x_rows int64 [R] strictly ascending in [0, N), out_rows int64 [M] in [0, N). x and
-// weight are checked whole before any read: unlike propagate's, this result need not read all of x.
-void check_propagate_rows_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
-                               const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
-                               const c10::optional<at::Tensor>& out_rows, int64_t num_layers);
+// propagate_rows's in the same two parts. Structure: the CSR over N = rowptr.numel() − 1 rows,
+// x [R, d] (R = N without x_rows), x_rows int64 [R] strictly ascending in [0, N), out_rows int64
+// [M] in [0, N). Values: weight, then x, finite. The CPU kernel checks the values when its result
+// is not finite (a value that reaches no listed row cannot spoil it); the composite before it runs.
+void check_propagate_rows_structure(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
+                                    const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
+                                    const c10::optional<at::Tensor>& out_rows, int64_t num_layers);
+void check_propagate_rows_values(const at::Tensor& weight, const at::Tensor& x);
 
 // keep bool [num_nodes] on `device`.
 void check_keep(const at::Tensor& keep, int64_t num_nodes, const char* op, const at::Device& device);

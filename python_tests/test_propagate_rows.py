@@ -1,7 +1,8 @@
 """ifru::propagate_rows (issue 14): ``(P X)[out_rows]`` with ``X`` given on some rows, against the
 float64 dense reference and against ``propagate`` (the same bits: the same sums in the same order),
 at every compiled width and a runtime one, 0–3 layers, both kernels (CPU and the device-generic
-composite), any thread count; opcheck; no backward; one clear error per bad argument."""
+composite), any thread count; opcheck; no backward; one clear error per bad argument (a non-finite value
+where it reaches the result)."""
 from __future__ import annotations
 
 import math
@@ -119,10 +120,6 @@ def _bad(graph, x, x_rows, out_rows, change):
     (lambda g, x, r, o: dict(num_layers=-1), ValueError, r"ifru::propagate_rows: num_layers must lie in"),
     (lambda g, x, r, o: dict(col=g.col + 60), ValueError, r"ifru::propagate_rows: col\[0\] = \d+ is out of range"),
     (lambda g, x, r, o: dict(rowptr=g.rowptr[:0]), RuntimeError, r"ifru::propagate_rows: rowptr must hold N \+ 1 >= 1"),
-    (lambda g, x, r, o: dict(x=x.index_fill(0, torch.tensor([3]), math.nan)), ValueError,
-     r"ifru::propagate_rows: x contains NaN or infinity"),
-    (lambda g, x, r, o: dict(weight=g.weight.index_fill(0, torch.tensor([0]), math.inf)), ValueError,
-     r"ifru::propagate_rows: weight contains NaN or infinity"),
 ])
 def test_propagate_rows_bad_arguments(change, error, message):
     graph, x, x_rows, _, out_rows = rows_problem(5)
@@ -131,6 +128,35 @@ def test_propagate_rows_bad_arguments(change, error, message):
         torch.ops.ifru.propagate_rows(*bad)
     with pytest.raises(error, match=message):  # the composite runs the same checks
         torch.ops.ifru.propagate_rows.default.redispatch(COMPOSITE, *bad)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_propagate_rows_names_a_non_finite_input_that_reaches_the_result(bad):
+    # The CPU kernel reads x and weight again only when its result is not finite; the composite
+    # checks them first. Either way the error names the input.
+    graph, x, x_rows, _, out_rows = rows_problem(8)
+    listed = torch.cat((out_rows, x_rows[3:4]))  # X[x_rows[3]] enters its own row of the result
+    entry = int(graph.rowptr[int(x_rows[5])])  # an entry of a listed row (rows_problem's odd rows are empty)
+    listed = torch.cat((listed, x_rows[5:6]))
+    assert int(graph.rowptr[int(x_rows[5]) + 1]) > entry
+    for kernel in KERNELS:
+        with pytest.raises(ValueError, match="ifru::propagate_rows: x contains NaN or infinity"):
+            kernel(x.index_fill(0, torch.tensor([3]), bad), graph, 2, x_rows=x_rows, out_rows=listed)
+        weight = graph.weight.index_fill(0, torch.tensor([entry]), bad)
+        with pytest.raises(ValueError, match="ifru::propagate_rows: weight contains NaN or infinity"):
+            kernel(x, type(graph)(graph.rowptr, graph.col, weight, 60), 1, x_rows=x_rows, out_rows=listed)
+
+
+def test_propagate_rows_reads_no_value_it_does_not_need_on_cpu():
+    # A NaN in a row of x that no listed row reads cannot spoil the result: the CPU kernel returns
+    # it (the values are read again only for a non-finite result); the composite checks x whole.
+    graph, x, x_rows, table, _ = rows_problem(9)
+    spoiled = x.index_fill(0, torch.tensor([0]), math.nan)
+    others = x_rows[1:]
+    out = ifru_ext.propagate_rows(spoiled, graph, 0, x_rows=x_rows, out_rows=others)
+    assert torch.equal(out, table[others])
+    with pytest.raises(ValueError, match="ifru::propagate_rows: x contains NaN or infinity"):
+        composite(spoiled, graph, 0, x_rows=x_rows, out_rows=others)
 
 
 def test_propagate_rows_overflow_is_named():

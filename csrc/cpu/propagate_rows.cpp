@@ -19,7 +19,7 @@ at::Tensor propagate_rows_cpu(const at::Tensor& rowptr,                    // [N
                               const c10::optional<at::Tensor>& x_rows,     // [R] int64, ascending
                               const c10::optional<at::Tensor>& out_rows,   // [M] int64
                               int64_t num_layers) {
-  check_propagate_rows_args(rowptr, col, weight, x, x_rows, out_rows, num_layers);
+  check_propagate_rows_structure(rowptr, col, weight, x, x_rows, out_rows, num_layers);
   const int64_t num_nodes = rowptr.numel() - 1, d = x.size(1);
   const int64_t num_out = out_rows.has_value() ? out_rows->numel() : num_nodes;
   auto out = at::empty({num_out, d}, x.options());  // every row is written by the last layer
@@ -47,14 +47,21 @@ at::Tensor propagate_rows_cpu(const at::Tensor& rowptr,                    // [N
         const scalar_t* source = row_of.empty() ? rows + r * d : row_of[r];
         std::copy(source, source + d, result + i * d);
       }
+      finite = result_is_finite(out);
       return;
     }
     finite = propagate_layers<scalar_t>(rowptr_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(),
                                         weight_c.data_ptr<scalar_t>(), rows, row_of.empty() ? nullptr : row_of.data(),
                                         num_nodes, wanted, num_out, d, num_layers, result, x_c.options());
   });
-  // x and weight are finite (checked above), so a non-finite result is an overflow of A^k x.
-  if (!finite) check_finite_result(out, "ifru::propagate_rows", kPropagateOverflowHint);
+  // A non-finite result comes from a non-finite x or weight (named first) or an overflow of A^k X.
+  // Their values are checked only then: a clean call does not read x and weight once more
+  // (BookCrossing LightGCN 1%: ~13 ms of a 270 ms request), and a value no listed row reads
+  // cannot spoil the result.
+  if (!finite) {
+    check_propagate_rows_values(weight, x);
+    check_finite_result(out, "ifru::propagate_rows", kPropagateOverflowHint);
+  }
   return out;
 }
 
