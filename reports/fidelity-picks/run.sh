@@ -7,7 +7,6 @@
 set -euo pipefail
 HERE=reports/fidelity-picks
 RUNS=runs/picks
-SHAPED=reports/fidelity-movielens-shaped/movielens_shaped.py
 mkdir -p "$RUNS"
 cell() {  # NAME THREADS [fidelity options]: one cell into $HERE/NAME.{md,json}, as fidelity-plateaus/run.sh runs it
   local name=$1 threads=$2; shift 2
@@ -16,12 +15,8 @@ cell() {  # NAME THREADS [fidelity options]: one cell into $HERE/NAME.{md,json},
   cp "$RUNS/${name%-*-*}/report.md" "$HERE/$name.md"
   cp "$RUNS/${name%-*-*}/report.json" "$HERE/$name.json"
 }
-AMZ=runs/amazon-shaped/ratings.csv
-[ -f "$AMZ" ] || { mkdir -p "$(dirname "$AMZ")" && .venv/bin/python "$SHAPED" 20000 8000 200000 3 "$AMZ" amazon; }
-AM=(--dataset "$AMZ" --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-ML100K=runs/plateaus/100k.dat
-[ -f "$ML100K" ] || { mkdir -p "$(dirname "$ML100K")" && .venv/bin/python "$SHAPED" 943 1682 100000 7 "$ML100K"; }
-ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+source reports/fidelity-movielens-shaped/datasets.sh  # AM, ML100K, ML1M, ML
+shaped_files
 for scenario in poison genuine users; do
   cell "amazon-lightgcn-$scenario-0.02" 2 --model lightgcn "${AM[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
@@ -38,8 +33,6 @@ for scenario in poison genuine users; do
 done
 # The 1M-shaped LightGCN cells, two threads, alone on the machine: ~31–33 minutes for poison and genuine (four models
 # each), ~17 for users (its two Retrains; the clean Original is genuine's).
-ML1M=runs/plateaus/1m.dat
-[ -f "$ML1M" ] || .venv/bin/python "$SHAPED" 6040 3706 1000209 7 "$ML1M"
 for scenario in poison genuine users; do
   cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$ML1M" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
