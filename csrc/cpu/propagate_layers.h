@@ -39,8 +39,9 @@ struct RowSource {
 // (out is the layer's output A^k x); the last one sums x and every kept layer output with its own
 // product and scales by 1/(K+1), so the mean is formed once, in the last pass, instead of a running
 // sum read and written by every layer. A mapped `cur` reads the shared zero row for a row it does
-// not list: the same products a zero-filled table gives, so the same bits. With `probe`, *probe = Σ 0·out over
-// the rows written: 0 if they are all finite, else NaN (the overflow check without another pass).
+// not list: the same products a zero-filled table gives, so the same bits. With `probe`,
+// *probe = Σ 0·out over the rows written: 0 if they are all finite, else NaN (the overflow check
+// without another pass).
 // D > 0 fixes the width at compile time (d == D), so the row sum lives in registers; D = 0 takes
 // any d. kMapped: `cur` has a row map (`row_of`; an extra lookup per entry only where there is one).
 template <typename scalar_t, int D, bool kMapped>
@@ -120,8 +121,8 @@ void layer_rows(const int64_t* rowptr,                  // [N+1]
 
 // out [num_out, d] = (P X)[out_rows] for num_layers ≥ 1, X [num_nodes, d] given as `x`: its rows
 // (x_row_of [num_nodes]: row v of X is at x_row_of[v], a row of x or a zero row) or the whole
-// table (x_row_of nullptr). out_rows nullptr: every row (num_out = num_nodes). The intermediate layers
-// A^k X (0 < k < K) are whole tables. Arguments are checked by the caller. Returns whether every
+// table (x_row_of nullptr). out_rows nullptr: every row (num_out = num_nodes). The intermediate
+// layers A^k X (0 < k < K) are whole tables. Arguments are checked by the caller. Returns whether every
 // written value is finite.
 template <typename scalar_t>
 bool propagate_layers(const int64_t* rowptr, const int64_t* col, const scalar_t* weight, const scalar_t* x,
@@ -134,7 +135,9 @@ bool propagate_layers(const int64_t* rowptr, const int64_t* col, const scalar_t*
   std::vector<int64_t> prefix;
   if (out_rows != nullptr) {
     prefix.resize(num_out + 1, 0);
-    for (int64_t i = 0; i < num_out; ++i) prefix[i + 1] = prefix[i] + rowptr[out_rows[i] + 1] - rowptr[out_rows[i]] + 1;
+    for (int64_t i = 0; i < num_out; ++i) {
+      prefix[i + 1] = prefix[i] + rowptr[out_rows[i] + 1] - rowptr[out_rows[i]] + 1;
+    }
   }
   const auto whole_work = [rowptr](int64_t r) { return rowptr[r] + r; };
   const auto listed_work = [&prefix](int64_t i) { return prefix[i]; };
