@@ -115,8 +115,8 @@ void check_propagate_args(const at::Tensor& rowptr, const at::Tensor& col, const
 }
 
 void check_propagate_rows_structure(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& weight,
-                               const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
-                               const c10::optional<at::Tensor>& out_rows, int64_t num_layers) {
+                                    const at::Tensor& x, const c10::optional<at::Tensor>& x_rows,
+                                    const c10::optional<at::Tensor>& out_rows, int64_t num_layers) {
   const char* op = "ifru::propagate_rows";
   TORCH_CHECK(x.dim() == 2, op, ": x must be 2-D [R, d], got shape ", x.sizes());
   const auto device = x.device();
