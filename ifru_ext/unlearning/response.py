@@ -438,10 +438,10 @@ class ResponsePlan:
         the squares to the base rows through ``P∘P`` (cross terms of different paths dropped).
         """
         plan = self.terms(segment)
+        squared_graph = None if self.num_layers == 0 else squared_weights(self.old_graph)  # P∘P, once for both
 
         def squares(terms: Terms) -> Tensor:
-            out = self.term_gradient(terms, emb, self.old_graph, squared=True)
-            return self.propagated_rows(out, None if self.num_layers == 0 else squared_weights(self.old_graph))
+            return self.propagated_rows(self.term_gradient(terms, emb, self.old_graph, squared=True), squared_graph)
 
         gone = self.moving_statistics(plan, emb, removed=True).squared if plan.moving_sums else \
             squares(plan.removed)
