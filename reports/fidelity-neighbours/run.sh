@@ -18,18 +18,18 @@ cell() {  # name source-dir (or -) models-folder args...
   cp "$dir/report.md" "$HERE/$name.md"; cp "$dir/report.json" "$HERE/$name.json"
   echo "$(date +%T) done $name rc=$status"
 }
-ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-AMZ=(--dataset runs/fill/amazon.csv --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+source reports/fidelity-movielens-shaped/datasets.sh  # AM, ML100K, ML1M, ML (the shaped files, generated if missing)
+shaped_files
 stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted bookcrossing)
 for stage in "${stages[@]}"; do case $stage in
 shaped)
   cell bx-mf-poison-0.08 runs/amz/bx-mf-poison bx-mf-poison-0.08 --model mf --scenario poison --fraction 0.08 --seeds 1
   for s in poison genuine users; do
-    cell amazon-mf-$s-0.02 runs/fill/amazon-mf amazon-mf --model mf "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
-    cell 100k-mf-$s-0.02 runs/fill/100k-mf 100k-mf --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+    cell amazon-mf-$s-0.02 runs/fill/amazon-mf amazon-mf --model mf "${AM[@]}" --scenario $s --fraction 0.02 --seeds 1
+    cell 100k-mf-$s-0.02 runs/fill/100k-mf 100k-mf --model mf --dataset "$ML100K" "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
   done
   for s in genuine users; do
-    cell 1m-mf-$s-0.02 runs/amz/1m-mf 1m-mf --model mf --dataset runs/fill/1m.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+    cell 1m-mf-$s-0.02 runs/amz/1m-mf 1m-mf --model mf --dataset "$ML1M" "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
   done
 ;;
 planted)  # reports/fidelity-plateaus' planted MF cells

@@ -5,8 +5,9 @@
 set -euo pipefail
 HERE=reports/fidelity-plateaus
 RUNS=runs/plateaus
-SHAPED=reports/fidelity-movielens-shaped/movielens_shaped.py
+source reports/fidelity-movielens-shaped/datasets.sh  # ML100K, ML1M, AMZ (under runs/plateaus/ and runs/amazon-shaped/), ML, AM
 mkdir -p "$RUNS"
+shaped_files
 cell() {  # NAME THREADS [fidelity options]: one cell into $HERE/NAME.{md,json}
   local name=$1 threads=$2; shift 2
   .venv/bin/ifru fidelity --wait-through-plateaus --methods ifru,ifru-uncalibrated --threads "$threads" "$@" \
@@ -27,15 +28,12 @@ for scenario in poison genuine users; do
   cell "planted-1e5-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset planted:1e5 --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # MovieLens 100K's shape, one thread (reports/fidelity-movielens-shaped/ with the other rule).
-[ -f "$RUNS/100k.dat" ] || .venv/bin/python "$SHAPED" 943 1682 100000 7 "$RUNS/100k.dat"
-ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
 for scenario in poison genuine users; do
-  cell "100k-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset "$RUNS/100k.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+  cell "100k-lightgcn-$scenario-0.02" 1 --model lightgcn --dataset "$ML100K" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # MovieLens 1M's size, two threads: each LightGCN model trains ~560 epochs, ~8 minutes here.
-[ -f "$RUNS/1m.dat" ] || .venv/bin/python "$SHAPED" 6040 3706 1000209 7 "$RUNS/1m.dat"
 for scenario in poison genuine users; do
-  cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+  cell "1m-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$ML1M" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # planted:1e5 MF, every scenario at 2% and 8%, and planted:1e6 MF's two cells (reports/fidelity-synthetic/run.sh's
 # stages, the default rule; ~20 minutes for the 1e6 ones).
@@ -49,14 +47,11 @@ cell bookcrossing-lightgcn-genuine-0.02 2 --model lightgcn --scenario genuine --
 cell bookcrossing-lightgcn-users-0.01 2 --model lightgcn --scenario users --fraction 0.01 --seeds 1
 # MF's 1M-shaped genuine and users cells (the poisoned one equals the plain-rule report's; README).
 for scenario in genuine users; do
-  cell "1m-mf-$scenario-0.02" 2 --model mf --dataset "$RUNS/1m.dat" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
+  cell "1m-mf-$scenario-0.02" 2 --model mf --dataset "$ML1M" "${ML[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # The Amazon-shaped file (reports/fidelity-movielens-shaped/ with the plain rule), two threads.
-AMZ=runs/amazon-shaped/ratings.csv
-[ -f "$AMZ" ] || .venv/bin/python "$SHAPED" 20000 8000 200000 3 "$AMZ" amazon
 for scenario in poison genuine users; do
-  cell "amazon-lightgcn-$scenario-0.02" 2 --model lightgcn --dataset "$AMZ" --header --columns user,item,rating,timestamp \
-    --threshold 3 --kcore 5 --scenario "$scenario" --fraction 0.02 --seeds 1
+  cell "amazon-lightgcn-$scenario-0.02" 2 --model lightgcn "${AM[@]}" --scenario "$scenario" --fraction 0.02 --seeds 1
 done
 # Where each stopping rule would stop the cell's Original and Retrain, replayed on whole runs
 # (README: "A tolerance from the paired noise"); one thread each, ~1.5 h in all, most of it the 1M size.
@@ -70,13 +65,13 @@ replay bookcrossing-mf-genuine mf genuine 150 bookcrossing
 replay bookcrossing-lightgcn-poison lightgcn poison 300 bookcrossing
 replay planted-1e5-mf-poison mf poison 400 planted:1e5
 replay planted-1e5-lightgcn-poison lightgcn poison 600 planted:1e5
-replay 100k-mf-poison mf poison 600 "$RUNS/100k.dat" --movielens
-replay 100k-lightgcn-poison lightgcn poison 1000 "$RUNS/100k.dat" --movielens
-replay 100k-lightgcn-genuine lightgcn genuine 1000 "$RUNS/100k.dat" --movielens
+replay 100k-mf-poison mf poison 600 "$ML100K" --movielens
+replay 100k-lightgcn-poison lightgcn poison 1000 "$ML100K" --movielens
+replay 100k-lightgcn-genuine lightgcn genuine 1000 "$ML100K" --movielens
 replay amazon-mf-poison mf poison 400 "$AMZ" --amazon
 replay amazon-lightgcn-poison lightgcn poison 800 "$AMZ" --amazon
-replay 1m-lightgcn-poison lightgcn poison 600 "$RUNS/1m.dat" --movielens
-replay 1m-lightgcn-genuine lightgcn genuine 600 "$RUNS/1m.dat" --movielens
+replay 1m-lightgcn-poison lightgcn poison 600 "$ML1M" --movielens
+replay 1m-lightgcn-genuine lightgcn genuine 600 "$ML1M" --movielens
 replay planted-1e4-lightgcn-poison lightgcn poison 1000 planted:1e4
 replay planted-1e4-lightgcn-genuine lightgcn genuine 1000 planted:1e4
 replay planted-1e4-mf-poison mf poison 1000 planted:1e4

@@ -3,7 +3,7 @@
 # (`--snapshots 32`: every epoch of a run up to 33 epochs, 32 evenly spread ones of a longer run),
 # answered by the default's equation calibrated (ifru) and uncalibrated, and by the nonlinear one
 # uncalibrated. Models in $U (one folder per dataset); reports here as <cell>.md / .json.
-# The shaped files are those of reports/fidelity-movielens-shaped (movielens_shaped.py).
+# The shaped files: reports/fidelity-movielens-shaped/datasets.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 U=${U:-runs/segments}; HERE=${HERE:-reports/fidelity-segments/matrix}; SNAPSHOTS=${SNAPSHOTS:-32}
@@ -18,7 +18,8 @@ cell() {  # name models-folder args...
   cp "$dir/report.md" "$HERE/$name.md"; cp "$dir/report.json" "$HERE/$name.json"
   echo "$(date +%T) done $name rc=$status"
 }
-ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+source reports/fidelity-movielens-shaped/datasets.sh  # AM, ML100K, ML1M, ML (the shaped files, generated if missing)
+shaped_files
 stages=("$@"); [ $# -gt 0 ] || stages=(bookcrossing planted shaped)  # and lightgcn, run on its own
 for stage in "${stages[@]}"; do case $stage in
 bookcrossing)
@@ -38,14 +39,11 @@ lightgcn)  # BookCrossing's three cells (as reports/fidelity-plateaus), the Amaz
   cell bookcrossing-lightgcn-poison-0.01 bookcrossing-lightgcn --model lightgcn --scenario poison --fraction 0.01
   cell bookcrossing-lightgcn-genuine-0.02 bookcrossing-lightgcn --model lightgcn --scenario genuine --fraction 0.02
   cell bookcrossing-lightgcn-users-0.01 bookcrossing-lightgcn --model lightgcn --scenario users --fraction 0.01
-  AMZ=runs/fill/amazon.csv
-  [ -f "$AMZ" ] || .venv/bin/python reports/fidelity-movielens-shaped/movielens_shaped.py 20000 8000 200000 3 "$AMZ" amazon
-  cell amazon-lightgcn-poison-0.02 amazon-lightgcn --model lightgcn --dataset "$AMZ" --header \
-    --columns user,item,rating,timestamp --threshold 3 --kcore 5 --scenario poison --fraction 0.02
+  cell amazon-lightgcn-poison-0.02 amazon-lightgcn --model lightgcn "${AM[@]}" --scenario poison --fraction 0.02
 ;;
 shaped)
   for s in genuine poison; do
-    cell 100k-mf-$s-0.02 100k-mf --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02
+    cell 100k-mf-$s-0.02 100k-mf --model mf --dataset "$ML100K" "${ML[@]}" --scenario $s --fraction 0.02
   done
 ;;
 *) echo "unknown stage $stage (bookcrossing, planted, shaped, lightgcn)"; exit 2;;

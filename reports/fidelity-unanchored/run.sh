@@ -16,26 +16,26 @@ cell() {  # name source-dir threads args...; DIR=folder: the models' folder unde
   cp "$dir/report.md" "$HERE/$name.md"; cp "$dir/report.json" "$HERE/$name.json"
   echo "$(date +%T) done $name rc=$status"
 }
-ML=(--sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-AMZ=(--dataset runs/fill/amazon.csv --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+source reports/fidelity-movielens-shaped/datasets.sh  # AM, ML100K, ML1M, ML (the shaped files, generated if missing)
+shaped_files
 stages=("$@"); [ $# -gt 0 ] || stages=(shaped planted users lightgcn)
 for stage in "${stages[@]}"; do case $stage in
 shaped)
   cell bx-mf-poison-0.08 runs/amz/bx-mf-poison 2 --model mf --scenario poison --fraction 0.08 --seeds 1
   for s in poison genuine users; do
-    cell amazon-mf-$s-0.02 runs/fill/amazon-mf 2 --model mf "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
+    cell amazon-mf-$s-0.02 runs/fill/amazon-mf 2 --model mf "${AM[@]}" --scenario $s --fraction 0.02 --seeds 1
   done
   for s in poison genuine users; do
-    cell 100k-mf-$s-0.02 runs/fill/100k-mf 2 --model mf --dataset runs/fill/100k.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+    cell 100k-mf-$s-0.02 runs/fill/100k-mf 2 --model mf --dataset "$ML100K" "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
   done
-  cell amazon-lightgcn-poison-0.02 runs/amz/poison 2 --model lightgcn "${AMZ[@]}" --scenario poison --fraction 0.02 --seeds 1
+  cell amazon-lightgcn-poison-0.02 runs/amz/poison 2 --model lightgcn "${AM[@]}" --scenario poison --fraction 0.02 --seeds 1
   cell bookcrossing-lightgcn-poison-0.01 runs/amz/bx-lgn-poison 2 --model lightgcn --scenario poison --fraction 0.01 --seeds 1
   cell bookcrossing-lightgcn-genuine-0.02 runs/amz/bx-lgn 2 --model lightgcn --scenario genuine --fraction 0.02 --seeds 1
   cell bookcrossing-lightgcn-users-0.01 runs/amz/bx-lgn 2 --model lightgcn --scenario users --fraction 0.01 --seeds 1
   for s in genuine users; do
-    cell 1m-mf-$s-0.02 runs/amz/1m-mf 2 --model mf --dataset runs/fill/1m.dat "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
+    cell 1m-mf-$s-0.02 runs/amz/1m-mf 2 --model mf --dataset "$ML1M" "${ML[@]}" --scenario $s --fraction 0.02 --seeds 1
   done
-  cell 1m-lightgcn-poison-0.02 runs/amz/1m-poison 2 --model lightgcn --dataset runs/fill/1m.dat "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
+  cell 1m-lightgcn-poison-0.02 runs/amz/1m-poison 2 --model lightgcn --dataset "$ML1M" "${ML[@]}" --scenario poison --fraction 0.02 --seeds 1
 ;;
 planted)  # reports/fidelity-plateaus' planted cells (runs/fidelity-synthetic, runs/fill)
   for s in poison genuine users; do for f in 0.02 0.08; do
@@ -57,11 +57,11 @@ users)  # BookCrossing MF on a seeded 25% / 50% of the users (reports/fidelity-e
 ;;
 lightgcn)  # LightGCN cells of reports/fidelity-plateaus whose models were not cached, trained here
   for s in poison genuine users; do
-    DIR=100k-lightgcn cell 100k-lightgcn-$s-0.02 none 2 --model lightgcn --dataset runs/fill/100k.dat "${ML[@]}" \
+    DIR=100k-lightgcn cell 100k-lightgcn-$s-0.02 none 2 --model lightgcn --dataset "$ML100K" "${ML[@]}" \
       --scenario $s --fraction 0.02 --seeds 1
   done
   for s in genuine users; do
-    DIR=amazon-lightgcn cell amazon-lightgcn-$s-0.02 none 2 --model lightgcn "${AMZ[@]}" --scenario $s --fraction 0.02 --seeds 1
+    DIR=amazon-lightgcn cell amazon-lightgcn-$s-0.02 none 2 --model lightgcn "${AM[@]}" --scenario $s --fraction 0.02 --seeds 1
   done
 ;;
 *) echo "unknown stage $stage (shaped, planted, users, lightgcn)"; exit 2 ;;

@@ -7,7 +7,8 @@
 #   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3
 #   lightgcn-full-clean: the same on BookCrossing, genuine 2% and users 1%, seed 1
 #   lightgcn-amazon / lightgcn-1m: the Amazon- / 1M-shaped LightGCN cells of reports/fidelity-picks/ (poison, genuine,
-#   users at 2%, seed 1, --wait-through-plateaus as those); lightgcn-1m-clean: the 1M-shaped genuine and users cells)
+#   users at 2%, seed 1, --wait-through-plateaus as those; SCENARIOS="poison" runs only the named ones);
+#   lightgcn-1m-clean: the 1M-shaped genuine and users cells)
 # Reports: reports/fidelity-endpoint/horizon/<stage>/<scenario>-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -48,6 +49,7 @@ for stage in "${stages[@]}"; do
     lightgcn-amazon|lightgcn-1m|lightgcn-1m-clean)  # the shaped LightGCN cells of reports/fidelity-picks/
       shaped_files
       scenarios=(poison genuine users); [ "$stage" = lightgcn-1m-clean ] && scenarios=(genuine users)
+      [ -z "${SCENARIOS:-}" ] || read -r -a scenarios <<< "$SCENARIOS"  # e.g. SCENARIOS=poison: one of them
       data=("${AM[@]}"); [ "$stage" = lightgcn-amazon ] || data=(--dataset "$ML1M" "${ML[@]}")
       for scenario in "${scenarios[@]}"; do
         MODEL=lightgcn SCENARIO=$scenario cell "${stage%-clean}" 0.02 1 --wait-through-plateaus "${data[@]}"; done ;;
