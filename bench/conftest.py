@@ -2,7 +2,10 @@
 and the smoke run's epoch caps."""
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +20,23 @@ SMOKE_EPOCHS = 1
 # ... and the Originals the requests answer after this many: enough for a trace with two snapshots
 # before the returned epoch, so a request still walks the response's three segments.
 SMOKE_ORIGINAL_EPOCHS = 3
+
+
+# Process settings that move memory-bound timings by more than the changes measured here (README,
+# "Performance"): PyTorch's request for 2 MB pages and glibc's mmap / trim thresholds.
+MEMORY_SETTINGS = ("THP_MEM_ALLOC_ENABLE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+TRANSPARENT_HUGEPAGE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record the memory settings of the run in its JSON (``bench/report.py`` prints them): the
+    ones of ``MEMORY_SETTINGS`` that are set, and the kernel's transparent-huge-page mode."""
+    settings = {name: os.environ[name] for name in MEMORY_SETTINGS if name in os.environ}
+    if TRANSPARENT_HUGEPAGE.exists():
+        mode = re.search(r"\[(\w+)\]", TRANSPARENT_HUGEPAGE.read_text())
+        if mode:
+            settings["transparent_hugepage"] = mode.group(1)
+    machine_info["memory_settings"] = settings
 
 
 def pytest_configure(config):

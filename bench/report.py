@@ -66,8 +66,17 @@ def header(results: dict, title: str) -> list[str]:
         f"{os.cpu_count()} logical cores, torch threads {torch.get_num_threads()})",
         f"- torch {torch.__version__}, CUDA {torch.version.cuda}, python {machine.get('python_version', platform.python_version())}",
         f"- date: {results.get('datetime', '')[:19]}; pytest-benchmark medians over its rounds",
+        f"- memory settings: {memory_settings(machine)}",
         "- ratio = baseline median / implementation median (> 1: faster than the baseline)",
     ]
+
+
+def memory_settings(machine: dict) -> str:
+    """The run's allocator settings as bench/conftest.py recorded them ("not recorded" for an older JSON)."""
+    settings = machine.get("memory_settings")
+    if settings is None:
+        return "not recorded"
+    return ", ".join(f"{name}={value}" for name, value in settings.items()) or "none set"
 
 
 def render(results: dict) -> str:
