@@ -6,7 +6,7 @@
 #   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those
 #   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3
 #   lightgcn-full-clean: the same on BookCrossing, genuine 2% and users 1%, seed 1
-#   lightgcn-amazon / lightgcn-1m: the Amazon- / 1M-shaped LightGCN cells of reports/fidelity-picks/ (poison, genuine,
+#   lightgcn-amazon / lightgcn-1m / lightgcn-100k: the Amazon- / 1M- / 100K-shaped LightGCN cells of reports/fidelity-picks/ (poison, genuine,
 #   users at 2%, seed 1, --wait-through-plateaus as those; SCENARIOS="poison" runs only the named ones);
 #   lightgcn-1m-clean: the 1M-shaped genuine and users cells)
 # Reports: reports/fidelity-endpoint/horizon/<stage>/<scenario>-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
@@ -46,11 +46,15 @@ for stage in "${stages[@]}"; do
     lightgcn-planted-clean)  # genuine rows and whole users, the draws of reports/fidelity-seeds/; THREADS=1 as those
       for size in 1e4 1e5; do for scenario in genuine users; do
         MODEL=lightgcn SCENARIO=$scenario cell lightgcn-$size-clean 0.02 1,2,3 --dataset planted:$size; done; done ;;
-    lightgcn-amazon|lightgcn-1m|lightgcn-1m-clean)  # the shaped LightGCN cells of reports/fidelity-picks/
+    lightgcn-amazon|lightgcn-1m|lightgcn-1m-clean|lightgcn-100k)  # the shaped LightGCN cells of reports/fidelity-picks/
       shaped_files
       scenarios=(poison genuine users); [ "$stage" = lightgcn-1m-clean ] && scenarios=(genuine users)
       [ -z "${SCENARIOS:-}" ] || read -r -a scenarios <<< "$SCENARIOS"  # e.g. SCENARIOS=poison: one of them
-      data=("${AM[@]}"); [ "$stage" = lightgcn-amazon ] || data=(--dataset "$ML1M" "${ML[@]}")
+      case $stage in
+        lightgcn-amazon) data=("${AM[@]}") ;;
+        lightgcn-100k) data=(--dataset "$ML100K" "${ML[@]}") ;;  # THREADS=1 as fidelity-picks/ ran them
+        *) data=(--dataset "$ML1M" "${ML[@]}") ;;
+      esac
       for scenario in "${scenarios[@]}"; do
         MODEL=lightgcn SCENARIO=$scenario cell "${stage%-clean}" 0.02 1 --wait-through-plateaus "${data[@]}"; done ;;
     lightgcn-planted) for size in 1e4 1e5; do MODEL=lightgcn cell lightgcn-$size 0.02 1 --dataset planted:$size; done ;;
