@@ -4,6 +4,7 @@
 # keeps the recorded horizon (and the calibration request's scale is ifru's), so those cells are ifru's.
 # Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted lightgcn
 #   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those
+#   bpr: the BPR cells of reports/fidelity-picks/bpr (reports/fidelity-plateaus/bpr/run.py)
 #   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3
 #   lightgcn-full-clean: the same on BookCrossing, genuine 2% and users 1%, seed 1
 #   lightgcn-amazon / lightgcn-1m / lightgcn-100k: the Amazon- / 1M- / 100K-shaped LightGCN cells of reports/fidelity-picks/ (poison, genuine,
@@ -58,6 +59,14 @@ for stage in "${stages[@]}"; do
       for scenario in "${scenarios[@]}"; do
         MODEL=lightgcn SCENARIO=$scenario cell "${stage%-clean}" 0.02 1 --wait-through-plateaus "${data[@]}"; done ;;
     lightgcn-planted) for size in 1e4 1e5; do MODEL=lightgcn cell lightgcn-$size 0.02 1 --dataset planted:$size; done ;;
+    bpr)  # the three BPR cells of reports/fidelity-picks/bpr (a quarter of BookCrossing's users), their script
+      .venv/bin/python reports/fidelity-plateaus/bpr/run.py runs/horizon-bpr ifru-horizon,ifru-uncalibrated ifru-horizon \
+        > runs/horizon-bpr.log 2>&1
+      mkdir -p "$HERE/bpr"
+      for name in mf-bpr-genuine-0.02 lightgcn-bpr-genuine-0.02 lightgcn-bpr-users-0.01; do
+        cp "runs/horizon-bpr/$name/report.md" "$HERE/bpr/$name.md"
+        cp "runs/horizon-bpr/$name/report.json" "$HERE/bpr/$name.json"
+      done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
