@@ -4,6 +4,7 @@
 # keeps the recorded horizon (and the calibration request's scale is ifru's), so those cells are ifru's.
 # Usage: reports/fidelity-endpoint/horizon/run.sh [STAGE...]   (stages: full users-0.25 users-0.5 planted lightgcn-planted lightgcn
 #   planted-1e5-seeds: planted:1e5 at 2% and 8%, seeds 1-3, the draws of reports/fidelity-seeds/planted-1e5-mf; THREADS=1 as those
+#   planted-1e6: planted:1e6's poisoned 2% cell (SCENARIO=genuine: its genuine one), seed 1
 #   bpr: the BPR cells of reports/fidelity-picks/bpr (reports/fidelity-plateaus/bpr/run.py)
 #   lightgcn-planted-clean: LightGCN genuine rows and whole users at planted:1e4 / 1e5, seeds 1-3
 #   lightgcn-full-clean: the same on BookCrossing, genuine 2% and users 1%, seed 1
@@ -40,6 +41,7 @@ for stage in "${stages[@]}"; do
     users-0.25|users-0.5) for f in 0.08 0.02 0.005; do cell $stage $f 1,2,3 --user-fraction "${stage#users-}"; done ;;
     planted) for f in 0.02 0.08; do cell planted-1e4 $f 1,2,3 --dataset planted:1e4; cell planted-1e5 $f 1 --dataset planted:1e5; done ;;
     planted-1e5-seeds) for f in 0.02 0.08; do cell planted-1e5-seeds $f 1,2,3 --dataset planted:1e5; done ;;
+    planted-1e6) cell planted-1e6 0.02 1 --dataset planted:1e6 ;;  # THREADS=1 as fidelity-picks/planted-1e6-mf, ~20 min
     lightgcn) MODEL=lightgcn cell lightgcn-full 0.01 1 ;;
     lightgcn-full-clean)  # BookCrossing's genuine-row and whole-user cells of reports/fidelity-picks/ (two threads)
       MODEL=lightgcn SCENARIO=genuine cell lightgcn-full-clean 0.02 1
