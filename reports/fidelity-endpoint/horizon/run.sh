@@ -10,7 +10,7 @@
 #   lightgcn-full-clean: the same on BookCrossing, genuine 2% and users 1%, seed 1
 #   lightgcn-amazon / lightgcn-1m / lightgcn-100k: the Amazon- / 1M- / 100K-shaped LightGCN cells of reports/fidelity-picks/ (poison, genuine,
 #   users at 2%, seed 1, --wait-through-plateaus as those; SCENARIOS="poison" runs only the named ones);
-#   lightgcn-1m-clean: the 1M-shaped genuine and users cells)
+#   lightgcn-1m-clean: the 1M-shaped genuine and users cells; mf-1m-clean: MF's)
 # Reports: reports/fidelity-endpoint/horizon/<stage>/<scenario>-<fraction>.{md,json}; models cached in runs/horizon-<stage>.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -60,6 +60,10 @@ for stage in "${stages[@]}"; do
       esac
       for scenario in "${scenarios[@]}"; do
         MODEL=lightgcn SCENARIO=$scenario cell "${stage%-clean}" 0.02 1 --wait-through-plateaus "${data[@]}"; done ;;
+    mf-1m-clean)  # the 1M-shaped MF genuine-row and whole-user cells of reports/fidelity-picks/ (two threads)
+      shaped_files
+      for scenario in genuine users; do
+        SCENARIO=$scenario cell mf-1m 0.02 1 --wait-through-plateaus --dataset "$ML1M" "${ML[@]}"; done ;;
     lightgcn-planted) for size in 1e4 1e5; do MODEL=lightgcn cell lightgcn-$size 0.02 1 --dataset planted:$size; done ;;
     bpr)  # the three BPR cells of reports/fidelity-picks/bpr (a quarter of BookCrossing's users), their script
       .venv/bin/python reports/fidelity-plateaus/bpr/run.py runs/horizon-bpr ifru-horizon,ifru-uncalibrated ifru-horizon \
