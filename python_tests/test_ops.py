@@ -9,6 +9,7 @@ import torch
 import ifru_ext
 from ifru_ext import interaction_graph, lightgcn_graph
 from references import (
+    bpr_hvp_reference,
     dense,
     hvp_reference,
     importance_reference,
@@ -228,6 +229,48 @@ def test_hvp_is_deterministic_across_thread_counts():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, many)
+
+
+@pytest.mark.parametrize("use_keep", [False, True])
+def test_hvp_rows_that_are_users_and_items_match_the_reference(use_keep):
+    # The CPU kernel sums a row's user incidences in its first pass and its item incidences in the
+    # second; a row that is both (ids drawn from one range) needs the two parts added.
+    gen = torch.Generator().manual_seed(16)
+    num_nodes, n = 30, 400
+    emb = torch.randn(num_nodes, 6, dtype=torch.float64, generator=gen) * 0.5
+    v = torch.randn(num_nodes, 6, dtype=torch.float64, generator=gen)
+    users, items = torch.randint(0, num_nodes, (n,), generator=gen), torch.randint(0, num_nodes, (n,), generator=gen)
+    labels = (torch.rand(n, generator=gen) < 0.5).to(torch.float64)
+    negatives = torch.randint(0, num_nodes, (n,), generator=gen)
+    keep = torch.rand(num_nodes, generator=gen) < 0.5 if use_keep else None
+    out = ifru_ext.hvp(emb, v, users, items, labels, keep=keep)
+    assert rel_err(out, hvp_reference(emb, v, users, items, labels, keep=keep)) < 1e-10
+    out = ifru_ext.bpr_hvp(emb, v, users, items, negatives, keep=keep)
+    assert rel_err(out, bpr_hvp_reference(emb, v, users, items, negatives, keep=keep)) < 1e-10
+
+
+def test_hvp_a_user_split_across_threads_is_summed_once_in_order():
+    # Threads take the first pass's interactions in chunks; one user with more interactions than a
+    # chunk (2048) must still be summed whole by one thread, in interaction order.
+    gen = torch.Generator().manual_seed(17)
+    num_users, num_items, heavy = 8, 500, 9000
+    users = torch.cat((torch.zeros(heavy, dtype=torch.int64), torch.randint(1, num_users, (3000,), generator=gen)))
+    items = torch.randint(0, num_items, (users.numel(),), generator=gen) + num_users
+    labels = (torch.rand(users.numel(), generator=gen) < 0.5).to(torch.float64)
+    emb = torch.randn(num_users + num_items, 16, dtype=torch.float64, generator=gen) * 0.3
+    v = torch.randn(num_users + num_items, 16, dtype=torch.float64, generator=gen)
+    reference = hvp_reference(emb, v, users, items, labels)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ifru_ext.hvp(emb.float(), v.float(), users, items, labels.float())
+        torch.set_num_threads(max(2, threads))
+        many = ifru_ext.hvp(emb.float(), v.float(), users, items, labels.float())
+        assert rel_err(ifru_ext.hvp(emb, v, users, items, labels), reference) < 1e-10
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)
+    assert rel_err(many.double(), reference) < 1e-5
 
 
 # ---------------------------------------------------------------- importance

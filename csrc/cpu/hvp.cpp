@@ -1,10 +1,12 @@
 // CPU kernel of ifru::hvp, ifru::bpr_hvp and ifru::hvp_planned: the fused MF Hessian-vector product
 // on a plan of ifru::hvp_plan (docs/ARCHITECTURE.md §3). Pass 1 (parallel over the plan's
-// interactions) computes x = e_u·e_i, a = v_u·e_i + e_u·v_i (BPR: the difference of these over the
-// positive and the negative item) and the two per-interaction coefficients (given the Gauss–Newton
-// weights of ifru::gauss_newton_weights, a alone: x is fixed during a solve); pass 2 (parallel over
-// the plan's inner rows, split among threads by their incidences) gathers each row's incidences in
-// pair order, so the sums are deterministic and need no atomics.
+// interactions, whole users per thread) computes x = e_u·e_i, a = v_u·e_i + e_u·v_i (BPR: the
+// difference of these over the positive and the negative item) and the two per-interaction
+// coefficients (given the Gauss–Newton weights of ifru::gauss_newton_weights, a alone: x is fixed
+// during a solve), and sums each inner user's row over its interactions, whose item rows it has
+// just read; pass 2 (parallel over the plan's inner rows, split among threads by their item
+// incidences) gathers each item row's incidences in pair order. Every row is summed by one thread
+// in pair order, so the sums are deterministic and need no atomics.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -22,6 +24,26 @@
 
 namespace ifru {
 namespace {
+
+// Adds incidence (interaction j, pair q) of a row to that row's sum `row_sum` [d]: c_j e_o (+ s_j v_o
+// where the other end o = endpoint e is inner and the product is exact), with the pair's sign. The
+// one expression both passes use, so a row gets the same bits whichever pass sums it.
+template <typename scalar_t, int kPairs, int D>
+inline void add_incidence(scalar_t* __restrict__ row_sum, const scalar_t* curvature, const scalar_t* slope,
+                          const PlanEnds<kPairs>& ends, const scalar_t* emb, const scalar_t* v, int64_t j, int q,
+                          int e, int64_t runtime_d, bool gauss_newton) {
+  const int64_t d = D > 0 ? D : runtime_d;
+  const scalar_t c = signed_add(scalar_t(0), curvature[j], q);
+  const scalar_t* __restrict__ e_o = emb + ends.row(e, j) * d;
+  const int64_t local_o = gauss_newton ? -1 : ends.local(e, j);  // Gauss–Newton has no ℓ'·v term
+  if (local_o >= 0) {
+    const scalar_t sl = signed_add(scalar_t(0), slope[j], q);
+    const scalar_t* __restrict__ v_o = v + local_o * d;
+    for (int64_t w = 0; w < d; ++w) row_sum[w] += c * e_o[w] + sl * v_o[w];
+  } else {
+    for (int64_t w = 0; w < d; ++w) row_sum[w] += c * e_o[w];
+  }
+}
 
 // D > 0 fixes the width at compile time (d == D); D = 0 takes any d.
 template <typename scalar_t, int kPairs, int D>
@@ -43,7 +65,17 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
   // that was a memset of 4–8 bytes per interaction on every product); Gauss–Newton has no slope.
   const std::unique_ptr<scalar_t[]> curvature(new scalar_t[a]);
   const std::unique_ptr<scalar_t[]> slope(gauss_newton ? nullptr : new scalar_t[a]);
-  at::parallel_for(0, a, 2048, [&](int64_t begin, int64_t end) {
+  // Pass 1 also sums each inner user's row: the plan lists a user's interactions consecutively in
+  // the order pass 2 would visit them, and their item rows are in cache from the dot products.
+  // Each thread takes whole users (a range starts at a user's first interaction), so every user
+  // row is summed by one thread in interaction order: the bits pass 2 would give.
+  const auto user_start = [&](int64_t j) {  // the first interaction at or after j that starts a user
+    while (j > 0 && j < a && ends.row(0, j) == ends.row(0, j - 1)) ++j;
+    return j;
+  };
+  at::parallel_for(0, a, 2048, [&](int64_t chunk_begin, int64_t chunk_end) {
+    const int64_t begin = user_start(chunk_begin), end = user_start(chunk_end);
+    scalar_t user_sum_local[D > 0 ? D : 1];
     for (int64_t j = begin; j < end; ++j) {
       if (j + kPrefetchAhead < end) {
         const int64_t ahead = j + kPrefetchAhead;
@@ -79,18 +111,38 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
       }
       if (weights != nullptr) {  // the Gauss–Newton weights at emb, given: no logit to evaluate
         curvature[j] = weights[j] * acc;
-        continue;
+      } else {
+        const scalar_t sigma = logistic(plan_logit(emb, ends, j, d));
+        curvature[j] = gauss_newton_weight(sigma, inv_n) * acc;
+        if (!gauss_newton) slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
       }
-      const scalar_t sigma = logistic(plan_logit(emb, ends, j, d));
-      curvature[j] = gauss_newton_weight(sigma, inv_n) * acc;
-      if (!gauss_newton) slope[j] = inv_n * (sigma - (labels == nullptr ? scalar_t(1) : labels[j]));
+      if (local_u < 0) continue;
+      // The user's row: its sum, in pair order, lives in a local array at a compiled width (out's
+      // row otherwise) from its first interaction to its last, where it is stored.
+      scalar_t* out_u = out + local_u * d;
+      scalar_t* __restrict__ user_sum = D > 0 ? user_sum_local : out_u;
+      const int64_t user = ends.row(0, j);
+      if (j == begin || ends.row(0, j - 1) != user) {
+        for (int64_t w = 0; w < d; ++w) user_sum[w] = 0;
+      }
+      for (int q = 0; q < kPairs; ++q) {
+        add_incidence<scalar_t, kPairs, D>(user_sum, curvature.get(), slope.get(), ends, emb, v, j, q, 1 + q, d,
+                                           gauss_newton);
+      }
+      if (D > 0 && (j + 1 == end || ends.row(0, j + 1) != user)) std::copy(user_sum, user_sum + d, out_u);
     }
   });
-  std::vector<int64_t> work_before(num_inner + 1, 0);  // incidences of inner rows [0, t), plus one per row
-  for (int64_t t = 0; t < num_inner; ++t) {
-    const int64_t row = inner_rows[t];
-    work_before[t + 1] = work_before[t] + incidence_rowptr[row + 1] - incidence_rowptr[row] + 1;
-  }
+  // Pass 2 sums the item rows: a row's incidences are its pairs seen from its item end (odd slots;
+  // even ones were its user end's, summed by pass 1). A row that is an inner user only is done; one
+  // that is both (its id among the users and among the items) adds its item incidences to pass 1's
+  // sum. Threads split the rows by their item incidences.
+  const auto item_work = [&](int64_t row) {
+    const int64_t first = incidence_rowptr[row], last = incidence_rowptr[row + 1];
+    const bool items = first < last && ((incidence_slot[first] & 1) || (incidence_slot[last - 1] & 1));
+    return items ? last - first : 0;
+  };
+  std::vector<int64_t> work_before(num_inner + 1, 0);  // item incidences of inner rows [0, t), plus one per row
+  for (int64_t t = 0; t < num_inner; ++t) work_before[t + 1] = work_before[t] + item_work(inner_rows[t]) + 1;
   const auto work = [&](int64_t t) { return work_before[t]; };
   const int64_t min_work = std::max<int64_t>(1, 16384 / d);  // d > 0 here
   parallel_rows_by_work(num_inner, work, min_work, [&](int64_t begin, int64_t end) {
@@ -98,11 +150,20 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
     // compiled width (kept in registers), row t of out itself otherwise. No separate zero fill of out.
     scalar_t local_sum[D > 0 ? D : 1];
     for (int64_t t = begin; t < end; ++t) {
+      const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];
+      bool user_end = false, item_end = false;
+      for (int64_t k = first; k < last && !(user_end && item_end); ++k) {
+        (incidence_slot[k] & 1 ? item_end : user_end) = true;
+      }
+      if (user_end && !item_end) continue;  // pass 1 summed it
       scalar_t* out_t = out + t * d;
       // out is a fresh buffer: never aliases emb or v; out_t is only the sum's home, never read beside it
       scalar_t* __restrict__ row_sum = D > 0 ? local_sum : out_t;
-      for (int64_t w = 0; w < d; ++w) row_sum[w] = 0;
-      const int64_t first = incidence_rowptr[inner_rows[t]], last = incidence_rowptr[inner_rows[t] + 1];
+      if (user_end) {  // both ends: pass 1's sum of its user incidences first
+        if (D > 0) std::copy(out_t, out_t + d, row_sum);
+      } else {
+        for (int64_t w = 0; w < d; ++w) row_sum[w] = 0;
+      }
       for (int64_t k = first; k < last; ++k) {
         // The plan's entries of an incidence (its other end's row and position, its coefficients)
         // sit at a random interaction j: fetched twice as far ahead as the rows they locate, so the
@@ -130,19 +191,9 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
           }
         }
         const int64_t s = incidence_slot[k];
-        const int64_t j = (s >> 1) / kPairs;
-        const int q = static_cast<int>((s >> 1) % kPairs);
-        const int e = PlanEnds<kPairs>::other_end(s);
-        const scalar_t c = signed_add(scalar_t(0), curvature[j], q);
-        const scalar_t* __restrict__ e_o = emb + ends.row(e, j) * d;
-        const int64_t local_o = gauss_newton ? -1 : ends.local(e, j);  // Gauss–Newton has no ℓ'·v term
-        if (local_o >= 0) {
-          const scalar_t sl = signed_add(scalar_t(0), slope[j], q);
-          const scalar_t* __restrict__ v_o = v + local_o * d;
-          for (int64_t w = 0; w < d; ++w) row_sum[w] += c * e_o[w] + sl * v_o[w];
-        } else {
-          for (int64_t w = 0; w < d; ++w) row_sum[w] += c * e_o[w];
-        }
+        if (!(s & 1)) continue;  // a user incidence: in pass 1's sum
+        add_incidence<scalar_t, kPairs, D>(row_sum, curvature.get(), slope.get(), ends, emb, v, (s >> 1) / kPairs,
+                                           static_cast<int>((s >> 1) % kPairs), 0, d, gauss_newton);
       }
       if (D > 0) std::copy(row_sum, row_sum + d, out_t);
     }
