@@ -272,6 +272,29 @@ def test_composite_plan_is_the_cpu_plan(num_layers, use_keep, bpr):
         assert torch.equal(ours, theirs)
 
 
+@pytest.mark.parametrize("bpr", [False, True])
+def test_cpu_plan_sorted_in_chunks_is_the_composite_plan_at_any_thread_count(bpr):
+    # Past 2 × 65,536 interactions the CPU counting sorts run in chunks, one per thread: each row's
+    # list must still be in interaction order, as the composite's stable sorts give it.
+    gen = torch.Generator().manual_seed(21)
+    num_users, num_items, n = 3000, 5000, 300_000
+    users = torch.randint(0, num_users, (n,), generator=gen)
+    items = torch.randint(0, num_items, (n,), generator=gen) + num_users
+    neg = torch.randint(0, num_items, (n,), generator=gen) + num_users if bpr else None
+    keep = torch.rand(num_users + num_items, generator=gen) < 0.3
+    threads = torch.get_num_threads()
+    try:
+        for k in (None, keep):
+            args = (users, items, neg, k, num_users + num_items, None, None, 0)
+            composite = torch.ops.ifru.hvp_plan.default.redispatch(COMPOSITE, *args)
+            for count in (1, max(2, threads)):
+                torch.set_num_threads(count)
+                for ours, theirs in zip(torch.ops.ifru.hvp_plan(*args), composite):
+                    assert torch.equal(ours, theirs)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_composite_plan_self_interactions_and_empty():
     users = torch.tensor([0, 2, 2, 1])
     items = torch.tensor([0, 2, 3, 3])  # rows paired with themselves

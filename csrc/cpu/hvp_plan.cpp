@@ -1,11 +1,12 @@
 // CPU kernel of ifru::hvp_plan (docs/ARCHITECTURE.md §3): which rows and interactions an HVP
 // restricted to keep reads, the interactions grouped by user and their pairs by row with counting
-// sorts, O(n + N) (+ K·nnz for the reach). The device-generic composite (composite/hvp_plan.cpp)
+// sorts run in parallel chunks (StableBuckets), O(n + N) (+ K·nnz for the reach). The device-generic composite (composite/hvp_plan.cpp)
 // builds the same tensors with stable sorts: both order the interactions by user, then index, and
 // list a row's pair slots in ascending order, so the plans are identical.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../checks.h"
@@ -34,6 +35,69 @@ void grow_by_hops(std::vector<char>& inner, const int64_t* rowptr, const int64_t
     inner.swap(next);
   }
 }
+
+// A stable counting sort over contiguous chunks of items, parallel: each chunk counts its entries
+// per bucket, every bucket's slots are handed to the chunks in chunk order, and each chunk places
+// its own. A bucket lists its entries in item order (then in the order an item emits them), as
+// one serial counting sort would: the same output whatever the number of chunks or threads.
+// emit(i, put) calls put(bucket, value) for each entry of item i.
+class StableBuckets {
+ public:
+  StableBuckets(int64_t num_items, int64_t num_buckets)
+      : num_items_(num_items),
+        num_buckets_(num_buckets),
+        chunks_(std::max<int64_t>(1, std::min<int64_t>({at::get_num_threads(), kMaxChunks, num_items / kMinChunk}))),
+        next_(chunks_ * num_buckets, 0) {}
+
+  // Counts the entries; writes the buckets' CSR offsets to rowptr [num_buckets + 1] (unless null);
+  // returns the total.
+  template <typename Emit>
+  int64_t count(const Emit& emit, int64_t* rowptr) {
+    each_chunk([&](int64_t chunk, int64_t begin, int64_t end) {
+      int64_t* counts = next_.data() + chunk * num_buckets_;
+      for (int64_t i = begin; i < end; ++i) emit(i, [&](int64_t bucket, int64_t) { ++counts[bucket]; });
+    });
+    int64_t total = 0;
+    if (rowptr != nullptr) rowptr[0] = 0;
+    for (int64_t bucket = 0; bucket < num_buckets_; ++bucket) {  // chunk c's entries follow chunks < c's
+      for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
+        int64_t& slot = next_[chunk * num_buckets_ + bucket];
+        const int64_t entries = slot;
+        slot = total;
+        total += entries;
+      }
+      if (rowptr != nullptr) rowptr[bucket + 1] = total;
+    }
+    return total;
+  }
+
+  // Places the entries counted by count() (the same emit) into out [total].
+  template <typename Emit>
+  void fill(const Emit& emit, int64_t* out) {
+    each_chunk([&](int64_t chunk, int64_t begin, int64_t end) {
+      int64_t* next = next_.data() + chunk * num_buckets_;
+      for (int64_t i = begin; i < end; ++i) emit(i, [&](int64_t bucket, int64_t value) { out[next[bucket]++] = value; });
+    });
+  }
+
+ private:
+  // Chunks hold one count per bucket each, so their number stays small; below kMinChunk items per
+  // chunk the split costs more than it saves.
+  static constexpr int64_t kMaxChunks = 8;
+  static constexpr int64_t kMinChunk = 65536;
+
+  template <typename Body>
+  void each_chunk(const Body& body) const {
+    at::parallel_for(0, chunks_, 1, [&](int64_t first, int64_t last) {
+      for (int64_t chunk = first; chunk < last; ++chunk) {
+        body(chunk, num_items_ * chunk / chunks_, num_items_ * (chunk + 1) / chunks_);
+      }
+    });
+  }
+
+  int64_t num_items_, num_buckets_, chunks_;
+  std::vector<int64_t> next_;  // per chunk and bucket: its count, then its next slot
+};
 
 // Positions of the set rows of `mask` [N] in ascending order, as int64 [count].
 at::Tensor set_rows(const std::vector<char>& mask, const at::TensorOptions& options) {
@@ -92,17 +156,13 @@ HvpPlan hvp_plan_cpu(const at::Tensor& users, const at::Tensor& items, const c10
       active[j] = any;
     }
   });
-  std::vector<int64_t> user_start(num_nodes + 1, 0);
-  for (int64_t j = 0; j < n; ++j) {
-    if (active[j]) ++user_start[endpoint[0][j] + 1];
-  }
-  for (int64_t r = 0; r < num_nodes; ++r) user_start[r + 1] += user_start[r];
-  const int64_t a = user_start[num_nodes];
+  StableBuckets by_user(n, num_nodes);
+  const auto user_of = [&](int64_t j, const auto& put) {
+    if (active[j]) put(endpoint[0][j], j);
+  };
+  const int64_t a = by_user.count(user_of, nullptr);
   const at::Tensor interactions = at::empty({a}, options);
-  int64_t* grouped = interactions.data_ptr<int64_t>();
-  for (int64_t j = 0; j < n; ++j) {
-    if (active[j]) grouped[user_start[endpoint[0][j]]++] = j;
-  }
+  by_user.fill(user_of, interactions.data_ptr<int64_t>());
   auto ends = at::empty({2, num_ends, a}, options);
   const int64_t* picked = interactions.data_ptr<int64_t>();
   int64_t* global = ends.data_ptr<int64_t>();
@@ -119,25 +179,17 @@ HvpPlan hvp_plan_cpu(const at::Tensor& users, const at::Tensor& items, const c10
 
   // Pair p = num_pairs·j + q seen from its user (slot 2p) and from its item q (slot 2p + 1), each
   // listed under its row when that row is inner: a counting sort in slot order.
-  auto incidence_rowptr = at::zeros({num_nodes + 1}, options);
-  int64_t* count = incidence_rowptr.data_ptr<int64_t>();
-  for (int64_t jj = 0; jj < a; ++jj) {
-    for (int q = 0; q < num_pairs; ++q) {
-      if (local[jj] >= 0) ++count[global[jj] + 1];
-      if (local[(1 + q) * a + jj] >= 0) ++count[global[(1 + q) * a + jj] + 1];
-    }
-  }
-  for (int64_t r = 0; r < num_nodes; ++r) count[r + 1] += count[r];
-  auto incidence_slot = at::empty({count[num_nodes]}, options);
-  int64_t* slot = incidence_slot.data_ptr<int64_t>();
-  std::vector<int64_t> fill(count, count + num_nodes);
-  for (int64_t jj = 0; jj < a; ++jj) {
+  const auto incidences_of = [&](int64_t jj, const auto& put) {
     for (int q = 0; q < num_pairs; ++q) {
       const int64_t p = num_pairs * jj + q;
-      if (local[jj] >= 0) slot[fill[global[jj]]++] = 2 * p;
-      if (local[(1 + q) * a + jj] >= 0) slot[fill[global[(1 + q) * a + jj]]++] = 2 * p + 1;
+      if (local[jj] >= 0) put(global[jj], 2 * p);
+      if (local[(1 + q) * a + jj] >= 0) put(global[(1 + q) * a + jj], 2 * p + 1);
     }
-  }
+  };
+  StableBuckets by_row(a, num_nodes);
+  auto incidence_rowptr = at::empty({num_nodes + 1}, options);
+  auto incidence_slot = at::empty({by_row.count(incidences_of, incidence_rowptr.data_ptr<int64_t>())}, options);
+  by_row.fill(incidences_of, incidence_slot.data_ptr<int64_t>());
   return {rows, inner_rows, interactions, ends, incidence_rowptr, incidence_slot};
 }
 
