@@ -346,6 +346,15 @@ def test_term_statistics_are_the_per_term_jacobian_sums(weighted, triples):
             assert torch.allclose(sums, reference[moving], atol=1e-12) and sums[-1].abs().max() == 0
     with pytest.raises(ValueError, match="Terms.evaluate is for a scorer's terms"):
         terms.evaluate(table)
+    # On the rows they read only: the same bits as every row's sums there, and for terms that read
+    # most rows, every row itself.
+    few = terms.subset(torch.arange(0, size, 70))  # 3 terms: at most 9 of the 30 rows
+    touched = few.incidence(rows).touched()
+    read = torch.unique(torch.cat(few.columns))
+    assert torch.equal(touched.rows, read) and touched.touched() is touched
+    for sums, everywhere in zip(touched.statistics(table), few.incidence(rows).statistics(table)):
+        assert torch.equal(sums, everywhere[read])
+    assert terms.incidence(rows).touched() is terms.incidence(rows) and terms.incidence(rows).rows is None
 
 
 def test_incidence_from_the_dataset_index_is_the_sorted_one(planted):

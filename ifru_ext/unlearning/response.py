@@ -189,10 +189,10 @@ class TermPlan:
             self.multiplicity = 1.0 if weights is None or weights.numel() == 0 else float(weights[0])
         # Dot-product terms (BCE pairs, BPR triples) on MF (``moving_sums``): the moving rows' sums
         # over their terms in one pass (``incidence``). LightGCN's system reads those rows of the
-        # every-row sums instead, which its remaining gradient needs anyway
+        # sums on every row the terms read instead, which its remaining gradient needs anyway
         # (``ResponsePlan.term_statistics``). The removed terms likewise (``removed_incidence``): MF
-        # reads their sums on the moving rows only, and their every-row sums would cost the table's
-        # size (BookCrossing MF 2%: 4–9 ms of output for 14k entries, per segment).
+        # reads their sums on the moving rows only, and sums on every row of the table would cost
+        # its size (BookCrossing MF 2%: 4–9 ms of output for 14k entries, per segment).
         self.moving_sums = self.operator.dot_products and plan.num_layers == 0
         self.removed_incidence = TermIncidence.grouped(self.removed, slots_of(self.removed), moving, plan.num_nodes) \
             if self.moving_sums else None
@@ -299,6 +299,7 @@ class ResponsePlan:
         self.term_plans = [TermPlan(self, Terms(tuple(self.localise(c) for c in columns), labels, weights, scorer, origin),
                                     gone) for columns, labels, weights, gone, origin in sets]
         self._memo_of, self._memo_version, self._memo = None, -1, {}
+        self._squared_old_graph: CSRGraph | None = None
 
     def memo(self, emb: Tensor, key: object, compute: Callable[[], object]) -> object:
         """``compute()`` once per local table ``emb`` (the last one only): a segment's operator,
@@ -328,12 +329,13 @@ class ResponsePlan:
         """The moving rows [a, d] of a global ``table`` [N, d], in the plan's dtype."""
         return table.index_select(0, self.global_rows.to(table.device)).to(self.dtype)
 
-    def propagated_rows(self, table: Tensor, graph: CSRGraph | None) -> Tensor:
+    def propagated_rows(self, table: Tensor, graph: CSRGraph | None, table_rows: Tensor | None = None) -> Tensor:
         """``(P table)[rows]`` [a, d] over ``graph``'s ``num_layers`` layers for a local ``table``
-        [L, d] (``table[rows]`` without layers): only the moving rows are summed."""
+        [L, d] (``table[rows]`` without layers): only the moving rows are summed. ``table_rows``
+        (LightGCN): ``table`` is [k, d] on these rows (ascending), zero on the others."""
         if self.num_layers == 0:
             return table.index_select(0, self.rows)
-        return ops.propagate_rows(table, graph, self.num_layers, out_rows=self.rows)
+        return ops.propagate_rows(table, graph, self.num_layers, x_rows=table_rows, out_rows=self.rows)
 
     def scatter(self, compact: Tensor) -> Tensor:
         """A global [N, d] table, zero off the moving rows, from ``compact`` [a, d]."""
@@ -348,20 +350,57 @@ class ResponsePlan:
         return self.memo(emb, ("table", graph is self.old_graph), lambda: ops.propagate(emb, graph, self.num_layers)
                          if propagated is None else propagated)
 
-    def term_gradient(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None, squared: bool = False) -> Tensor:
-        """``Σ_j ℓ'_j ∂x_j/∂F`` [L, d] of ``terms`` at the scoring table ``F = table(emb, graph)``;
+    def term_sums(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None, squared: bool = False
+                  ) -> tuple[Tensor, Tensor | None]:
+        """``Σ_j ℓ'_j ∂x_j/∂F`` of ``terms`` at the scoring table ``F = table(emb, graph)``;
         ``squared``: the sum of the per-term gradients' coordinate-wise squares instead
-        (``removed_share``). Dot-product terms' sums (both kinds, one pass), or the slopes and Jacobians of
-        a scorer's terms, are ``memo``-ised per terms and graph."""
+        (``removed_share``). Returns the sums [k, d] and the rows they are on: dot-product terms'
+        on the rows they read (``term_rows``), a scorer's on every row (None, [L, d]). Dot-product
+        terms' sums (both kinds, one pass), or the slopes and Jacobians of a scorer's terms, are
+        ``memo``-ised per terms and graph."""
         if terms.dot_products:
             statistics = self.term_statistics(terms, emb, graph)
-            return statistics.squared if squared else statistics.gradient
+            return statistics.squared if squared else statistics.gradient, self.term_rows(terms)
         logits, jacobian = self.evaluated(terms, emb, graph)
         slope = torch.sigmoid(logits) - terms.labels[:, None]  # ℓ' [s, 1]
         if squared:
             slope, jacobian = slope.square(), [j.square() for j in jacobian]
         slope = terms.weighted(slope)
-        return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian])
+        return endpoint_sums(self.num_nodes, terms.columns, [slope * j for j in jacobian]), None
+
+    def term_gradient(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None, squared: bool = False) -> Tensor:
+        """``term_sums`` on every row of the table, [L, d]."""
+        return self.every_row(*self.term_sums(terms, emb, graph, squared))
+
+    def every_row(self, sums: Tensor, rows: Tensor | None) -> Tensor:
+        """``sums`` [k, d] on ``rows`` (None: already every row) as a table [L, d], zero elsewhere."""
+        return sums if rows is None else sums.new_zeros(self.num_nodes, sums.shape[1]).index_copy_(0, rows, sums)
+
+    def summed(self, first: Tensor, first_rows: Tensor | None, second: Tensor, second_rows: Tensor | None
+               ) -> tuple[Tensor, Tensor | None]:
+        """``first + second`` for sums [k, d] each on its rows (ascending; None: every row), on the
+        union of their rows: the same bits as adding them on every row."""
+        if first_rows is None or second_rows is None:
+            return self.every_row(first, first_rows) + self.every_row(second, second_rows), None
+        rows = torch.unique(torch.cat((first_rows, second_rows)))  # sorted
+        total = first.new_zeros(rows.numel(), first.shape[1])
+        total.index_add_(0, torch.searchsorted(rows, first_rows), first)
+        return total.index_add_(0, torch.searchsorted(rows, second_rows), second), rows
+
+    def term_rows(self, terms: Terms) -> Tensor | None:
+        """The rows [k] (ascending) that ``term_statistics`` sums dot-product ``terms`` on: the rows
+        they read, or None for every row (``TermIncidence.touched``)."""
+        return terms.incidence(self.num_nodes).touched().rows
+
+    def on_moving(self, sums: Tensor, rows: Tensor | None) -> Tensor:
+        """``sums`` [k, d] on ``rows`` (ascending; None: every row), zero elsewhere, read on the
+        moving rows [a, d]."""
+        if rows is None:
+            return sums.index_select(0, self.rows)
+        if rows.numel() == 0:
+            return sums.new_zeros(self.rows.numel(), sums.shape[1])
+        at = torch.searchsorted(rows, self.rows).clamp_(max=rows.numel() - 1)
+        return sums.index_select(0, at) * (rows.index_select(0, at) == self.rows).to(sums.dtype)[:, None]
 
     def evaluated(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """``terms.evaluate`` (a scorer's terms) at ``F = table(emb, graph)``: the logits [s, 1] and
@@ -371,11 +410,11 @@ class ResponsePlan:
         return self.memo(emb, ("evaluated", id(terms), graph is self.old_graph), lambda: terms.evaluate(table))
 
     def term_statistics(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> TermStatistics:
-        """Dot-product ``terms``' sums on every row [L, d] at ``F = table(emb, graph)``, one pass
-        (``TermIncidence``), ``memo``-ised per terms and graph."""
+        """Dot-product ``terms``' sums [k, d] on the rows they read (``term_rows``) at ``F =
+        table(emb, graph)``, one pass (``TermIncidence.touched``), ``memo``-ised per terms and graph."""
         table = self.table(emb, graph)
         return self.memo(emb, ("term sums", id(terms), graph is self.old_graph),
-                         lambda: terms.incidence(self.num_nodes).statistics(table))
+                         lambda: terms.incidence(self.num_nodes).touched().statistics(table))
 
     def moving_statistics(self, terms: "TermPlan", emb: Tensor, removed: bool = False) -> TermStatistics:
         """MF: the remaining (``removed``: the removed) dot-product terms' sums on the moving rows
@@ -403,10 +442,10 @@ class ResponsePlan:
         if self.num_layers == 0:
             return self.removed_gradient(emb, segment)
         plan = self.terms(segment)
-        scattered = self.term_gradient(plan.removed, emb, self.old_graph)
+        scattered, rows = self.term_sums(plan.removed, emb, self.old_graph)
         if spillover:
-            scattered = scattered + self.term_gradient(plan.operator, emb, self.old_graph)
-        gradient = self.propagated_rows(scattered, self.old_graph)  # Pᵀ = P: the graph is symmetric
+            scattered, rows = self.summed(scattered, rows, *self.term_sums(plan.operator, emb, self.old_graph))
+        gradient = self.propagated_rows(scattered, self.old_graph, rows)  # Pᵀ = P: the graph is symmetric
         return gradient - self.remaining_gradient(emb, segment) if spillover else gradient
 
     def remaining_gradient(self, emb: Tensor, segment: int = 0, system: "ResponseSystem | None" = None) -> Tensor:
@@ -421,9 +460,17 @@ class ResponsePlan:
                 return system.remaining_gradient()
             if self.terms(segment).moving_sums:  # MF dot products: the moving rows' sums only
                 return self.moving_statistics(self.terms(segment), emb).gradient
-            return self.propagated_rows(self.term_gradient(self.terms(segment).operator, emb), self.new_graph)
+            sums, rows = self.term_sums(self.terms(segment).operator, emb)
+            return self.propagated_rows(sums, self.new_graph, rows)
 
         return self.memo(emb, ("remaining", segment), compute)
+
+    @property
+    def squared_old_graph(self) -> CSRGraph | None:
+        """``P∘P`` of the original graph (LightGCN; ``removed_share``), built once per request."""
+        if self._squared_old_graph is None and self.num_layers > 0:
+            self._squared_old_graph = squared_weights(self.old_graph)
+        return self._squared_old_graph
 
     def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None, segment: int = 0) -> Tensor:
         """ρ [a, d] on the moving rows: the removed terms' share of each coordinate's squared
@@ -438,10 +485,10 @@ class ResponsePlan:
         the squares to the base rows through ``P∘P`` (cross terms of different paths dropped).
         """
         plan = self.terms(segment)
-        squared_graph = None if self.num_layers == 0 else squared_weights(self.old_graph)  # P∘P, once for both
 
         def squares(terms: Terms) -> Tensor:
-            return self.propagated_rows(self.term_gradient(terms, emb, self.old_graph, squared=True), squared_graph)
+            sums, rows = self.term_sums(terms, emb, self.old_graph, squared=True)
+            return self.propagated_rows(sums, self.squared_old_graph, rows)
 
         gone = self.moving_statistics(plan, emb, removed=True).squared if plan.moving_sums else \
             squares(plan.removed)
@@ -492,7 +539,8 @@ class ResponseSystem:
             self.moving_statistics = plan.moving_statistics(terms, self.table)
             curvature_sums = self.moving_statistics.curvature * plan.scale
         elif operator.dot_products:  # LightGCN: at this table, as the remaining gradient reads them
-            curvature_sums = plan.term_statistics(operator, emb).curvature.index_select(0, plan.rows) * plan.scale
+            curvature_sums = plan.on_moving(plan.term_statistics(operator, emb).curvature,
+                                            plan.term_rows(operator)) * plan.scale
         else:
             logits, self.jacobian = plan.evaluated(operator, emb)
             self.prob = torch.sigmoid(logits)

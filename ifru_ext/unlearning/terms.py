@@ -19,6 +19,7 @@ side and the removed gradient share are then written once (``response.py``).
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable, NamedTuple, Sequence
 
@@ -194,6 +195,28 @@ class TermIncidence:
             self.column = torch.cat((terms.columns[1], terms.columns[0])).index_select(0, end * len(terms) + term)
         self.labels = terms.labels.index_select(0, term)  # per entry [e]
         self.weights = None if terms.weights is None else terms.weights.index_select(0, term)
+        # The table rows the CSR's rows are (``touched``), ascending; None: row r is table row r, or
+        # the caller names them (``statistics``).
+        self.rows: Tensor | None = None
+        self._touched: TermIncidence | None = None
+
+    def touched(self) -> "TermIncidence":
+        """The same entries, in the same order, on only the rows that have any (``rows``): their
+        sums cost what the terms touch, where every row's cost the table's size (BookCrossing
+        LightGCN, one user's removed terms: 20 entries, 4.6 ms a pass over all 53,750 rows). When
+        they touch most rows (more than half), this incidence itself: summing every row costs no
+        more there, and the sums need no gathers to be read (BookCrossing LightGCN 1%: the compact
+        form of its remaining terms took the request 285 → 300 ms). Built once, kept."""
+        if self._touched is None:
+            rows = (self.rowptr[1:] > self.rowptr[:-1]).nonzero().squeeze(1)
+            if 2 * rows.numel() > self.shape[0]:
+                self._touched = self
+            else:
+                touched = copy.copy(self)
+                touched.rowptr = torch.cat((self.rowptr[:1], self.rowptr.index_select(0, rows + 1)))
+                touched.shape, touched.rows = (rows.numel(), self.shape[1]), rows
+                self._touched = touched._touched = touched
+        return self._touched
 
     @classmethod
     def grouped(cls, terms: Terms, slots: Sequence[Tensor], rows: int, num_nodes: int) -> "TermIncidence":
@@ -237,7 +260,8 @@ class TermIncidence:
 
     def statistics(self, table: Tensor, rows: Tensor | None = None) -> TermStatistics:
         """The sums at ``table`` [L, d] on the incidence's rows, whose ids in ``table`` are ``rows``
-        [a] (None: every row of ``table``)."""
+        [a] (None: the incidence's own ``rows``, or every row of ``table``)."""
+        rows = self.rows if rows is None else rows
         if self.terms.pairwise:
             return TermStatistics(*ops.triple_sums(table, *self.term_columns, self.labels, self.weights, self.rowptr,
                                                    self.column))
