@@ -29,7 +29,8 @@ from ifru_ext.unlearning import RetrainConfig, TableModel, unlearn
 
 LIGHTGCN_EPOCHS = 15
 # (label, share of the training rows) per backbone; "user" is one user's whole history.
-SIZES = {"mf": (("user", 0.0), ("0.1%", 0.001), ("2%", 0.02), ("8%", 0.08)), "lightgcn": (("1%", 0.01),)}
+SIZES = {"mf": (("user", 0.0), ("0.1%", 0.001), ("2%", 0.02), ("8%", 0.08)),
+         "lightgcn": (("user", 0.0), ("1%", 0.01))}
 SINGLE_USER_ROWS = 10
 # The request size the authors' formulation and Retrain are measured at.
 REFERENCE_SIZE = {"mf": "2%", "lightgcn": "1%"}
