@@ -157,7 +157,8 @@ void planned_mf_hvp_kernel(const scalar_t* emb,            // [N, d]
       }
       if (user_end && !item_end) continue;  // pass 1 summed it
       scalar_t* out_t = out + t * d;
-      // out is a fresh buffer: never aliases emb or v; out_t is only the sum's home, never read beside it
+      // out is a fresh buffer: never aliases emb or v; out_t is the sum's home (pass 1's part of it
+      // for a row that is both), not read through another pointer while row_sum is in use
       scalar_t* __restrict__ row_sum = D > 0 ? local_sum : out_t;
       if (user_end) {  // both ends: pass 1's sum of its user incidences first
         if (D > 0) std::copy(out_t, out_t + d, row_sum);

@@ -1,8 +1,9 @@
 // CPU kernel of ifru::hvp_plan (docs/ARCHITECTURE.md §3): which rows and interactions an HVP
 // restricted to keep reads, the interactions grouped by user and their pairs by row with counting
-// sorts run in parallel chunks (StableBuckets), O(n + N) (+ K·nnz for the reach). The device-generic composite (composite/hvp_plan.cpp)
-// builds the same tensors with stable sorts: both order the interactions by user, then index, and
-// list a row's pair slots in ascending order, so the plans are identical.
+// sorts run in parallel chunks (StableBuckets), O(n + N) (+ K·nnz for the reach). The
+// device-generic composite (composite/hvp_plan.cpp) builds the same tensors with stable sorts:
+// both order the interactions by user, then index, and list a row's pair slots in ascending
+// order, so the plans are identical.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -76,7 +77,9 @@ class StableBuckets {
   void fill(const Emit& emit, int64_t* out) {
     each_chunk([&](int64_t chunk, int64_t begin, int64_t end) {
       int64_t* next = next_.data() + chunk * num_buckets_;
-      for (int64_t i = begin; i < end; ++i) emit(i, [&](int64_t bucket, int64_t value) { out[next[bucket]++] = value; });
+      for (int64_t i = begin; i < end; ++i) {
+        emit(i, [&](int64_t bucket, int64_t value) { out[next[bucket]++] = value; });
+      }
     });
   }
 
