@@ -73,7 +73,8 @@ class PartialAUC:
     updated scores (ties half), in O(n) once (the unchanged scores of each class, still sorted)
     and O(c log n) per call for c changed scores: the Mann–Whitney count of won (positive,
     negative) pairs is the unchanged pairs' (fixed) plus those with a changed member, counted by
-    binary search against the unchanged scores of the other class and among the changed ones."""
+    binary search against the unchanged scores of the other class and among the changed ones
+    (when most scores change, the whole updated set is counted instead: ``_whole``)."""
 
     def __init__(self, scores: Tensor, labels: Tensor):
         self.scores = scores.reshape(-1).to(torch.float64)
@@ -91,6 +92,8 @@ class PartialAUC:
 
     def changed(self, mask: Tensor) -> Callable[[Tensor], float]:
         mask = mask.reshape(-1)
+        if 2 * int(mask.sum()) > mask.numel():
+            return self._whole(mask)
         positive = self.positive[mask]
         unchanged = {c: ascending[~mask[at]] for c, (ascending, at) in self.classes.items()}
 
@@ -105,6 +108,23 @@ class PartialAUC:
 
         def auc_with(new: Tensor) -> float:
             return (fixed + touching(new.reshape(-1).to(torch.float64))) / self.pairs
+
+        return auc_with
+
+    def _whole(self, mask: Tensor) -> Callable[[Tensor], float]:
+        """``changed`` when most scores change: each call counts the won pairs of the whole updated
+        set, one sort of its negatives and a binary search of its positives, where the subset's
+        way takes six binary searches per call (BookCrossing MF, a 2% request's answer: most
+        validation pairs read a moved row). Every count is a sum of halves, exact in float64: the
+        same AUC to the bit either way."""
+        changed = mask.nonzero().squeeze(1)
+        positives, negatives = self.positive.nonzero().squeeze(1), (~self.positive).nonzero().squeeze(1)
+        scores = self.scores.clone()
+
+        def auc_with(new: Tensor) -> float:
+            scores.index_copy_(0, changed, new.reshape(-1).to(torch.float64))
+            won = _beaten(scores.index_select(0, negatives).sort().values, scores.index_select(0, positives))
+            return float(won.sum()) / self.pairs
 
         return auc_with
 

@@ -33,7 +33,7 @@ def test_partial_auc_is_the_auc_of_the_updated_scores(seed: int) -> None:
     n = 400
     scores, labels = rng.integers(0, 8, n).astype(float), rng.integers(0, 2, n)
     partial = PartialAUC(torch.from_numpy(scores), torch.from_numpy(labels))
-    for share in (0.0, 0.02, 0.3, 1.0):
+    for share in (0.0, 0.02, 0.3, 0.7, 1.0):  # above half: the whole updated set is counted
         mask = rng.random(n) < share
         new = rng.integers(0, 8, int(mask.sum())).astype(float)
         updated = scores.copy()
@@ -41,6 +41,9 @@ def test_partial_auc_is_the_auc_of_the_updated_scores(seed: int) -> None:
         with_new = partial.changed(torch.from_numpy(mask))
         assert math.isclose(with_new(torch.from_numpy(new)), roc_auc_score(labels, updated), rel_tol=1e-12)
         assert math.isclose(with_new(torch.from_numpy(scores[mask])), roc_auc_score(labels, scores), rel_tol=1e-12)
+        # exact either way: the won-pair counts are sums of halves
+        fresh = PartialAUC(torch.from_numpy(updated), torch.from_numpy(labels))
+        assert with_new(torch.from_numpy(new)) == fresh.won / fresh.pairs
     with pytest.raises(ValueError, match="both labels"):
         PartialAUC(torch.ones(3), torch.ones(3))
 
