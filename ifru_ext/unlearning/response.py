@@ -397,10 +397,10 @@ class ResponsePlan:
         moving rows [a, d]."""
         if rows is None:
             return sums.index_select(0, self.rows)
-        if rows.numel() == 0:
-            return sums.new_zeros(self.rows.numel(), sums.shape[1])
-        at = torch.searchsorted(rows, self.rows).clamp_(max=rows.numel() - 1)
-        return sums.index_select(0, at) * (rows.index_select(0, at) == self.rows).to(sums.dtype)[:, None]
+        at = self.position.index_select(0, rows)  # each row's place among the moving rows, −1 off them
+        kept = (at >= 0).nonzero().squeeze(1)
+        return sums.new_zeros(self.rows.numel(), sums.shape[1]).index_copy_(0, at.index_select(0, kept),
+                                                                             sums.index_select(0, kept))
 
     def evaluated(self, terms: Terms, emb: Tensor, graph: CSRGraph | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """``terms.evaluate`` (a scorer's terms) at ``F = table(emb, graph)``: the logits [s, 1] and
