@@ -28,10 +28,12 @@ REPORTED_RANKING = ("recall@20", "ndcg@20")
 
 
 def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
-    """ROC AUC by the Mann–Whitney rank statistic, ties given their average rank.
+    """ROC AUC by the Mann–Whitney statistic: the share of (positive, negative) pairs the
+    positive wins, ties counted half (the rank-sum form, ties at their average rank, to the bit:
+    every count is a sum of halves, exact in float64).
 
-    scores: [n] real; labels: [n] in {0, 1} (bool or numeric). O(n log n), on the
-    tensors' device. Returns ``nan`` when only one class is present (AUC is undefined;
+    scores: [n] real; labels: [n] in {0, 1} (bool or numeric). O(n log n): each class sorted
+    (``_ascending``), the positives counted against the negatives by binary search. Returns ``nan`` when only one class is present (AUC is undefined;
     ``nan`` lets sparse subsets such as AUC_2 report "no data" instead of failing).
     Raises ValueError for mismatched shapes, non-binary labels or NaN scores.
     """
@@ -48,13 +50,26 @@ def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
     num_neg = labels.numel() - num_pos
     if num_pos == 0 or num_neg == 0:
         return math.nan
-    sorted_scores, order = torch.sort(scores)
-    _, group, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
-    # The tie group ending at 1-based rank e with c members has average rank e − (c − 1)/2.
-    ends = torch.cumsum(counts, 0).to(torch.float64)
-    average_rank = (ends - (counts - 1).to(torch.float64) / 2)[group]
-    positive_rank_sum = average_rank[positive[order]].sum().item()
-    return (positive_rank_sum - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
+    # sorted queries: the binary searches walk the negatives in order (the sum does not depend on it)
+    won = _beaten(_ascending(scores[~positive]), _ascending(scores[positive])).sum().item()
+    return won / (num_pos * num_neg)
+
+
+def _ascending(values: Tensor) -> Tensor:
+    """``values`` [n] in ascending order. On the CPU by NumPy's sort, which is vectorised
+    (BookCrossing's 116,757 validation scores, float64: 0.6 ms against 9.3 ms for ``torch.sort``,
+    two threads); elsewhere ``torch.sort``. The values come out the same either way."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.sort(values.detach().numpy()))
+    return values.sort().values
+
+
+def _ascending_order(values: Tensor) -> tuple[Tensor, Tensor]:
+    """``_ascending(values)`` and the positions [n] it takes them from (ties in any order)."""
+    if values.device.type == "cpu":
+        order = torch.from_numpy(np.argsort(values.detach().numpy()))
+        return values.index_select(0, order), order
+    return values.sort()
 
 
 def _beaten(sorted_scores: Tensor, scores: Tensor) -> Tensor:
@@ -83,7 +98,7 @@ class PartialAUC:
         self.classes = {}
         for positive in (True, False):
             at = (self.positive == positive).nonzero().squeeze(1)
-            ascending, order = self.scores[at].sort()
+            ascending, order = _ascending_order(self.scores[at])
             self.classes[positive] = (ascending, at[order])
         self.pairs = self.classes[True][0].numel() * self.classes[False][0].numel()
         if self.pairs == 0:
@@ -102,7 +117,7 @@ class PartialAUC:
             pos, neg = new[positive], new[~positive]
             return float(_beaten(unchanged[False], pos).sum()
                          + (unchanged[True].numel() * neg.numel() - _beaten(unchanged[True], neg).sum())
-                         + _beaten(neg.sort().values, pos).sum())
+                         + _beaten(_ascending(neg), pos).sum())
 
         fixed = self.won - touching(self.scores[mask])
 
@@ -123,7 +138,7 @@ class PartialAUC:
 
         def auc_with(new: Tensor) -> float:
             scores.index_copy_(0, changed, new.reshape(-1).to(torch.float64))
-            won = _beaten(scores.index_select(0, negatives).sort().values, scores.index_select(0, positives))
+            won = _beaten(_ascending(scores.index_select(0, negatives)), scores.index_select(0, positives))
             return float(won.sum()) / self.pairs
 
         return auc_with
@@ -138,8 +153,8 @@ def auc_placements(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     pos, neg = scores[positive], scores[~positive]
     if pos.numel() == 0 or neg.numel() == 0:
         raise ValueError("auc_placements needs both labels among the scores")
-    of_positives = _beaten(neg.sort().values, pos) / neg.numel()
-    of_negatives = 1 - _beaten(pos.sort().values, neg) / pos.numel()
+    of_positives = _beaten(_ascending(neg), pos) / neg.numel()
+    of_negatives = 1 - _beaten(_ascending(pos), neg) / pos.numel()
     return of_positives, of_negatives
 
 
