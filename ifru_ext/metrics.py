@@ -33,8 +33,9 @@ def auc(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
     every count is a sum of halves, exact in float64).
 
     scores: [n] real; labels: [n] in {0, 1} (bool or numeric). O(n log n): each class sorted
-    (``_ascending``), the positives counted against the negatives by binary search. Returns ``nan`` when only one class is present (AUC is undefined;
-    ``nan`` lets sparse subsets such as AUC_2 report "no data" instead of failing).
+    (``_ascending``), the positives counted against the negatives by binary search. Returns
+    ``nan`` when only one class is present (AUC is undefined; ``nan`` lets sparse subsets such as
+    AUC_2 report "no data" instead of failing).
     Raises ValueError for mismatched shapes, non-binary labels or NaN scores.
     """
     scores = torch.as_tensor(scores).reshape(-1).to(torch.float64)

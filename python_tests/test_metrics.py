@@ -25,7 +25,8 @@ def test_auc_matches_sklearn_with_ties(seed: int) -> None:
     assert auc(scores, labels.astype(bool)) == pytest.approx(expected, abs=1e-12)  # numpy and bool inputs
     # exact: twice the won pairs (ties one each) in integers, over twice the pairs, rounded once
     positives, negatives = scores[labels == 1], scores[labels == 0]
-    won_twice = int((positives[:, None] > negatives[None, :]).sum() * 2 + (positives[:, None] == negatives[None, :]).sum())
+    wins, ties = positives[:, None] > negatives[None, :], positives[:, None] == negatives[None, :]
+    won_twice = int(wins.sum() * 2 + ties.sum())
     assert auc(torch.from_numpy(scores), torch.from_numpy(labels)) == won_twice / (2 * positives.size * negatives.size)
 
 

@@ -48,6 +48,7 @@ for seed in seeds:
         for corrections in (0, 2):
             answer = unlearn(model, data, rows, config=UnlearnConfig(corrections=corrections, calibrated=False)).model
             forget = (forget_loss(answer, data, rows, "bce") - loss_o) / (loss_r - loss_o)
-            cells.append(f"{label} k={corrections}: forget {forget:.3f} AUC_0 {(test_auc(answer, data) - auc_o) / (auc_r - auc_o):.2f}")
+            auc_completeness = (test_auc(answer, data) - auc_o) / (auc_r - auc_o)
+            cells.append(f"{label} k={corrections}: forget {forget:.3f} AUC_0 {auc_completeness:.2f}")
     print(name, f"users {user_fraction:g}", cell, f"epochs O/R {original.trace.best_epoch}/{retrain.trace.best_epoch}",
           " | ".join(cells), flush=True)
