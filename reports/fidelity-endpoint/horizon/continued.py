@@ -1,7 +1,7 @@
-"""continued.py SCENARIO FRACTION SEED K [USER_FRACTION]: a probe, not an estimator of the package.
+"""continued.py SCENARIO FRACTION SEED K [USER_FRACTION [DATASET]]: a probe, not an estimator of the package.
 
-BookCrossing MF. Trains the Original (best epoch T), its Retrain, and the same run on to epoch T + K with
-early stopping off and a snapshot at every epoch. Then answers the request (uncalibrated) three ways,
+MF on DATASET (default bookcrossing). Trains the Original (best epoch T), its Retrain, and the same run on to epoch T + K with
+early stopping off and a snapshot at every epoch (snapshots = T + K + 1). Then answers the request (uncalibrated) three ways,
 timed warm: the default linear response over the Original's recorded segments; the same with nonlinear
 steps (corrections=2); and one nonlinear response over the recorded segments continued by one segment
 per later epoch up to T + K. Each later epoch's answer is a prefix of that last response (the table at
@@ -25,10 +25,11 @@ torch.set_num_threads(2)
 scenario, fraction, seed, K = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 user_fraction = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
 options = {} if user_fraction == 1.0 else {"user_fraction": user_fraction}
+name = sys.argv[6] if len(sys.argv) > 6 else "bookcrossing"
 if scenario == "poison":
-    data = load_dataset("bookcrossing", attack_fraction=fraction, attack_seed=seed, **options)
+    data = load_dataset(name, attack_fraction=fraction, attack_seed=seed, **options)
 else:
-    clean = load_dataset("bookcrossing", **options)
+    clean = load_dataset(name, **options)
     data = dataclasses.replace(clean, removal=request_rows(clean, scenario, fraction, seed))
 rows = data.removal
 config = TrainConfig.for_model("mf")
@@ -56,7 +57,8 @@ def completeness(model) -> str:
 accept = early_stopping.EarlyStopping.update
 early_stopping.EarlyStopping.update = lambda self, step, score, state, _=False, tolerance=None: accept(
     self, step, score, state, True, tolerance)
-longer, longer_run = train_new("mf", data, dataclasses.replace(config, max_epochs=T + K, patience=10**6, snapshots=64))
+longer, longer_run = train_new("mf", data, dataclasses.replace(config, max_epochs=T + K, patience=10**6,
+                                                               snapshots=T + K + 1))
 early_stopping.EarlyStopping.update = accept
 assert longer_run.best_epoch == T + K
 per_epoch = longer.trace.steps / (T + K)
@@ -102,7 +104,7 @@ for k in range(K + 1):
         answer.embedding.copy_(values)
     prefixes.append((k, evaluate(answer, data, splits=("valid",))["valid"]["auc_0"], completeness(answer)))
 pick = max(prefixes, key=lambda p: p[1])[0]
-print(f"users {user_fraction:g} {scenario} {fraction:g} seed {seed}: Original's epoch {T}, Retrain's "
+print(f"{name} users {user_fraction:g} {scenario} {fraction:g} seed {seed}: Original's epoch {T}, Retrain's "
       f"{retrain_run.best_epoch} ({retrain_seconds:.2f} s)")
 print(f"  linear, recorded horizon            {linear_s * 1e3:7.0f} ms  {completeness(linear.model)}")
 print(f"  nonlinear, recorded horizon         {nonlinear_s * 1e3:7.0f} ms  {completeness(nonlinear.model)}")
