@@ -1,12 +1,13 @@
 """continued.py SCENARIO FRACTION SEED K [USER_FRACTION [DATASET]]: a probe, not an estimator of the package.
 
-MF on DATASET (default bookcrossing). Trains the Original (best epoch T), its Retrain, and the same run on to epoch T + K with
-early stopping off and a snapshot at every epoch (snapshots = T + K + 1). Then answers the request (uncalibrated) three ways,
-timed warm: the default linear response over the Original's recorded segments; the same with nonlinear
-steps (corrections=2); and one nonlinear response over the recorded segments continued by one segment
-per later epoch up to T + K. Each later epoch's answer is a prefix of that last response (the table at
-T + k plus the response's answer after that epoch's segment; orphaned rows at their initial value); each
-is scored on validation, and the one Retrain's own rule would keep (the best validation AUC) is marked."""
+MF on DATASET (default bookcrossing). Trains the Original (best epoch T), its Retrain, and the same run
+on to epoch T + K with early stopping off and a snapshot at every epoch (snapshots = T + K + 1). Then
+answers the request (uncalibrated) three ways, timed warm: the default linear response over the
+Original's recorded segments; the same with nonlinear steps (corrections=2); and one nonlinear response
+over the recorded segments continued by one segment per later epoch up to T + K. Each later epoch's
+answer is a prefix of that last response (the table at T + k plus the response's answer after that
+epoch's segment; orphaned rows at their initial value); each is scored on validation, and the one
+Retrain's own rule would keep (the best validation AUC) is marked."""
 import dataclasses
 import sys
 import time
