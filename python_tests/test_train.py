@@ -31,6 +31,11 @@ def planted_dataset(num_users: int = 60, num_items: int = 80, n: int = 4000, see
     return build_dataset(df, threshold=5, kcore=1, attack_fraction=0.05, source="planted")
 
 
+# How far a bfloat16 copy of an epoch's table may move its validation AUC: its rounding (2⁻⁹ relative)
+# swaps the order of a few of the planted set's nearly tied pairs.
+TAIL_AUC_TOLERANCE = 2e-3
+
+
 @pytest.fixture(scope="module")
 def planted() -> RecDataset:
     return planted_dataset()
@@ -95,6 +100,20 @@ def test_early_stopping_keeps_the_best_state(planted, tmp_path):
     assert TrainingTrace.from_payload(payload, tuple(model.embedding.shape)).validation_tail is None
     with pytest.raises(ValueError, match="validation_tail"):
         TrainingTrace.from_payload({**payload, "validation_tail": (0.5, 1.5)}, tuple(model.embedding.shape))
+    # It keeps where the run went past its best (the trajectory horizon reads it): one snapshot per
+    # epoch, each the table that epoch's validation AUC was read on (to bfloat16's precision).
+    tail, per_epoch = model.trace.tail, model.trace.steps // result.best_epoch
+    assert [snap.steps for snap in tail] == [model.trace.steps + per_epoch * k for k in range(1, 5)]
+    later = build_model("mf", planted.num_users, planted.num_items, seed=0)
+    for snap, epoch_auc in zip(tail, aucs[result.best_epoch:]):
+        later.embedding.data.copy_(snap.table.float())
+        assert snap.table.dtype == torch.bfloat16 and abs(valid_auc(later, planted) - epoch_auc) < TAIL_AUC_TOLERANCE
+    assert all(torch.equal(a.table, b.table) and torch.equal(a.second_moment, b.second_moment) and a.steps == b.steps
+               for a, b in zip(loaded.trace.tail, tail, strict=True))
+    assert TrainingTrace.from_payload({k: v for k, v in payload.items() if k != "tail"},
+                                      tuple(model.embedding.shape)).tail is None
+    with pytest.raises(ValueError, match="tail must be snapshots after"):
+        TrainingTrace.from_payload({**payload, "tail": payload["tail"][::-1]}, tuple(model.embedding.shape))
     # It keeps how the run stopped, so a Retrain rebuilt from the trace stops the same way (before the
     # field it took the defaults: patience 10 for a run trained with 4).
     assert model.trace.stopping == {"max_epochs": 200, "patience": 4, "wait_until_decelerating": True,

@@ -63,7 +63,12 @@ class TrainingTrace:
     stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience and the two rules), so
     that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way (a
     fine-tuned model's trace keeps those of the run that trained it from scratch); None: not
-    recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults.
+    recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults;
+    tail: the epochs the run trained past the returned one before its patience ran out, one
+    ``Snapshot`` per epoch in order (the first ``patience`` of them; tables in bfloat16, as
+    ``snapshots``): where the run itself went from the returned table, which the trajectory horizon
+    (``UnlearnConfig.horizon``) continues the response along; empty when the run was returned at its
+    last epoch; None: not recorded (traces written before 2026-12-06).
     """
 
     lr: float
@@ -83,31 +88,31 @@ class TrainingTrace:
     calibrated_for: str | None = None
     validation_tail: tuple[float, ...] | None = None
     stopping: dict[str, int | bool] | None = None
+    tail: list["Snapshot"] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for a checkpoint (tensors on the CPU)."""
         payload = dict(vars(self))
         payload["second_moment"] = self.second_moment.detach().cpu()
         payload["initial"] = self.initial.detach().cpu()
-        payload["snapshots"] = [{"steps": snap.steps, "table": snap.table.cpu(), "second_moment": snap.second_moment.cpu()}
-                                for snap in self.snapshots]
+        payload["snapshots"] = [snap.to_payload() for snap in self.snapshots]
+        payload["tail"] = None if self.tail is None else [snap.to_payload() for snap in self.tail]
         return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], shape: tuple[int, int]) -> "TrainingTrace":
         """Rebuild from ``to_payload``; ValueError when a field is missing or a table is not ``shape``."""
         names = set(cls.__dataclass_fields__) - {"snapshots", "loss", "calibration", "calibrated_for",
-                                                       "validation_tail", "stopping"}
+                                                       "validation_tail", "stopping", "tail"}
         missing = sorted(names - set(payload))
         if missing:
             raise ValueError(f"training trace lacks {missing}")
-        snapshots = []
-        for snap in payload.get("snapshots") or []:
-            if not (isinstance(snap, dict) and isinstance(snap.get("steps"), int)
-                    and all(isinstance(snap.get(k), Tensor) and tuple(snap[k].shape) == shape
-                            for k in ("table", "second_moment"))):
-                raise ValueError(f"training trace snapshots must hold steps and two tables of shape {shape}")
-            snapshots.append(Snapshot(snap["steps"], snap["table"], snap["second_moment"]))
+        snapshots = [Snapshot.from_payload(snap, shape, "snapshots") for snap in payload.get("snapshots") or []]
+        tail = payload.get("tail")  # older traces: not recorded
+        if tail is not None:
+            if not isinstance(tail, list):
+                raise ValueError(f"training trace tail must be a list of snapshots or None, got {type(tail).__name__}")
+            tail = [Snapshot.from_payload(snap, shape, "tail") for snap in tail]
         loss = payload.get("loss", "bce")  # older traces: BCE, the only loss then
         if loss not in LOSSES:
             raise ValueError(f"training trace loss must be one of {LOSSES}, got {loss!r}")
@@ -117,11 +122,11 @@ class TrainingTrace:
         calibrated_for = payload.get("calibrated_for", UNRECORDED_ESTIMATOR if calibration is not None else None)
         if not (calibrated_for is None or isinstance(calibrated_for, str)) or (calibrated_for is None) != (calibration is None):
             raise ValueError(f"training trace calibrated_for must name the estimator of its calibration, got {calibrated_for!r}")
-        tail = payload.get("validation_tail")  # older traces: not recorded
-        if tail is not None:
-            if not (isinstance(tail, (tuple, list)) and tail and all(isinstance(a, float) and 0 <= a <= 1 for a in tail)):
-                raise ValueError(f"training trace validation_tail must be a non-empty sequence of AUCs in [0, 1], got {tail!r}")
-            tail = tuple(tail)
+        aucs = payload.get("validation_tail")  # older traces: not recorded
+        if aucs is not None:
+            if not (isinstance(aucs, (tuple, list)) and aucs and all(isinstance(a, float) and 0 <= a <= 1 for a in aucs)):
+                raise ValueError(f"training trace validation_tail must be a non-empty sequence of AUCs in [0, 1], got {aucs!r}")
+            aucs = tuple(aucs)
         stopping = payload.get("stopping")  # older traces: not recorded
         if stopping is not None and not (
                 isinstance(stopping, dict) and set(stopping) == set(STOPPING_SETTINGS)
@@ -130,20 +135,25 @@ class TrainingTrace:
             raise ValueError(f"training trace stopping must give {sorted(STOPPING_SETTINGS)} (positive integers and "
                              f"booleans), got {stopping!r}")
         trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,
-                    calibration=calibration, calibrated_for=calibrated_for, validation_tail=tail, stopping=stopping)
+                    calibration=calibration, calibrated_for=calibrated_for, validation_tail=aucs, stopping=stopping,
+                    tail=tail)
         for name in ("second_moment", "initial"):
             table = getattr(trace, name)
             if not isinstance(table, Tensor) or tuple(table.shape) != shape or not bool(torch.isfinite(table).all()):
                 raise ValueError(f"training trace {name} must be a finite tensor of shape {shape}")
         if trace.lr <= 0 or trace.steps < 0 or trace.rows <= 0:
             raise ValueError(f"training trace needs lr > 0, steps >= 0 and rows > 0, got {trace.lr}, {trace.steps}, {trace.rows}")
+        tail_steps = [trace.steps] + [snap.steps for snap in tail or []]
+        if not all(earlier < later for earlier, later in zip(tail_steps, tail_steps[1:])):
+            raise ValueError(f"training trace tail must be snapshots after the returned epoch's {trace.steps} "
+                             f"steps, in order; got steps {tail_steps[1:]}")
         return trace
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> "TrainingTrace":
         return TrainingTrace(**{**vars(self), "second_moment": self.second_moment.to(device, dtype),
                                 "initial": self.initial.to(device, dtype),
-                                "snapshots": [Snapshot(snap.steps, snap.table.to(device, dtype),
-                                                       snap.second_moment.to(device, dtype)) for snap in self.snapshots]})
+                                "snapshots": [snap.to(device, dtype) for snap in self.snapshots],
+                                "tail": None if self.tail is None else [snap.to(device, dtype) for snap in self.tail]})
 
     def segments(self) -> list[tuple[int, Tensor | None, Tensor]]:
         """The run cut at every snapshot it holds: ``(steps in the segment, table at its end (None:
@@ -152,11 +162,23 @@ class TrainingTrace:
         earlier = [snap for snap in self.snapshots if 0 < snap.steps < self.steps]
         points = [(snap.steps, snap.table, snap.second_moment) for snap in earlier]
         points.append((self.steps, None, self.second_moment))
-        out, start = [], 0
-        for steps, table, moment in points:
-            out.append((steps - start, table, moment))
-            start = steps
-        return out
+        return _cut(points, 0)
+
+    def tail_segments(self) -> list[tuple[int, Tensor, Tensor]]:
+        """The epochs past the returned one (``tail``; none when not recorded), cut as ``segments``:
+        ``(steps in the epoch, table at its end, Adam's v̂ there)``, the first starting at the
+        returned epoch."""
+        return _cut([(snap.steps, snap.table, snap.second_moment) for snap in self.tail or []], self.steps)
+
+
+def _cut(points: list[tuple[int, Any, Tensor]], start: int) -> list[tuple[int, Any, Tensor]]:
+    """``(steps taken, table, v̂)`` points of a run, in order, as segments from step ``start``:
+    ``(steps since the previous point, table, v̂)``."""
+    out = []
+    for steps, table, moment in points:
+        out.append((steps - start, table, moment))
+        start = steps
+    return out
 
 
 def training_loss(model: Any) -> str:
@@ -182,6 +204,22 @@ class Snapshot:
     steps: int
     table: Tensor
     second_moment: Tensor
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"steps": self.steps, "table": self.table.cpu(), "second_moment": self.second_moment.cpu()}
+
+    @classmethod
+    def from_payload(cls, payload: Any, shape: tuple[int, int], field_name: str) -> "Snapshot":
+        """From ``to_payload``; ValueError naming the trace's ``field_name`` unless it holds steps
+        and two tables of ``shape``."""
+        if not (isinstance(payload, dict) and isinstance(payload.get("steps"), int)
+                and all(isinstance(payload.get(k), Tensor) and tuple(payload[k].shape) == shape
+                        for k in ("table", "second_moment"))):
+            raise ValueError(f"training trace {field_name} must hold steps and two tables of shape {shape}")
+        return cls(payload["steps"], payload["table"], payload["second_moment"])
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> "Snapshot":
+        return Snapshot(self.steps, self.table.to(device, dtype), self.second_moment.to(device, dtype))
 
 
 class SnapshotRecorder:

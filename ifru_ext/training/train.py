@@ -24,7 +24,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ..data import RecDataset
 from ..metrics import auc, auc_placements, paired_auc_sd
 from ..models import Recommender, build_model
-from ..models.trace import DEFAULT_SNAPSHOTS, LOSSES, STOPPING_SETTINGS, SnapshotRecorder, TrainingTrace
+from ..models.trace import DEFAULT_SNAPSHOTS, LOSSES, STOPPING_SETTINGS, Snapshot, SnapshotRecorder, TrainingTrace
 from .bpr import NegativeSampler, bpr_loss, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
 
@@ -116,7 +116,10 @@ class TrainConfig:
     962-epoch planted run, uncalibrated, 0.10 of Retrain's forget loss with 2, 0.74 with 32; with
     two Newton corrections per segment 0.12 and 1.04). The default, 2, is what every estimator's
     committed numbers and calibrations were measured with (before 2026-12-05 with the first and
-    the last snapshot held instead: reports/fidelity-picks).
+    the last snapshot held instead: reports/fidelity-picks). Besides these the trace keeps the
+    epochs the run trained past the returned one (``TrainingTrace.tail``, at most ``patience`` of
+    them, two bfloat16 tables each; training holds those after its best epoch so far), which the
+    trajectory horizon reads.
     """
 
     lr: float = 1e-3
@@ -296,6 +299,8 @@ def train(
         return stopper.update(epoch, valid_auc, lambda: held)  # a candidate while no epoch decelerates
 
     initial, steps, recorder = model.embedding.detach().clone(), 0, SnapshotRecorder(config.snapshots)
+    # The epochs after the best one so far, at most ``patience`` of them: the trace's ``tail``.
+    past_best: list[tuple[int, Snapshot]] = []
     # How a from-scratch run of this model stops: fine-tuning (include_start) continues a trained
     # model, so its trace keeps the trained run's settings, not the fine-tune's patience and cap.
     stopping = ((model.trace.stopping if model.trace is not None else None) if include_start
@@ -371,6 +376,11 @@ def train(
             history.append(record)
 
             improved = offer(epoch, valid_auc)
+            past_best = [(earlier, held) for earlier, held in past_best if earlier > stopper.best_step]
+            moment = second_moment()
+            if epoch > stopper.best_step and len(past_best) < config.patience and moment is not None:
+                past_best.append((epoch, Snapshot(steps, model.embedding.detach().to(torch.bfloat16),
+                                                  moment.to(torch.bfloat16))))
             stop = decelerating and stopper.should_stop(epoch)
             if epoch % config.log_every == 0 or stop or epoch == config.max_epochs:
                 logger.info(
@@ -388,9 +398,10 @@ def train(
     best_state, model.trace, _ = stopper.best_state
     model.load_state_dict(best_state)
     if model.trace is not None and stopper.best_step > 0:  # epoch 0: the model's own trace, not this run's
-        # How the run went on past the returned epoch: the horizon rule reads it (UnlearnConfig.horizon).
-        tail = tuple(float(record["valid_auc"]) for record in history if record["epoch"] >= stopper.best_step)
-        model.trace = replace(model.trace, validation_tail=tail)
+        # How the run went on past the returned epoch: the horizons read it (UnlearnConfig.horizon).
+        aucs = tuple(float(record["valid_auc"]) for record in history if record["epoch"] >= stopper.best_step)
+        model.trace = replace(model.trace, validation_tail=aucs,
+                              tail=[held for later, held in past_best if later > stopper.best_step])
     return TrainResult(
         best_epoch=stopper.best_step,
         best_valid_auc=stopper.best_score,
