@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,7 @@ from ifru_ext import ops
 from ifru_ext.models import build_model
 from ifru_ext.models.trace import Snapshot, SnapshotRecorder
 from ifru_ext.training import TrainConfig, train
-from ifru_ext.unlearning import UnlearnConfig, unlearn
+from ifru_ext.unlearning import UnlearnConfig, calibrate, unlearn
 from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer, removal_seed_counts
 from ifru_ext.unlearning.response import (ResponsePlan, _corrected, orphaned_rows, training_damping, training_response,
                                          unanchored_rows)
@@ -29,6 +30,15 @@ def trained(planted, name: str, l2: float = 0.0):
     model = build_model(name, planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
     train(model, planted, TrainConfig(lr=0.05, batch_size=256, max_epochs=8, patience=8, l2=l2), progress=False)
     return model
+
+
+def every_row_plan(planted, model) -> tuple[torch.Tensor, ResponsePlan]:
+    """A request of every 37th training row, and its float64 plan with every row moving."""
+    removal = torch.arange(0, len(planted.train), 37)
+    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    keep = torch.ones(model.num_nodes, dtype=torch.bool)
+    return removal, ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"),
+                                 torch.float64)
 
 
 def gauss_newton_reference(model, dataset, removal, graph) -> torch.Tensor:
@@ -109,13 +119,11 @@ def test_each_segment_is_one_implicit_step_at_its_end(planted, name):
     model = trained(planted, name, l2=0.01)
     assert model.trace.l2 == 0.01
     trace = model.trace
-    removal = torch.arange(0, len(planted.train), 37)
+    removal, plan = every_row_plan(planted, model)
+    graph = plan.new_graph  # LightGCN's new graph, None for MF
     n, m = len(planted.train), len(planted.train) - removal.numel()
-    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
-    keep = torch.ones(model.num_nodes, dtype=torch.bool)
-    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
     assert plan.global_rows.numel() == model.num_nodes and len(trace.segments()) >= 2
-    delta, _ = training_response(model.embedding.detach(), trace, plan, removal.numel(),
+    delta, _, _ = training_response(model.embedding.detach(), trace, plan, removal.numel(),
                                  lambda table, segment: plan.influence(table, segment), 1e-13, 5000, lambda _: None)
 
     removed_rows = planted.train.select(torch.isin(torch.arange(n), removal))
@@ -189,10 +197,8 @@ def test_later_segments_take_their_newton_steps_from_the_previous_answer(planted
     import ifru_ext.unlearning.response as response
 
     model = trained(planted, name)
-    removal = torch.arange(0, len(planted.train), 37)
-    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
-    keep = torch.ones(model.num_nodes, dtype=torch.bool)
-    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+    removal, plan = every_row_plan(planted, model)
+    graph = plan.new_graph  # LightGCN's new graph, None for MF
     calls = []
 
     def recording(plan, at, segment, rhs, diagonal, delta, corrections, *rest):
@@ -201,7 +207,7 @@ def test_later_segments_take_their_newton_steps_from_the_previous_answer(planted
         return answer
 
     monkeypatch.setattr(response, "_corrected", recording)
-    delta, _ = training_response(model.embedding.detach(), model.trace, plan, removal.numel(),
+    delta, _, _ = training_response(model.embedding.detach(), model.trace, plan, removal.numel(),
                                  lambda table, segment: plan.influence(table, segment), 1e-10, 400, lambda _: None,
                                  corrections=2)
     segments = len(model.trace.segments())
@@ -232,10 +238,7 @@ def test_the_horizon_rule_continues_the_run_an_epoch_at_a_time(planted, name):
     them while ``tail[k] + AUC(answer_k)`` rises, stopping at the first epoch that does not."""
     model = trained(planted, name)
     trace, emb = model.trace, model.embedding.detach()
-    removal = torch.arange(0, len(planted.train), 37)
-    graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
-    keep = torch.ones(model.num_nodes, dtype=torch.bool)
-    plan = ResponsePlan(planted, removal, keep, model.num_layers, graph, model.graph, torch.device("cpu"), torch.float64)
+    removal, plan = every_row_plan(planted, model)
 
     def answer(run, validation=None):
         return training_response(emb, run, plan, removal.numel(), lambda table, segment: plan.influence(table, segment),
@@ -299,6 +302,99 @@ def test_the_horizon_rule_needs_the_recorded_tail(planted):
         UnlearnConfig(horizon="validation", validation_select=True)
     with pytest.raises(ValueError, match="horizon"):
         UnlearnConfig(horizon="longer")
+
+
+def with_tail(planted, name: str):
+    """A float64 model whose run peaked before its epoch cap, so its trace has a tail."""
+    model = build_model(name, planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
+    train(model, planted, TrainConfig(lr=0.1, batch_size=256, max_epochs=40, patience=3), progress=False)
+    assert len(model.trace.tail) == 3
+    return model
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_the_trajectory_horizon_walks_the_runs_own_tail(planted, name):
+    """``horizon='trajectory'``: each epoch past the returned one is one more segment, read at that
+    epoch's own table and second moments — so answering ``k`` epochs later is exactly the response
+    of the same run returned there (the returned table one more snapshot, the tail's first ``k − 1``
+    epochs the next ones) — and the walk goes on while the answer's validation AUC rises, answering
+    at the last epoch before the first that scores no higher (later ones are not looked at)."""
+    model = with_tail(planted, name)
+    trace, emb = model.trace, model.embedding.detach()
+    removal, plan = every_row_plan(planted, model)
+
+    def answer(run, table, scores=None):
+        scored = []
+
+        def trajectory(epochs_past, delta):
+            scored.append(epochs_past)
+            return scores[epochs_past]
+
+        delta, _, epochs_past = training_response(
+            table, run, plan, removal.numel(), lambda at, segment: plan.influence(at, segment), 1e-13, 5000,
+            lambda _: None, corrections=1, trajectory=None if scores is None else trajectory)
+        return delta, epochs_past, scored
+
+    def returned_at(epochs_past: int):
+        """The trace and table of the same run returned ``epochs_past`` epochs later."""
+        if epochs_past == 0:
+            return trace, emb
+        end = trace.tail[epochs_past - 1]
+        earlier = [*trace.snapshots, Snapshot(trace.steps, emb, trace.second_moment), *trace.tail[:epochs_past - 1]]
+        return replace(trace, snapshots=earlier, steps=end.steps, second_moment=end.second_moment), end.table.double()
+
+    # (scores of epochs 0..3 past the returned one, the epoch answered, the epochs scored)
+    for scores, expected_epoch, expected_scored in (([0.0, 1.0, 0.5, 2.0], 1, [0, 1, 2]),
+                                                    ([1.0, 0.5, 2.0, 3.0], 0, [0, 1]),
+                                                    ([0.0, 1.0, 2.0, 3.0], 3, [0, 1, 2, 3])):
+        delta, epochs_past, scored = answer(trace, emb, scores)
+        assert (epochs_past, scored) == (expected_epoch, expected_scored)
+        expected, _, _ = answer(*returned_at(epochs_past))
+        torch.testing.assert_close(delta, expected, rtol=1e-8, atol=1e-10)
+    assert not torch.allclose(answer(*returned_at(0))[0], answer(*returned_at(1))[0])
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_ifru_trajectory_answers_on_the_tail_table_it_picks(planted, name):
+    """``ifru-trajectory(-uncalibrated)`` answers at an epoch of the run's tail whose estimate scores at least as
+    well on validation as the recorded horizon's (``ifru-nonlinear-uncalibrated``, epoch 0, is a
+    candidate); past the returned epoch every row is that epoch's table plus the response."""
+    model = with_tail(planted, name)
+    removal = torch.arange(0, len(planted.train), 11)
+    walked, recorded = (unlearn(model, planted, removal, method=method)
+                        for method in ("ifru-trajectory-uncalibrated", "ifru-nonlinear-uncalibrated"))
+    new_graph = planted.graph(removal, dtype=torch.float64) if model.num_layers else None
+    score = _validation_scorer(model, planted, new_graph, torch.device("cpu"))
+    assert score(walked.model.embedding.detach()) >= score(recorded.model.embedding.detach())
+    assert walked.update_norm > 0 and walked.forget_loss_after != recorded.forget_loss_before
+    if walked.changed_rows is None:  # answered past the returned epoch: the table of one tail epoch underneath
+        untouched = ~torch.isin(torch.arange(model.num_nodes), recorded.changed_rows)
+        assert any(torch.equal(walked.model.embedding.detach()[untouched], snap.table.double()[untouched])
+                   for snap in model.trace.tail)
+    else:
+        assert torch.equal(walked.model.embedding, recorded.model.embedding)
+
+
+def test_the_trajectory_horizon_needs_a_recorded_tail_and_bce(planted):
+    model = with_tail(planted, "mf")
+    trace = model.trace
+    model.trace = replace(trace, tail=None)  # a trace written before the field
+    with pytest.raises(ValueError, match=r"TrainingTrace\.tail"):
+        unlearn(model, planted, torch.tensor([0, 1]), method="ifru-trajectory-uncalibrated")
+    model.trace = replace(model.trace, tail=[], loss="bpr")
+    with pytest.raises(ValueError, match="trained with bce"):
+        unlearn(model, planted, torch.tensor([0, 1]), config=UnlearnConfig(horizon="trajectory"))
+    with pytest.raises(ValueError, match="choose one"):
+        UnlearnConfig(horizon="trajectory", validation_select=True)
+    # Its answer at the returned epoch is ifru-nonlinear's: the scale fitted for that one serves it
+    assert UnlearnConfig(corrections=2, horizon="trajectory").estimator == UnlearnConfig(corrections=2).estimator
+    model.trace = replace(trace, calibration=2.0, calibrated_for=UnlearnConfig(corrections=2).estimator)
+    removal = torch.arange(0, len(planted.train), 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a scale fitted for another estimator would warn
+        scaled = unlearn(model, planted, removal, method="ifru-trajectory")
+    assert not torch.equal(scaled.model.embedding, unlearn(model, planted, removal,
+                                                            method="ifru-trajectory-uncalibrated").model.embedding)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -82,7 +82,16 @@ class UnlearnConfig:
         and the epoch kept is the one where the Original's own validation AUC there
         (``TrainingTrace.validation_tail``) plus the answer's change of it is highest (never
         shorter than recorded, so validation cannot veto forgetting; ``response._extended``).
-        Training response only; needs a trace that recorded its validation tail.
+        ``trajectory``: the response goes on along the run's own tail — the epochs the original
+        run trained past its best, recorded in ``TrainingTrace.tail`` — one segment per epoch, and
+        answers at the epoch where the estimate of Retrain there (that epoch's table plus the
+        response) has its best validation AUC, stopping at the first epoch that scores no higher
+        (Retrain's own rule; epoch 0, the recorded horizon, is always a candidate and carries the
+        removal's response, so validation cannot veto forgetting). An answer past the returned epoch
+        changes every row (the run's own later table, stored in bfloat16, plus the response).
+        Its calibration is the recorded horizon's (the answer at the returned epoch is that one's;
+        ``estimator`` leaves the trajectory out). Models trained with BCE. Training response only;
+        ``validation`` and ``trajectory`` each need a trace that recorded their tail.
     calibrated: scale the training response by the model's calibration
         (``TrainingTrace.calibration``, fitted by ``calibrate`` against one real Retrain at
         training time) when it has one fitted for this estimator (``estimator``; one fitted for
@@ -114,13 +123,13 @@ class UnlearnConfig:
     backend: Literal["fused", "autograd"] = "fused"
     calibrated: bool = True
     corrections: int | None = None
-    horizon: Literal["recorded", "validation"] = "recorded"
+    horizon: Literal["recorded", "validation", "trajectory"] = "recorded"
     unanchored_flow: bool = False
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
                    "hessian": ("exact", "reference"), "preconditioner": ("none", "block-jacobi"),
-                   "backend": ("fused", "autograd"), "horizon": ("recorded", "validation")}
+                   "backend": ("fused", "autograd"), "horizon": ("recorded", "validation", "trajectory")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"UnlearnConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -145,7 +154,7 @@ class UnlearnConfig:
                 raise ValueError(f"response='training' solves its own system by CG on the new graph; "
                                  f"{', '.join(conflicts)} cannot be changed with it")
             if self.horizon != "recorded" and self.selects_on_validation:
-                raise ValueError("UnlearnConfig.horizon='validation' and validation_select both pick an answer by "
+                raise ValueError(f"UnlearnConfig.horizon={self.horizon!r} and validation_select both pick an answer by "
                                  "validation AUC: choose one")
         elif self.corrections is not None or self.horizon != "recorded" or self.unanchored_flow:
             raise ValueError("UnlearnConfig.corrections, horizon and unanchored_flow belong to the training response, "
@@ -168,7 +177,7 @@ class UnlearnConfig:
         """The training response this config answers with, as a calibration records it: a scale
         fitted for one estimator does not carry over to another."""
         parts = [f"corrections={self.newton_corrections}"]
-        if self.horizon != "recorded":
+        if self.horizon == "validation":  # the trajectory's answer is the recorded one's, continued: its scale
             parts.append(f"horizon={self.horizon}")
         if not self.spillover:
             parts.append("spillover=False")
@@ -417,18 +426,25 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
     # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
     reach = trace.lr * trace.steps
-    initial, start = plan.moving(trace.initial), plan.moving(emb)
+    initial = plan.moving(trace.initial)
     orphan_rows = orphans.nonzero().squeeze(1)
     orphans_initial = trace.initial.index_select(0, orphan_rows.to(trace.initial.device)).to(emb)
     changed_rows = torch.cat((plan.global_rows, orphan_rows))
 
-    def changed_values(delta: Tensor) -> Tensor:
-        """The rows ``changed_rows`` of the answer ``delta`` [a, d] gives: scaled, kept in the box,
-        orphans at their initial rows."""
+    def base(epochs_past: int) -> Tensor:
+        """The run's table [N, d] ``epochs_past`` epochs after the returned one (0: the model's; a
+        tail epoch's as stored, bfloat16: readers gather their rows first)."""
+        return emb if epochs_past == 0 else trace.tail[epochs_past - 1].table.to(emb.device)
+
+    def changed_values(delta: Tensor, epochs_past: int = 0) -> Tensor:
+        """The rows ``changed_rows`` of the answer ``delta`` [a, d] gives on the table ``epochs_past``
+        epochs after the returned one: scaled, kept in the box, orphans at their initial rows."""
+        reach = trace.lr * (trace.steps if epochs_past == 0 else trace.tail[epochs_past - 1].steps)
+        start = plan.moving(base(epochs_past))
         estimate = torch.minimum(torch.maximum(start + delta * scale, initial - reach), initial + reach)
         return torch.cat((estimate.to(emb.dtype), orphans_initial))
 
-    select = validation = None
+    select = validation = trajectory = None
     if config.selects_on_validation:
         select = _validation_selector(model, dataset, emb, moving, 1, graph)
     if config.horizon == "validation":
@@ -437,16 +453,36 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
                              "its best (TrainingTrace.validation_tail), which this model's trace did not record (traces "
                              "written before 2026-12-03): retrain it, or use horizon='recorded'")
         validation = _answer_validation(model, dataset, emb, changed_rows, changed_values, graph)
-    delta, report = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol, config.max_iter,
-                                      clock.lap, select, config.newton_corrections, validation)
+    if config.horizon == "trajectory":
+        if trace.loss != "bce":
+            raise ValueError(f"horizon='trajectory' answers models trained with bce, this one was trained with "
+                             f"{trace.loss}")
+        if trace.tail is None:
+            raise ValueError("horizon='trajectory' needs the epochs the original run trained past its best "
+                             "(TrainingTrace.tail, which ifru_ext.train records; traces written before 2026-12-06 and "
+                             "traces of your own runs have none): retrain it, or use horizon='recorded'")
+        scorers: dict[int, Callable[[Tensor], float]] = {}
+
+        def trajectory(epochs_past: int, delta: Tensor) -> float:
+            if epochs_past not in scorers:
+                scorers[epochs_past] = _answer_validation(
+                    model, dataset, emb, changed_rows, lambda delta: changed_values(delta, epochs_past), graph,
+                    epochs_past, base(epochs_past))
+            return scorers[epochs_past](delta)
+
+    delta, report, epochs_past = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol,
+                                                   config.max_iter, clock.lap, select, config.newton_corrections,
+                                                   validation, trajectory)
     unlearned = copy_model(model)
     with torch.no_grad():
-        unlearned.embedding.index_copy_(0, changed_rows, changed_values(delta))
+        if epochs_past:  # every row: the run's own table there
+            unlearned.embedding.copy_(base(epochs_past))
+        unlearned.embedding.index_copy_(0, changed_rows, changed_values(delta, epochs_past))
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
     clock.lap("update")
     return UnlearnResult(unlearned, config.method, solve=report, kept_rows=int(moving.sum() + orphans.sum()),
-                         changed_rows=changed_rows)
+                         changed_rows=None if epochs_past else changed_rows)
 
 
 # The validation AUC of an MF model, per model state: the horizon rule re-scores only the pairs a request changes.
@@ -454,19 +490,26 @@ _VALIDATION_AUCS = ModelStateMemo()
 
 
 def _answer_validation(model, dataset: RecDataset, emb: Tensor, changed_rows: Tensor,
-                       changed_values: Callable[[Tensor], Tensor], graph: CSRGraph | None) -> Callable[[Tensor], float]:
+                       changed_values: Callable[[Tensor], Tensor], graph: CSRGraph | None, epochs_past: int = 0,
+                       table: Tensor | None = None) -> Callable[[Tensor], float]:
     """The whole-validation AUC of the answer a ``δ`` gives (its rows ``changed_rows`` set to
-    ``changed_values(δ)``, the rest as in ``emb``). MF re-scores only the validation pairs that
-    read a changed row (``metrics.PartialAUC`` against the model's own scores, memoised per model
-    state), so the cost follows the request; LightGCN propagates the whole table, and a
-    ``TableModel`` scores every pair."""
+    ``changed_values(δ)``, the rest as in ``table`` [N, d], any dtype: the run's table
+    ``epochs_past`` epochs after the returned one, ``emb`` by default). MF re-scores only the
+    validation pairs that read a changed row (``metrics.PartialAUC`` against that table's own
+    scores, memoised per model state and epoch), so the cost follows the request; LightGCN
+    propagates the whole table, and a ``TableModel`` scores every pair."""
+    table = emb if table is None else table
     if isinstance(model, TableModel) or model.num_layers > 0:
         score = _validation_scorer(model, dataset, graph, emb.device)
-        return lambda delta: score(emb.index_copy(0, changed_rows, changed_values(delta)))
+        return lambda delta: score(table.to(emb.dtype).index_copy(0, changed_rows, changed_values(delta)))
     valid = dataset.valid
-    whole = _VALIDATION_AUCS.get(model, valid, lambda: PartialAUC(model.score_all(valid.users, valid.items),
-                                                                  valid.labels))
     users, items = valid.users.to(emb.device), (valid.items + dataset.num_users).to(emb.device)
+    per_epoch = _VALIDATION_AUCS.get(model, valid, dict)
+    if epochs_past not in per_epoch:
+        scores = model.score_all(valid.users, valid.items) if epochs_past == 0 else \
+            _pair_scores(table.to(emb.dtype), users, items)
+        per_epoch[epochs_past] = PartialAUC(scores, valid.labels)
+    whole = per_epoch[epochs_past]
     changed = torch.zeros(emb.shape[0], dtype=torch.bool, device=emb.device)
     changed[changed_rows] = True
     reading = changed[users] | changed[items]  # the pairs whose score the answer changes
@@ -475,14 +518,19 @@ def _answer_validation(model, dataset: RecDataset, emb: Tensor, changed_rows: Te
     position[changed_rows] = torch.arange(changed_rows.numel(), device=emb.device)
     moved = position[rows] >= 0
     moved_at, moved_from = moved.nonzero().squeeze(1), position[rows[moved]]
-    base, pair_users, pair_items = emb.index_select(0, rows), *local.chunk(2)
+    base, pair_users, pair_items = table.index_select(0, rows).to(emb.dtype), *local.chunk(2)
     auc_with = whole.changed(reading)
 
     def score(delta: Tensor) -> float:
-        table = base.index_copy(0, moved_at, changed_values(delta).index_select(0, moved_from))
-        return auc_with((table.index_select(0, pair_users) * table.index_select(0, pair_items)).sum(-1))
+        answer = base.index_copy(0, moved_at, changed_values(delta).index_select(0, moved_from))
+        return auc_with(_pair_scores(answer, pair_users, pair_items))
 
     return score
+
+
+def _pair_scores(table: Tensor, users: Tensor, items: Tensor) -> Tensor:
+    """MF's scores [p] of the pairs (stacked ids ``users``, ``items`` [p]) on ``table`` [N, d]."""
+    return (table.index_select(0, users) * table.index_select(0, items)).sum(-1)
 
 
 def _validation_scorer(model, dataset: RecDataset, graph: CSRGraph | None, device: torch.device) -> Callable[[Tensor], float]:

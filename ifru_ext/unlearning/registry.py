@@ -89,6 +89,14 @@ METHODS: dict[str, Method] = _methods(
                    "read from the Original's validation AUC after its best epoch plus the answer's change of it, "
                    "would go on; uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-horizon)",
            **TRAINING_RESPONSE),
+    Method("ifru-trajectory", UnlearnConfig(corrections=2, horizon="trajectory"), influence_update,
+           summary="ifru-nonlinear continued along the epochs the Original's run trained past its best (its trace's "
+                   "tail), answering at the epoch whose estimate of Retrain scores best on validation (Retrain's own "
+                   "stopping rule); uses ifru-nonlinear's calibration (ifru fidelity --calibrate-for ifru-trajectory); "
+                   "models trained with bce", model_kind=(Recommender, TableModel), losses=("bce",)),
+    Method("ifru-trajectory-uncalibrated", UnlearnConfig(corrections=2, horizon="trajectory", calibrated=False),
+           influence_update, summary="ifru-trajectory without the model's calibration",
+           model_kind=(Recommender, TableModel), losses=("bce",)),
     Method("ifru-corrected-uncalibrated", UnlearnConfig(corrections=1, calibrated=False), influence_update,
            summary="ifru-corrected without the model's calibration", **TRAINING_RESPONSE),
     Method("ifru-nonlinear", UnlearnConfig(corrections=2), influence_update,

@@ -663,8 +663,8 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
 def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, removed: int,
                       gradient: Callable[[Tensor, int], Tensor], tol: float, max_iter: int,
                       lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
-                      corrections: int = 0, validation: Callable[[Tensor], float] | None = None
-                      ) -> tuple[Tensor, SolveReport]:
+                      corrections: int = 0, validation: Callable[[Tensor], float] | None = None,
+                      trajectory: Callable[[int, Tensor], float] | None = None) -> tuple[Tensor, SolveReport, int]:
     """``δ`` [a, d] on the plan's moving rows, segment by segment along the run.
 
     ``emb``: the trained table [N, d]; ``removed``: ``r`` (the removed terms per epoch: rows for
@@ -687,10 +687,22 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
 
     ``validation`` (optional): the validation AUC of the answer a ``δ`` gives; with it the
     response runs on past the returned epoch by Retrain's stopping rule (``_extended``).
+
+    ``trajectory`` (optional; not with ``validation``): ``trajectory(k, δ)``, the validation AUC
+    of the answer ``δ`` gives on the table the run reached ``k`` epochs past the returned one
+    (``trace.tail``; k = 0 the returned table). With it the response goes on along the run's own
+    tail, one segment per epoch (each read at that epoch's table and second moments, as the
+    recorded ones), and stops at the first epoch whose answer scores no higher than the best so
+    far: Retrain's early stopping, applied to the estimate of Retrain at each epoch. Returns δ,
+    the report and the epoch past the returned one it answers at (0 without ``trajectory``).
     """
     n = round(1.0 / plan.scale)
     delta, iterations, report = None, 0, None
     segments = trace.segments()
+    recorded = len(segments)
+    if trajectory is not None:
+        segments = segments + trace.tail_segments()
+    best: tuple[float, int, Tensor, SolveReport] | None = None  # trajectory: score, epoch past the returned one, δ
     for number, (steps, table, second_moment) in enumerate(segments, start=1):
         at = plan.local(emb if table is None else table)
         moment = plan.moving(second_moment)
@@ -706,32 +718,39 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         drive = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
         rhs = drive if delta is None else drive + retrain_damping * delta
         lap("operator")
-        # The last segment's report is the request's; only its iterates may be selected.
-        last = number == len(segments)
-        selecting = select is not None and last
+        # The returned epoch's segment's report is the request's; only its iterates may be selected.
+        selecting = select is not None and number == recorded
+        previous = delta
         if corrections and not selecting and delta is not None:
             # Newton on the step's own equation from the previous segment's answer, where Retrain's
             # table is nearer than at δ = 0 (the linear solve's start); if no step lowers the
             # residual there, the linear solve and its corrections below answer instead.
-            previous = delta
             delta, report, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, previous, corrections + 1,
                                               tol, max_iter, lap)
             iterations += extra
-            if delta is not previous:
-                continue
-        delta, report = system.solve(rhs, tol, max_iter, select if last else None)
-        iterations += report.iterations
-        lap("solve")
-        if corrections and not selecting:
-            delta, corrected, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, delta, corrections, tol,
-                                                 max_iter, lap)
-            report, iterations = corrected or report, iterations + extra
+        if delta is previous:
+            delta, report = system.solve(rhs, tol, max_iter, select if selecting else None)
+            iterations += report.iterations
+            lap("solve")
+            if corrections and not selecting:
+                delta, corrected, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, delta, corrections,
+                                                     tol, max_iter, lap)
+                report, iterations = corrected or report, iterations + extra
+        if trajectory is not None and number >= recorded:
+            score = trajectory(number - recorded, delta)
+            lap("trajectory")
+            if best is not None and not score > best[0]:
+                break
+            best = (score, number - recorded, delta, report)
+    if best is not None:
+        _, epochs_past, delta, report = best
+        return delta, SolveReport(iterations, report.residual, report.status), epochs_past
     if validation is not None:
         # the last segment ends at the returned epoch: its system, second moments and drive carry on
         delta, extra = _extended(trace, system, retrain_moment, drive, delta, validation, tol, max_iter)
         iterations += extra
         lap("solve")
-    return delta, SolveReport(iterations, report.residual, report.status)
+    return delta, SolveReport(iterations, report.residual, report.status), 0
 
 
 def _extended(trace: TrainingTrace, system: "ResponseSystem", retrain_moment: Tensor, drive: Tensor, delta: Tensor,
