@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# ifru-trajectory (UnlearnConfig(corrections=2, horizon="trajectory"), calibrated for itself) next to ifru-nonlinear
+# (the same response at the recorded horizon, the same calibration) and the default ifru (calibrated for itself).
+# Each cell runs twice on the same Original, Retrain and Retrain-2 (the second run reuses the first's checkpoints):
+# once calibrated for ifru (answers: ifru), once for ifru-trajectory (answers: ifru-nonlinear, ifru-trajectory).
+# Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
+#   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full
+# Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
+# models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+IFRU=${IFRU:-.venv/bin/ifru}
+HERE=reports/fidelity-endpoint/trajectory
+THREADS=${THREADS:-2}
+
+answer() {  # out calibrate-for methods name scenario fraction seeds [flags...]
+  local out=$1 calibrate_for=$2 methods=$3 name=$4 scenario=$5 fraction=$6 seeds=$7
+  shift 7
+  "$IFRU" fidelity --model "${MODEL:-mf}" --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" \
+      --methods "$methods" --calibrate-for "$calibrate_for" --threads "$THREADS" --out "$out" "$@" \
+      > "$out.$scenario-$fraction.log" 2>&1 || { echo "FAILED (see $out.$scenario-$fraction.log)"; return 1; }
+  cp "$out/report.md" "$dest/$scenario-$fraction.$name.md"
+  cp "$out/report.json" "$dest/$scenario-$fraction.$name.json"
+}
+
+cell() {  # stage scenario fraction seeds [dataset flags...]
+  local stage=$1 scenario=$2 fraction=$3 seeds=$4
+  shift 4
+  local out=runs/trajectory-$stage
+  dest=$HERE/$stage
+  echo "=== $(date +%T) ${MODEL:-mf} $stage $scenario $fraction seeds $seeds"
+  local start=$SECONDS
+  mkdir -p "$out" "$out-t" "$dest"
+  answer "$out" ifru ifru default "$scenario" "$fraction" "$seeds" "$@"
+  cp -n "$out"/*.pt "$out-t"/  # the same Originals and Retrains, calibrated again for the trajectory
+  answer "$out-t" ifru-trajectory ifru-nonlinear,ifru-trajectory trajectory "$scenario" "$fraction" "$seeds" "$@"
+  echo "    done in $((SECONDS - start)) s"
+}
+
+stages=("$@"); [ $# -gt 0 ] || stages=(users-0.25 full planted-1e5 planted-1e4 users-0.5)
+for stage in "${stages[@]}"; do
+  case $stage in
+    users-0.25|users-0.5)
+      u=${stage#users-}
+      for f in 0.08 0.02 0.005; do cell $stage poison $f 1,2,3 --user-fraction $u; done
+      cell $stage genuine 0.02 1,2,3 --user-fraction $u
+      cell $stage users 0.01 1,2,3 --user-fraction $u ;;
+    full)
+      for f in 0.08 0.02 0.005; do cell full poison $f 1; done
+      cell full genuine 0.02 1; cell full genuine 0.08 1; cell full users 0.01 1 ;;
+    planted-1e5|planted-1e4)
+      for f in 0.08 0.02; do cell $stage poison $f 1,2,3 --dataset planted:${stage#planted-}; done
+      cell $stage genuine 0.02 1,2,3 --dataset planted:${stage#planted-}
+      cell $stage users 0.01 1,2,3 --dataset planted:${stage#planted-} ;;
+    lightgcn-full) MODEL=lightgcn cell lightgcn-full poison 0.01 1 ;;  # ~20 min: four LightGCN trainings, two calibrations
+    lightgcn-1e4) for s in "poison 0.02" "genuine 0.02"; do MODEL=lightgcn cell lightgcn-1e4 $s 1,2,3 --dataset planted:1e4; done ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
