@@ -485,7 +485,8 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
                          changed_rows=None if epochs_past else changed_rows)
 
 
-# The validation AUC of an MF model, per model state: the horizon rule re-scores only the pairs a request changes.
+# The validation AUCs of an MF model's run, per model state: {epochs past the returned one: PartialAUC of
+# that epoch's table}; the horizons re-score only the pairs a request changes.
 _VALIDATION_AUCS = ModelStateMemo()
 
 
