@@ -4,7 +4,7 @@
 # Each cell runs twice on the same Original, Retrain and Retrain-2 (the second run reuses the first's checkpoints):
 # once calibrated for ifru (answers: ifru), once for ifru-trajectory (answers: ifru-nonlinear, ifru-trajectory).
 # Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
-#   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full
+#   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -46,13 +46,15 @@ for stage in "${stages[@]}"; do
       cell $stage genuine 0.02 1,2,3 --user-fraction $u
       cell $stage users 0.01 1,2,3 --user-fraction $u ;;
     full)
-      for f in 0.08 0.02 0.005; do cell full poison $f 1; done
+      cell full poison 0.08 1,2,3
+      for f in 0.02 0.005; do cell full poison $f 1; done
       cell full genuine 0.02 1; cell full genuine 0.08 1; cell full users 0.01 1 ;;
     planted-1e5|planted-1e4)
       for f in 0.08 0.02; do cell $stage poison $f 1,2,3 --dataset planted:${stage#planted-}; done
       cell $stage genuine 0.02 1,2,3 --dataset planted:${stage#planted-}
       cell $stage users 0.01 1,2,3 --dataset planted:${stage#planted-} ;;
     lightgcn-full) MODEL=lightgcn cell lightgcn-full poison 0.01 1 ;;  # ~20 min: four LightGCN trainings, two calibrations
+    lightgcn-full-genuine) MODEL=lightgcn cell lightgcn-full genuine 0.02 1 ;;  # as long
     lightgcn-1e4) for s in "poison 0.02" "genuine 0.02"; do MODEL=lightgcn cell lightgcn-1e4 $s 1,2,3 --dataset planted:1e4; done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
