@@ -561,7 +561,7 @@ class ResponseSystem:
     def set_diagonal(self, diagonal: Tensor) -> None:
         """The damping ``Λ + λ`` [a, d] on the moving rows, and the preconditioner with it."""
         self.diagonal = diagonal
-        self.inverse_diagonal = 1.0 / (self.curvature_diagonal + diagonal)
+        self.inverse_diagonal = (self.curvature_diagonal + diagonal).reciprocal_()
 
     def remaining_squares(self) -> Tensor:
         """``Σ_{j ∈ D_{-r}, j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] at this table (MF: ``removed_share``'s
@@ -632,13 +632,18 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
     ``_BACKTRACKS`` times, else the corrections stop). Returns δ, the last solve's report (None
     without a step) and the CG iterations spent."""
     remaining = plan.remaining_gradient(at, segment)
+    # The local table at E + δ: one copy of ``at`` whose moving rows each evaluation overwrites in
+    # place (copying the whole table per evaluation was ~5% of a nonlinear request). The operator
+    # of a step is built at it and used before the next evaluation edits it; the plan's memo and
+    # the operator's table check follow its version.
+    moved, start = at.clone(), at.index_select(0, plan.rows)
 
-    def residual_at(candidate: Tensor) -> tuple[Tensor, Tensor]:
-        moved = at.index_copy(0, plan.rows, at.index_select(0, plan.rows) + candidate)
+    def residual_at(candidate: Tensor) -> Tensor:
+        moved.index_copy_(0, plan.rows, start + candidate)
         change = (plan.remaining_gradient(moved, segment) - remaining) * plan.scale
-        return moved, rhs - diagonal * candidate - change
+        return rhs - diagonal * candidate - change
 
-    moved, residual = residual_at(delta)
+    residual = residual_at(delta)
     norm, iterations, report, accuracy = residual.norm(), 0, None, tol * float(rhs.norm())
     for step in range(1, corrections + 1):
         if float(norm) <= accuracy:
@@ -649,10 +654,10 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
         iterations += report.iterations
         lap("solve")
         for _ in range(_BACKTRACKS + 1):
-            trial_moved, trial = residual_at(delta + correction)
+            trial = residual_at(delta + correction)
             trial_norm = trial.norm()
-            if trial_norm < norm:
-                delta, moved, residual, norm = delta + correction, trial_moved, trial, trial_norm
+            if trial_norm < norm:  # ``moved`` now holds E + δ + correction
+                delta, residual, norm = delta + correction, trial, trial_norm
                 break
             correction = correction / 2
         else:
