@@ -4,7 +4,8 @@
 # Each cell runs twice on the same Original, Retrain and Retrain-2 (the second run reuses the first's checkpoints):
 # once calibrated for ifru (answers: ifru), once for ifru-trajectory (answers: ifru-nonlinear, ifru-trajectory).
 # Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
-#   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine
+#   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine lightgcn-full-users
+#           ml100k amazon ml1m (the shaped files of reports/fidelity-movielens-shaped: data the method was not built on)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -55,7 +56,19 @@ for stage in "${stages[@]}"; do
       cell $stage users 0.01 1,2,3 --dataset planted:${stage#planted-} ;;
     lightgcn-full) MODEL=lightgcn cell lightgcn-full poison 0.01 1 ;;  # ~20 min: four LightGCN trainings, two calibrations
     lightgcn-full-genuine) MODEL=lightgcn cell lightgcn-full genuine 0.02 1 ;;  # as long
+    lightgcn-full-users) MODEL=lightgcn cell lightgcn-full users 0.01 1 ;;  # as long
     lightgcn-1e4) for s in "poison 0.02" "genuine 0.02"; do MODEL=lightgcn cell lightgcn-1e4 $s 1,2,3 --dataset planted:1e4; done ;;
+    ml100k|amazon|ml1m)  # MovieLens-100K-, Amazon- and MovieLens-1M-shaped ratings files, read as public files
+      source reports/fidelity-movielens-shaped/datasets.sh  # ML100K, ML1M, AM, ML; shaped_files writes them
+      shaped_files
+      case $stage in
+        ml100k) data=(--dataset "$ML100K" "${ML[@]}"); seeds=1,2,3 ;;
+        amazon) data=("${AM[@]}"); seeds=1,2,3 ;;
+        ml1m) data=(--dataset "$ML1M" "${ML[@]}"); seeds=1,2,3 ;;
+      esac
+      for f in 0.08 0.02; do cell $stage poison $f $seeds "${data[@]}"; done
+      cell $stage genuine 0.02 $seeds "${data[@]}"
+      cell $stage users 0.02 $seeds "${data[@]}" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
