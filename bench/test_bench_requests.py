@@ -1,7 +1,7 @@
 """Whole deletion requests answered by the default estimator (``ifru``: the training-aware
 response), by request size, next to the same response with Newton steps per segment
-(``ifru-corrected``: one correction, ``ifru-nonlinear``: three steps) and run on by Retrain's stopping
-rule (``ifru-horizon``), its plain-PyTorch formulation, the authors' formulation
+(``ifru-corrected``: one correction, ``ifru-nonlinear``: three steps), run on by Retrain's stopping
+rule (``ifru-horizon``) and along the Original's own tail (``ifru-trajectory``), its plain-PyTorch formulation, the authors' formulation
 (``ifru-reference``) and Retrain, on real BookCrossing without an attack (genuine rows: what
 users ask to delete).
 
@@ -78,9 +78,10 @@ def request_rows(dataset, label: str, share: float) -> torch.Tensor:
     return torch.randperm(len(dataset.train), generator=generator)[: round(share * len(dataset.train))]
 
 
-# Measured at every size: the default, and the same response with Newton steps per segment and with
-# the horizon rule.
-EVERY_SIZE = ("ifru", "ifru-corrected", "ifru-nonlinear", "ifru-horizon")
+# Measured at every size: the default, and the same response with Newton steps per segment, with the
+# horizon rule, and continued along the run's tail (ifru-trajectory: on genuine rows it answers at the
+# returned epoch, having solved and scored the tail's first epoch).
+EVERY_SIZE = ("ifru", "ifru-corrected", "ifru-nonlinear", "ifru-horizon", "ifru-trajectory")
 
 
 @pytest.mark.parametrize("method", [*EVERY_SIZE, "plain-pytorch", "ifru-reference"])
