@@ -5,7 +5,7 @@
 # once calibrated for ifru (answers: ifru), once for ifru-trajectory (answers: ifru-nonlinear, ifru-trajectory).
 # Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
 #   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine lightgcn-full-users
-#           ml100k amazon ml1m (the shaped files of reports/fidelity-movielens-shaped: data the method was not built on)
+#           ml100k amazon ml1m lightgcn-ml100k (the shaped files of reports/fidelity-movielens-shaped: data the method was not built on)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -58,6 +58,12 @@ for stage in "${stages[@]}"; do
     lightgcn-full-genuine) MODEL=lightgcn cell lightgcn-full genuine 0.02 1 ;;  # as long
     lightgcn-full-users) MODEL=lightgcn cell lightgcn-full users 0.01 1 ;;  # as long
     lightgcn-1e4) for s in "poison 0.02" "genuine 0.02"; do MODEL=lightgcn cell lightgcn-1e4 $s 1,2,3 --dataset planted:1e4; done ;;
+    lightgcn-ml100k)  # LightGCN on the MovieLens-100K-shaped file, 8% poisoned rows included
+      source reports/fidelity-movielens-shaped/datasets.sh
+      shaped_files
+      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
+        MODEL=lightgcn cell lightgcn-ml100k $s 1,2,3 --dataset "$ML100K" "${ML[@]}"
+      done ;;
     ml100k|amazon|ml1m)  # MovieLens-100K-, Amazon- and MovieLens-1M-shaped ratings files, read as public files
       source reports/fidelity-movielens-shaped/datasets.sh  # ML100K, ML1M, AM, ML; shaped_files writes them
       shaped_files
