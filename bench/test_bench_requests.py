@@ -1,8 +1,8 @@
 """Whole deletion requests answered by the default estimator (``ifru``: the training-aware
 response), by request size, next to the same response with Newton steps per segment
 (``ifru-corrected``: one correction, ``ifru-nonlinear``: three steps), run on by Retrain's stopping
-rule (``ifru-horizon``) and along the Original's own tail (``ifru-trajectory``), its plain-PyTorch formulation, the authors' formulation
-(``ifru-reference``) and Retrain, on real BookCrossing without an attack (genuine rows: what
+rule (``ifru-horizon``) and along the Original's own tail (``ifru-trajectory``), its plain-PyTorch
+formulation, the authors' formulation (``ifru-reference``) and Retrain, on real BookCrossing without an attack (genuine rows: what
 users ask to delete).
 
 The plain-PyTorch formulation is the same estimator on the same trained MF written as your own

@@ -58,23 +58,19 @@ for stage in "${stages[@]}"; do
     lightgcn-full-genuine) MODEL=lightgcn cell lightgcn-full genuine 0.02 1 ;;  # as long
     lightgcn-full-users) MODEL=lightgcn cell lightgcn-full users 0.01 1 ;;  # as long
     lightgcn-1e4) for s in "poison 0.02" "genuine 0.02"; do MODEL=lightgcn cell lightgcn-1e4 $s 1,2,3 --dataset planted:1e4; done ;;
-    lightgcn-ml100k)  # LightGCN on the MovieLens-100K-shaped file, 8% poisoned rows included
-      source reports/fidelity-movielens-shaped/datasets.sh
-      shaped_files
-      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
-        MODEL=lightgcn cell lightgcn-ml100k $s 1,2,3 --dataset "$ML100K" "${ML[@]}"
-      done ;;
-    ml100k|amazon|ml1m)  # MovieLens-100K-, Amazon- and MovieLens-1M-shaped ratings files, read as public files
+    ml100k|amazon|ml1m|lightgcn-ml100k)  # MovieLens-100K-, Amazon- and MovieLens-1M-shaped ratings files, read as public files
       source reports/fidelity-movielens-shaped/datasets.sh  # ML100K, ML1M, AM, ML; shaped_files writes them
       shaped_files
+      model=mf
       case $stage in
-        ml100k) data=(--dataset "$ML100K" "${ML[@]}"); seeds=1,2,3 ;;
-        amazon) data=("${AM[@]}"); seeds=1,2,3 ;;
-        ml1m) data=(--dataset "$ML1M" "${ML[@]}"); seeds=1,2,3 ;;
+        ml100k) data=(--dataset "$ML100K" "${ML[@]}") ;;
+        amazon) data=("${AM[@]}") ;;
+        ml1m) data=(--dataset "$ML1M" "${ML[@]}") ;;
+        lightgcn-ml100k) model=lightgcn; data=(--dataset "$ML100K" "${ML[@]}") ;;  # 8% poisoned rows included
       esac
-      for f in 0.08 0.02; do cell $stage poison $f $seeds "${data[@]}"; done
-      cell $stage genuine 0.02 $seeds "${data[@]}"
-      cell $stage users 0.02 $seeds "${data[@]}" ;;
+      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
+        MODEL=$model cell $stage $s 1,2,3 "${data[@]}"
+      done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
