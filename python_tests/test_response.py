@@ -13,7 +13,7 @@ from ifru_ext.models import build_model
 from ifru_ext.models.trace import Snapshot, SnapshotRecorder
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, calibrate, unlearn
-from ifru_ext.unlearning.influence import _answer_validation, _validation_scorer, removal_seed_counts
+from ifru_ext.unlearning.influence import _answer_validation, _PairScores, _validation_scorer, removal_seed_counts
 from ifru_ext.unlearning.response import (ResponsePlan, _corrected, orphaned_rows, training_damping, training_response,
                                          unanchored_rows)
 from ifru_ext.unlearning.terms import TermIncidence, TermOrigin, Terms, endpoint_sums
@@ -277,6 +277,33 @@ def test_the_answers_validation_auc_rescores_only_the_pairs_it_changes(planted):
         expected = whole(emb.index_copy(0, changed_rows, emb[changed_rows] + delta))
         assert math.isclose(partial(delta), expected, rel_tol=1e-12)
     assert partial(torch.zeros(changed_rows.numel(), model.dim, dtype=emb.dtype)) != partial(delta)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pair_scores_are_the_rows_dot_products_in_the_pairs_order(dtype):
+    """The horizons' sampled product scores pairs given in any order, repeated ones included, as
+    the gathered rows' dot products (float64 reference)."""
+    generator = torch.Generator().manual_seed(3)
+    table = torch.randn(40, 6, generator=generator, dtype=torch.float64)
+    users = torch.randint(0, 15, (300,), generator=generator)
+    items = torch.randint(15, 40, (300,), generator=generator)
+    users[7], items[7] = users[3], items[3]  # a repeated pair
+    scores = _PairScores(users, items, 40)
+    expected = (table[users] * table[items]).sum(1)
+    torch.testing.assert_close(scores(table.to(dtype)), expected.to(dtype))
+    torch.testing.assert_close(scores(table.to(dtype) * 2), 4 * expected.to(dtype))  # the layout serves any table
+
+
+def test_a_systems_table_edited_before_its_first_product_is_refused(planted):
+    """The fused operator is built by a system's first product, at the table the system was
+    built at: an in-place edit in between would give the product of another table."""
+    model = trained(planted, "mf")
+    removal, plan = every_row_plan(planted, model)
+    table = plan.local(model.embedding.detach()).clone()
+    system = plan.system(table, torch.ones(plan.rows.numel(), model.dim, dtype=torch.float64))
+    table.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place before its first product"):
+        system.apply(torch.ones(plan.rows.numel(), model.dim, dtype=torch.float64))
 
 
 def test_a_run_returned_at_its_epoch_cap_keeps_the_recorded_horizon(planted):
