@@ -6,6 +6,7 @@
 # Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
 #   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine lightgcn-full-users
 #           ml100k amazon ml1m lightgcn-ml100k (the shaped files of reports/fidelity-movielens-shaped: data the method was not built on)
+#           lightgcn-amazon (the Amazon-shaped file's LightGCN poisoned 2% cell, seed 1)
 #           poison-0.08 (BookCrossing's 8% poisoned-row cells of full, users-0.5 and users-0.25 again)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
@@ -72,6 +73,10 @@ for stage in "${stages[@]}"; do
       for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
         MODEL=$model cell $stage $s 1,2,3 "${data[@]}"
       done ;;
+    lightgcn-amazon)  # the Amazon-shaped LightGCN poisoned 2% cell the default misses (reports/fidelity-movielens-shaped), seed 1, ~25 min
+      source reports/fidelity-movielens-shaped/datasets.sh
+      shaped_files
+      MODEL=lightgcn cell lightgcn-amazon poison 0.02 1 "${AM[@]}" ;;
     poison-0.08)  # BookCrossing's 8% poisoned-row cells again (all users, half, a quarter): the ones nearest the speed floor
       cell full poison 0.08 1,2,3
       for u in 0.5 0.25; do cell users-$u poison 0.08 1,2,3 --user-fraction $u; done ;;
