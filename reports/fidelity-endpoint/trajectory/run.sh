@@ -6,7 +6,7 @@
 # Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
 #   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine lightgcn-full-users
 #           ml100k amazon ml1m lightgcn-ml100k (the shaped files of reports/fidelity-movielens-shaped: data the method was not built on)
-#           lightgcn-amazon (the Amazon-shaped file's LightGCN poisoned 2% cell, seed 1)
+#           lightgcn-amazon (the Amazon-shaped file's LightGCN poisoned 2% cell, seed 1), planted-1e6 (MF, poisoned 8%, seed 1)
 #           poison-0.08 (BookCrossing's 8% poisoned-row cells of full, users-0.5 and users-0.25 again)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
@@ -77,6 +77,7 @@ for stage in "${stages[@]}"; do
       source reports/fidelity-movielens-shaped/datasets.sh
       shaped_files
       MODEL=lightgcn cell lightgcn-amazon poison 0.02 1 "${AM[@]}" ;;
+    planted-1e6) cell planted-1e6 poison 0.08 1 --dataset planted:1e6 ;;  # the planted set at 1e6 interactions, ~25 min
     poison-0.08)  # BookCrossing's 8% poisoned-row cells again (all users, half, a quarter): the ones nearest the speed floor
       cell full poison 0.08 1,2,3
       for u in 0.5 0.25; do cell users-$u poison 0.08 1,2,3 --user-fraction $u; done ;;
