@@ -462,8 +462,7 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
                              "(TrainingTrace.tail, which ifru_ext.train records; traces written before 2026-12-06 and "
                              "traces of your own runs have none): retrain it, or use horizon='recorded'")
         scorers: dict[int, Callable[[Tensor], float]] = {}
-        pairs = None if isinstance(model, TableModel) or model.num_layers > 0 else \
-            _ChangedPairs(dataset, changed_rows, emb.shape[0])
+        pairs = _ChangedPairs(dataset, changed_rows, emb.shape[0]) if _rescores_changed_pairs(model) else None
 
         def trajectory(epochs_past: int, delta: Tensor) -> float:
             if epochs_past not in scorers:
@@ -503,7 +502,7 @@ def _answer_validation(model, dataset: RecDataset, emb: Tensor, changed_rows: Te
     one request's epochs), so the cost follows the request; LightGCN propagates the whole table,
     and a ``TableModel`` scores every pair."""
     table = emb if table is None else table
-    if isinstance(model, TableModel) or model.num_layers > 0:
+    if not _rescores_changed_pairs(model):
         score = _validation_scorer(model, dataset, graph, emb.device)
         return lambda delta: score(table.to(emb.dtype).index_copy(0, changed_rows, changed_values(delta)))
     per_epoch = _VALIDATION_AUCS.get(model, dataset.valid, dict)
@@ -518,6 +517,12 @@ def _answer_validation(model, dataset: RecDataset, emb: Tensor, changed_rows: Te
         return auc_with(pairs.scores(answer))
 
     return score
+
+
+def _rescores_changed_pairs(model) -> bool:
+    """Whether an answer's validation AUC re-scores only the pairs it changes (MF: a pair's score
+    reads its two rows only), not every pair (LightGCN's propagation, a ``TableModel``'s scorer)."""
+    return not isinstance(model, TableModel) and model.num_layers == 0
 
 
 class _PairScores:

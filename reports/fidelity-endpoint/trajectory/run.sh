@@ -60,23 +60,21 @@ for stage in "${stages[@]}"; do
     lightgcn-full-genuine) MODEL=lightgcn cell lightgcn-full genuine 0.02 1 ;;  # as long
     lightgcn-full-users) MODEL=lightgcn cell lightgcn-full users 0.01 1 ;;  # as long
     lightgcn-1e4) for s in "poison 0.02" "genuine 0.02"; do MODEL=lightgcn cell lightgcn-1e4 $s 1,2,3 --dataset planted:1e4; done ;;
-    ml100k|amazon|ml1m|lightgcn-ml100k)  # MovieLens-100K-, Amazon- and MovieLens-1M-shaped ratings files, read as public files
+    ml100k|amazon|ml1m|lightgcn-ml100k|lightgcn-amazon)  # MovieLens-100K-, Amazon- and MovieLens-1M-shaped ratings files, read as public files
       source reports/fidelity-movielens-shaped/datasets.sh  # ML100K, ML1M, AM, ML; shaped_files writes them
       shaped_files
-      model=mf
+      model=mf; cells=("poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"); seeds=1,2,3
       case $stage in
         ml100k) data=(--dataset "$ML100K" "${ML[@]}") ;;
         amazon) data=("${AM[@]}") ;;
         ml1m) data=(--dataset "$ML1M" "${ML[@]}") ;;
         lightgcn-ml100k) model=lightgcn; data=(--dataset "$ML100K" "${ML[@]}") ;;  # 8% poisoned rows included
+        # the Amazon-shaped LightGCN poisoned 2% cell the default misses (reports/fidelity-movielens-shaped), ~25 min
+        lightgcn-amazon) model=lightgcn; data=("${AM[@]}"); cells=("poison 0.02"); seeds=1 ;;
       esac
-      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
-        MODEL=$model cell $stage $s 1,2,3 "${data[@]}"
+      for s in "${cells[@]}"; do
+        MODEL=$model cell $stage $s $seeds "${data[@]}"
       done ;;
-    lightgcn-amazon)  # the Amazon-shaped LightGCN poisoned 2% cell the default misses (reports/fidelity-movielens-shaped), seed 1, ~25 min
-      source reports/fidelity-movielens-shaped/datasets.sh
-      shaped_files
-      MODEL=lightgcn cell lightgcn-amazon poison 0.02 1 "${AM[@]}" ;;
     planted-1e6) cell planted-1e6 poison 0.08 1 --dataset planted:1e6 ;;  # the planted set at 1e6 interactions, ~25 min
     poison-0.08)  # BookCrossing's 8% poisoned-row cells again (all users, half, a quarter): the ones nearest the speed floor
       cell full poison 0.08 1,2,3
