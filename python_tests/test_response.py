@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ifru_ext import ops
-from ifru_ext.models import build_model
+from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
 from ifru_ext.models.trace import Snapshot, SnapshotRecorder
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, calibrate, unlearn
@@ -400,6 +400,33 @@ def test_ifru_trajectory_answers_on_the_tail_table_it_picks(planted, name):
                    for snap in model.trace.tail)
     else:
         assert torch.equal(walked.model.embedding, recorded.model.embedding)
+
+
+def test_an_answer_past_the_returned_epoch_carries_the_run_returned_there(planted, tmp_path):
+    """An answer the trajectory returned ``k`` epochs past the run's epoch carries the trace of the
+    run returned there (``TrainingTrace.returned_later``): a later request walks the run to that
+    epoch and no further (the tail's tables are the Original's, without the first answer's change),
+    so the rows it does not touch keep the first answer: deletions stay deleted."""
+    model = with_tail(planted, "mf")
+    trace = model.trace
+    first = unlearn(model, planted, torch.arange(0, len(planted.train), 5), method="ifru-trajectory-uncalibrated")
+    assert first.changed_rows is None  # this request's answer lies one epoch past the returned one
+    later = first.model.trace
+    assert (later.best_epoch, later.steps, later.tail) == (trace.best_epoch + 1, trace.tail[0].steps, [])
+    assert later.validation_tail == trace.validation_tail[1:2]
+    torch.testing.assert_close(later.second_moment, trace.tail[0].second_moment.double())
+    assert [snap.steps for snap in later.snapshots] == [snap.steps for snap in trace.snapshots] + [trace.steps]
+    assert torch.equal(later.snapshots[-1].table, model.embedding.detach().to(torch.bfloat16))
+    save_checkpoint(tmp_path / "first.pt", first.model, planted)
+    loaded = load_checkpoint(tmp_path / "first.pt", planted).model
+    assert loaded.trace.tail == [] and loaded.trace.steps == later.steps
+    second = unlearn(loaded, planted, torch.arange(1, len(planted.train), 5), method="ifru-trajectory-uncalibrated")
+    assert second.changed_rows is not None and second.update_norm > 0
+    untouched = ~torch.isin(torch.arange(model.num_nodes), second.changed_rows)
+    assert torch.equal(second.model.embedding[untouched], loaded.embedding[untouched])
+    torch.testing.assert_close(loaded.embedding.double(), first.model.embedding.detach(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="returned_later: epochs"):
+        later.returned_later(1, model.embedding)
 
 
 def test_the_trajectory_horizon_needs_a_recorded_tail_and_bce(planted):

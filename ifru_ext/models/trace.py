@@ -164,6 +164,27 @@ class TrainingTrace:
         points.append((self.steps, None, self.second_moment))
         return _cut(points, 0)
 
+    def returned_later(self, epochs: int, table: Tensor) -> "TrainingTrace":
+        """This trace as if the run had been returned ``epochs`` epochs later along its ``tail``
+        (1 ≤ epochs ≤ len(tail)); ``table`` [N, d]: the table it did return. The returned epoch and
+        the tail's epochs before the new one become snapshots (the segments the trajectory horizon
+        walked to get there, ``UnlearnConfig.horizon``), that epoch's steps and second moments the
+        returned ones; the tail is empty and the validation tail that epoch's AUC alone, as for a
+        run returned at its last epoch: an answer there is Retrain's stopping epoch already (the
+        epochs after it scored lower), and the Original's later tables lack the answer's change.
+        The trace of an answer returned past the run's epoch, so that a later request walks the run
+        to where that answer is."""
+        if not self.tail or not 1 <= epochs <= len(self.tail):
+            raise ValueError(f"returned_later: epochs must lie in [1, {len(self.tail or [])}] (the recorded tail), "
+                             f"got {epochs}")
+        returned = Snapshot(self.steps, table.detach().to(torch.bfloat16), self.second_moment.to(torch.bfloat16))
+        later = self.tail[epochs - 1]
+        aucs = None if self.validation_tail is None else self.validation_tail[epochs:epochs + 1]
+        return TrainingTrace(**{**vars(self), "steps": later.steps, "best_epoch": self.best_epoch + epochs,
+                                "second_moment": later.second_moment.to(self.second_moment),
+                                "snapshots": [*self.snapshots, returned, *self.tail[:epochs - 1]],
+                                "validation_tail": aucs or None, "tail": []})
+
     def tail_segments(self) -> list[tuple[int, Tensor, Tensor]]:
         """The epochs past the returned one (``tail``; none when not recorded), cut as ``segments``:
         ``(steps in the epoch, table at its end, Adam's v̂ there)``, the first starting at the

@@ -88,7 +88,9 @@ class UnlearnConfig:
         response) has its best validation AUC, stopping at the first epoch that scores no higher
         (Retrain's own rule; epoch 0, the recorded horizon, is always a candidate and carries the
         removal's response, so validation cannot veto forgetting). An answer past the returned epoch
-        changes every row (the run's own later table, stored in bfloat16, plus the response).
+        changes every row (the run's own later table, stored in bfloat16, plus the response) and
+        carries the trace of the run returned there (``TrainingTrace.returned_later``: a later
+        request walks the run to that epoch and no further, so what this one forgot stays forgotten).
         Its calibration is the recorded horizon's (the answer at the returned epoch is that one's;
         ``estimator`` leaves the trajectory out). Models trained with BCE. Training response only;
         ``validation`` and ``trajectory`` each need a trace that recorded their tail.
@@ -476,8 +478,9 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
                                                    validation, trajectory)
     unlearned = copy_model(model)
     with torch.no_grad():
-        if epochs_past:  # every row: the run's own table there
+        if epochs_past:  # every row: the run's own table there, and the run as returned there
             unlearned.embedding.copy_(base(epochs_past))
+            unlearned.trace = model.trace.returned_later(epochs_past, emb)
         unlearned.embedding.index_copy_(0, changed_rows, changed_values(delta, epochs_past))
     if model.num_layers > 0:
         unlearned.set_graph(new_graph)
