@@ -654,7 +654,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
                "ledger": {"requests": new.ledger.ids, "rows": int(new.ledger.rows.numel())},
                "seconds": result.seconds, "phases": result.phases,
                "kept_rows": result.kept_rows, "solver": dataclasses.asdict(result.solve) if result.solve else None,
-               "status": result.status, **aucs}
+               "epochs_past": result.epochs_past, "status": result.status, **aucs}
     # The training settings travel with the model: a later retrain (or verification) uses them.
     meta = {**summary, **({"train": checkpoint.meta["train"]} if "train" in checkpoint.meta else {})}
     _write_model_and_summary(out, new.model, dataset, new.removal, meta=json_safe(meta), summary=summary,
@@ -665,6 +665,8 @@ def run_unlearn(args: argparse.Namespace) -> int:
               f"already forgotten by {describe(earlier)}")
     print(f"{args.method}: forgot {plan.forget.numel()} interactions in {result.seconds:.2f} s "
           f"({result.kept_rows} rows updated)" + (f", solver {result.solve}" if result.solve else "")
+          + (f"; answered {result.epochs_past} epoch(s) past the run's returned one, where the estimate of Retrain "
+             "scores best on validation" if result.epochs_past else "")
           + (f"; status {result.status}" if plan.forget.numel() and result.status != "ok" else ""))
     print(f"ledger: {len(new.ledger)} requests, {new.ledger.rows.numel()} rows forgotten in all "
           f"(this one recorded as {request_id!r})")

@@ -106,13 +106,14 @@ def test_the_calibration_travels_with_the_checkpoint(planted, tmp_path):
 
 def test_a_scale_fitted_for_another_estimator_is_not_used(planted):
     """The scale belongs to the estimator it was fitted for: the corrected response's scale is
-    not applied to the linear default (a warning says so), and calibrating records the estimator."""
+    not applied to the default (a warning says so), and calibrating records the estimator."""
     model = trained(planted, "mf")
     request = torch.arange(0, len(planted.train), 50)
     corrected = UnlearnConfig(corrections=1)
     fitted = calibrate(model, planted, config=corrected)
     assert model.trace.calibrated_for == corrected.estimator == fitted.estimator == "training-endpoint(corrections=1)"
-    assert UnlearnConfig().estimator == UnlearnConfig(corrections=0).estimator == "training-endpoint(corrections=0)"
+    assert UnlearnConfig().estimator == UnlearnConfig(corrections=2).estimator == "training-endpoint(corrections=2)"
+    assert UnlearnConfig(corrections=0).estimator == "training-endpoint(corrections=0)"
     assert UnlearnConfig(spillover=False).estimator != UnlearnConfig().estimator
     raw = unlearn(model, planted, request, UnlearnConfig(calibrated=False))
     with pytest.warns(UserWarning, match=r"fitted for the training-endpoint\(corrections=1\) response"):

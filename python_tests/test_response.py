@@ -308,13 +308,17 @@ def test_a_systems_table_edited_before_its_first_product_is_refused(planted):
 
 def test_a_run_returned_at_its_epoch_cap_keeps_the_recorded_horizon(planted):
     """A run still improving at its epoch cap records its last AUC only: a Retrain with the same
-    cap cannot train longer, so ``ifru-horizon`` answers exactly as ``ifru``."""
+    cap cannot train longer, so ``ifru-horizon`` answers exactly as ``ifru-linear``, and the trace
+    records no tail to walk: the default answers at the returned epoch too."""
     model = build_model("mf", planted.num_users, planted.num_items, dim=4, init_std=0.1, seed=0).double()
     result = train(model, planted, TrainConfig(lr=0.01, batch_size=256, max_epochs=2, patience=8), progress=False)
     assert result.best_epoch == 2 and model.trace.validation_tail == (result.best_valid_auc,)
     removal = torch.arange(0, len(planted.train), 37)
-    extended, recorded = (unlearn(model, planted, removal, method=name) for name in ("ifru-horizon", "ifru"))
+    extended, recorded = (unlearn(model, planted, removal, method=name) for name in ("ifru-horizon", "ifru-linear"))
     assert extended.update_norm > 0 and torch.equal(extended.model.embedding, recorded.model.embedding)
+    assert model.trace.tail == []
+    default, at_returned = (unlearn(model, planted, removal, method=name) for name in ("ifru", "ifru-nonlinear"))
+    assert default.epochs_past == 0 and torch.equal(default.model.embedding, at_returned.model.embedding)
 
 
 def test_the_horizon_rule_needs_the_recorded_tail(planted):
@@ -322,7 +326,7 @@ def test_the_horizon_rule_needs_the_recorded_tail(planted):
     model.trace = replace(model.trace, validation_tail=None)  # a trace written before the field
     with pytest.raises(ValueError, match="validation_tail"):
         unlearn(model, planted, torch.tensor([0, 1]), method="ifru-horizon")
-    assert UnlearnConfig(horizon="validation").estimator == "training-endpoint(corrections=0, horizon=validation)"
+    assert UnlearnConfig(horizon="validation").estimator == "training-endpoint(corrections=2, horizon=validation)"
     with pytest.raises(ValueError, match="horizon"):
         UnlearnConfig(response="newton", horizon="validation")
     with pytest.raises(ValueError, match="choose one"):
@@ -435,6 +439,12 @@ def test_the_trajectory_horizon_needs_a_recorded_tail_and_bce(planted):
     model.trace = replace(trace, tail=None)  # a trace written before the field
     with pytest.raises(ValueError, match=r"TrainingTrace\.tail"):
         unlearn(model, planted, torch.tensor([0, 1]), method="ifru-trajectory-uncalibrated")
+    # The default answers such a trace at the returned epoch (ifru-nonlinear's answer), and says why
+    request = torch.arange(0, len(planted.train), 5)  # walked one epoch past with the tail (above)
+    with pytest.warns(UserWarning, match="has no tail.*answered at the recorded horizon"):
+        default = unlearn(model, planted, request, method="ifru-uncalibrated")
+    assert default.epochs_past == 0 and torch.equal(
+        default.model.embedding, unlearn(model, planted, request, method="ifru-nonlinear-uncalibrated").model.embedding)
     model.trace = replace(model.trace, tail=[], loss="bpr")
     with pytest.raises(ValueError, match="trained with bce"):
         unlearn(model, planted, torch.tensor([0, 1]), config=UnlearnConfig(horizon="trajectory"))
@@ -739,21 +749,22 @@ def test_unanchored_rows_follow_the_gradient_flow(planted, name):
 
 
 def test_unanchored_flow_is_its_own_estimator(planted):
-    """``ifru-unanchored`` moves the unanchored users further than ``ifru`` (no curvature bounds
-    them) and leaves a request with no unanchored row answered exactly as ``ifru``; a calibration
+    """``ifru-unanchored`` moves the unanchored users further than ``ifru-linear`` (no curvature bounds
+    them) and leaves a request with no unanchored row answered exactly as ``ifru-linear``; a calibration
     fitted for one is not the other's, and the Newton response refuses the option."""
     model = trained(planted, "mf")
     removal = unanchoring_request(planted)
     users = unanchored_reference(planted, removal)[:planted.num_users].nonzero().squeeze(1)
-    flow, linear = (unlearn(model, planted, removal, method=name) for name in ("ifru-unanchored", "ifru"))
+    flow, linear = (unlearn(model, planted, removal, method=name) for name in ("ifru-unanchored", "ifru-linear"))
     before = model.embedding.detach()[users]
     moved = [float((result.model.embedding.detach()[users] - before).norm()) for result in (flow, linear)]
     assert moved[0] > 1.5 * moved[1] > 0
     anchored_only = torch.arange(1, len(planted.train), 37)  # rows leaving no node with one label
     assert not bool(unanchored_reference(planted, anchored_only).any())
-    same = [unlearn(model, planted, anchored_only, method=name).model.embedding for name in ("ifru-unanchored", "ifru")]
+    same = [unlearn(model, planted, anchored_only, method=name).model.embedding
+            for name in ("ifru-unanchored", "ifru-linear")]
     assert torch.equal(*same)
-    assert UnlearnConfig(unanchored_flow=True).estimator == "training-endpoint(corrections=0, unanchored=flow)"
+    assert UnlearnConfig(corrections=0, unanchored_flow=True).estimator == "training-endpoint(corrections=0, unanchored=flow)"
     with pytest.raises(ValueError, match="unanchored_flow"):
         UnlearnConfig(response="newton", unanchored_flow=True)
 

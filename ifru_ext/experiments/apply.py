@@ -382,7 +382,7 @@ def _run(requests: list[LogRequest], encoded: list[Tensor], log: Path, checkpoin
             "index": index, "id": request.id, "status": "applied", "method": result.method,
             "time": state.ledger.entries[-1].time, "rows": int(answer.plan.forget.numel()),
             "skipped_rows": int(answer.plan.skipped.numel()), "seconds": result.seconds,
-            "result_status": result.status, "update_norm": result.update_norm,
+            "result_status": result.status, "update_norm": result.update_norm, "epochs_past": result.epochs_past,
             "forget_loss_before": result.forget_loss_before, "forget_loss_after": result.forget_loss_after,
         })
         recorded_ids.add(request.id)

@@ -65,7 +65,8 @@ class UnlearnResult:
     ``changed_rows`` (int64 [c], or None: not known): the only rows of ``model.embedding`` the
     method wrote, the rest of the model being an exact copy of the original; ``unlearn`` then
     measures ``update_norm`` on those rows instead of comparing every parameter (a request
-    costs what it touches).
+    costs what it touches). ``epochs_past``: the training response's answer lies this many epochs
+    past the run's returned one (the trajectory horizon, ``UnlearnConfig.horizon``); 0 at it.
     """
 
     model: torch.nn.Module
@@ -80,6 +81,7 @@ class UnlearnResult:
     forget_loss_after: float = float("nan")
     status: str = "ok"
     changed_rows: torch.Tensor | None = None
+    epochs_past: int = 0
 
 
 class PhaseClock:

@@ -102,8 +102,8 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     what was fitted. ``train``: the ``TrainConfig`` that trained the model (its epoch cap
     included), for the Retrain; None: ``retrain_config`` (the schedule of the architecture with
     what the trace records). ``config``: the estimator to fit (default ``UnlearnConfig()``, the
-    ``ifru`` default; a trajectory horizon fits its recorded horizon's, which answers its returned
-    epoch); only a request answered with the same estimator uses the scale.
+    ``ifru`` default; a trajectory or auto horizon fits its recorded horizon's, which answers its
+    returned epoch); only a request answered with the same estimator uses the scale.
 
     Raises ValueError for a model without a training trace or that ``Retrain`` cannot rebuild
     (your own ``TableModel``), a ``fraction`` outside (0, 1), a Retrain that moves the
@@ -121,7 +121,8 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     retrained = unlearn(model, dataset, rows, RetrainConfig(train=train))
     # A trajectory's answer at the returned epoch is the recorded horizon's: the scale fitted for that serves both.
     config = config or UnlearnConfig()
-    config = replace(config, calibrated=False, horizon="recorded" if config.horizon == "trajectory" else config.horizon)
+    config = replace(config, calibrated=False,
+                     horizon="recorded" if config.horizon in ("auto", "trajectory") else config.horizon)
     if config.response != "training":
         raise ValueError("calibrate fits the training response's scale; the config answers with response="
                          f"{config.response!r}")

@@ -640,8 +640,10 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
     ``diagonal ⊙ δ + (∇L_{-r}(E + δ) − ∇L_{-r}(E))/n = rhs`` at the local table ``at``. A step is
     solved to the linear solve's absolute accuracy (``tol ‖rhs‖``; none is taken once the
     equation holds to it) and kept only where it reduces the equation's residual (halved up to
-    ``_BACKTRACKS`` times, else the corrections stop). Returns δ, the last solve's report (None
-    without a step) and the CG iterations spent."""
+    ``_BACKTRACKS`` times, else the corrections stop). Returns δ, a report (None without a step:
+    its residual is the equation's at δ relative to ``rhs``, ``converged`` when within ``tol``, else
+    ``max_iter``: the steps ran out first; the last solve's own residual is relative to the residual
+    it solved for, and says nothing about the equation) and the CG iterations spent."""
     remaining = plan.remaining_gradient(at, segment)
     # The local table at E + δ: one copy of ``at`` whose moving rows each evaluation overwrites in
     # place (copying the whole table per evaluation was ~5% of a nonlinear request). The operator
@@ -673,6 +675,9 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
             correction = correction / 2
         else:
             break
+    if report is not None:
+        report = SolveReport(report.iterations, float(norm) / float(rhs.norm()),
+                             "converged" if float(norm) <= accuracy else "max_iter")
     return delta, report, iterations
 
 

@@ -2,18 +2,23 @@
 
 Per cell (model, stage, scenario, fraction): forget-loss completeness, test-AUC completeness
 AUC_0 / 1 / 2 and |AUC_0 − R| (against max(0.002, the Retrain noise floor)), and the speed-up over
-Retrain, for Retrain-2 (the noise floor: a second Retrain, the next seed), the default ifru, ifru-nonlinear
-and ifru-trajectory (means over the cell's draws, as the
-reports give them). ``*``: outside the issue's target (forget [0.8, 1.2]; poison AUC ≥ 0.9 on all three;
-genuine / users gap ≤ max(0.002, floor); ≥ 10× Retrain); ``–``: not judged (inside the noise floor)."""
+Retrain, for Retrain-2 (the noise floor: a second Retrain, the next seed), ifru-linear (the reports' "ifru":
+the default until 2026-12-06), ifru-nonlinear and ifru-trajectory (the default ``ifru`` since then answers as
+it on every model here: their traces carry the tail) (means over the cell's draws, as the reports give them).
+``*``: outside the issue's target (forget [0.8, 1.2]; poison AUC ≥ 0.9 on all three; genuine / users gap ≤
+max(0.002, floor); ≥ 10× Retrain); ``–``: not judged (inside the noise floor). Below the table, per model and
+method, the judged cells that meet each target."""
 import json
 import pathlib
 
 HERE = pathlib.Path(__file__).parent
-METHODS = (("default", "retrain-2"), ("default", "ifru"), ("trajectory", "ifru-nonlinear"), ("trajectory", "ifru-trajectory"))
+# (report, method in it, column name)
+METHODS = (("default", "retrain-2", "retrain-2"), ("default", "ifru", "ifru-linear"),
+           ("trajectory", "ifru-nonlinear", "ifru-nonlinear"), ("trajectory", "ifru-trajectory", "ifru (ifru-trajectory)"))
 
 
-def row(report: dict, method: str) -> str:
+def row(report: dict, method: str, tally: dict | None = None) -> str:
+    """The cell's three columns for ``method``; ``tally`` (optional) counts its judged targets met."""
     s = report["summary"][method]
     judged = report["judged_draws"] > 0
     forget = s["forget_completeness"]
@@ -29,10 +34,20 @@ def row(report: dict, method: str) -> str:
     if s["speedup"] is None:  # Retrain-2: the noise floor, no speed
         return f"{text} | {auc} | –"
     speed = f"{s['speedup']:.0f}×" + ("*" if s["speedup"] < 10 else "")
+    if tally is not None:
+        for target, met in (("forget", judged and not text.endswith("*")), ("auc", not auc.endswith("*")),
+                            ("speed", not speed.endswith("*"))):
+            if target == "forget" and not judged:
+                continue
+            key = target if target != "auc" else ("poison AUC" if report["scenario"] == "poison" else "AUC gap")
+            counts = tally.setdefault(key, [0, 0])
+            counts[0] += met
+            counts[1] += 1
     return f"{text} | {auc} | {speed}"
 
 
-lines = ["| model | data | request | seeds | " + " | ".join(f"{m}: forget | AUC | speed" for _, m in METHODS) + " |",
+tallies: dict[tuple[str, str], dict] = {}  # (model, column) -> target -> [met, judged]
+lines = ["| model | data | request | seeds | " + " | ".join(f"{name}: forget | AUC | speed" for _, _, name in METHODS) + " |",
          "|---|---|---|---|" + "---|---|---|" * len(METHODS)]
 for default in sorted(HERE.glob("*/*.default.json")):
     reports = {"default": json.loads(default.read_text())}
@@ -41,7 +56,16 @@ for default in sorted(HERE.glob("*/*.default.json")):
         continue
     reports["trajectory"] = json.loads(other.read_text())
     first = reports["default"]
-    cells = " | ".join(row(reports[kind], method) for kind, method in METHODS)
+    cells = " | ".join(row(reports[kind], method, tallies.setdefault((first["model"], name), {}))
+                       for kind, method, name in METHODS)
     request = f"{first['scenario']} {first['fraction']:g}"
     lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
+lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | genuine / users AUC gap | ≥ 10× Retrain |",
+          "|---|---|---|---|---|---|"]
+for (model, name), counts in sorted(tallies.items()):
+    if name == "retrain-2":
+        continue
+    met = [f"{counts[k][0]} of {counts[k][1]}" if k in counts else "–"
+           for k in ("forget", "poison AUC", "AUC gap", "speed")]
+    lines.append(f"| {model} | {name} | " + " | ".join(met) + " |")
 print("\n".join(lines))
