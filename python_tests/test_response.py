@@ -764,7 +764,8 @@ def test_unanchored_flow_is_its_own_estimator(planted):
     same = [unlearn(model, planted, anchored_only, method=name).model.embedding
             for name in ("ifru-unanchored", "ifru-linear")]
     assert torch.equal(*same)
-    assert UnlearnConfig(corrections=0, unanchored_flow=True).estimator == "training-endpoint(corrections=0, unanchored=flow)"
+    assert UnlearnConfig(corrections=0, unanchored_flow=True).estimator == \
+        "training-endpoint(corrections=0, unanchored=flow)"
     with pytest.raises(ValueError, match="unanchored_flow"):
         UnlearnConfig(response="newton", unanchored_flow=True)
 

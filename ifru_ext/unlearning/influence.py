@@ -31,7 +31,8 @@ from .response import RESPONSE_FORM, ResponsePlan, orphaned_rows, training_respo
 from .solvers import adam_solve, block_jacobi, conjugate_gradient
 from .terms import objective_rows
 
-__all__ = ["DEFAULT_CORRECTIONS", "UnlearnConfig", "influence_gradient", "influence_update", "removal_seed_counts", "scif_gradient"]
+__all__ = ["DEFAULT_CORRECTIONS", "UnlearnConfig", "influence_gradient", "influence_update", "removal_seed_counts",
+           "scif_gradient"]
 
 
 # The default training response's Newton steps per segment (``UnlearnConfig.corrections``). Over
@@ -89,8 +90,8 @@ class UnlearnConfig:
         model was trained with BCE and its trace recorded its tail (``ifru_ext.train`` records it),
         else ``recorded`` (BPR; a trace written before 2026-12-06 or of your own run, with a
         warning for a built-in model's); ``UnlearnResult.epochs_past`` says where the answer lies.
-        ``recorded``: as long as the original run, to its returned epoch. ``validation``: Retrain's own early-stopping rule
-        applied to the linearised Retrain — the response is continued epoch by epoch at the
+        ``recorded``: as long as the original run, to its returned epoch. ``validation``: Retrain's
+        own early-stopping rule applied to the linearised Retrain — the response is continued epoch by epoch at the
         returned table over the epochs the original run trained past its best (its patience),
         and the epoch kept is the one where the Original's own validation AUC there
         (``TrainingTrace.validation_tail``) plus the answer's change of it is highest (never

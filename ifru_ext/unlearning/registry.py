@@ -125,9 +125,10 @@ METHODS: dict[str, Method] = _methods(
     Method("ifru-nonlinear-neighbours-uncalibrated",
            UnlearnConfig(corrections=2, horizon="recorded", ratios=(1.0, 0.6), calibrated=False),
            influence_update, summary="ifru-nonlinear-neighbours without the model's calibration", **TRAINING_RESPONSE),
-    Method("ifru-unanchored", UnlearnConfig(corrections=0, horizon="recorded", unanchored_flow=True), influence_update,
-           summary="ifru-linear with the rows a request leaves unanchored (every remaining row of theirs has one label, "
-                   "where they had both) answered by gradient flow, without their curvature; uses a calibration "
+    Method("ifru-unanchored", UnlearnConfig(corrections=0, horizon="recorded", unanchored_flow=True),
+           influence_update,
+           summary="ifru-linear with the rows a request leaves unanchored (every remaining row of theirs has one "
+                   "label, where they had both) answered by gradient flow, without their curvature; uses a calibration "
                    "fitted for it (ifru fidelity --calibrate-for ifru-unanchored)", model_kind=Recommender),
     Method("ifru-unanchored-uncalibrated",
            UnlearnConfig(corrections=0, horizon="recorded", unanchored_flow=True, calibrated=False), influence_update,

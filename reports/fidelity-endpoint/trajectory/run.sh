@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# ifru-trajectory (UnlearnConfig(corrections=2, horizon="trajectory"), calibrated for itself) next to ifru-nonlinear
-# (the same response at the recorded horizon, the same calibration) and the default ifru (calibrated for itself).
+# ifru-trajectory (UnlearnConfig(corrections=2, horizon="trajectory"), calibrated for itself; the default ifru since
+# 2026-12-06 answers as it on every model here, whose traces carry the tail) next to ifru-nonlinear (the same response
+# at the recorded horizon, the same calibration) and ifru-linear (the default before, calibrated for itself).
 # Each cell runs twice on the same Original, Retrain and Retrain-2 (the second run reuses the first's checkpoints):
-# once calibrated for ifru (answers: ifru), once for ifru-trajectory (answers: ifru-nonlinear, ifru-trajectory).
+# once calibrated for ifru-linear (answers: ifru-linear; the reports written before 2026-12-06 call it ifru), once
+# for ifru-trajectory (answers: ifru-nonlinear, ifru-trajectory).
 # Usage: reports/fidelity-endpoint/trajectory/run.sh [STAGE...]
 #   stages: users-0.25 full planted-1e5 planted-1e4 users-0.5 lightgcn-1e4 lightgcn-full lightgcn-full-genuine lightgcn-full-users
 #           ml100k amazon ml1m lightgcn-ml100k (the shaped files of reports/fidelity-movielens-shaped: data the method was not built on)
 #           lightgcn-amazon (the Amazon-shaped file's LightGCN poisoned 2% cell, seed 1), planted-1e6 (MF, poisoned 8%, seed 1)
 #           poison-0.08 (BookCrossing's 8% poisoned-row cells of full, users-0.5 and users-0.25 again)
+#           amazon-sparse (a sparser Amazon-shaped file drawn after the default was chosen: 40k users, 20k items,
+#           300k ratings, seed 17; MF, four cells, three seeds)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -34,7 +38,7 @@ cell() {  # stage scenario fraction seeds [dataset flags...]
   echo "=== $(date +%T) ${MODEL:-mf} $stage $scenario $fraction seeds $seeds"
   local start=$SECONDS
   mkdir -p "$out" "$out-t" "$dest"
-  answer "$out" ifru ifru default "$scenario" "$fraction" "$seeds" "$@"
+  answer "$out" ifru-linear ifru-linear default "$scenario" "$fraction" "$seeds" "$@"
   cp -n "$out"/*.pt "$out-t"/  # the same Originals and Retrains, calibrated again for the trajectory
   answer "$out-t" ifru-trajectory ifru-nonlinear,ifru-trajectory trajectory "$scenario" "$fraction" "$seeds" "$@"
   echo "    done in $((SECONDS - start)) s"
@@ -79,6 +83,14 @@ for stage in "${stages[@]}"; do
     poison-0.08)  # BookCrossing's 8% poisoned-row cells again (all users, half, a quarter): the ones nearest the speed floor
       cell full poison 0.08 1,2,3
       for u in 0.5 0.25; do cell users-$u poison 0.08 1,2,3 --user-fraction $u; done ;;
+    amazon-sparse)
+      sparse=runs/amazon-sparse/ratings.csv
+      [ -f "$sparse" ] || { mkdir -p "$(dirname "$sparse")" && .venv/bin/python \
+          reports/fidelity-movielens-shaped/movielens_shaped.py 40000 20000 300000 17 "$sparse" amazon; }
+      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
+        cell amazon-sparse $s 1,2,3 --dataset "$sparse" --header --columns user,item,rating,timestamp --threshold 3 \
+            --kcore 5
+      done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done

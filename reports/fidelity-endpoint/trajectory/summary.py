@@ -12,14 +12,16 @@ import json
 import pathlib
 
 HERE = pathlib.Path(__file__).parent
-# (report, method in it, column name)
-METHODS = (("default", "retrain-2", "retrain-2"), ("default", "ifru", "ifru-linear"),
-           ("trajectory", "ifru-nonlinear", "ifru-nonlinear"), ("trajectory", "ifru-trajectory", "ifru (ifru-trajectory)"))
+# (report, the method's names in it, column name): the reports written before 2026-12-06 call ifru-linear "ifru"
+METHODS = (("default", ("retrain-2",), "retrain-2"), ("default", ("ifru-linear", "ifru"), "ifru-linear"),
+           ("trajectory", ("ifru-nonlinear",), "ifru-nonlinear"),
+           ("trajectory", ("ifru-trajectory",), "ifru (ifru-trajectory)"))
 
 
-def row(report: dict, method: str, tally: dict | None = None) -> str:
-    """The cell's three columns for ``method``; ``tally`` (optional) counts its judged targets met."""
-    s = report["summary"][method]
+def row(report: dict, names: tuple[str, ...], tally: dict | None = None) -> str:
+    """The cell's three columns for the method ``names`` give (the first in the report);
+    ``tally`` (optional) counts its judged targets met."""
+    s = next(report["summary"][name] for name in names if name in report["summary"])
     judged = report["judged_draws"] > 0
     forget = s["forget_completeness"]
     text = f"{forget:.2f}" if judged else f"({forget:.2f})"
@@ -56,8 +58,8 @@ for default in sorted(HERE.glob("*/*.default.json")):
         continue
     reports["trajectory"] = json.loads(other.read_text())
     first = reports["default"]
-    cells = " | ".join(row(reports[kind], method, tallies.setdefault((first["model"], name), {}))
-                       for kind, method, name in METHODS)
+    cells = " | ".join(row(reports[kind], names, tallies.setdefault((first["model"], name), {}))
+                       for kind, names, name in METHODS)
     request = f"{first['scenario']} {first['fraction']:g}"
     lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
 lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | genuine / users AUC gap | ≥ 10× Retrain |",
