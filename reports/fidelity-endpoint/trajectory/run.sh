@@ -11,7 +11,8 @@
 #           lightgcn-amazon (the Amazon-shaped file's LightGCN poisoned 2% cell, seed 1), planted-1e6 (MF, poisoned 8%, seed 1)
 #           poison-0.08 (BookCrossing's 8% poisoned-row cells of full, users-0.5 and users-0.25 again)
 #           amazon-sparse (a sparser Amazon-shaped file drawn after the default was chosen: 40k users, 20k items,
-#           300k ratings, seed 17; MF, four cells, three seeds)
+#           300k ratings, seed 17; MF, four cells, three seeds), lightgcn-amazon-sparse (its LightGCN poisoned 2% cell,
+#           seed 1)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -83,14 +84,16 @@ for stage in "${stages[@]}"; do
     poison-0.08)  # BookCrossing's 8% poisoned-row cells again (all users, half, a quarter): the ones nearest the speed floor
       cell full poison 0.08 1,2,3
       for u in 0.5 0.25; do cell users-$u poison 0.08 1,2,3 --user-fraction $u; done ;;
-    amazon-sparse)
+    amazon-sparse|lightgcn-amazon-sparse)
       sparse=runs/amazon-sparse/ratings.csv
       [ -f "$sparse" ] || { mkdir -p "$(dirname "$sparse")" && .venv/bin/python \
           reports/fidelity-movielens-shaped/movielens_shaped.py 40000 20000 300000 17 "$sparse" amazon; }
-      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
-        cell amazon-sparse $s 1,2,3 --dataset "$sparse" --header --columns user,item,rating,timestamp --threshold 3 \
-            --kcore 5
-      done ;;
+      options=(--dataset "$sparse" --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+      if [ "$stage" = amazon-sparse ]; then
+        for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do cell amazon-sparse $s 1,2,3 "${options[@]}"; done
+      else
+        MODEL=lightgcn cell lightgcn-amazon-sparse poison 0.02 1 "${options[@]}"
+      fi ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
