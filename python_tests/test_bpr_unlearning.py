@@ -4,6 +4,7 @@ against float64 autograd references, the label-0 rows BPR never trained on, orph
 refusals, and forgetting on a real BookCrossing slice against Retrain."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import pytest
@@ -191,6 +192,21 @@ def test_methods_written_for_bce_refuse_a_bpr_model(planted):
         from ifru_ext.unlearning.influence import influence_update
         influence_update(model, planted, torch.tensor([0, 1]), UnlearnConfig(response="newton"),
                          PhaseClock(torch.device("cpu")))
+
+
+def test_the_default_answers_a_bpr_model_at_its_returned_epoch(planted):
+    """``horizon="auto"`` walks the run's tail for BCE models only (BPR's tail triples are not built):
+    a BPR model, whose trace records the tail too, gets the default's response at the returned epoch —
+    ``ifru-nonlinear``'s answer — and no warning (nothing is missing that retraining would add)."""
+    model = trained(planted, "mf")
+    assert model.trace.tail is not None
+    removal = torch.arange(0, len(planted.train), 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = unlearn(model, planted, removal)
+    at_returned = unlearn(model, planted, removal, method="ifru-nonlinear")
+    assert default.epochs_past == 0 and default.update_norm > 0
+    assert torch.equal(default.model.embedding, at_returned.model.embedding)
 
 
 @pytest.mark.skipif(not BX_FILE.exists(), reason=f"{BX_FILE} not present")
