@@ -17,7 +17,8 @@ stopping included, as a user's Retrain would: MF about a minute, LightGCN severa
 earlier machine; reports/fidelity-lightgcn). MF's Original is trained to convergence once per
 session; LightGCN's is capped at ``LIGHTGCN_EPOCHS`` epochs to save those minutes again: what a
 request costs does not depend on how long the Original trained (the response walks at most
-``TrainConfig.snapshots + 1`` segments of its run, 3 by default, whatever its length).
+``TrainConfig.snapshots + 1`` segments of its run, 3 by default, whatever its length, and at most
+``patience`` epochs of its tail).
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@
 #           amazon-sparse (a sparser Amazon-shaped file drawn after the default was chosen: 40k users, 20k items,
 #           300k ratings, seed 17; MF, four cells, three seeds), lightgcn-amazon-sparse (its LightGCN poisoned 2% cell,
 #           seed 1), movielens-new (a MovieLens-shaped file drawn after the default was chosen: 3,000 users, 2,500
-#           items, 400k ratings, seed 23; MF, four cells, three seeds)
+#           items, 400k ratings, seed 23; MF, four cells, three seeds), lightgcn-movielens-new (its LightGCN poisoned
+#           2% cell, seed 1)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -95,14 +96,16 @@ for stage in "${stages[@]}"; do
       else
         MODEL=lightgcn cell lightgcn-amazon-sparse poison 0.02 1 "${options[@]}"
       fi ;;
-    movielens-new)
+    movielens-new|lightgcn-movielens-new)
       fresh=runs/movielens-new/ratings.dat
       [ -f "$fresh" ] || { mkdir -p "$(dirname "$fresh")" && .venv/bin/python \
           reports/fidelity-movielens-shaped/movielens_shaped.py 3000 2500 400000 23 "$fresh"; }
-      for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do
-        cell movielens-new $s 1,2,3 --dataset "$fresh" --sep :: --columns user,item,rating,timestamp --threshold 3 \
-            --kcore 5
-      done ;;
+      options=(--dataset "$fresh" --sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+      if [ "$stage" = movielens-new ]; then
+        for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do cell movielens-new $s 1,2,3 "${options[@]}"; done
+      else
+        MODEL=lightgcn cell lightgcn-movielens-new poison 0.02 1 "${options[@]}"
+      fi ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
