@@ -1,4 +1,4 @@
-"""The training-aware linear response: IFRU's estimate of Retrain for an early-stopped model.
+"""The training-aware response: IFRU's estimate of Retrain for an early-stopped model.
 
 Retrain is not a minimiser of ``L_{-r}``: it is Adam, run from the same initial table for
 about as long as the original run, on ``D_{-r}``. The original run moves by ``−η Π ∇L(E)/n``,
@@ -37,12 +37,17 @@ near the Original's (genuine 8%: 0.0022 against 0.0024; reports/fidelity-endpoin
 and Retrain's table differs from the Original's by about its own size, so the two differ: by
 3× the right-hand side in the first segment of BookCrossing MF's 8% poisoned-row request (the
 displacement form of the step, above). With
-``corrections=k > 0`` (``ifru-corrected`` k = 1, ``ifru-nonlinear`` k = 2; the default is 0) each
+``corrections=k > 0`` (``ifru-corrected`` k = 1; the default and ``ifru-nonlinear`` k = 2; ``ifru-linear`` 0) each
 segment solves the step's own equation by Newton: the true gradient change at ``E_s + δ`` gives
 the residual, the Gauss–Newton operator there the step, kept only where it lowers the residual
 (``_corrected``). A later segment starts from the previous one's answer ``δ_{s−1}`` (Retrain's
 table is nearer there than at ``δ = 0``, the linear solve's start) and takes k + 1 steps; the
 first starts from its linear answer and takes k.
+
+The default (``UnlearnConfig.horizon="auto"``, models trained with BCE whose trace recorded its
+tail) goes on past the returned epoch: one more segment per epoch the run trained past its best,
+read at that epoch's table and second moments, answering where the estimate of Retrain scores best
+on validation (``training_response(trajectory=...)``): Retrain's own stopping rule, applied to it.
 
 Exactness where it is free: a row whose every training interaction is removed gets no
 gradient under Retrain, so it keeps its initial value; it is set to ``trace.initial``.
