@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -943,7 +944,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the subcommand, return its exit code.
 
-    Every error is one line on stderr, never a traceback: errors in the inputs (bad
+    Every error is one line on stderr, never a traceback, and so is every warning the run raises
+    (``ifru <command>: warning: ...``, not Python's file, line and source): errors in the inputs (bad
     dataset, refused checkpoint or output folder, an OS error such as a permission denied)
     return 1, as does any other exception (named by its type; ``IFRU_TRACEBACK=1`` re-raises
     it); Ctrl-C returns 130; usage errors (unknown options, numbers out of range) exit with
@@ -953,8 +955,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     logging.getLogger("ifru_ext").setLevel(logging.WARNING if args.quiet else logging.INFO)
     prefix = f"ifru {args.command}"
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():  # the caller's warning settings are restored on the way out
+            warnings.showwarning = show_warning
+            return args.handler(args)
     except KeyboardInterrupt:
         if os.environ.get("IFRU_TRACEBACK"):
             raise

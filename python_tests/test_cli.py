@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -164,6 +165,23 @@ def test_train_calibrates_the_original_against_one_retrain(tmp_path, capsys):
     change = losses["retrain"] - losses["original"]
     assert change > 0 and losses["calibrated"] == pytest.approx(losses["retrain"], abs=2e-3 * change)
     assert 0 < abs(losses["uncalibrated"] - losses["retrain"]) < 0.02 * change
+
+
+def test_a_warning_is_one_line_naming_the_command(tmp_path, capsys):
+    """A warning raised while a command runs (here: the checkpoint's calibration was fitted for the default,
+    the request answers with ifru-linear) is one line on stderr, as errors are, without Python's file,
+    line and source; the caller's warning settings are as they were afterwards."""
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--dataset", "planted:5000", "--epochs", "10", "--lr", "0.01", "--batch-size", "256",
+                 "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    before = warnings.showwarning
+    assert main(["-q", "unlearn", "--checkpoint", str(out / "model.pt"), "--method", "ifru-linear",
+                 "--out", str(tmp_path / "linear")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("ifru unlearn: warning: the model's calibration")
+    assert "answered uncalibrated" in lines[0] and "UserWarning" not in lines[0]
+    assert warnings.showwarning is before
 
 
 def test_evaluate_refuses_another_dataset(tmp_path, ratings_file, capsys):
