@@ -623,8 +623,9 @@ def _validation_scorer(model, dataset: RecDataset, graph: CSRGraph | None, devic
         with torch.no_grad():
             if isinstance(model, TableModel):
                 return auc(model.scores(table, users, items), valid.labels)
-            f = _propagated(table, graph, model.num_layers)  # rows gathered by index_select: the same values,
-            return auc((f.index_select(0, users) * f.index_select(0, items)).sum(1), valid.labels)  # 3-4x faster
+            f = _propagated(table, graph, model.num_layers)
+            # index_select: the same values as advanced indexing, 3-4x faster on the CPU
+            return auc((f.index_select(0, users) * f.index_select(0, items)).sum(1), valid.labels)
 
     return score
 

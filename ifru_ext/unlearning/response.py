@@ -662,7 +662,8 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
         return rhs - diagonal * candidate - change
 
     residual = residual_at(delta)
-    norm, iterations, report, accuracy = residual.norm(), 0, None, tol * float(rhs.norm())
+    rhs_norm = float(rhs.norm())
+    norm, iterations, report, accuracy = residual.norm(), 0, None, tol * rhs_norm
     for step in range(1, corrections + 1):
         if float(norm) <= accuracy:
             break
@@ -681,7 +682,7 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
         else:
             break
     if report is not None:
-        report = SolveReport(report.iterations, float(norm) / float(rhs.norm()),
+        report = SolveReport(report.iterations, float(norm) / rhs_norm,
                              "converged" if float(norm) <= accuracy else "max_iter")
     return delta, report, iterations
 
