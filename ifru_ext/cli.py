@@ -54,7 +54,7 @@ from .models import DEFAULTS, Checkpoint, Recommender, load_checkpoint, read_che
 from .models.export import EXPORT_FILES, export_recbole
 from .models.ledger import describe
 from .ops import MAX_LAYERS
-from .training import LOSSES, SCHEDULES, TrainConfig, model_arguments, train_new
+from .training import LOSSES, PLATEAU_TOLERANCES, SCHEDULES, TrainConfig, model_arguments, train_new
 from .unlearning import CALIBRATABLE, METHODS, RetrainConfig, calibrate, configure
 
 __all__ = [
@@ -397,8 +397,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--wait-until-decelerating, --wait-through-plateaus and --snapshots (the TrainConfig fields of
-    those names) of every command that trains."""
+    """--wait-until-decelerating, --wait-through-plateaus, --plateau-tolerance and --snapshots (the
+    TrainConfig fields of those names) of every command that trains."""
     parser.add_argument(
         "--wait-until-decelerating", action=argparse.BooleanOptionalAction,
         help="count epochs for early stopping from the one where the training loss fell fastest, not while the "
@@ -411,13 +411,19 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         "it may climb out of (default: on; --no-wait-through-plateaus: every epoch without a strictly better "
         "AUC is a miss)")
     parser.add_argument(
+        "--plateau-tolerance", choices=PLATEAU_TOLERANCES,
+        help="how far below the best epoch's validation AUC an epoch may be and not be a miss, with "
+        "--wait-through-plateaus: paired (one standard deviation of the two AUCs' difference on the same rows) or "
+        "noise (one scoring's sampling deviation; the run goes on until the AUC has fallen by more than chance) "
+        "(default: the model's preset, noise for lightgcn, paired for mf)")
+    parser.add_argument(
         "--snapshots", type=NON_NEGATIVE_INT,
         help="earlier points of the run the model's training trace keeps (the epochs nearest to cutting the run into "
         "equal segments, two [N, d] tables each): the training response walks one segment more than this; more "
         "walk a long run more finely (reports/fidelity-segments; default: 2)")
 
 
-STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus")
+STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus", "plateau_tolerance")
 
 
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:

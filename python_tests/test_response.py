@@ -611,7 +611,7 @@ def test_the_recorder_cuts_a_run_into_near_equal_segments_in_bounded_memory(best
             assert abs(epoch - target) == min(abs(e - target) for e in held if e not in picks[:point - 1])
 
 
-def test_a_cached_model_keeping_other_snapshots_is_trained_again(planted, tmp_path, caplog):
+def test_a_cached_model_keeping_other_snapshots_or_stopping_otherwise_is_trained_again(planted, tmp_path, caplog):
     from ifru_ext.experiments.cache import trained_model
 
     config = TrainConfig(lr=0.01, batch_size=256, max_epochs=8, patience=8, wait_through_plateaus=False)
@@ -622,6 +622,13 @@ def test_a_cached_model_keeping_other_snapshots_is_trained_again(planted, tmp_pa
     assert len(finer.trace.snapshots) == min(4, finer.trace.best_epoch - 1) > 2  # measured: best epoch 7, 4 kept
     again, _ = trained_model(tmp_path / "o.pt", "mf", planted, replace(config, snapshots=4), None)  # now reused
     assert [snap.steps for snap in again.trace.snapshots] == [snap.steps for snap in finer.trace.snapshots]
+    # A run that stops another way may return another epoch: the cached model does not fit it either.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        waiting, _ = trained_model(tmp_path / "o.pt", "mf", planted,
+                                   replace(config, snapshots=4, wait_through_plateaus=True), None)
+    assert "its run stopped by" in caplog.text and "'wait_through_plateaus': False" in caplog.text
+    assert waiting.trace.stopping["wait_through_plateaus"] is True
 
 
 def test_orphaned_rows_go_back_to_their_initial_value(planted):

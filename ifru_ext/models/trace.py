@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "DEFAULT_SNAPSHOTS", "STOPPING_SETTINGS", "Snapshot", "SnapshotRecorder", "TrainingTrace",
+__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "DEFAULT_SNAPSHOTS", "PLATEAU_TOLERANCES", "STOPPING_SETTINGS", "Snapshot", "SnapshotRecorder", "TrainingTrace",
            "training_loss"]
 
 # The training objectives a trace can record (``TrainConfig.loss``); traces written before the
@@ -31,7 +31,11 @@ UNRECORDED_ESTIMATOR = "training(corrections=0)"
 # The early-stopping settings of a run (``TrainConfig`` fields of these names) and their types: a
 # Retrain of the model stops the way its run did.
 STOPPING_SETTINGS: dict[str, type] = {"max_epochs": int, "patience": int, "wait_until_decelerating": bool,
-                                      "wait_through_plateaus": bool}
+                                      "wait_through_plateaus": bool, "plateau_tolerance": str}
+# How far below the best epoch's validation AUC an epoch may be and still not be a miss, when a run
+# waits through plateaus (``TrainConfig.plateau_tolerance``); traces whose ``stopping`` predates the
+# setting were trained with the first.
+PLATEAU_TOLERANCES = ("paired", "noise")
 
 
 @dataclass
@@ -60,7 +64,8 @@ class TrainingTrace:
     own run went on from where it was returned (the horizon rule, ``UnlearnConfig.horizon``); one
     value when the run was returned at its last epoch (an epoch cap: a Retrain with the same cap
     cannot train longer either); None: not recorded (traces written before 2026-12-03);
-    stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience and the two rules), so
+    stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience, the two rules and the
+    plateau tolerance; a ``stopping`` recorded before the tolerance reads ``"paired"``), so
     that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way (a
     fine-tuned model's trace keeps those of the run that trained it from scratch); None: not
     recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults;
@@ -87,7 +92,7 @@ class TrainingTrace:
     calibration: float | None = None
     calibrated_for: str | None = None
     validation_tail: tuple[float, ...] | None = None
-    stopping: dict[str, int | bool] | None = None
+    stopping: dict[str, int | bool | str] | None = None
     tail: list["Snapshot"] | None = None
 
     def to_payload(self) -> dict[str, Any]:
@@ -128,12 +133,15 @@ class TrainingTrace:
                 raise ValueError(f"training trace validation_tail must be a non-empty sequence of AUCs in [0, 1], got {aucs!r}")
             aucs = tuple(aucs)
         stopping = payload.get("stopping")  # older traces: not recorded
+        if isinstance(stopping, dict) and "plateau_tolerance" not in stopping:  # recorded before the setting
+            stopping = {**stopping, "plateau_tolerance": PLATEAU_TOLERANCES[0]}
         if stopping is not None and not (
                 isinstance(stopping, dict) and set(stopping) == set(STOPPING_SETTINGS)
                 and all(type(stopping[name]) is kind for name, kind in STOPPING_SETTINGS.items())
-                and stopping["max_epochs"] > 0 and stopping["patience"] > 0):
-            raise ValueError(f"training trace stopping must give {sorted(STOPPING_SETTINGS)} (positive integers and "
-                             f"booleans), got {stopping!r}")
+                and stopping["max_epochs"] > 0 and stopping["patience"] > 0
+                and stopping["plateau_tolerance"] in PLATEAU_TOLERANCES):
+            raise ValueError(f"training trace stopping must give {sorted(STOPPING_SETTINGS)} (positive integers, "
+                             f"booleans and one of {', '.join(PLATEAU_TOLERANCES)}), got {stopping!r}")
         trace = cls(**{name: payload[name] for name in names}, snapshots=snapshots, loss=loss,
                     calibration=calibration, calibrated_for=calibrated_for, validation_tail=aucs, stopping=stopping,
                     tail=tail)

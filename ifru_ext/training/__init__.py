@@ -2,12 +2,13 @@
 early-stopping rule it and the baselines share (``early_stopping``)."""
 from .bpr import BPR_ROUNDS, NegativeSampler, bpr_loss, bpr_negatives, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
-from .train import (LOSSES, SCHEDULE_MODELS, SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation,
+from .train import (LOSSES, PLATEAU_TOLERANCES, SCHEDULE_MODELS, SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation,
                     model_arguments, shuffled_batches, train, train_new)
 
 __all__ = [
     "BPR_ROUNDS",
     "LOSSES",
+    "PLATEAU_TOLERANCES",
     "SCHEDULES",
     "SCHEDULE_MODELS",
     "EarlyStopping",
