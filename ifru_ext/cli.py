@@ -415,7 +415,7 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         help="how far below the best epoch's validation AUC an epoch may be and not be a miss, with "
         "--wait-through-plateaus: paired (one standard deviation of the two AUCs' difference on the same rows) or "
         "noise (one scoring's sampling deviation; the run goes on until the AUC has fallen by more than chance) "
-        "(default: the model's preset, noise for lightgcn, paired for mf)")
+        "(default: paired)")
     parser.add_argument(
         "--snapshots", type=NON_NEGATIVE_INT,
         help="earlier points of the run the model's training trace keeps (the epochs nearest to cutting the run into "

@@ -62,9 +62,9 @@ logger = logging.getLogger(__name__)
 # (LightGCN bpr: 0.0451 at epoch 90, 0.0427 at the AUC-selected 176), so the run is longer than
 # it needs to be, but no worse on test than the paper's protocol selects.
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {"mf": {"lr": 1e-3}, "lightgcn": {"lr": 1e-4, "plateau_tolerance": "noise"}},
-    "fast": {"mf": {"lr": 1e-3}, "lightgcn": {"lr": 3e-4, "plateau_tolerance": "noise"}},
-    "bpr": {"mf": {"lr": 1e-3, "loss": "bpr"}, "lightgcn": {"lr": 1e-3, "loss": "bpr", "plateau_tolerance": "noise"}},
+    "paper": {"mf": {"lr": 1e-3}, "lightgcn": {"lr": 1e-4}},
+    "fast": {"mf": {"lr": 1e-3}, "lightgcn": {"lr": 3e-4}},
+    "bpr": {"mf": {"lr": 1e-3, "loss": "bpr"}, "lightgcn": {"lr": 1e-3, "loss": "bpr"}},
 }
 # build_model arguments a schedule sets when not given (``model_arguments``); the rest from
 # models.DEFAULTS.
@@ -103,17 +103,15 @@ class TrainConfig:
     there hangs on gains of 1e-5: a Retrain that edges past the plateau ends a different model
     (docs/ARCHITECTURE.md §5). False: every epoch without a strictly better AUC is a miss (the plain
     rule).
-    ``plateau_tolerance`` (``PLATEAU_TOLERANCES``): "paired", one standard deviation of the two AUCs'
-    difference on the same rows (``paired_auc_sd`` of both epochs' validation scores): two nearby
-    epochs rank the validation rows almost alike, so it is small where the curve really falls and
-    the run stops much as under the plain rule (MF: the same model in every measured run, stopped a
-    few epochs later). "noise", one scoring's sampling deviation (``auc_noise`` of the validation
-    labels): the run goes on until its AUC has fallen by more than chance could explain. LightGCN's
-    presets take "noise": on its phase plateaus the AUC also dips, slowly and steadily, and a steady
-    drift is as many paired deviations below the best after forty epochs as after four, so "paired"
-    stops there or not by the direction of the drift, not its size (a MovieLens-shaped Original
-    stopped at epoch 61 of a dip 2e-4 deep, 1.2–1.4 deviations, where its Retrain ran to epoch 636;
-    docs/ARCHITECTURE.md §5). MF's curves turn once, and "noise" only runs them longer.
+    ``plateau_tolerance`` (``PLATEAU_TOLERANCES``): "paired" (the default), one standard deviation of
+    the two AUCs' difference on the same rows (``paired_auc_sd`` of both epochs' validation scores):
+    two nearby epochs rank the validation rows almost alike, so it is small where the curve really
+    falls and the run stops much as under the plain rule (the same model in every measured run whose
+    curve fell after the plain rule's best). "noise", one scoring's sampling deviation (``auc_noise``
+    of the validation labels): the run goes on until its AUC has fallen by more than chance could
+    explain, through LightGCN's slow dips too (a steady dip is as many paired deviations deep after
+    forty epochs as after four), at the price of long runs; neither keeps an Original and its
+    Retrain in the same phase of every LightGCN run measured (docs/ARCHITECTURE.md §5).
     ``snapshots``: the earlier points of the run the model's ``TrainingTrace`` keeps (the epochs
     nearest to cutting the run up to the returned one into equal parts, ``SnapshotRecorder``; each
     holds two ``[N, d]`` bfloat16 tables, and training holds up to four times as many), so the

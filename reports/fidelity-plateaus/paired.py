@@ -1,8 +1,9 @@
-"""paired.py OUT MODEL SCENARIO EPOCHS DATASET [--movielens | --amazon]: where each early-stopping rule would
-stop an Original and its Retrain, replayed on their whole runs.
+"""paired.py OUT MODEL SCENARIO EPOCHS DATASET [--movielens | --amazon] [FRACTION]: where each early-stopping rule
+would stop an Original and its Retrain, replayed on their whole runs.
 
-Trains the cell's Original (``poison``: on the attacked copy, attack seed 1; ``genuine``: clean)
-and its Retrain (without the attack rows / the genuine cell's 2% of the rows, seed 1) for EPOCHS
+Trains the cell's Original (``poison``: on the attacked copy, FRACTION of the rows, default 0.02,
+attack seed 1; ``genuine``: clean) and its Retrain (without the attack rows / the genuine cell's 2%
+of the rows, seed 1) for EPOCHS
 epochs each with no stopping (patience = EPOCHS; the model's default schedule otherwise), keeping
 every epoch's training loss, validation scores and test AUC. Then it replays ``train``'s stopping
 (patience 10 from the epoch where the loss decelerates, the best epoch returned) under four rules
@@ -17,7 +18,7 @@ for what counts as a miss:
 
 Writes OUT (JSON: each run's per-epoch loss / validation AUC / test AUC and, per rule, the best
 and the stopping epoch) and prints a table. ``--movielens`` reads DATASET as a ``ratings.dat``
-(``::``, threshold 3, 5-core), ``--amazon`` as a headed reviews CSV (threshold 3, 5-core)."""
+(``::``, threshold 3, 5-core), ``--amazon`` as a headed reviews CSV (threshold 3, 5-core); FRACTION needs one of the two before it."""
 import json
 import sys
 
@@ -82,9 +83,9 @@ def main() -> None:
     options = {"--movielens": dict(sep="::", columns=("user", "item", "rating", "timestamp"), threshold=3, kcore=5),
                "--amazon": dict(header=True, columns=("user", "item", "rating", "timestamp"), threshold=3, kcore=5),
                }.get(sys.argv[6] if len(sys.argv) > 6 else None, {})
-    epochs = int(epochs)
+    epochs, fraction = int(epochs), float(sys.argv[7]) if len(sys.argv) > 7 else 0.02
     if scenario == "poison":
-        dataset = load_dataset(path, attack_fraction=0.02, attack_seed=1, **options)
+        dataset = load_dataset(path, attack_fraction=fraction, attack_seed=1, **options)
         original_removal, removal = None, dataset.removal
     else:
         dataset = load_dataset(path, attack_fraction=0.0, **options)

@@ -1,7 +1,11 @@
 """tolerances.py: where each early-stopping rule returns the Original and the Retrain of every replayed
 cell (``replay/*.json``, written by ``paired.py``), and how far apart the two returned models' test AUCs
 are: an Original returned in another phase of the run than its Retrain is a different model, which no
-estimate from it can bridge. Prints a markdown table (``tolerances.md``)."""
+estimate from it can bridge. Prints a markdown table (``tolerances.md``). The two replays added on
+2026-12-06: ``paired.py replay/movielens-new-lightgcn-poison.json lightgcn poison 720
+runs/movielens-new/ratings.dat --movielens`` (the file of ``fidelity-endpoint/trajectory/run.sh``'s
+``movielens-new`` stage) and ``paired.py replay/100k-lightgcn-poison-0.08.json lightgcn poison 1000
+runs/plateaus/100k.dat --movielens 0.08``."""
 import json
 from pathlib import Path
 
