@@ -92,7 +92,8 @@ def _check_signal(model: Recommender, retrained: torch.nn.Module, dataset: RecDa
     if abs(change) <= abs(mean) + spread:
         raise ValueError(f"Retrain moves the loss of the {rows.numel()} calibration rows by {change:+.4f}, no more than "
                          f"it moves the loss of rows it kept ({mean:+.4f} ± {spread:.4f}): the two runs differ by more "
-                         "than the removal, so there is nothing to calibrate against")
+                         f"than the removal (the model returned epoch {training_trace(model).best_epoch}, the Retrain "
+                         f"epoch {training_trace(retrained).best_epoch}), so there is nothing to calibrate against")
 
 
 def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRATION_FRACTION,
