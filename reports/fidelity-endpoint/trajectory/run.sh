@@ -14,7 +14,9 @@
 #           300k ratings, seed 17; MF, four cells, three seeds), lightgcn-amazon-sparse (its LightGCN poisoned 2% cell,
 #           seed 1), movielens-new (a MovieLens-shaped file drawn after the default was chosen: 3,000 users, 2,500
 #           items, 400k ratings, seed 23; MF, four cells, three seeds), lightgcn-movielens-new (its LightGCN poisoned
-#           2% cell, seed 1)
+#           2% cell, seed 1), movielens-wide (a wider MovieLens-shaped file drawn on 2026-12-06 after the rest: 8,000
+#           users, 3,000 items, 250k ratings, seed 41; MF, four cells, three seeds), lightgcn-movielens-wide (its
+#           LightGCN poisoned 2% cell, seed 1)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 set -euo pipefail
@@ -45,6 +47,24 @@ cell() {  # stage scenario fraction seeds [dataset flags...]
   cp -n "$out"/*.pt "$out-t"/  # the same Originals and Retrains, calibrated again for the trajectory
   answer "$out-t" ifru-trajectory ifru-nonlinear,ifru-trajectory trajectory "$scenario" "$fraction" "$seeds" "$@"
   echo "    done in $((SECONDS - start)) s"
+}
+
+fresh() {  # name file "users items ratings seed" [amazon]: a shaped file drawn after the default was chosen, its
+  # four MF cells at three seeds (stage NAME) or its LightGCN poisoned 2% cell at seed 1 (stage lightgcn-NAME)
+  local name=$1 file=$2 shape=$3 kind=${4:-movielens} options
+  # shellcheck disable=SC2086  # the shape is four numbers
+  [ -f "$file" ] || { mkdir -p "$(dirname "$file")" && .venv/bin/python \
+      reports/fidelity-movielens-shaped/movielens_shaped.py $shape "$file" "$kind"; }
+  if [ "$kind" = amazon ]; then
+    options=(--dataset "$file" --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+  else
+    options=(--dataset "$file" --sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
+  fi
+  if [ "$stage" = "$name" ]; then
+    for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do cell "$name" $s 1,2,3 "${options[@]}"; done
+  else
+    MODEL=lightgcn cell "lightgcn-$name" poison 0.02 1 "${options[@]}"
+  fi
 }
 
 stages=("$@"); [ $# -gt 0 ] || stages=(users-0.25 full planted-1e5 planted-1e4 users-0.5)
@@ -86,26 +106,9 @@ for stage in "${stages[@]}"; do
     poison-0.08)  # BookCrossing's 8% poisoned-row cells again (all users, half, a quarter): the ones nearest the speed floor
       cell full poison 0.08 1,2,3
       for u in 0.5 0.25; do cell users-$u poison 0.08 1,2,3 --user-fraction $u; done ;;
-    amazon-sparse|lightgcn-amazon-sparse)
-      sparse=runs/amazon-sparse/ratings.csv
-      [ -f "$sparse" ] || { mkdir -p "$(dirname "$sparse")" && .venv/bin/python \
-          reports/fidelity-movielens-shaped/movielens_shaped.py 40000 20000 300000 17 "$sparse" amazon; }
-      options=(--dataset "$sparse" --header --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-      if [ "$stage" = amazon-sparse ]; then
-        for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do cell amazon-sparse $s 1,2,3 "${options[@]}"; done
-      else
-        MODEL=lightgcn cell lightgcn-amazon-sparse poison 0.02 1 "${options[@]}"
-      fi ;;
-    movielens-new|lightgcn-movielens-new)
-      fresh=runs/movielens-new/ratings.dat
-      [ -f "$fresh" ] || { mkdir -p "$(dirname "$fresh")" && .venv/bin/python \
-          reports/fidelity-movielens-shaped/movielens_shaped.py 3000 2500 400000 23 "$fresh"; }
-      options=(--dataset "$fresh" --sep :: --columns user,item,rating,timestamp --threshold 3 --kcore 5)
-      if [ "$stage" = movielens-new ]; then
-        for s in "poison 0.08" "poison 0.02" "genuine 0.02" "users 0.02"; do cell movielens-new $s 1,2,3 "${options[@]}"; done
-      else
-        MODEL=lightgcn cell lightgcn-movielens-new poison 0.02 1 "${options[@]}"
-      fi ;;
+    amazon-sparse|lightgcn-amazon-sparse) fresh "${stage#lightgcn-}" runs/amazon-sparse/ratings.csv "40000 20000 300000 17" amazon ;;
+    movielens-new|lightgcn-movielens-new) fresh "${stage#lightgcn-}" runs/movielens-new/ratings.dat "3000 2500 400000 23" ;;
+    movielens-wide|lightgcn-movielens-wide) fresh "${stage#lightgcn-}" runs/movielens-wide/ratings.dat "8000 3000 250000 41" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
