@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "DEFAULT_SNAPSHOTS", "PLATEAU_TOLERANCES", "STOPPING_SETTINGS", "Snapshot", "SnapshotRecorder", "TrainingTrace",
-           "training_loss"]
+__all__ = ["UNRECORDED_ESTIMATOR", "LOSSES", "DEFAULT_SNAPSHOTS", "PLATEAU_TOLERANCES", "STOPPING_SETTINGS", "Snapshot",
+           "SnapshotRecorder", "TrainingTrace", "training_loss"]
 
 # The training objectives a trace can record (``TrainConfig.loss``); traces written before the
 # field existed are "bce", the only loss there was.

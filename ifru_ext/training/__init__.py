@@ -2,8 +2,8 @@
 early-stopping rule it and the baselines share (``early_stopping``)."""
 from .bpr import BPR_ROUNDS, NegativeSampler, bpr_loss, bpr_negatives, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
-from .train import (LOSSES, PLATEAU_TOLERANCES, SCHEDULE_MODELS, SCHEDULES, EpochLog, TrainConfig, TrainResult, check_validation,
-                    model_arguments, shuffled_batches, train, train_new)
+from .train import (LOSSES, PLATEAU_TOLERANCES, SCHEDULE_MODELS, SCHEDULES, EpochLog, TrainConfig, TrainResult,
+                    check_validation, model_arguments, shuffled_batches, train, train_new)
 
 __all__ = [
     "BPR_ROUNDS",

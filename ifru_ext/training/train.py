@@ -24,7 +24,8 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from ..data import RecDataset
 from ..metrics import auc, auc_noise, auc_placements, paired_auc_sd
 from ..models import Recommender, build_model
-from ..models.trace import DEFAULT_SNAPSHOTS, LOSSES, PLATEAU_TOLERANCES, STOPPING_SETTINGS, Snapshot, SnapshotRecorder, TrainingTrace
+from ..models.trace import (DEFAULT_SNAPSHOTS, LOSSES, PLATEAU_TOLERANCES, STOPPING_SETTINGS, Snapshot, SnapshotRecorder,
+                           TrainingTrace)
 from .bpr import NegativeSampler, bpr_loss, bpr_rows
 from .early_stopping import EarlyStopping, snapshot
 
@@ -34,8 +35,8 @@ try:  # optional: a progress bar when tqdm is installed
 except ImportError:  # pragma: no cover - depends on the environment
     tqdm = None
 
-__all__ = ["LOSSES", "PLATEAU_TOLERANCES", "SCHEDULES", "SCHEDULE_MODELS", "EpochLog", "TrainConfig", "TrainResult", "check_validation",
-           "model_arguments", "shuffled_batches", "train", "train_new"]
+__all__ = ["LOSSES", "PLATEAU_TOLERANCES", "SCHEDULES", "SCHEDULE_MODELS", "EpochLog", "TrainConfig", "TrainResult",
+           "check_validation", "model_arguments", "shuffled_batches", "train", "train_new"]
 
 logger = logging.getLogger(__name__)
 
