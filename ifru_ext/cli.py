@@ -397,8 +397,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--wait-until-decelerating, --wait-through-plateaus, --plateau-tolerance and --snapshots (the
-    TrainConfig fields of those names) of every command that trains."""
+    """--wait-until-decelerating, --wait-through-plateaus, --plateau-tolerance, --scaled-patience and
+    --snapshots (the TrainConfig fields of those names) of every command that trains."""
     parser.add_argument(
         "--wait-until-decelerating", action=argparse.BooleanOptionalAction,
         help="count epochs for early stopping from the one where the training loss fell fastest, not while the "
@@ -417,13 +417,17 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         "noise (one scoring's sampling deviation; the run goes on until the AUC has fallen by more than chance) "
         "(default: paired)")
     parser.add_argument(
+        "--scaled-patience", action=argparse.BooleanOptionalAction,
+        help="stop after max(--patience, best epoch - turning epoch) misses in a row: a run that took long to reach "
+        "its best waits as long again for its next rise (default: off)")
+    parser.add_argument(
         "--snapshots", type=NON_NEGATIVE_INT,
         help="earlier points of the run the model's training trace keeps (the epochs nearest to cutting the run into "
         "equal segments, two [N, d] tables each): the training response walks one segment more than this; more "
         "walk a long run more finely (reports/fidelity-segments; default: 2)")
 
 
-STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus", "plateau_tolerance")
+STOPPING_FIELDS = ("wait_until_decelerating", "wait_through_plateaus", "plateau_tolerance", "scaled_patience")
 
 
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:

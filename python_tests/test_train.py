@@ -121,16 +121,19 @@ def test_early_stopping_keeps_the_best_state(planted, tmp_path):
     # It keeps how the run stopped, so a Retrain rebuilt from the trace stops the same way (before the
     # field it took the defaults: patience 10 for a run trained with 4).
     assert model.trace.stopping == {"max_epochs": 200, "patience": 4, "wait_until_decelerating": True,
-                                    "wait_through_plateaus": True, "plateau_tolerance": "paired"}
+                                    "wait_through_plateaus": True, "plateau_tolerance": "paired",
+                                    "scaled_patience": False}
     assert loaded.trace.stopping == model.trace.stopping
-    # A stopping recorded before the plateau tolerance was one was trained with the paired one.
-    before = {k: v for k, v in model.trace.stopping.items() if k != "plateau_tolerance"}
+    # A stopping recorded before the plateau tolerance and the scaled patience was trained with the
+    # paired tolerance and a fixed patience.
+    before = {k: v for k, v in model.trace.stopping.items() if k not in ("plateau_tolerance", "scaled_patience")}
     assert TrainingTrace.from_payload({**payload, "stopping": before}, tuple(model.embedding.shape)).stopping == \
         model.trace.stopping
     noisy = TrainingTrace.from_payload({**payload, "stopping": {**before, "plateau_tolerance": "noise"}},
                                        tuple(model.embedding.shape))
     loaded.trace, recorded = noisy, loaded.trace
     assert retrain_config(loaded, "cpu").plateau_tolerance == "noise"
+    assert not retrain_config(loaded, "cpu").scaled_patience
     loaded.trace = recorded
     config = retrain_config(loaded, "cpu")
     assert (config.max_epochs, config.patience, config.lr, config.batch_size) == (200, 4, 0.1, 256)
@@ -274,6 +277,31 @@ def test_a_noise_plateau_tolerance_stops_only_on_a_fall_beyond_chance(planted, n
     below = [value < waiting.best_valid_auc - noise for value in aucs[waiting.best_epoch:]]
     patience = FAST.patience
     assert all(below[-patience:]) and not any(all(below[k:k + patience]) for k in range(len(below) - patience))
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_a_scaled_patience_waits_as_long_as_the_run_took_to_its_best(planted, name):
+    """``scaled_patience``: the run stops after ``max(patience, best − turning)`` misses, the turning
+    epoch being where the loss first falls by no more than the epoch before (the plain rule here, so
+    every epoch after the best is a miss); the model is the fixed patience's wherever the curve falls
+    after its best (measured: MF best 10, turning 6, both stop at 15; LightGCN best 17, turning 6,
+    stops at 28 against 22)."""
+    runs = {}
+    for scaled in (False, True):
+        model = build_model(name, planted.num_users, planted.num_items, seed=0)
+        config = replace(FAST, max_epochs=300, wait_through_plateaus=False, scaled_patience=scaled)
+        runs[scaled] = train(model, planted, config, progress=False)
+        runs[scaled, "table"] = model.embedding.detach()
+    fixed, scaled = runs[False], runs[True]
+    losses = [record["loss"] for record in scaled.history]
+    turning = next(epoch - 1 for epoch in range(3, len(losses) + 1)
+                   if losses[epoch - 2] - losses[epoch - 1] <= losses[epoch - 3] - losses[epoch - 2])
+    assert fixed.stopped_early and scaled.stopped_early and scaled.best_epoch == fixed.best_epoch
+    assert torch.equal(runs[False, "table"], runs[True, "table"])
+    assert fixed.epochs == fixed.best_epoch + FAST.patience
+    assert scaled.epochs == scaled.best_epoch + max(FAST.patience, scaled.best_epoch - turning)
+    if name == "lightgcn":
+        assert scaled.epochs > fixed.epochs  # it reached its best 11 epochs after turning: it waits 11
 
 
 @pytest.mark.parametrize("name", ["mf", "lightgcn"])

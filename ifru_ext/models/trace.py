@@ -31,11 +31,14 @@ UNRECORDED_ESTIMATOR = "training(corrections=0)"
 # The early-stopping settings of a run (``TrainConfig`` fields of these names) and their types: a
 # Retrain of the model stops the way its run did.
 STOPPING_SETTINGS: dict[str, type] = {"max_epochs": int, "patience": int, "wait_until_decelerating": bool,
-                                      "wait_through_plateaus": bool, "plateau_tolerance": str}
+                                      "wait_through_plateaus": bool, "plateau_tolerance": str, "scaled_patience": bool}
 # How far below the best epoch's validation AUC an epoch may be and still not be a miss, when a run
 # waits through plateaus (``TrainConfig.plateau_tolerance``); traces whose ``stopping`` predates the
 # setting were trained with the first.
 PLATEAU_TOLERANCES = ("paired", "noise")
+# The stopping settings added after ``stopping`` was first recorded, and the value of each a trace
+# recorded before it was trained with.
+_LATER_STOPPING = {"plateau_tolerance": PLATEAU_TOLERANCES[0], "scaled_patience": False}
 
 
 @dataclass
@@ -64,8 +67,9 @@ class TrainingTrace:
     own run went on from where it was returned (the horizon rule, ``UnlearnConfig.horizon``); one
     value when the run was returned at its last epoch (an epoch cap: a Retrain with the same cap
     cannot train longer either); None: not recorded (traces written before 2026-12-03);
-    stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience, the two rules and the
-    plateau tolerance; a ``stopping`` recorded before the tolerance reads ``"paired"``), so
+    stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience, the two rules, the
+    plateau tolerance and the scaled patience; a ``stopping`` recorded before those reads ``"paired"``
+    and False), so
     that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way (a
     fine-tuned model's trace keeps those of the run that trained it from scratch); None: not
     recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults;
@@ -133,8 +137,8 @@ class TrainingTrace:
                 raise ValueError(f"training trace validation_tail must be a non-empty sequence of AUCs in [0, 1], got {aucs!r}")
             aucs = tuple(aucs)
         stopping = payload.get("stopping")  # older traces: not recorded
-        if isinstance(stopping, dict) and "plateau_tolerance" not in stopping:  # recorded before the setting
-            stopping = {**stopping, "plateau_tolerance": PLATEAU_TOLERANCES[0]}
+        if isinstance(stopping, dict):  # recorded before a later setting: how the run was trained
+            stopping = {**_LATER_STOPPING, **stopping}
         if stopping is not None and not (
                 isinstance(stopping, dict) and set(stopping) == set(STOPPING_SETTINGS)
                 and all(type(stopping[name]) is kind for name, kind in STOPPING_SETTINGS.items())

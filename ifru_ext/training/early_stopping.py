@@ -28,7 +28,7 @@ class EarlyStopping:
     so nothing is copied otherwise) when ``score`` beats the best by more than
     ``min_delta``, or always with ``accept=True`` (a caller that wants the last step, not
     the best); it returns whether the step was recorded. ``should_stop(step)`` is true
-    once ``patience`` steps have passed since the last one that was not a miss (the recorded
+    once ``patience`` steps (``should_stop(step, patience)``: that many) have passed since the last one that was not a miss (the recorded
     one, or a later one within ``tolerance`` of the best; ``update(..., tolerance=)`` gives a step
     its own). Before any update the best score is −inf. A ``min_delta`` at the score's noise level
     (e.g. ``auc_noise``) keeps a run whose score only fluctuates from going on for as long as the
@@ -60,5 +60,5 @@ class EarlyStopping:
         self.best_score, self.best_step, self.best_state, self.level_step = score, step, state(), step
         return True
 
-    def should_stop(self, step: int) -> bool:
-        return step - max(self.best_step, self.level_step) >= self.patience
+    def should_stop(self, step: int, patience: int | None = None) -> bool:
+        return step - max(self.best_step, self.level_step) >= (self.patience if patience is None else patience)

@@ -113,6 +113,11 @@ class TrainConfig:
     explain, through LightGCN's slow dips too (a steady dip is as many paired deviations deep after
     forty epochs as after four), at the price of long runs; neither keeps an Original and its
     Retrain in the same phase of every LightGCN run measured (docs/ARCHITECTURE.md §5).
+    ``scaled_patience``: the run stops after ``max(patience, best − turning)`` misses, where
+    ``turning`` is the epoch the stopping started from (``wait_until_decelerating``'s, else 0): a run
+    that took long to reach its best waits as long again for its next rise. Off by default; on the
+    seven LightGCN runs replayed with their scores it kept every Original in its Retrain's phase,
+    where the fixed patience split one, at up to twice the epochs (docs/ARCHITECTURE.md §5).
     ``snapshots``: the earlier points of the run the model's ``TrainingTrace`` keeps (the epochs
     nearest to cutting the run up to the returned one into equal parts, ``SnapshotRecorder``; each
     holds two ``[N, d]`` bfloat16 tables, and training holds up to four times as many), so the
@@ -140,6 +145,7 @@ class TrainConfig:
     wait_until_decelerating: bool = True
     wait_through_plateaus: bool = True
     plateau_tolerance: str = "paired"
+    scaled_patience: bool = False
     snapshots: int = DEFAULT_SNAPSHOTS
 
     def __post_init__(self) -> None:
@@ -289,19 +295,26 @@ def train(
     # each epoch, where a Retrain by the same rule returned epoch 94 (docs/ARCHITECTURE.md §5).
     decelerating = include_start or not config.wait_until_decelerating
     speeding: tuple[int, float, Any] | None = None  # the last epoch while the loss sped up: epoch, AUC, state
+    turned = 0  # the epoch the stopping started from (scaled_patience)
+
+    def patience() -> int:
+        """The misses in a row that stop the run: ``config.patience``, or with ``scaled_patience`` at
+        least as many as the epochs from the turning one to the best."""
+        return max(config.patience, stopper.best_step - turned) if config.scaled_patience else config.patience
 
     def offer(epoch: int, valid_auc: float) -> bool:
         """Hand an epoch to early stopping; whether it is the best so far. Once an epoch's loss
         falls by no more than the previous epoch's, the stopping starts afresh from that previous
         epoch (the fastest fall: where the loss turned), and the epochs before it are no longer
         candidates; before that each epoch's state is held, so the turning epoch can be one."""
-        nonlocal stopper, decelerating, speeding
+        nonlocal stopper, decelerating, speeding, turned
         if not decelerating and len(history) >= 3:
             before, last, now = (record["loss"] for record in history[-3:])
             if last - now <= before - last:
                 decelerating, stopper = True, EarlyStopping(config.patience)
                 turning_epoch, turning_auc, turning_state = speeding
                 stopper.update(turning_epoch, turning_auc, lambda: turning_state)
+                turned = turning_epoch
         if decelerating:
             return stopper.update(epoch, valid_auc, state, tolerance=level())
         held = state()
@@ -397,7 +410,7 @@ def train(
             if epoch > stopper.best_step and len(past_best) < config.patience and moment is not None:
                 past_best.append((epoch, Snapshot(steps, model.embedding.detach().to(torch.bfloat16),
                                                   moment.to(torch.bfloat16))))
-            stop = decelerating and stopper.should_stop(epoch)
+            stop = decelerating and stopper.should_stop(epoch, patience())
             if epoch % config.log_every == 0 or stop or epoch == config.max_epochs:
                 logger.info(
                     "epoch %4d  loss %.5f  valid AUC %.4f%s  %.1fs",
