@@ -116,7 +116,7 @@ class TrainConfig:
     ``scaled_patience``: the run stops after ``max(patience, best − turning)`` misses, where
     ``turning`` is the epoch the stopping started from (``wait_until_decelerating``'s, else 0): a run
     that took long to reach its best waits as long again for its next rise. Off by default; on the
-    seven LightGCN runs replayed with their scores it kept every Original in its Retrain's phase,
+    nine LightGCN pairs replayed with their scores it kept every Original in its Retrain's phase,
     where the fixed patience split one, at up to twice the epochs (docs/ARCHITECTURE.md §5).
     ``snapshots``: the earlier points of the run the model's ``TrainingTrace`` keeps (the epochs
     nearest to cutting the run up to the returned one into equal parts, ``SnapshotRecorder``; each
