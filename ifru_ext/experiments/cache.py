@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..data import RecDataset
 from ..models import Recommender, load_checkpoint, save_checkpoint
-from ..models.trace import DEFAULT_SNAPSHOTS, STOPPING_SETTINGS, UNRECORDED_ESTIMATOR
+from ..models.trace import DEFAULT_SNAPSHOTS, UNRECORDED_ESTIMATOR
 from ..training import TrainConfig, train_new
 from ..unlearning import CALIBRATABLE, METHODS, UnlearnConfig, calibrate
 
@@ -65,9 +65,8 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
             raise ValueError(f"its trace keeps up to {kept} snapshots, this run keeps {config.snapshots}")
         # a run that stops another way returns another epoch (traces from before it was recorded: not checked)
         stopped = getattr(checkpoint.model.trace, "stopping", None)
-        stopping = {name: getattr(config, name) for name in STOPPING_SETTINGS}
-        if stopped is not None and stopped != stopping:
-            raise ValueError(f"its run stopped by {stopped}, this run stops by {stopping}")
+        if stopped is not None and stopped != config.stopping():
+            raise ValueError(f"its run stopped by {stopped}, this run stops by {config.stopping()}")
         meta.update(checkpoint.meta)
         return checkpoint.model, checkpoint.meta
 

@@ -161,6 +161,10 @@ class TrainConfig:
         if isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int) or self.snapshots < 0:
             raise ValueError(f"snapshots must be an int >= 0, got {self.snapshots!r}")
 
+    def stopping(self) -> dict[str, int | bool | str]:
+        """How a run by this config stops: its ``STOPPING_SETTINGS`` (what a trace records)."""
+        return {name: getattr(self, name) for name in STOPPING_SETTINGS}
+
     @classmethod
     def for_model(cls, model: str, schedule: str = "paper", **overrides: Any) -> "TrainConfig":
         """The ``schedule`` ("paper" | "fast" | "bpr") preset for ``model``, then ``overrides`` (None = keep).
@@ -327,7 +331,7 @@ def train(
     # How a from-scratch run of this model stops: fine-tuning (include_start) continues a trained
     # model, so its trace keeps the trained run's settings, not the fine-tune's patience and cap.
     stopping = ((model.trace.stopping if model.trace is not None else None) if include_start
-                else {name: getattr(config, name) for name in STOPPING_SETTINGS})
+                else config.stopping())
     beta2 = optimizer.param_groups[0]["betas"][1]
 
     def second_moment() -> Tensor | None:
