@@ -19,17 +19,22 @@
 #           LightGCN poisoned 2% cell, seed 1)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
+# Environment: STOPPING (stopping flags for every training, e.g. --scaled-patience), HERE (where the reports go),
+# RUNS (the model caches' prefix), PASSES (default,trajectory: which of the two runs a cell makes), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 IFRU=${IFRU:-.venv/bin/ifru}
-HERE=reports/fidelity-endpoint/trajectory
+HERE=${HERE:-reports/fidelity-endpoint/trajectory}
+RUNS=${RUNS:-runs/trajectory}
+PASSES=${PASSES:-default,trajectory}
+read -ra STOPPING <<< "${STOPPING:-}"
 THREADS=${THREADS:-2}
 
 answer() {  # out calibrate-for methods name scenario fraction seeds [flags...]
   local out=$1 calibrate_for=$2 methods=$3 name=$4 scenario=$5 fraction=$6 seeds=$7
   shift 7
   "$IFRU" fidelity --model "${MODEL:-mf}" --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" \
-      --methods "$methods" --calibrate-for "$calibrate_for" --threads "$THREADS" --out "$out" "$@" \
+      --methods "$methods" --calibrate-for "$calibrate_for" --threads "$THREADS" --out "$out" "${STOPPING[@]}" "$@" \
       > "$out.$scenario-$fraction.log" 2>&1 || { echo "FAILED (see $out.$scenario-$fraction.log)"; return 1; }
   cp "$out/report.md" "$dest/$scenario-$fraction.$name.md"
   cp "$out/report.json" "$dest/$scenario-$fraction.$name.json"
@@ -38,14 +43,18 @@ answer() {  # out calibrate-for methods name scenario fraction seeds [flags...]
 cell() {  # stage scenario fraction seeds [dataset flags...]
   local stage=$1 scenario=$2 fraction=$3 seeds=$4
   shift 4
-  local out=runs/trajectory-$stage
+  local out=$RUNS-$stage
   dest=$HERE/$stage
   echo "=== $(date +%T) ${MODEL:-mf} $stage $scenario $fraction seeds $seeds"
   local start=$SECONDS
   mkdir -p "$out" "$out-t" "$dest"
-  answer "$out" ifru-linear ifru-linear default "$scenario" "$fraction" "$seeds" "$@"
-  cp -n "$out"/*.pt "$out-t"/  # the same Originals and Retrains, calibrated again for the trajectory
-  answer "$out-t" ifru-trajectory ifru-nonlinear,ifru-trajectory trajectory "$scenario" "$fraction" "$seeds" "$@"
+  if [[ ,$PASSES, == *,default,* ]]; then
+    answer "$out" ifru-linear ifru-linear default "$scenario" "$fraction" "$seeds" "$@"
+    cp -n "$out"/*.pt "$out-t"/  # the same Originals and Retrains, calibrated again for the trajectory
+  fi
+  if [[ ,$PASSES, == *,trajectory,* ]]; then
+    answer "$out-t" ifru-trajectory ifru-nonlinear,ifru-trajectory trajectory "$scenario" "$fraction" "$seeds" "$@"
+  fi
   echo "    done in $((SECONDS - start)) s"
 }
 
