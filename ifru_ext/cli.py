@@ -419,7 +419,8 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
     parser.add_argument(
         "--scaled-patience", action=argparse.BooleanOptionalAction,
         help="stop after max(--patience, best epoch - turning epoch) misses in a row: a run that took long to reach "
-        "its best waits as long again for its next rise (default: off)")
+        "its best waits as long again for its next rise (default: the model's preset: on for lightgcn with the paper "
+        "and fast schedules, off otherwise)")
     parser.add_argument(
         "--snapshots", type=NON_NEGATIVE_INT,
         help="earlier points of the run the model's training trace keeps (the epochs nearest to cutting the run into "

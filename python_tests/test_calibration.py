@@ -130,7 +130,7 @@ def test_a_retrain_that_differs_by_more_than_the_removal_is_not_calibrated_again
     # -0.033 ± 0.003 — the runs differ by their path, not by the removal, and a fit would shrink
     # the response tenfold.
     data = load_dataset("planted:1e4", attack_fraction=0.02, attack_seed=1)
-    config = TrainConfig.for_model("lightgcn", wait_through_plateaus=False)
+    config = TrainConfig.for_model("lightgcn", wait_through_plateaus=False, scaled_patience=False)
     model, _ = train_new("lightgcn", data, config)
     with pytest.raises(ValueError, match="no more than it moves the loss of rows it kept") as refused:
         calibrate(model, data, train=config)

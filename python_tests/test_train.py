@@ -69,6 +69,11 @@ def test_config_presets_and_overrides():
         TrainConfig(l2=-1.0)
     assert all(TrainConfig.for_model(model, schedule).plateau_tolerance == "paired"
                for schedule in SCHEDULES for model in SCHEDULES[schedule])
+    # LightGCN's BCE presets wait as long as a run took to its best; MF's and BPR's wait a fixed patience.
+    assert {(schedule, model) for schedule in SCHEDULES for model in SCHEDULES[schedule]
+            if TrainConfig.for_model(model, schedule).scaled_patience} == {("paper", "lightgcn"), ("fast", "lightgcn")}
+    assert not TrainConfig().scaled_patience
+    assert not TrainConfig.for_model("lightgcn", scaled_patience=False).scaled_patience  # an override wins
     with pytest.raises(ValueError, match="plateau_tolerance 'loose'; choose one of paired, noise"):
         TrainConfig(plateau_tolerance="loose")
 
@@ -162,8 +167,10 @@ def test_early_stopping_waits_until_the_loss_decelerates(tmp_path):
     runs = {}
     for wait in (False, True):
         model = build_model("lightgcn", dataset.num_users, dataset.num_items, seed=1024)
-        # Each rule on its own: a miss is every epoch not strictly better (the plain rule for plateaus).
-        config = TrainConfig.for_model("lightgcn", wait_until_decelerating=wait, wait_through_plateaus=False)
+        # Each rule on its own: a miss is every epoch not strictly better (the plain rule for plateaus),
+        # and patience is fixed.
+        config = TrainConfig.for_model("lightgcn", wait_until_decelerating=wait, wait_through_plateaus=False,
+                                       scaled_patience=False)
         runs[wait] = model, train(model, dataset, config)
     (plain, plain_result), (waiting, waiting_result) = runs[False], runs[True]
     losses = [record["loss"] for record in waiting_result.history]
@@ -208,7 +215,7 @@ def test_early_stopping_waits_through_a_plateau():
     for wait in (False, True):
         for rows in (None, removal):
             model = build_model("lightgcn", dataset.num_users, dataset.num_items, seed=1024)
-            config = TrainConfig.for_model("lightgcn", wait_through_plateaus=wait)
+            config = TrainConfig.for_model("lightgcn", wait_through_plateaus=wait, scaled_patience=False)
             runs[wait, rows is None] = train(model, dataset, config, removal=rows, progress=False)
     plain, plain_retrain = runs[False, True], runs[False, False]
     level, level_retrain = runs[True, True], runs[True, False]
