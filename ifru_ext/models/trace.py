@@ -69,8 +69,7 @@ class TrainingTrace:
     cannot train longer either); None: not recorded (traces written before 2026-12-03);
     stopping: how the run stopped (``STOPPING_SETTINGS``: epoch cap, patience, the two rules, the
     plateau tolerance and the scaled patience; a ``stopping`` recorded before those reads ``"paired"``
-    and False), so
-    that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way (a
+    and False), so that a Retrain rebuilt from the trace (``unlearning.retrain_config``) stops the same way (a
     fine-tuned model's trace keeps those of the run that trained it from scratch); None: not
     recorded (traces written before 2026-12-04, or of your own runs): a Retrain takes the defaults;
     tail: the epochs the run trained past the returned one before its patience ran out, one

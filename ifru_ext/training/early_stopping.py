@@ -31,10 +31,10 @@ class EarlyStopping:
     once ``patience`` steps have passed since the last one that was not a miss (the recorded
     one, or a later one within ``tolerance`` of the best; ``update(..., tolerance=)`` gives a step
     its own; ``should_stop(step, patience)`` a count of its own). Before any update the best score
-    is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a run whose score only fluctuates from going on for as long as the
-    fluctuations last; a ``tolerance`` there does the opposite: a run whose score stays level (a
-    plateau it may climb out of) goes on until the score has clearly fallen, and still returns its
-    best step.
+    is −inf. A ``min_delta`` at the score's noise level (e.g. ``auc_noise``) keeps a run whose score
+    only fluctuates from going on for as long as the fluctuations last; a ``tolerance`` there does
+    the opposite: a run whose score stays level (a plateau it may climb out of) goes on until the
+    score has clearly fallen, and still returns its best step.
     """
 
     def __init__(self, patience: int, min_delta: float = 0.0, tolerance: float = 0.0) -> None:

@@ -48,26 +48,27 @@ def row(report: dict, names: tuple[str, ...], tally: dict | None = None) -> str:
     return f"{text} | {auc} | {speed}"
 
 
-tallies: dict[tuple[str, str], dict] = {}  # (model, column) -> target -> [met, judged]
-lines = ["| model | data | request | seeds | " + " | ".join(f"{name}: forget | AUC | speed" for _, _, name in METHODS) + " |",
-         "|---|---|---|---|" + "---|---|---|" * len(METHODS)]
-for default in sorted(HERE.glob("*/*.default.json")):
-    reports = {"default": json.loads(default.read_text())}
-    other = default.with_name(default.name.replace(".default.", ".trajectory."))
-    if not other.exists():
-        continue
-    reports["trajectory"] = json.loads(other.read_text())
-    first = reports["default"]
-    cells = " | ".join(row(reports[kind], names, tallies.setdefault((first["model"], name), {}))
-                       for kind, names, name in METHODS)
-    request = f"{first['scenario']} {first['fraction']:g}"
-    lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
-lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | genuine / users AUC gap | ≥ 10× Retrain |",
-          "|---|---|---|---|---|---|"]
-for (model, name), counts in sorted(tallies.items()):
-    if name == "retrain-2":
-        continue
-    met = [f"{counts[k][0]} of {counts[k][1]}" if k in counts else "–"
-           for k in ("forget", "poison AUC", "AUC gap", "speed")]
-    lines.append(f"| {model} | {name} | " + " | ".join(met) + " |")
-print("\n".join(lines))
+if __name__ == "__main__":  # compare.py (reports/fidelity-plateaus/scaled) imports row
+    tallies: dict[tuple[str, str], dict] = {}  # (model, column) -> target -> [met, judged]
+    lines = ["| model | data | request | seeds | " + " | ".join(f"{name}: forget | AUC | speed" for _, _, name in METHODS) + " |",
+             "|---|---|---|---|" + "---|---|---|" * len(METHODS)]
+    for default in sorted(HERE.glob("*/*.default.json")):
+        reports = {"default": json.loads(default.read_text())}
+        other = default.with_name(default.name.replace(".default.", ".trajectory."))
+        if not other.exists():
+            continue
+        reports["trajectory"] = json.loads(other.read_text())
+        first = reports["default"]
+        cells = " | ".join(row(reports[kind], names, tallies.setdefault((first["model"], name), {}))
+                           for kind, names, name in METHODS)
+        request = f"{first['scenario']} {first['fraction']:g}"
+        lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
+    lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | genuine / users AUC gap | ≥ 10× Retrain |",
+              "|---|---|---|---|---|---|"]
+    for (model, name), counts in sorted(tallies.items()):
+        if name == "retrain-2":
+            continue
+        met = [f"{counts[k][0]} of {counts[k][1]}" if k in counts else "–"
+               for k in ("forget", "poison AUC", "AUC gap", "speed")]
+        lines.append(f"| {model} | {name} | " + " | ".join(met) + " |")
+    print("\n".join(lines))

@@ -5,9 +5,9 @@ matrix with ``STOPPING=--scaled-patience``; see README.md) and the matrix's repo
 (``../../fidelity-endpoint/trajectory``; ``fixed-patience/`` for a cell the matrix now holds
 with the scaled patience): forget-loss completeness, test-AUC completeness AUC_0 / 1 / 2
 (poison) or |AUC_0 − R| (genuine, users) and the speed-up of today's default (``ifru-trajectory``) and
-of Retrain-2 (the noise floor), means over the cell's draws; ``*`` outside the issue's target, as in
-``summary.py``. With the models at hand (``runs/trajectory-<stage>-t``, ``runs/scaled-<stage>-t``; not
-committed) also each draw's returned epoch / epochs trained of the Original and the Retrain."""
+of Retrain-2 (the noise floor), means over the cell's draws; ``*`` outside the issue's target,
+judged by ``summary.py``'s ``row``. With the models at hand (``runs/trajectory-<stage>-t``,
+``runs/scaled-<stage>-t``; not committed) also each draw's returned epoch / epochs trained of the Original and the Retrain."""
 import json
 import pathlib
 import sys
@@ -15,21 +15,8 @@ import sys
 HERE = pathlib.Path(__file__).parent
 MATRIX = HERE / "../../fidelity-endpoint/trajectory"
 RUNS = HERE / "../../../runs"
-
-
-def cell(report: dict, name: str) -> str:
-    """forget | AUC | speed of ``name`` in ``report``, ``*`` where outside the target."""
-    s = report["summary"][name]
-    judged = report["judged_draws"] > 0
-    forget = f"{s['forget_completeness']:.2f}" if judged else f"({s['forget_completeness']:.2f})"
-    forget += "*" if judged and not 0.8 <= s["forget_completeness"] <= 1.2 else ""
-    if report["scenario"] == "poison":
-        aucs = [s["completeness"][k] for k in ("auc_0", "auc_1", "auc_2")]
-        auc = " / ".join(f"{a:.2f}" for a in aucs) + ("*" if min(aucs) < 0.9 else "")
-    else:
-        auc = f"{s['auc_gap']:.4f}" + ("*" if s["auc_gap"] > max(0.002, report["noise_floor"]["auc_0"]) else "")
-    speed = "–" if s["speedup"] is None else f"{s['speedup']:.0f}×" + ("*" if s["speedup"] < 10 else "")
-    return f"{forget} | {auc} | {speed}"
+sys.path.insert(0, str(MATRIX))
+from summary import row  # noqa: E402  the matrix's judging of one method's cell: forget | AUC | speed
 
 
 def epochs(stage: str, key: str, scaled: bool) -> str:
@@ -64,9 +51,9 @@ for path in sorted(HERE.glob("lightgcn-*/*.trajectory.json")):
     fixed_path = fixed_path if fixed_path.exists() else MATRIX / stage / path.name
     fixed = json.loads(fixed_path.read_text()) if fixed_path.exists() else None
     request = f"{scaled['scenario']} {scaled['fraction']:g}, seeds {','.join(map(str, scaled['seeds']))}"
-    columns = [cell(fixed, "ifru-trajectory") if fixed else "– | – | –", cell(scaled, "ifru-trajectory"),
-               " | ".join(cell(fixed, "retrain-2").split(" | ")[:2]) if fixed else "– | –",
-               " | ".join(cell(scaled, "retrain-2").split(" | ")[:2])]
+    columns = [row(fixed, ("ifru-trajectory",)) if fixed else "– | – | –", row(scaled, ("ifru-trajectory",)),
+               " | ".join(row(fixed, ("retrain-2",)).split(" | ")[:2]) if fixed else "– | –",
+               " | ".join(row(scaled, ("retrain-2",)).split(" | ")[:2])]
     if with_epochs:
         columns += [epochs(stage, key, False), epochs(stage, key, True)]
     print(f"| {stage} | {request} | " + " | ".join(columns) + " |")
