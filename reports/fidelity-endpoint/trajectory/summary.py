@@ -7,7 +7,8 @@ the default until 2026-12-06), ifru-nonlinear and ifru-trajectory (the default `
 it on every model here: their traces carry the tail) (means over the cell's draws, as the reports give them).
 ``*``: outside the issue's target (forget [0.8, 1.2]; poison AUC ≥ 0.9 on all three; genuine / users gap ≤
 max(0.002, floor); ≥ 10× Retrain); ``–``: not judged (inside the noise floor). Below the table, per model and
-method, the judged cells that meet each target."""
+method, the judged cells that meet each target, and the poisoned-row AUC bar again among the cells where
+Retrain-2 meets it (elsewhere a second Retrain misses it too: the bar is inside Retrain's seed-to-seed spread)."""
 import json
 import pathlib
 
@@ -18,9 +19,17 @@ METHODS = (("default", ("retrain-2",), "retrain-2"), ("default", ("ifru-linear",
            ("trajectory", ("ifru-trajectory",), "ifru (ifru-trajectory)"))
 
 
-def row(report: dict, names: tuple[str, ...], tally: dict | None = None) -> str:
+def floor_meets_auc_bar(report: dict) -> bool:
+    """Whether Retrain-2 (the noise floor) meets the poisoned-row AUC bar in the cell: where it does
+    not, a method's miss there is Retrain's own seed-to-seed spread."""
+    completeness = report["summary"]["retrain-2"]["completeness"]
+    return min(completeness[k] for k in ("auc_0", "auc_1", "auc_2")) >= 0.9
+
+
+def row(report: dict, names: tuple[str, ...], tally: dict | None = None, floor_meets: bool = False) -> str:
     """The cell's three columns for the method ``names`` give (the first in the report);
-    ``tally`` (optional) counts its judged targets met."""
+    ``tally`` (optional) counts its judged targets met (``floor_meets``: the poisoned-row AUC bar
+    is counted a second time among the cells where Retrain-2 meets it)."""
     s = next(report["summary"][name] for name in names if name in report["summary"])
     judged = report["judged_draws"] > 0
     forget = s["forget_completeness"]
@@ -42,9 +51,10 @@ def row(report: dict, names: tuple[str, ...], tally: dict | None = None) -> str:
             if target == "forget" and not judged:
                 continue
             key = target if target != "auc" else ("poison AUC" if report["scenario"] == "poison" else "AUC gap")
-            counts = tally.setdefault(key, [0, 0])
-            counts[0] += met
-            counts[1] += 1
+            for counted in (key, "poison AUC, floor meets") if key == "poison AUC" and floor_meets else (key,):
+                counts = tally.setdefault(counted, [0, 0])
+                counts[0] += met
+                counts[1] += 1
     return f"{text} | {auc} | {speed}"
 
 
@@ -59,16 +69,18 @@ if __name__ == "__main__":  # compare.py (reports/fidelity-plateaus/scaled) impo
             continue
         reports["trajectory"] = json.loads(other.read_text())
         first = reports["default"]
-        cells = " | ".join(row(reports[kind], names, tallies.setdefault((first["model"], name), {}))
+        floor_meets = first["scenario"] == "poison" and floor_meets_auc_bar(first)
+        cells = " | ".join(row(reports[kind], names, tallies.setdefault((first["model"], name), {}), floor_meets)
                            for kind, names, name in METHODS)
         request = f"{first['scenario']} {first['fraction']:g}"
         lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
-    lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | genuine / users AUC gap | ≥ 10× Retrain |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | the same where Retrain-2 meets it "
+                  "| genuine / users AUC gap | ≥ 10× Retrain |",
+              "|---|---|---|---|---|---|---|"]
     for (model, name), counts in sorted(tallies.items()):
         if name == "retrain-2":
             continue
         met = [f"{counts[k][0]} of {counts[k][1]}" if k in counts else "–"
-               for k in ("forget", "poison AUC", "AUC gap", "speed")]
+               for k in ("forget", "poison AUC", "poison AUC, floor meets", "AUC gap", "speed")]
         lines.append(f"| {model} | {name} | " + " | ".join(met) + " |")
     print("\n".join(lines))
