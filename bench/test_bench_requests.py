@@ -17,7 +17,8 @@ stopping included, as a user's Retrain would: MF about a minute, LightGCN severa
 earlier machine; reports/fidelity-lightgcn). Since 2026-12-06 LightGCN's preset scales its patience
 (``TrainConfig.scaled_patience``): its Retrain returns the same model but trains ~1.7× the epochs
 (BookCrossing ~253 instead of ~150), so a LightGCN ratio measured after that reads ~1.7× higher for
-the same request time than one measured before (bench/reports/requests-intel.md is from before).
+the same request time than one measured before (bench/reports/requests-intel.md is from after: a 288 s
+Retrain, against 140 s in the run before it).
 MF's Original is trained to convergence once per session; LightGCN's is capped at
 ``LIGHTGCN_EPOCHS`` epochs to save those minutes again: what a
 request costs does not depend on how long the Original trained (the response walks at most
