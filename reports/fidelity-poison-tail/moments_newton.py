@@ -150,23 +150,31 @@ def cell(spec):
     return scenario, data, original, retrain
 
 
-def judged(scenario, data, original, retrain, model):
-    rows = data.removal
-    test = {m: evaluate(x, data, splits=("test",))["test"] for m, x in (("o", original), ("r", retrain), ("m", model))}
-    loss = {m: forget_loss(x, data, rows) for m, x in (("o", original), ("r", retrain), ("m", model))}
-    forget = (loss["m"] - loss["o"]) / (loss["r"] - loss["o"])
-    if scenario == "poison":
-        auc = " / ".join(f"{(test['m'][k] - test['o'][k]) / (test['r'][k] - test['o'][k]):.2f}"
-                         for k in ("auc_0", "auc_1", "auc_2"))
-    else:
-        auc = f"|AUC_0 − R| {abs(test['m']['auc_0'] - test['r']['auc_0']):.4f}"
-    return f"forget {forget:.3f}, AUC {auc}"
+def references(data, original, retrain):
+    """The Original's and Retrain's test metrics and forget loss, which every answer of a cell is set against."""
+    return {name: (evaluate(model, data, splits=("test",))["test"], forget_loss(model, data, data.removal))
+            for name, model in (("o", original), ("r", retrain))}
+
+
+def completeness(data, reference, model):
+    """Forget completeness, test-AUC completeness per AUC_k and |AUC_0 − R| of ``model`` against ``reference``."""
+    (test_o, loss_o), (test_r, loss_r) = reference["o"], reference["r"]
+    test, loss = evaluate(model, data, splits=("test",))["test"], forget_loss(model, data, data.removal)
+    auc = {k: (test[k] - test_o[k]) / (test_r[k] - test_o[k]) for k in ("auc_0", "auc_1", "auc_2")}
+    return (loss - loss_o) / (loss_r - loss_o), auc, abs(test["auc_0"] - test_r["auc_0"])
+
+
+def judged(scenario, data, reference, model):
+    forget, auc, gap = completeness(data, reference, model)
+    shown = " / ".join(f"{auc[k]:.2f}" for k in auc) if scenario == "poison" else f"|AUC_0 − R| {gap:.4f}"
+    return f"forget {forget:.3f}, AUC {shown}"
 
 
 if __name__ == "__main__":
     STORED_ONLY = "--stored-scale" in sys.argv
     for spec in (arg for arg in sys.argv[1:] if not arg.startswith("--")):
         scenario, data, original, retrain = cell(spec)
+        reference = references(data, original, retrain)
         stored = original.trace.calibration, original.trace.calibrated_for
         parts = []
         for label, estimator in ESTIMATORS.items():
@@ -179,9 +187,9 @@ if __name__ == "__main__":
             else:  # the product's calibration (its 2% draw and one Retrain), fitted for this estimator
                 calibrate(original, data, config=UnlearnConfig())
             calibrated = unlearn(original, data, data.removal, method="ifru")
-            parts.append(f"{label}: uncalibrated {judged(scenario, data, original, retrain, uncalibrated.model)}; "
+            parts.append(f"{label}: uncalibrated {judged(scenario, data, reference, uncalibrated.model)}; "
                          f"scale {original.trace.calibration:.3f} "
-                         f"{judged(scenario, data, original, retrain, calibrated.model)} "
+                         f"{judged(scenario, data, reference, calibrated.model)} "
                          f"({calibrated.solve.iterations} CG iterations, {calibrated.epochs_past} epochs past)")
         influence.training_response = response.training_response
         print(spec, "\n  " + "\n  ".join(parts), flush=True)

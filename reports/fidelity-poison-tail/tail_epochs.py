@@ -10,10 +10,9 @@ import sys
 
 import torch
 
-from ifru_ext.evaluation import evaluate, forget_loss
 from ifru_ext.unlearning import influence, response, unlearn
 
-from moments_newton import cell
+from moments_newton import cell, completeness, references
 
 torch.set_num_threads(1)
 TRAJECTORY = 11  # training_response's positional argument `trajectory`
@@ -31,17 +30,13 @@ def forced(epochs_past: int):
 if __name__ == "__main__":
     for spec in sys.argv[1:]:
         _, data, original, retrain = cell(spec)
-        rows = data.removal
-        test = {name: evaluate(model, data, splits=("test",))["test"] for name, model in (("o", original), ("r", retrain))}
-        loss = {name: forget_loss(model, data, rows) for name, model in (("o", original), ("r", retrain))}
+        reference = references(data, original, retrain)
         parts = []
         for epochs_past in range(11):
             influence.training_response = forced(epochs_past)
-            answer = unlearn(original, data, rows)
-            scores, forget = evaluate(answer.model, data, splits=("test",))["test"], forget_loss(answer.model, data, rows)
-            auc = " / ".join(f"{(scores[k] - test['o'][k]) / (test['r'][k] - test['o'][k]):.2f}"
-                             for k in ("auc_0", "auc_1", "auc_2"))
-            parts.append(f"K={answer.epochs_past}: forget {(forget - loss['o']) / (loss['r'] - loss['o']):.2f} AUC {auc}")
+            answer = unlearn(original, data, data.removal)
+            forget, auc, _ = completeness(data, reference, answer.model)
+            parts.append(f"K={answer.epochs_past}: forget {forget:.2f} AUC {' / '.join(f'{a:.2f}' for a in auc.values())}")
             if answer.epochs_past < epochs_past:  # the tail is shorter
                 break
         influence.training_response = response.training_response
