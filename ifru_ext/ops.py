@@ -145,33 +145,40 @@ class HVPPlan:
         self.graph, self.num_layers, self.l2 = graph, num_layers, l2
         self._set_table(emb, op)
 
-    def _set_table(self, emb: Tensor, op: str) -> None:
-        """Hold ``emb`` (checked finite), ``F = P emb`` and, for the Gauss–Newton part, each planned
-        interaction's ``ℓ''/n`` at ``F``: fixed during a solve, so evaluated once here, not on every
-        call (``ifru::gauss_newton_weights``; BookCrossing MF, a 2% request's operator: the product
-        ~25% faster, the same bits)."""
+    def _set_table(self, emb: Tensor, op: str, propagated: Tensor | None = None) -> None:
+        """Hold ``emb`` (checked finite), ``F = P emb`` (``propagated`` when the caller holds it) and,
+        for the Gauss–Newton part, each planned interaction's ``ℓ''/n`` at ``F``: fixed during a
+        solve, so evaluated once here, not on every call (``ifru::gauss_newton_weights``;
+        BookCrossing MF, a 2% request's operator: the product ~25% faster, the same bits)."""
         if not _all_finite(emb):
             raise ValueError(f"{op}: emb contains NaN or infinity")
         self.emb = emb
         self._emb_version = emb._version  # a plan holds emb (and F = P emb): an in-place edit voids it
         self.propagated = self.gauss_newton_weights = None
         if self.graph is not None and self.num_layers > 0:
-            with torch.no_grad():
-                self.propagated = propagate(emb, self.graph, self.num_layers)
+            if propagated is None:
+                with torch.no_grad():
+                    propagated = propagate(emb, self.graph, self.num_layers)
+            elif propagated.shape != emb.shape or propagated.dtype != emb.dtype or propagated.device != emb.device:
+                raise RuntimeError(f"{op}: propagated must match emb ({list(emb.shape)}, {emb.dtype}, {emb.device}), "
+                                   f"got {list(propagated.shape)}, {propagated.dtype}, {propagated.device}")
+            self.propagated = propagated
         if self.gauss_newton:
             table = emb if self.propagated is None else self.propagated
             self.gauss_newton_weights = torch.ops.ifru.gauss_newton_weights(table, self._ends, self.num_interactions)
 
-    def at(self, emb: Tensor) -> "HVPPlan":
+    def at(self, emb: Tensor, propagated: Tensor | None = None) -> "HVPPlan":
         """The same operator at another table ``emb`` of this one's shape, dtype and device: the
         index work (``hvp_plan``: the interactions grouped by row, every index checked) is shared,
         only ``emb`` is checked and ``F = P emb`` propagated (a solve per snapshot of a run reuses
-        one plan)."""
+        one plan). ``propagated``: ``F = P emb`` over the plan's graph and layers when the caller
+        holds it already (LightGCN's training response propagates each table once for its sums;
+        not recomputed to check it), else propagated here."""
         if emb.shape != self.emb.shape or emb.dtype != self.emb.dtype or emb.device != self.emb.device:
             raise RuntimeError(f"HVPPlan.at: emb must match the plan's table ({list(self.emb.shape)}, {self.emb.dtype}, "
                                f"{self.emb.device}), got {list(emb.shape)}, {emb.dtype}, {emb.device}")
         moved = copy.copy(self)
-        moved._set_table(emb, "HVPPlan.at")
+        moved._set_table(emb, "HVPPlan.at", propagated)
         return moved
 
     @property

@@ -241,6 +241,13 @@ def test_a_plan_moved_to_another_table_is_that_tables_plan(num_layers):
         plan.at(other[:, :4])
     with pytest.raises(ValueError, match="HVPPlan.at: emb contains NaN or infinity"):
         plan.at(other.index_fill(0, torch.tensor([2]), float("nan")))
+    if num_layers:  # F = P emb handed in by a caller that propagated it already: the same operator, no propagation
+        propagated = ifru_ext.propagate(other, graph, num_layers)
+        handed = plan.at(other, propagated)
+        assert handed.propagated is propagated
+        assert torch.equal(handed(v), moved(v))
+        with pytest.raises(RuntimeError, match=r"HVPPlan.at: propagated must match emb \(\[15, 5\].* got \[15, 4\]"):
+            plan.at(other, propagated[:, :4])
 
 
 def test_empty_plans():
