@@ -16,7 +16,9 @@
 #           items, 400k ratings, seed 23; MF, four cells, three seeds), lightgcn-movielens-new (its LightGCN poisoned
 #           2% cell, seed 1), movielens-wide (a wider MovieLens-shaped file drawn on 2026-12-06 after the rest: 8,000
 #           users, 3,000 items, 250k ratings, seed 41; MF, four cells, three seeds), lightgcn-movielens-wide (its
-#           LightGCN poisoned 2% cell, seed 1)
+#           LightGCN poisoned 2% cell, seed 1), amazon-new (an Amazon-shaped file with fewer, denser items drawn on
+#           2026-12-07 after the rest: 25,000 users, 4,000 items, 350k ratings, seed 67; MF, four cells, three seeds),
+#           lightgcn-amazon-new (its LightGCN poisoned 2% cell, seed 1)
 # Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
 # models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
 # Environment: STOPPING (stopping flags for every training, e.g. --scaled-patience), HERE (where the reports go),
@@ -118,6 +120,7 @@ for stage in "${stages[@]}"; do
     amazon-sparse|lightgcn-amazon-sparse) fresh "${stage#lightgcn-}" runs/amazon-sparse/ratings.csv "40000 20000 300000 17" amazon ;;
     movielens-new|lightgcn-movielens-new) fresh "${stage#lightgcn-}" runs/movielens-new/ratings.dat "3000 2500 400000 23" ;;
     movielens-wide|lightgcn-movielens-wide) fresh "${stage#lightgcn-}" runs/movielens-wide/ratings.dat "8000 3000 250000 41" ;;
+    amazon-new|lightgcn-amazon-new) fresh "${stage#lightgcn-}" runs/amazon-new/ratings.csv "25000 4000 350000 67" amazon ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
