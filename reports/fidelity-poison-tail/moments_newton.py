@@ -44,7 +44,8 @@ DATA = {"full": ("bookcrossing", {}), "users-0.25": ("bookcrossing", {"user_frac
         "ml100k": ("runs/plateaus/100k.dat", MOVIELENS), "ml1m": ("runs/plateaus/1m.dat", MOVIELENS),
         "amazon": ("runs/amazon-shaped/ratings.csv", AMAZON), "amazon-sparse": ("runs/amazon-sparse/ratings.csv", AMAZON),
         "movielens-new": ("runs/movielens-new/ratings.dat", MOVIELENS), "1e4": ("planted:1e4", {}),
-        "movielens-wide": ("runs/movielens-wide/ratings.dat", MOVIELENS)}
+        "movielens-wide": ("runs/movielens-wide/ratings.dat", MOVIELENS),
+        "amazon-new": ("runs/amazon-new/ratings.csv", AMAZON)}
 
 
 def squares(plan, segment, table, removed):
