@@ -51,8 +51,9 @@ def linear_first(segments):
 
 def walked(original, data, snapshots):
     """The cached ``original``'s run again with ``snapshots`` kept (the same returned table, checked)."""
-    config = dataclasses.replace(TrainConfig.for_model("mf"), snapshots=snapshots)
-    again, _ = train_new("mf", data, config)
+    name = "lightgcn" if original.num_layers > 0 else "mf"
+    config = dataclasses.replace(TrainConfig.for_model(name), snapshots=snapshots)
+    again, _ = train_new(name, data, config)
     if not torch.equal(again.embedding.detach(), original.embedding.detach()):
         raise RuntimeError("the run trained again returned another table: the cell's Retrain does not stand for it")
     return again
