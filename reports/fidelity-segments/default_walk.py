@@ -22,19 +22,17 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fidelity-poison-tail"))
-from moments_newton import cell, completeness, references  # noqa: E402
+from moments_newton import cell, judged, references  # noqa: E402
 
-from ifru_ext.models import load_checkpoint  # noqa: E402
 from ifru_ext.training import TrainConfig, train_new  # noqa: E402
 from ifru_ext.unlearning import UnlearnConfig, calibrate, response, unlearn  # noqa: E402
 
 torch.set_num_threads(2)
 
 
-def judged(scenario, data, reference, result):
-    forget, auc, gap = completeness(data, reference, result.model)
-    shown = " / ".join(f"{auc[k]:.2f}" for k in auc) if scenario == "poison" else f"|AUC_0 − R| {gap:.4f}"
-    return f"forget {forget:.3f}, AUC {shown}, {result.epochs_past} past, {result.seconds:.2f} s"
+def answered(scenario, data, reference, result):
+    """``moments_newton.judged`` of an answer, with the epochs past the returned one and its seconds."""
+    return f"{judged(scenario, data, reference, result.model)}, {result.epochs_past} past, {result.seconds:.2f} s"
 
 
 def linear_first(segments):
@@ -79,15 +77,15 @@ if __name__ == "__main__":
         print(spec, flush=True)
         for snapshots in counts:
             model = original if snapshots == len(original.trace.snapshots) else walked(original, data, snapshots)
-            parts = [f"uncalibrated {judged(scenario, data, reference, unlearn(model, data, data.removal, uncalibrated))}"]
+            parts = [f"uncalibrated {answered(scenario, data, reference, unlearn(model, data, data.removal, uncalibrated))}"]
             if corrections is None and linear is None:  # the stored scale was fitted for today's default
                 model.trace.calibration, model.trace.calibrated_for = stored
                 parts.append(f"three segments' scale {stored[0]:.3f}: "
-                             f"{judged(scenario, data, reference, unlearn(model, data, data.removal, estimator))}")
+                             f"{answered(scenario, data, reference, unlearn(model, data, data.removal, estimator))}")
             if model is not original or corrections is not None or linear is not None:
                 calibrate(model, data, config=estimator)
                 parts.append(f"own scale {model.trace.calibration:.3f}: "
-                             f"{judged(scenario, data, reference, unlearn(model, data, data.removal, estimator))}")
+                             f"{answered(scenario, data, reference, unlearn(model, data, data.removal, estimator))}")
             if model is original:  # the cached Original keeps its stored scale for the next estimator
                 model.trace.calibration, model.trace.calibrated_for = stored
             print(f"  {len(model.trace.segments())} segments:\n    " + "\n    ".join(parts), flush=True)
