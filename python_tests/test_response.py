@@ -14,8 +14,8 @@ from ifru_ext.models.trace import Snapshot, SnapshotRecorder
 from ifru_ext.training import TrainConfig, train
 from ifru_ext.unlearning import UnlearnConfig, calibrate, unlearn
 from ifru_ext.unlearning.influence import _answer_validation, _PairScores, _validation_scorer, removal_seed_counts
-from ifru_ext.unlearning.response import (ResponsePlan, _corrected, orphaned_rows, training_damping, training_response,
-                                         unanchored_rows)
+from ifru_ext.unlearning.response import (ResponsePlan, _corrected, _implicit_step, _walk_segment, orphaned_rows,
+                                         training_damping, training_response, unanchored_rows)
 from ifru_ext.unlearning.terms import TermIncidence, TermOrigin, Terms, endpoint_sums
 
 from test_train import planted_dataset
@@ -228,6 +228,58 @@ def test_later_segments_take_their_newton_steps_from_the_previous_answer(planted
     # at the start of training the slopes it drops are large; docs/ARCHITECTURE.md §6); from the
     # previous answer the later segments' steps cut it 5–16×.
     assert ratios[0] < 1 and all(ratio < 0.25 for ratio in ratios[1:])
+
+
+def test_a_stalled_segment_is_walked_in_shorter_steps(planted, monkeypatch):
+    """``adaptive_steps`` (``response._walk_segment``): the first segment's implicit step stalls on
+    this MF model (its Newton corrections cannot lower the equation's residual below 0.66 of the
+    right-hand side); walked adaptively, each stalled step is retaken at half the length from the
+    same start (Retrain's damping over the step: the segment's divided by its share), the accepted
+    steps chain and cover the segment exactly, and the answer lies nearer the segment's finely
+    integrated one (64 steps, each solved to 1e-10) than the stalled step's."""
+    import ifru_ext.unlearning.response as response
+
+    model = trained(planted, "mf")
+    removal, plan = every_row_plan(planted, model)
+    trace = model.trace
+    steps, table, moment = trace.segments()[0]
+    at = plan.local(table)
+    system = plan.system(at)
+    damping = training_damping(trace, plan.moving(moment), steps)
+    drive = plan.influence(at) * plan.scale
+    walk = dict(plan=plan, at=at, segment=0, system=system, drive=drive, damping=damping, l2=trace.l2, previous=None,
+                corrections=2, tol=1e-2, max_iter=100, lap=lambda _: None)
+
+    stalled, report, _ = _walk_segment(**walk)
+    assert report.status == "stalled" and report.residual > 0.5
+    calls = []
+
+    def recording(plan, at, segment, system, drive, damping, l2, previous, *rest, **options):
+        answer = _implicit_step(plan, at, segment, system, drive, damping, l2, previous, *rest, **options)
+        calls.append((float((walk["damping"] / damping).mean()), previous, answer[0], answer[1].status))
+        return answer
+
+    monkeypatch.setattr(response, "_implicit_step", recording)
+    adaptive, report, _ = _walk_segment(**walk, adaptive=True)
+    assert calls[0][0] == pytest.approx(1.0) and calls[0][3] == "stalled" and report.status != "stalled"
+    accepted, start, covered = [], None, 0.0
+    for (length, previous, answer, status), following in zip(calls, calls[1:] + [None]):
+        assert previous is start  # a retaken step starts where the rejected one did; an accepted one chains
+        rejected = following is not None and following[0] < length and following[1] is previous
+        assert not rejected or status == "stalled"
+        if not rejected:
+            accepted.append(length)
+            start, covered = answer, covered + length
+    assert covered == pytest.approx(1.0) and len(accepted) > 1 and start is adaptive
+    monkeypatch.undo()
+
+    fine = None
+    for _ in range(64):
+        fine, report, _ = _implicit_step(**{**walk, "damping": damping * 64, "previous": fine, "corrections": 20,
+                                            "tol": 1e-10, "max_iter": 400})
+    assert report.status == "converged"
+    # Here: 0.82 against 1.34 (the fine answer's norm 2.36; 32 steps stand 0.11 from 64).
+    assert float((adaptive - fine).norm()) < 0.7 * float((stalled - fine).norm())
 
 
 @pytest.mark.parametrize("name", ["mf", "lightgcn"])
@@ -675,6 +727,11 @@ def test_inconsistent_training_response_options_are_refused():
         UnlearnConfig(response="newton", corrections=1)
     with pytest.raises(ValueError, match="corrections"):
         UnlearnConfig(corrections=-1)
+    with pytest.raises(ValueError, match="adaptive_steps"):
+        UnlearnConfig(adaptive_steps=True, corrections=0)
+    with pytest.raises(ValueError, match="adaptive_steps"):
+        UnlearnConfig(response="newton", adaptive_steps=True)
+    assert UnlearnConfig(adaptive_steps=True).estimator != UnlearnConfig().estimator
     from ifru_ext.unlearning import FinetuneConfig, RetrainConfig
     for bad in (lambda: FinetuneConfig(lr=-1.0), lambda: FinetuneConfig(patience=0), lambda: RetrainConfig(train={"lr": 1})):
         with pytest.raises(ValueError):

@@ -119,6 +119,12 @@ class UnlearnConfig:
         curvature (``response.unanchored_rows``; the built-in models trained with BCE, a ValueError
         for a TableModel or BPR, where no row is ever unanchored; registry
         ``ifru-unanchored``). Training response only.
+    adaptive_steps: a segment whose Newton corrections stall (no step lowers its equation's
+        residual, or the start is no nearer than δ = 0) is walked as two implicit steps of half its
+        length at the same snapshot, each halved again while it stalls, at most 16 steps
+        (``response._segment_step``; registry ``ifru-adaptive``): the implicit step over the first
+        segment — from the initial table to the first snapshot — is where the corrections stall on
+        a large request. Needs ``corrections`` > 0. Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -141,6 +147,7 @@ class UnlearnConfig:
     corrections: int | None = None
     horizon: Literal["auto", "recorded", "validation", "trajectory"] = "auto"
     unanchored_flow: bool = False
+    adaptive_steps: bool = False
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -172,9 +179,13 @@ class UnlearnConfig:
             if self.horizon not in ("auto", "recorded") and self.selects_on_validation:
                 raise ValueError(f"UnlearnConfig.horizon={self.horizon!r} and validation_select both pick an answer by "
                                  "validation AUC: choose one")
-        elif self.corrections is not None or self.horizon not in ("auto", "recorded") or self.unanchored_flow:
-            raise ValueError("UnlearnConfig.corrections, horizon and unanchored_flow belong to the training response, "
-                             "not response='newton'")
+            if self.adaptive_steps and self.newton_corrections == 0:
+                raise ValueError("UnlearnConfig.adaptive_steps halves a segment whose Newton corrections stall: it "
+                                 "needs corrections > 0")
+        elif (self.corrections is not None or self.horizon not in ("auto", "recorded") or self.unanchored_flow
+              or self.adaptive_steps):
+            raise ValueError("UnlearnConfig.corrections, horizon, unanchored_flow and adaptive_steps belong to the "
+                             "training response, not response='newton'")
 
     @property
     def solve_tol(self) -> float:
@@ -201,6 +212,8 @@ class UnlearnConfig:
             parts.append(f"ratios={tuple(self.ratios)}")
         if self.unanchored_flow:
             parts.append("unanchored=flow")
+        if self.adaptive_steps:
+            parts.append("adaptive_steps")
         return f"{RESPONSE_FORM}({', '.join(parts)})"
 
     @property
@@ -490,7 +503,7 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
 
     delta, report, epochs_past = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol,
                                                    config.max_iter, clock.lap, select, config.newton_corrections,
-                                                   validation, trajectory)
+                                                   validation, trajectory, config.adaptive_steps)
     unlearned = copy_model(model)
     with torch.no_grad():
         if epochs_past:  # every row: the run's own table there, and the run as returned there

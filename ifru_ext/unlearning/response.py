@@ -42,7 +42,9 @@ segment solves the step's own equation by Newton: the true gradient change at ``
 the residual, the Gauss–Newton operator there the step, kept only where it lowers the residual
 (``_corrected``). A later segment starts from the previous one's answer ``δ_{s−1}`` (Retrain's
 table is nearer there than at ``δ = 0``, the linear solve's start) and takes k + 1 steps; the
-first starts from its linear answer and takes k.
+first starts from its linear answer and takes k. Where those steps stall (none lowers the
+residual) the segment's answer is kept as it is, unless ``adaptive_steps`` (``ifru-adaptive``;
+not the default) walks it in shorter implicit steps at the same snapshot (``_walk_segment``).
 
 The default (``UnlearnConfig.horizon="auto"``, models trained with BCE whose trace recorded its
 tail) goes on past the returned epoch: one more segment per epoch the run trained past its best,
@@ -641,16 +643,19 @@ _BACKTRACKS = 4
 
 
 def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagonal: Tensor, delta: Tensor,
-               corrections: int, tol: float, max_iter: int, lap: Callable[[str], None]
+               corrections: int, tol: float, max_iter: int, lap: Callable[[str], None], give_up_far: bool = False
                ) -> tuple[Tensor, SolveReport, int]:
     """``delta`` [a, d] after up to ``corrections`` Newton steps on one segment's equation
     ``diagonal ⊙ δ + (∇L_{-r}(E + δ) − ∇L_{-r}(E))/n = rhs`` at the local table ``at``. A step is
     solved to the linear solve's absolute accuracy (``tol ‖rhs‖``; none is taken once the
     equation holds to it) and kept only where it reduces the equation's residual (halved up to
     ``_BACKTRACKS`` times, else the corrections stop). Returns δ, a report (None without a step:
-    its residual is the equation's at δ relative to ``rhs``, ``converged`` when within ``tol``, else
-    ``max_iter``: the steps ran out first; the last solve's own residual is relative to the residual
-    it solved for, and says nothing about the equation) and the CG iterations spent."""
+    its residual is the equation's at δ relative to ``rhs``, ``converged`` when within ``tol``,
+    ``stalled`` when no step lowered it, else ``max_iter``: the steps ran out first; the last
+    solve's own residual is relative to the residual it solved for, and says nothing about the
+    equation) and the CG iterations spent. ``give_up_far``: a start no nearer than δ = 0 (its
+    residual at least ``rhs``'s) is reported ``stalled`` without a step (an adaptive walk retakes
+    the step shorter instead of spending corrections on it)."""
     remaining = plan.remaining_gradient(at, segment)
     # The local table at E + δ: one copy of ``at`` whose moving rows each evaluation overwrites in
     # place (copying the whole table per evaluation was ~5% of a nonlinear request). The operator
@@ -665,7 +670,9 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
 
     residual = residual_at(delta)
     rhs_norm = float(rhs.norm())
-    norm, iterations, report, accuracy = residual.norm(), 0, None, tol * rhs_norm
+    norm, iterations, report, accuracy, stalled = residual.norm(), 0, None, tol * rhs_norm, False
+    if give_up_far and float(norm) >= rhs_norm:  # no nearer than δ = 0, whose residual is rhs
+        return delta, SolveReport(0, float(norm) / rhs_norm, "stalled"), 0
     for step in range(1, corrections + 1):
         if float(norm) <= accuracy:
             break
@@ -682,10 +689,79 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
                 break
             correction = correction / 2
         else:
+            stalled = True
             break
     if report is not None:
         report = SolveReport(report.iterations, float(norm) / rhs_norm,
-                             "converged" if float(norm) <= accuracy else "max_iter")
+                             "converged" if float(norm) <= accuracy else "stalled" if stalled else "max_iter")
+    return delta, report, iterations
+
+
+# A segment whose Newton corrections stall is walked in shorter implicit steps, down to this
+# fraction of it (``_walk_segment``).
+_SHORTEST_STEP = 1 / 16
+
+
+def _implicit_step(plan: ResponsePlan, at: Tensor, segment: int, system: "ResponseSystem", drive: Tensor,
+                   damping: Tensor, l2: float, previous: Tensor | None, corrections: int, tol: float, max_iter: int,
+                   lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
+                   give_up_far: bool = False) -> tuple[Tensor, SolveReport, int]:
+    """One implicit step from ``previous`` (None: δ = 0) [a, d]: ``δ`` [a, d] solving
+    ``(G + Λ' + λ) δ = Λ' δ_prev + drive`` at the local table ``at`` (Retrain's damping over the
+    step ``Λ'`` = ``damping`` [a, d], ``drive`` [a, d]), with ``corrections`` Newton steps on its own
+    equation (``_corrected``). A step after the first starts its Newton steps (``corrections + 1``)
+    from ``previous``, where Retrain's table is nearer than at δ = 0 (the linear solve's start); if
+    no step lowers the residual there, the linear solve and its corrections answer instead.
+    Returns δ, the report (``stalled`` where the corrections could not lower the equation's
+    residual; ``give_up_far``: as ``_corrected``'s) and the CG iterations spent."""
+    system.set_diagonal(damping + l2)
+    rhs = drive if previous is None else drive + damping * previous
+    delta, report, iterations = previous, None, 0
+    if corrections and select is None and previous is not None:
+        delta, report, iterations = _corrected(plan, at, segment, rhs, system.diagonal, previous, corrections + 1,
+                                               tol, max_iter, lap, give_up_far)
+    if delta is previous:
+        delta, report = system.solve(rhs, tol, max_iter, select)
+        iterations += report.iterations
+        lap("solve")
+        if corrections and select is None:
+            delta, corrected, extra = _corrected(plan, at, segment, rhs, system.diagonal, delta, corrections,
+                                                 tol, max_iter, lap, give_up_far)
+            report, iterations = corrected or report, iterations + extra
+    return delta, report, iterations
+
+
+def _walk_segment(plan: ResponsePlan, at: Tensor, segment: int, system: "ResponseSystem", drive: Tensor,
+                  damping: Tensor, l2: float, previous: Tensor | None, corrections: int, tol: float, max_iter: int,
+                  lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
+                  adaptive: bool = False) -> tuple[Tensor, SolveReport, int]:
+    """``δ`` [a, d] at the end of one segment from ``previous`` (None: δ = 0), Retrain's damping
+    over the whole segment ``damping`` [a, d]: one implicit step (``_implicit_step``), or with
+    ``adaptive`` as many as its Newton corrections need. Returns δ, the last step's report and the
+    CG iterations spent.
+
+    The step is implicit Euler over the whole segment, and where the remaining loss is far from
+    linear over that distance its corrections stall — the first segment, from the initial table to
+    the first snapshot, read where the terms are already fitted, on a large request: on the
+    100K-shaped file's 8% poisoned-row request its linear answer's residual was 1.03 of the
+    equation's at δ = 0, and stayed there with two corrections or ten. ``adaptive`` then walks the
+    segment as an adaptive implicit integrator does: a step that stalls (``_corrected``: no Newton
+    step lowers its residual, or it starts no nearer than δ = 0) is taken again at half the
+    length (``Λ'`` doubled; the same table, drive and operator: no new snapshot), down to
+    ``_SHORTEST_STEP`` of the segment, and the rest of the segment in steps of the length that
+    held. A step that stalls at the shortest length is kept as it is."""
+    length, position, iterations = 1.0, 0.0, 0
+    delta = previous
+    while position < 1.0:
+        length = min(length, 1.0 - position)
+        answer, report, spent = _implicit_step(plan, at, segment, system, drive, damping / length, l2, delta,
+                                               corrections, tol, max_iter, lap, select,
+                                               give_up_far=adaptive and length > _SHORTEST_STEP)
+        iterations += spent
+        if adaptive and report.status == "stalled" and length > _SHORTEST_STEP:
+            length /= 2
+            continue
+        delta, position = answer, position + length
     return delta, report, iterations
 
 
@@ -693,7 +769,8 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
                       gradient: Callable[[Tensor, int], Tensor], tol: float, max_iter: int,
                       lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
                       corrections: int = 0, validation: Callable[[Tensor], float] | None = None,
-                      trajectory: Callable[[int, Tensor], float] | None = None) -> tuple[Tensor, SolveReport, int]:
+                      trajectory: Callable[[int, Tensor], float] | None = None, adaptive_steps: bool = False
+                      ) -> tuple[Tensor, SolveReport, int]:
     """``δ`` [a, d] on the plan's moving rows, segment by segment along the run.
 
     ``emb``: the trained table [N, d]; ``removed``: ``r`` (the removed terms per epoch: rows for
@@ -740,31 +817,17 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         share = plan.removed_share(at, system, number - 1)
         retrain_moment = moment * (1 - share) * (n / (n - removed))  # Retrain's v̂: without the removed share
         retrain_damping = training_damping(trace, retrain_moment, steps)
-        system.set_diagonal(retrain_damping + trace.l2)
         pace = retrain_damping / damping  # Π/Π' per coordinate [a, d]
         remaining = (plan.remaining_gradient(at, number - 1, system) * plan.scale
                      + trace.l2 * at.index_select(0, plan.rows))
         drive = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
-        rhs = drive if delta is None else drive + retrain_damping * delta
         lap("operator")
         # The returned epoch's segment's report is the request's; only its iterates may be selected.
         selecting = select is not None and number == recorded
-        previous = delta
-        if corrections and not selecting and delta is not None:
-            # Newton on the step's own equation from the previous segment's answer, where Retrain's
-            # table is nearer than at δ = 0 (the linear solve's start); if no step lowers the
-            # residual there, the linear solve and its corrections below answer instead.
-            delta, report, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, previous, corrections + 1,
-                                              tol, max_iter, lap)
-            iterations += extra
-        if delta is previous:
-            delta, report = system.solve(rhs, tol, max_iter, select if selecting else None)
-            iterations += report.iterations
-            lap("solve")
-            if corrections and not selecting:
-                delta, corrected, extra = _corrected(plan, at, number - 1, rhs, system.diagonal, delta, corrections,
-                                                     tol, max_iter, lap)
-                report, iterations = corrected or report, iterations + extra
+        delta, report, extra = _walk_segment(plan, at, number - 1, system, drive, retrain_damping, trace.l2, delta,
+                                             corrections, tol, max_iter, lap, select if selecting else None,
+                                             adaptive_steps)
+        iterations += extra
         if trajectory is not None and number >= recorded:
             score = trajectory(number - recorded, delta)
             lap("trajectory")

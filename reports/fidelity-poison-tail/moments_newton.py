@@ -58,8 +58,11 @@ def squares(plan, segment, table, removed):
 
 
 def own_moments_response(emb, trace, plan, removed, gradient, tol, max_iter, lap, select=None, corrections=0,
-                         validation=None, trajectory=None):
-    """``response.training_response`` (no ``select`` / ``validation``) with Retrain's v̂ read at E + δ."""
+                         validation=None, trajectory=None, adaptive_steps=False):
+    """``response.training_response`` (no ``select`` / ``validation`` / ``adaptive_steps``) with Retrain's v̂
+    read at E + δ."""
+    if adaptive_steps:
+        raise ValueError("the second-moments probe walks each segment in one step (adaptive_steps=False)")
     n = round(1.0 / plan.scale)
     delta, iterations, report, best = None, 0, None, None
     segments = trace.segments()
