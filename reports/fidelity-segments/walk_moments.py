@@ -1,0 +1,42 @@
+"""The finer walk and the second-moments probe together, on LightGCN's Amazon-shaped poisoned cells.
+
+usage (repository root): python reports/fidelity-segments/walk_moments.py K CELL...
+  CELL = stage:scenario:fraction:seed, a cached cell of reports/fidelity-endpoint/trajectory/run.sh
+  (``moments_newton.cell``).
+
+Each alone took part of the Amazon-shaped LightGCN gap (forget completeness 0.74 → 0.84 with nine segments,
+``default_walk_lightgcn.txt``; 0.74 → 0.87 with Retrain's second moments read at its own table,
+``../fidelity-poison-tail/moments_newton.py``). Per cell the Original is trained again keeping K snapshots
+(``default_walk.walked``: the same returned table, checked) and the request is answered by the probe's
+estimator (``moments_newton.own_moments_response`` swapped in for today's loop) uncalibrated and calibrated
+for itself (``calibrate``: its 2% draw, one Retrain). Prints forget completeness, test-AUC completeness
+AUC_0 / 1 / 2, the epochs past the returned one and the request's seconds.
+"""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fidelity-poison-tail"))
+from default_walk import answered, walked  # noqa: E402
+from moments_newton import cell, own_moments_response, references  # noqa: E402
+
+from ifru_ext.unlearning import UnlearnConfig, calibrate, influence, response, unlearn  # noqa: E402
+
+torch.set_num_threads(2)
+
+if __name__ == "__main__":
+    snapshots = int(sys.argv[1])
+    for spec in sys.argv[2:]:
+        scenario, data, original, retrain = cell(spec)
+        reference = references(data, original, retrain)
+        model = walked(original, data, snapshots)
+        influence.training_response = own_moments_response
+        uncalibrated = unlearn(model, data, data.removal, UnlearnConfig(calibrated=False))
+        calibrate(model, data)
+        calibrated = unlearn(model, data, data.removal, UnlearnConfig())
+        influence.training_response = response.training_response
+        print(f"{spec}\n  {len(model.trace.segments())} segments, Retrain's own second moments:\n"
+              f"    uncalibrated {answered(scenario, data, reference, uncalibrated)}\n"
+              f"    own scale {model.trace.calibration:.3f}: {answered(scenario, data, reference, calibrated)}", flush=True)
