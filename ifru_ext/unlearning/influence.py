@@ -119,12 +119,12 @@ class UnlearnConfig:
         curvature (``response.unanchored_rows``; the built-in models trained with BCE, a ValueError
         for a TableModel or BPR, where no row is ever unanchored; registry
         ``ifru-unanchored``). Training response only.
-    adaptive_steps: a segment whose Newton corrections stall (no step lowers its equation's
-        residual, or the start is no nearer than δ = 0) is walked as two implicit steps of half its
-        length at the same snapshot, each halved again while it stalls, at most 16 steps
-        (``response._segment_step``; registry ``ifru-adaptive``): the implicit step over the first
-        segment — from the initial table to the first snapshot — is where the corrections stall on
-        a large request. Needs ``corrections`` > 0. Training response only.
+    adaptive_steps: an implicit step whose Newton corrections stall (no step lowers its equation's
+        residual, or the start is no nearer than δ = 0) is retaken at half its length at the same
+        snapshot, down to 1/16 of the segment, and the rest of the segment walked at the length that
+        held (``response._walk_segment``; registry ``ifru-adaptive``): the step over the first segment
+        — from the initial table to the first snapshot — is where the corrections stall on a large
+        request of a short run. Needs ``corrections`` > 0. Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"

@@ -82,9 +82,10 @@ METHODS: dict[str, Method] = _methods(
            summary="IFRU's training response as derived, without the model's calibration (ifru_ext.unlearning."
                    "calibrate); the same as ifru for a model that has none", **TRAINING_RESPONSE),
     Method("ifru-adaptive", UnlearnConfig(adaptive_steps=True), influence_update,
-           summary="ifru with a segment whose Newton corrections stall walked as implicit steps of half its length "
-                   "(halved again while they stall, at most 16): a large request's first segment; uses a calibration "
-                   "fitted for it (ifru fidelity --calibrate-for ifru-adaptive)", **TRAINING_RESPONSE),
+           summary="ifru with an implicit step whose Newton corrections stall retaken at half its length (down to "
+                   "1/16 of its segment; a large request's first segment on a short run): the same answer where none "
+                   "stalls; uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-adaptive)",
+           **TRAINING_RESPONSE),
     Method("ifru-adaptive-uncalibrated", UnlearnConfig(adaptive_steps=True, calibrated=False), influence_update,
            summary="ifru-adaptive without the model's calibration", **TRAINING_RESPONSE),
     Method("ifru-linear", UnlearnConfig(corrections=0, horizon="recorded"), influence_update,

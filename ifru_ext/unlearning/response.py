@@ -801,6 +801,9 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     recorded ones), and stops at the first epoch whose answer scores no higher than the best so
     far: Retrain's early stopping, applied to the estimate of Retrain at each epoch. Returns δ,
     the report and the epoch past the returned one it answers at (0 without ``trajectory``).
+
+    ``adaptive_steps``: a segment whose implicit step stalls is walked in shorter steps
+    (``_walk_segment``); without it every segment is one step.
     """
     n = round(1.0 / plan.scale)
     delta, iterations, report = None, 0, None
