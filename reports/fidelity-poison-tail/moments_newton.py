@@ -34,7 +34,7 @@ from ifru_ext.models import load_checkpoint
 from ifru_ext.unlearning import UnlearnConfig, calibrate, response, unlearn
 from ifru_ext.unlearning import influence
 from ifru_ext.unlearning.base import SolveReport
-from ifru_ext.unlearning.response import _BACKTRACKS, training_damping
+from ifru_ext.unlearning.response import _BACKTRACKS, training_damping, unanchored_rows
 
 torch.set_num_threads(2)
 MOVIELENS = dict(sep="::", columns=("user", "item", "rating", "timestamp"), threshold=3, kcore=5)
@@ -57,6 +57,20 @@ def squares(plan, segment, table, removed):
     return plan.propagated_rows(sums, plan.squared_old_graph, rows)
 
 
+# Where Retrain's v̂ is read at E + δ: "all" moving rows, or "unanchored": only the rows the request leaves
+# with remaining terms of one label (``response.unanchored_rows``), today's removed-share v̂ on the rest.
+OWN_MOMENT_ROWS = "all"
+
+
+def unanchored_mask(plan, segment):
+    """float [a, 1]: 1 on the moving rows ``segment``'s request leaves unanchored (``response.unanchored_rows``)."""
+    terms, moving = plan.terms(segment), plan.rows.numel()
+    slot = torch.where(plan.position >= 0, plan.position, moving)
+    removed_slots = tuple(slot.index_select(0, column) for column in terms.removed.columns)
+    rows = unanchored_rows(terms.slots, terms.operator.labels, removed_slots, terms.removed.labels, moving)
+    return rows.to(plan.dtype)[:, None]
+
+
 def own_moments_response(emb, trace, plan, removed, gradient, tol, max_iter, lap, select=None, corrections=0,
                          validation=None, trajectory=None, adaptive_steps=False):
     """``response.training_response`` (no ``select`` / ``validation`` / ``adaptive_steps``) with Retrain's v̂
@@ -76,6 +90,7 @@ def own_moments_response(emb, trace, plan, removed, gradient, tol, max_iter, lap
         damping = training_damping(trace, moment, steps)
         system = plan.system(at, segment=segment)
         kept_at_start = squares(plan, segment, at, False)
+        own = unanchored_mask(plan, segment) if OWN_MOMENT_ROWS == "unanchored" else None
         total = squares(plan, segment, at, True) + kept_at_start
         total = total.masked_fill(total == 0, 1.0)
         drive_gradient = gradient(at, segment) * plan.scale
@@ -94,7 +109,8 @@ def own_moments_response(emb, trace, plan, removed, gradient, tol, max_iter, lap
         def residual_at(candidate):
             moved.index_copy_(0, plan.rows, start + candidate)
             change = (plan.remaining_gradient(moved, segment) - remaining_at) * plan.scale
-            rhs, diagonal = equation(squares(plan, segment, moved, False))
+            kept = squares(plan, segment, moved, False)
+            rhs, diagonal = equation(kept if own is None else own * kept + (1 - own) * kept_at_start)
             return rhs - diagonal * candidate - change, rhs, diagonal
 
         if previous is None:  # the linear answer at v̂' read at E_s first, as today's
