@@ -754,11 +754,12 @@ def _walk_segment(plan: ResponsePlan, at: Tensor, segment: int, system: "Respons
     delta = previous
     while position < 1.0:
         length = min(length, 1.0 - position)
-        answer, report, spent = _implicit_step(plan, at, segment, system, drive, damping / length, l2, delta,
-                                               corrections, tol, max_iter, lap, select,
-                                               give_up_far=adaptive and length > _SHORTEST_STEP)
+        retakable = adaptive and length > _SHORTEST_STEP  # a stalled step may still be halved
+        answer, report, spent = _implicit_step(plan, at, segment, system, drive,
+                                               damping if length == 1.0 else damping / length, l2, delta,
+                                               corrections, tol, max_iter, lap, select, give_up_far=retakable)
         iterations += spent
-        if adaptive and report.status == "stalled" and length > _SHORTEST_STEP:
+        if retakable and report.status == "stalled":
             length /= 2
             continue
         delta, position = answer, position + length

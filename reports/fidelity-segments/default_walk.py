@@ -39,10 +39,10 @@ def linear_first(segments):
     """``response._corrected`` leaving the first ``segments`` (0-based index below it) at their linear answer."""
     corrected = response._corrected
 
-    def wrapper(plan, at, segment, rhs, diagonal, delta, corrections, tol, max_iter, lap):
+    def wrapper(plan, at, segment, rhs, diagonal, delta, *rest):
         if segment < segments:
             return delta, None, 0
-        return corrected(plan, at, segment, rhs, diagonal, delta, corrections, tol, max_iter, lap)
+        return corrected(plan, at, segment, rhs, diagonal, delta, *rest)
 
     return wrapper
 
