@@ -112,16 +112,27 @@ def test_a_scale_fitted_for_another_estimator_is_not_used(planted):
     request = torch.arange(0, len(planted.train), 50)
     corrected = UnlearnConfig(corrections=1)
     fitted = calibrate(model, planted, config=corrected)
-    assert model.trace.calibrated_for == corrected.estimator == fitted.estimator == "training-endpoint(corrections=1)"
-    assert UnlearnConfig().estimator == UnlearnConfig(corrections=2).estimator == "training-endpoint(corrections=2)"
+    assert (model.trace.calibrated_for == corrected.estimator == fitted.estimator
+            == "training-endpoint(corrections=1, adaptive_steps)")
+    assert (UnlearnConfig().estimator == UnlearnConfig(corrections=2).estimator
+            == "training-endpoint(corrections=2, adaptive_steps)")
+    # ifru-fixed-steps's estimator is the default's before 2026-12-07: a checkpoint calibrated then keeps its scale for it
+    assert UnlearnConfig(adaptive_steps=False).estimator == "training-endpoint(corrections=2)"
     assert UnlearnConfig(corrections=0).estimator == "training-endpoint(corrections=0)"
     assert UnlearnConfig(spillover=False).estimator != UnlearnConfig().estimator
     raw = unlearn(model, planted, request, UnlearnConfig(calibrated=False))
-    with pytest.warns(UserWarning, match=r"fitted for the training-endpoint\(corrections=1\) response"):
+    with pytest.warns(UserWarning, match=r"fitted for the training-endpoint\(corrections=1, adaptive_steps\) response"):
         default = unlearn(model, planted, request)
     assert torch.equal(default.model.embedding, raw.model.embedding)
     scaled = unlearn(model, planted, request, corrected).model.embedding
     assert not torch.equal(scaled, unlearn(model, planted, request, replace(corrected, calibrated=False)).model.embedding)
+    # A checkpoint calibrated before 2026-12-07 holds the fixed-step walk's scale: the default warns and names the
+    # method that still uses it, and that method does.
+    calibrate(model, planted, config=UnlearnConfig(adaptive_steps=False))
+    with pytest.warns(UserWarning, match="answer with ifru-fixed-steps, whose scale it is"):
+        unlearn(model, planted, request)
+    fixed = unlearn(model, planted, request, method="ifru-fixed-steps").model.embedding
+    assert not torch.equal(fixed, unlearn(model, planted, request, method="ifru-fixed-steps-uncalibrated").model.embedding)
 
 def test_a_retrain_that_differs_by_more_than_the_removal_is_not_calibrated_against():
     # LightGCN on planted:1e4 with 2% flipped labels (paper schedule) under the plain stopping rule:
@@ -173,4 +184,5 @@ def test_a_cached_original_is_calibrated_once_and_set_aside_when_a_run_asks_for_
     # A run calibrating for another estimator fits that one's scale (and the file keeps it instead).
     corrected, _ = trained_model(path, "mf", planted, config, None, calibrated=True,
                                  estimator=UnlearnConfig(corrections=1))
-    assert corrected.trace.calibrated_for == "training-endpoint(corrections=1)" and corrected.trace.calibration != scale
+    assert corrected.trace.calibrated_for == "training-endpoint(corrections=1, adaptive_steps)"
+    assert corrected.trace.calibration != scale

@@ -378,7 +378,8 @@ def test_the_horizon_rule_needs_the_recorded_tail(planted):
     model.trace = replace(model.trace, validation_tail=None)  # a trace written before the field
     with pytest.raises(ValueError, match="validation_tail"):
         unlearn(model, planted, torch.tensor([0, 1]), method="ifru-horizon")
-    assert UnlearnConfig(horizon="validation").estimator == "training-endpoint(corrections=2, horizon=validation)"
+    assert (UnlearnConfig(horizon="validation").estimator
+            == "training-endpoint(corrections=2, horizon=validation, adaptive_steps)")
     with pytest.raises(ValueError, match="horizon"):
         UnlearnConfig(response="newton", horizon="validation")
     with pytest.raises(ValueError, match="choose one"):
@@ -731,7 +732,13 @@ def test_inconsistent_training_response_options_are_refused():
         UnlearnConfig(adaptive_steps=True, corrections=0)
     with pytest.raises(ValueError, match="adaptive_steps"):
         UnlearnConfig(response="newton", adaptive_steps=True)
-    assert UnlearnConfig(adaptive_steps=True).estimator != UnlearnConfig().estimator
+    with pytest.raises(ValueError, match="adaptive_steps"):
+        UnlearnConfig(response="newton", adaptive_steps=False)
+    # The default walks adaptively wherever it takes Newton corrections; a scale fitted for fixed steps is not its own.
+    assert UnlearnConfig().walks_adaptively and UnlearnConfig(corrections=1).walks_adaptively
+    assert not UnlearnConfig(corrections=0).walks_adaptively and not UnlearnConfig(response="newton").walks_adaptively
+    assert UnlearnConfig(adaptive_steps=True).estimator == UnlearnConfig().estimator
+    assert UnlearnConfig(adaptive_steps=False).estimator != UnlearnConfig().estimator
     from ifru_ext.unlearning import FinetuneConfig, RetrainConfig
     for bad in (lambda: FinetuneConfig(lr=-1.0), lambda: FinetuneConfig(patience=0), lambda: RetrainConfig(train={"lr": 1})):
         with pytest.raises(ValueError):
@@ -872,7 +879,8 @@ def test_nonlinear_neighbours_moves_the_rows_one_hop_out(planted):
     assert wide.kept_rows == int(kept.sum()) and torch.equal(moved[0], kept)
     assert torch.equal(moved[1], endpoints)
     estimator = UnlearnConfig(corrections=2, ratios=(1.0, 0.6)).estimator
-    assert estimator == "training-endpoint(corrections=2, ratios=(1.0, 0.6))" != UnlearnConfig(corrections=2).estimator
+    assert (estimator == "training-endpoint(corrections=2, ratios=(1.0, 0.6), adaptive_steps)"
+            != UnlearnConfig(corrections=2).estimator)
 
 
 def test_nonlinear_neighbours_is_lightgcns_nonlinear_response(planted):

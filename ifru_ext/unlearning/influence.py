@@ -122,9 +122,12 @@ class UnlearnConfig:
     adaptive_steps: an implicit step whose Newton corrections stall (no step lowers its equation's
         residual, or the start is no nearer than δ = 0) is retaken at half its length at the same
         snapshot, down to 1/16 of the segment, and the rest of the segment walked at the length that
-        held (``response._walk_segment``; registry ``ifru-adaptive``): the step over the first segment
-        — from the initial table to the first snapshot — is where the corrections stall on a large
-        request of a short run. Needs ``corrections`` > 0. Training response only.
+        held (``response._walk_segment``): the step over the first segment — from the initial table
+        to the first snapshot — is where the corrections stall on a large request of a short run.
+        None (default): on wherever the training response takes Newton corrections
+        (``walks_adaptively``); False: every segment one step, stalled or not (registry
+        ``ifru-fixed-steps``, the default until 2026-12-07). Needs ``corrections`` > 0. Training
+        response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -147,7 +150,7 @@ class UnlearnConfig:
     corrections: int | None = None
     horizon: Literal["auto", "recorded", "validation", "trajectory"] = "auto"
     unanchored_flow: bool = False
-    adaptive_steps: bool = False
+    adaptive_steps: bool | None = None
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -183,7 +186,7 @@ class UnlearnConfig:
                 raise ValueError("UnlearnConfig.adaptive_steps halves a segment whose Newton corrections stall: it "
                                  "needs corrections > 0")
         elif (self.corrections is not None or self.horizon not in ("auto", "recorded") or self.unanchored_flow
-              or self.adaptive_steps):
+              or self.adaptive_steps is not None):
             raise ValueError("UnlearnConfig.corrections, horizon, unanchored_flow and adaptive_steps belong to the "
                              "training response, not response='newton'")
 
@@ -200,6 +203,13 @@ class UnlearnConfig:
         return DEFAULT_CORRECTIONS if self.corrections is None else self.corrections
 
     @property
+    def walks_adaptively(self) -> bool:
+        """``adaptive_steps`` resolved: on for the training response with Newton corrections unless set."""
+        if self.adaptive_steps is not None:
+            return self.adaptive_steps
+        return self.response == "training" and self.newton_corrections > 0
+
+    @property
     def estimator(self) -> str:
         """The training response this config answers with, as a calibration records it: a scale
         fitted for one estimator does not carry over to another."""
@@ -212,7 +222,7 @@ class UnlearnConfig:
             parts.append(f"ratios={tuple(self.ratios)}")
         if self.unanchored_flow:
             parts.append("unanchored=flow")
-        if self.adaptive_steps:
+        if self.walks_adaptively:
             parts.append("adaptive_steps")
         return f"{RESPONSE_FORM}({', '.join(parts)})"
 
@@ -448,9 +458,12 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
         if trace.calibrated_for == config.estimator:
             scale = trace.calibration
         else:
+            # A checkpoint calibrated before 2026-12-07 holds the fixed-step walk's scale: that method still uses it.
+            fixed_steps = trace.calibrated_for == UnlearnConfig(adaptive_steps=False).estimator
             warnings.warn(f"the model's calibration (scale {trace.calibration:.3f}) was fitted for the {trace.calibrated_for} "
                           f"response, this request answers with {config.estimator}: answered uncalibrated; calibrate the "
-                          "model again (ifru_ext.unlearning.calibrate) to fit this one", stacklevel=2)
+                          "model again (ifru_ext.unlearning.calibrate) to fit this one"
+                          + (" (or answer with ifru-fixed-steps, whose scale it is)" if fixed_steps else ""), stacklevel=2)
     # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
     # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
     # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).
@@ -503,7 +516,7 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
 
     delta, report, epochs_past = training_response(emb, trace, plan, removal.numel(), gradient, config.solve_tol,
                                                    config.max_iter, clock.lap, select, config.newton_corrections,
-                                                   validation, trajectory, config.adaptive_steps)
+                                                   validation, trajectory, config.walks_adaptively)
     unlearned = copy_model(model)
     with torch.no_grad():
         if epochs_past:  # every row: the run's own table there, and the run as returned there

@@ -74,20 +74,20 @@ def _methods(*entries: Method) -> dict[str, Method]:
 METHODS: dict[str, Method] = _methods(
     Method("ifru", UnlearnConfig(), influence_update,
            summary="IFRU, the training-aware response: the change Adam would have made without D_r over the model's "
-                   "own run (from its training trace), each segment's step solved as the nonlinear equation it is, "
-                   "continued along the epochs the run trained past its best while the estimate of Retrain improves "
+                   "own run (from its training trace), each segment's step solved as the nonlinear equation it is "
+                   "(a step whose Newton corrections stall walked in shorter steps), continued along the epochs the run trained past its best while the estimate of Retrain improves "
                    "on validation (Retrain's own stopping rule; BCE models whose trace recorded them), orphaned rows "
                    "reset; validation cannot veto forgetting, no tuned constant", **TRAINING_RESPONSE),
     Method("ifru-uncalibrated", UnlearnConfig(calibrated=False), influence_update,
            summary="IFRU's training response as derived, without the model's calibration (ifru_ext.unlearning."
                    "calibrate); the same as ifru for a model that has none", **TRAINING_RESPONSE),
-    Method("ifru-adaptive", UnlearnConfig(adaptive_steps=True), influence_update,
-           summary="ifru with an implicit step whose Newton corrections stall retaken at half its length (down to "
-                   "1/16 of its segment; a large request's first segment on a short run): the same answer where none "
-                   "stalls; uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-adaptive)",
+    Method("ifru-fixed-steps", UnlearnConfig(adaptive_steps=False), influence_update,
+           summary="ifru with every segment walked in one implicit step, kept as it is where its Newton corrections "
+                   "stall (the default until 2026-12-07: a large request's first segment on a short run forgets "
+                   "less); uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-fixed-steps)",
            **TRAINING_RESPONSE),
-    Method("ifru-adaptive-uncalibrated", UnlearnConfig(adaptive_steps=True, calibrated=False), influence_update,
-           summary="ifru-adaptive without the model's calibration", **TRAINING_RESPONSE),
+    Method("ifru-fixed-steps-uncalibrated", UnlearnConfig(adaptive_steps=False, calibrated=False), influence_update,
+           summary="ifru-fixed-steps without the model's calibration", **TRAINING_RESPONSE),
     Method("ifru-linear", UnlearnConfig(corrections=0, horizon="recorded"), influence_update,
            summary="IFRU's training response linearised around the run, at its returned epoch (the default until "
                    "2026-12-06): 2-4x faster than ifru, forgets less of a large poisoned request; uses a calibration "

@@ -43,8 +43,8 @@ the residual, the Gauss–Newton operator there the step, kept only where it low
 (``_corrected``). A later segment starts from the previous one's answer ``δ_{s−1}`` (Retrain's
 table is nearer there than at ``δ = 0``, the linear solve's start) and takes k + 1 steps; the
 first starts from its linear answer and takes k. Where those steps stall (none lowers the
-residual) the segment's answer is kept as it is, unless ``adaptive_steps`` (``ifru-adaptive``;
-not the default) walks it in shorter implicit steps at the same snapshot (``_walk_segment``).
+residual) the default walks the segment in shorter implicit steps at the same snapshot
+(``adaptive_steps``, ``_walk_segment``); ``ifru-fixed-steps`` keeps the stalled answer as it is.
 
 The default (``UnlearnConfig.horizon="auto"``, models trained with BCE whose trace recorded its
 tail) goes on past the returned epoch: one more segment per epoch the run trained past its best,

@@ -1,5 +1,8 @@
 """Probe: Retrain's Adam second moments read at Retrain's own table, next to today's default.
 
+"Today's default" is the default of the day this probe ran, ``ifru-fixed-steps`` since 2026-12-07 (every
+segment one implicit step, as the probe's loop walks them).
+
 Today's default reads Retrain's v̂ for a segment from the Original's, less the removed terms' share of
 the squared per-term gradients at the Original's table E_s (``ResponsePlan.removed_share``). Retrain's
 Adam normalises by its own gradients, though: where they fade (a row the request leaves with one label
@@ -199,14 +202,14 @@ if __name__ == "__main__":
         parts = []
         for label, estimator in ESTIMATORS.items():
             influence.training_response = estimator
-            uncalibrated = unlearn(original, data, data.removal, method="ifru-uncalibrated")
+            uncalibrated = unlearn(original, data, data.removal, method="ifru-fixed-steps-uncalibrated")
             if estimator is response.training_response:  # the stored scale: calibrate's fit for today's estimator
                 original.trace.calibration, original.trace.calibrated_for = stored
             elif STORED_ONLY:  # today's scale for both (no calibration Retrain)
                 label += " (today's scale)"
             else:  # the product's calibration (its 2% draw and one Retrain), fitted for this estimator
-                calibrate(original, data, config=UnlearnConfig())
-            calibrated = unlearn(original, data, data.removal, method="ifru")
+                calibrate(original, data, config=UnlearnConfig(adaptive_steps=False))
+            calibrated = unlearn(original, data, data.removal, method="ifru-fixed-steps")
             parts.append(f"{label}: uncalibrated {judged(scenario, data, reference, uncalibrated.model)}; "
                          f"scale {original.trace.calibration:.3f} "
                          f"{judged(scenario, data, reference, calibrated.model)} "

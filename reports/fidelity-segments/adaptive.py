@@ -1,4 +1,5 @@
-"""Today's default against ``ifru-adaptive`` (a segment whose Newton corrections stall walked as shorter steps).
+"""``ifru-fixed-steps`` (the default until 2026-12-07; here "today") against ``ifru-adaptive`` (a segment whose
+Newton corrections stall walked as shorter steps: ``UnlearnConfig(adaptive_steps=True)``, the default ``ifru`` since).
 
 usage (repository root): python reports/fidelity-segments/adaptive.py CELL...
   CELL = stage:scenario:fraction:seed, a cached cell of reports/fidelity-endpoint/trajectory/run.sh
@@ -39,7 +40,7 @@ if __name__ == "__main__":
         reference = references(data, original, retrain)
         print(spec, flush=True)
         print(f"  today (stored scale {original.trace.calibration:.3f}): "
-              f"{answered(scenario, data, reference, original, UnlearnConfig())}", flush=True)
+              f"{answered(scenario, data, reference, original, UnlearnConfig(adaptive_steps=False))}", flush=True)
         model = copy.deepcopy(original)
         uncalibrated = answered(scenario, data, reference, model, UnlearnConfig(adaptive_steps=True, calibrated=False))
         calibrate(model, data, config=adaptive)

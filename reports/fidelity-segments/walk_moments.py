@@ -39,9 +39,10 @@ if __name__ == "__main__":
         reference = references(data, original, retrain)
         model = walked(original, data, snapshots)
         influence.training_response = own_moments_response
-        uncalibrated = unlearn(model, data, data.removal, UnlearnConfig(calibrated=False))
-        calibrate(model, data)
-        calibrated = unlearn(model, data, data.removal, UnlearnConfig())
+        # the probe walks each segment in one step: ifru-fixed-steps's config (the default until 2026-12-07)
+        uncalibrated = unlearn(model, data, data.removal, UnlearnConfig(adaptive_steps=False, calibrated=False))
+        calibrate(model, data, config=UnlearnConfig(adaptive_steps=False))
+        calibrated = unlearn(model, data, data.removal, UnlearnConfig(adaptive_steps=False))
         influence.training_response = response.training_response
         rows = "on the rows left with one label" if moments_newton.OWN_MOMENT_ROWS == "unanchored" else "everywhere"
         print(f"{spec}\n  {len(model.trace.segments())} segments, Retrain's own second moments {rows}:\n"
