@@ -19,8 +19,11 @@
 #           LightGCN poisoned 2% cell, seed 1), amazon-new (an Amazon-shaped file with fewer, denser items drawn on
 #           2026-12-07 after the rest: 25,000 users, 4,000 items, 350k ratings, seed 67; MF, four cells, three seeds),
 #           lightgcn-amazon-new (its LightGCN poisoned 2% cell, seed 1)
-# Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory}.{md,json};
-# models cached in runs/trajectory-<stage>{,-t} (a model trained before 2026-12-06 has no tail: not reusable).
+# PASSES=adaptive (2026-12-07): the default ifru since then (a stalled step walked in shorter steps), calibrated for
+# itself on the trajectory pass's models (runs/trajectory-<stage>-a). Since 2026-12-07 the trajectory pass's two
+# methods walk stalled steps shorter too; its committed reports are the fixed-step walk's (ifru-fixed-steps).
+# Reports: reports/fidelity-endpoint/trajectory/<stage>/<scenario>-<fraction>.{default,trajectory,adaptive}.{md,json};
+# models cached in runs/trajectory-<stage>{,-t,-a} (a model trained before 2026-12-06 has no tail: not reusable).
 # Environment: STOPPING (stopping flags for every training, e.g. --scaled-patience), HERE (where the reports go),
 # RUNS (the model caches' prefix), PASSES (default,trajectory: which of the two runs a cell makes), THREADS.
 set -euo pipefail
@@ -56,6 +59,12 @@ cell() {  # stage scenario fraction seeds [dataset flags...]
   fi
   if [[ ,$PASSES, == *,trajectory,* ]]; then
     answer "$out-t" ifru-trajectory ifru-nonlinear,ifru-trajectory trajectory "$scenario" "$fraction" "$seeds" "$@"
+  fi
+  if [[ ,$PASSES, == *,adaptive,* ]]; then  # the same Originals and Retrains again (hard links: a checkpoint is
+    # replaced by a rename, never rewritten in place), calibrated for the default ifru (the reports of 2026-12-07
+    # ran it as ifru-adaptive, the registry's name for it that morning)
+    mkdir -p "$out-a"; cp -ln "$out-t"/*.pt "$out-a"/ 2>/dev/null || true
+    answer "$out-a" ifru ifru adaptive "$scenario" "$fraction" "$seeds" "$@"
   fi
   echo "    done in $((SECONDS - start)) s"
 }

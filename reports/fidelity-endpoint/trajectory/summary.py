@@ -3,8 +3,11 @@
 Per cell (model, stage, scenario, fraction): forget-loss completeness, test-AUC completeness
 AUC_0 / 1 / 2 and |AUC_0 − R| (against max(0.002, the Retrain noise floor)), and the speed-up over
 Retrain, for Retrain-2 (the noise floor: a second Retrain, the next seed), ifru-linear (the reports' "ifru":
-the default until 2026-12-06), ifru-nonlinear and ifru-trajectory (the default ``ifru`` since then answers as
-it on every model here: their traces carry the tail) (means over the cell's draws, as the reports give them).
+the default until 2026-12-06), ifru-nonlinear and ifru-trajectory (the default ``ifru`` from then until
+2026-12-07 answered as it on every model here, their traces carrying the tail: ``ifru-fixed-steps`` since) and
+the adaptive pass (the default ``ifru`` since 2026-12-07, its stalled steps walked shorter; the reports of
+2026-12-07 call it ifru-adaptive; ``– | – | –`` where a cell has no adaptive report) (means over the cell's
+draws, as the reports give them).
 ``*``: outside the issue's target (forget [0.8, 1.2]; poison AUC ≥ 0.9 on all three; genuine / users gap ≤
 max(0.002, floor); ≥ 10× Retrain); ``–``: not judged (inside the noise floor). Below the table, per model and
 method, the judged cells that meet each target, and the poisoned-row AUC bar again among the cells where
@@ -16,7 +19,8 @@ HERE = pathlib.Path(__file__).parent
 # (report, the method's names in it, column name): the reports written before 2026-12-06 call ifru-linear "ifru"
 METHODS = (("default", ("retrain-2",), "retrain-2"), ("default", ("ifru-linear", "ifru"), "ifru-linear"),
            ("trajectory", ("ifru-nonlinear",), "ifru-nonlinear"),
-           ("trajectory", ("ifru-trajectory",), "ifru (ifru-trajectory)"))
+           ("trajectory", ("ifru-trajectory",), "ifru-fixed-steps (ifru-trajectory)"),
+           ("adaptive", ("ifru-adaptive", "ifru"), "ifru (ifru-adaptive)"))
 
 
 def floor_meets_auc_bar(report: dict) -> bool:
@@ -68,9 +72,12 @@ if __name__ == "__main__":  # compare.py (reports/fidelity-plateaus/scaled) impo
         if not other.exists():
             continue
         reports["trajectory"] = json.loads(other.read_text())
+        adaptive = default.with_name(default.name.replace(".default.", ".adaptive."))
+        reports["adaptive"] = json.loads(adaptive.read_text()) if adaptive.exists() else None
         first = reports["default"]
         floor_meets = first["scenario"] == "poison" and floor_meets_auc_bar(first)
-        cells = " | ".join(row(reports[kind], names, tallies.setdefault((first["model"], name), {}), floor_meets)
+        cells = " | ".join("– | – | –" if reports[kind] is None  # a cell not yet answered by that pass
+                           else row(reports[kind], names, tallies.setdefault((first["model"], name), {}), floor_meets)
                            for kind, names, name in METHODS)
         request = f"{first['scenario']} {first['fraction']:g}"
         lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
