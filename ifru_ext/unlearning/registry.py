@@ -75,9 +75,10 @@ METHODS: dict[str, Method] = _methods(
     Method("ifru", UnlearnConfig(), influence_update,
            summary="IFRU, the training-aware response: the change Adam would have made without D_r over the model's "
                    "own run (from its training trace), each segment's step solved as the nonlinear equation it is "
-                   "(a step whose Newton corrections stall walked in shorter steps), continued along the epochs the run trained past its best while the estimate of Retrain improves "
-                   "on validation (Retrain's own stopping rule; BCE models whose trace recorded them), orphaned rows "
-                   "reset; validation cannot veto forgetting, no tuned constant", **TRAINING_RESPONSE),
+                   "(a step whose Newton corrections stall walked in shorter steps), continued along the epochs the "
+                   "run trained past its best while the estimate of Retrain improves on validation (Retrain's own "
+                   "stopping rule; BCE models whose trace recorded them), orphaned rows reset; validation cannot "
+                   "veto forgetting, no tuned constant", **TRAINING_RESPONSE),
     Method("ifru-uncalibrated", UnlearnConfig(calibrated=False), influence_update,
            summary="IFRU's training response as derived, without the model's calibration (ifru_ext.unlearning."
                    "calibrate); the same as ifru for a model that has none", **TRAINING_RESPONSE),
