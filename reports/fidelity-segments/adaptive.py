@@ -5,8 +5,8 @@ usage (repository root): python reports/fidelity-segments/adaptive.py CELL...
   CELL = stage:scenario:fraction:seed, a cached cell of reports/fidelity-endpoint/trajectory/run.sh
   (``moments_newton.cell``: its Original, Retrain and data).
 
-Per cell, on the cached Original (no new snapshot: the same trace), the request is answered by today's default
-(``ifru``, with the scale stored at training time, which ``calibrate`` fitted for it) and by ``ifru-adaptive``
+Per cell, on the cached Original (no new snapshot: the same trace), the request is answered by the fixed-step walk
+(with the scale stored at training time, which ``calibrate`` fitted for it when it was the default) and by ``ifru-adaptive``
 uncalibrated and calibrated for itself (``calibrate``: the same 2% draw, one Retrain). Prints forget completeness,
 test-AUC completeness AUC_0 / 1 / 2 (or ``|AUC_0 − R|``), the epochs past the returned one and the request's
 seconds (the faster of two calls, the two estimators in the same process, one after the other).
