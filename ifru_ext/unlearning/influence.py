@@ -128,6 +128,13 @@ class UnlearnConfig:
         (``walks_adaptively``); False: every segment one step, stalled or not (registry
         ``ifru-fixed-steps``, the default until 2026-12-07). Needs ``corrections`` > 0. Training
         response only.
+    own_moments: on the rows the request leaves unanchored (as ``unanchored_flow`` finds them),
+        Retrain's Adam second moments are read at the candidate table inside each step's Newton
+        corrections — the remaining terms' squared per-term gradients at ``E + δ`` — instead of at
+        the Original's table: those rows' logits saturate under Retrain, their gradients and ``v̂``
+        fade and Retrain's steps grow (``response.RetrainPace``; registry ``ifru-own-moments``). A
+        request that leaves no row unanchored is answered as without it, to the bit. Needs
+        ``corrections`` > 0; the built-in models trained with BCE. Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -151,6 +158,7 @@ class UnlearnConfig:
     horizon: Literal["auto", "recorded", "validation", "trajectory"] = "auto"
     unanchored_flow: bool = False
     adaptive_steps: bool | None = None
+    own_moments: bool = False
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -185,10 +193,13 @@ class UnlearnConfig:
             if self.adaptive_steps and self.newton_corrections == 0:
                 raise ValueError("UnlearnConfig.adaptive_steps halves a segment whose Newton corrections stall: it "
                                  "needs corrections > 0")
+            if self.own_moments and self.newton_corrections == 0:
+                raise ValueError("UnlearnConfig.own_moments reads Retrain's second moments at the candidates of the "
+                                 "Newton corrections: it needs corrections > 0")
         elif (self.corrections is not None or self.horizon not in ("auto", "recorded") or self.unanchored_flow
-              or self.adaptive_steps is not None):
-            raise ValueError("UnlearnConfig.corrections, horizon, unanchored_flow and adaptive_steps belong to the "
-                             "training response, not response='newton'")
+              or self.adaptive_steps is not None or self.own_moments):
+            raise ValueError("UnlearnConfig.corrections, horizon, unanchored_flow, adaptive_steps and own_moments "
+                             "belong to the training response, not response='newton'")
 
     @property
     def solve_tol(self) -> float:
@@ -224,6 +235,8 @@ class UnlearnConfig:
             parts.append("unanchored=flow")
         if self.walks_adaptively:
             parts.append("adaptive_steps")
+        if self.own_moments:
+            parts.append("own_moments=unanchored")
         return f"{RESPONSE_FORM}({', '.join(parts)})"
 
     @property
@@ -434,19 +447,21 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
     orphans = orphaned_rows(dataset, removal, emb.device, trace.loss)
     moving = keep & ~orphans
     spillover = config.spillover and model.num_layers > 0
-    if config.unanchored_flow and (isinstance(model, TableModel) or trace.loss != "bce"):
-        # A BPR triple's label is always 1 and a TableModel's terms are not dot products: no row
-        # would ever be found unanchored, and the answer would be ifru's under another name.
-        kind = "a TableModel" if isinstance(model, TableModel) else f"a model trained with {trace.loss}"
-        raise ValueError(f"UnlearnConfig.unanchored_flow answers the built-in models trained with bce; this is {kind} "
-                         "(use unanchored_flow=False)")
+    for option in ("unanchored_flow", "own_moments"):
+        if getattr(config, option) and (isinstance(model, TableModel) or trace.loss != "bce"):
+            # A BPR triple's label is always 1 and a TableModel's terms are not dot products: no row
+            # would ever be found unanchored, and the answer would be ifru's under another name.
+            kind = "a TableModel" if isinstance(model, TableModel) else f"a model trained with {trace.loss}"
+            raise ValueError(f"UnlearnConfig.{option} answers the built-in models trained with bce; this is {kind} "
+                             f"(use {option}=False)")
     scorer = None
     if isinstance(model, TableModel):
         sample = removal[:64].cpu()
         model.check_row_local(dataset.train.users[sample], dataset.train.items[sample])
         scorer = model.scores
     plan = ResponsePlan(dataset, removal, moving, model.num_layers, new_graph, model.graph, emb.device, emb.dtype,
-                        trace=trace, scorer=scorer, unanchored_flow=config.unanchored_flow)
+                        trace=trace, scorer=scorer, unanchored_flow=config.unanchored_flow,
+                        own_moments=config.own_moments)
     clock.lap("plan")
 
     def gradient(table: Tensor, segment: int) -> Tensor:

@@ -141,6 +141,13 @@ METHODS: dict[str, Method] = _methods(
     Method("ifru-unanchored-uncalibrated",
            UnlearnConfig(corrections=0, horizon="recorded", unanchored_flow=True, calibrated=False), influence_update,
            Recommender, "ifru-unanchored without the model's calibration"),
+    Method("ifru-own-moments", UnlearnConfig(own_moments=True), influence_update,
+           summary="ifru with Retrain's Adam second moments on the rows a request leaves unanchored read at the "
+                   "estimate's own table (their logits saturate, gradients fade and Retrain's steps grow); answers as "
+                   "ifru where no row is left unanchored; uses a calibration fitted for it (ifru fidelity "
+                   "--calibrate-for ifru-own-moments)", model_kind=Recommender),
+    Method("ifru-own-moments-uncalibrated", UnlearnConfig(own_moments=True, calibrated=False), influence_update,
+           Recommender, "ifru-own-moments without the model's calibration"),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),

@@ -57,7 +57,10 @@ gradient under Retrain, so it keeps its initial value; it is set to ``trace.init
 With ``unanchored_flow`` (``ifru-unanchored``; not the default), a row the request leaves with
 remaining terms of one label only, where it had both (``unanchored_rows``), has no minimiser of the
 remaining loss along it: its rows and columns of ``G`` are left out and it follows the gradient
-flow at Retrain's pace (reports/fidelity-unanchored).
+flow at Retrain's pace (reports/fidelity-unanchored). With ``own_moments`` (``ifru-own-moments``;
+not the default) those rows keep their curvature, and Retrain's ``v̂`` there is read at the
+candidate table inside the Newton corrections (``RetrainPace``, ``StepEquation``): their logits
+saturate under Retrain, their gradients and ``v̂`` fade, and Retrain's steps grow.
 
 The system is written once over loss terms (``terms.py``): each term's logit, the rows it
 reads and its Jacobian there, ``ℓ' = σ(x) − y``, ``ℓ'' = σ(x)σ(−x)``. The same code answers BCE
@@ -172,8 +175,8 @@ class TermPlan:
     for a ``TableModel``), the one multiplicity every term has (BCE 1, BPR ``1/E``,
     ``bpr_terms``), with which ``ops.plan_gauss_newton`` applies them in one fused pass.
     ``unanchored``: bool [a], the moving rows the request leaves unanchored (``unanchored_rows``),
-    when the plan answers them by gradient flow (``ResponsePlan.unanchored_flow``) and there is one;
-    else None."""
+    when the plan reads them apart (``ResponsePlan.unanchored_flow`` or ``own_moments``) and there is
+    one; else None."""
 
     def __init__(self, plan: "ResponsePlan", terms: Terms, gone: Tensor) -> None:
         self.operator, self.removed = terms.subset(~gone), terms.subset(gone)
@@ -185,7 +188,7 @@ class TermPlan:
 
         self.slots = slots_of(self.operator)
         self.unanchored = None
-        if plan.unanchored_flow and self.operator.dot_products:
+        if (plan.unanchored_flow or plan.own_moments) and self.operator.dot_products:
             unanchored = unanchored_rows(self.slots, self.operator.labels, slots_of(self.removed), self.removed.labels,
                                          moving)
             self.unanchored = unanchored if bool(unanchored.any()) else None  # checked once, not per segment
@@ -251,15 +254,16 @@ class ResponsePlan:
     ``scorer``: a model's own scores (``TableModel``, MF-like: no graph) instead of dot products.
     ``unanchored_flow``: each segment's operator leaves out the curvature of the rows the request
     leaves unanchored (``unanchored_rows``; dot-product terms only), so they follow the gradient
-    flow at Retrain's pace.
+    flow at Retrain's pace. ``own_moments``: Retrain's second moments on those rows are read at the
+    candidate table (``RetrainPace``); the plan finds them (``TermPlan.unanchored``).
     """
 
     def __init__(self, dataset: RecDataset, removal: Tensor, keep: Tensor, num_layers: int,
                  new_graph: CSRGraph | None, old_graph: CSRGraph | None, device: torch.device,
                  dtype: torch.dtype, trace: TrainingTrace | None = None, scorer: Scorer | None = None,
-                 epochs: int | None = BPR_EPOCHS, unanchored_flow: bool = False) -> None:
+                 epochs: int | None = BPR_EPOCHS, unanchored_flow: bool = False, own_moments: bool = False) -> None:
         self.num_layers, self.new_graph, self.old_graph, self.dtype = num_layers, new_graph, old_graph, dtype
-        self.unanchored_flow = unanchored_flow
+        self.unanchored_flow, self.own_moments = unanchored_flow, own_moments
         self.loss = "bce" if trace is None else trace.loss
         self.global_rows = keep.nonzero().squeeze(1)  # moving rows, global ids [a]
         self.num_global = keep.numel()
@@ -481,31 +485,42 @@ class ResponsePlan:
             self._squared_old_graph = squared_weights(self.old_graph)
         return self._squared_old_graph
 
+    def squared_gradients(self, emb: Tensor, segment: int = 0, removed: bool = False,
+                          system: "ResponseSystem | None" = None) -> Tensor:
+        """``Σ_{j ∋ v} ℓ'_j² (∂x_j/∂f_v)²`` [a, d] on the moving rows at the local table ``emb``: the
+        removed terms' (``removed``) or the remaining ones', over the ORIGINAL graph (LightGCN carries
+        the squares to the base rows through ``P∘P``, cross terms of different paths dropped). MF's
+        remaining terms' come from the operator at the same table (``system``) when given, else from
+        the pass that gives their gradient there (``moving_statistics``)."""
+        plan = self.terms(segment)
+        if not removed and system is not None and self.num_layers == 0:
+            return system.remaining_squares()
+        if plan.moving_sums:
+            return self.moving_statistics(plan, emb, removed=removed).squared
+        sums, rows = self.term_sums(plan.removed if removed else plan.operator, emb, self.old_graph, squared=True)
+        return self.propagated_rows(sums, self.squared_old_graph, rows)
+
     def removed_share(self, emb: Tensor, system: "ResponseSystem | None" = None, segment: int = 0) -> Tensor:
         """ρ [a, d] on the moving rows: the removed terms' share of each coordinate's squared
-        per-term gradients.
+        per-term gradients (``squared_gradients``).
 
         Adam's ``v̂`` of a coordinate is the running mean over steps of its squared batch
         gradients, and a row's terms rarely share a batch. Retrain's epoch has ``m/B`` steps
         instead of ``n/B`` and lacks the removed terms' hits, so its ``v̂`` is ``v̂ (1 − ρ) n/m``:
         on rows whose removed terms dominated their gradients (ρ above the average, e.g.
         poisoned rows) Retrain takes larger steps. Per term the gradient at row ``v`` is
-        ``ℓ' ∂x/∂f_v`` (BCE at ``f_u``: ``ℓ' f_i``), over the ORIGINAL graph; LightGCN carries
-        the squares to the base rows through ``P∘P`` (cross terms of different paths dropped).
+        ``ℓ' ∂x/∂f_v`` (BCE at ``f_u``: ``ℓ' f_i``), over the ORIGINAL graph.
         """
-        plan = self.terms(segment)
+        return self.removed_and_total(emb, system, segment)[0]
 
-        def squares(terms: Terms) -> Tensor:
-            sums, rows = self.term_sums(terms, emb, self.old_graph, squared=True)
-            return self.propagated_rows(sums, self.squared_old_graph, rows)
-
-        gone = self.moving_statistics(plan, emb, removed=True).squared if plan.moving_sums else \
-            squares(plan.removed)
-        # MF's remaining part comes from the operator at the same table (``system``), when given.
-        remaining = system.remaining_squares() if system is not None and self.num_layers == 0 else \
-            squares(plan.operator)
-        total = gone + remaining  # ≥ gone ≥ 0: where it is 0, so is gone, and ρ = 0/1
-        return gone / total.masked_fill_(total == 0, 1.0)
+    def removed_and_total(self, emb: Tensor, system: "ResponseSystem | None" = None, segment: int = 0
+                          ) -> tuple[Tensor, Tensor]:
+        """``removed_share`` ρ [a, d] and the squared per-term gradients of every term [a, d] (1
+        where there are none) it is the share of."""
+        gone = self.squared_gradients(emb, segment, removed=True)
+        total = gone + self.squared_gradients(emb, segment, system=system)  # ≥ gone ≥ 0: where 0, so is gone: ρ = 0/1
+        total.masked_fill_(total == 0, 1.0)
+        return gone / total, total
 
     def system(self, emb: Tensor, diagonal: Tensor | None = None, segment: int = 0) -> "ResponseSystem":
         """The operator ``G + diag(diagonal)`` of ``segment``'s terms at the local table ``emb``
@@ -559,7 +574,7 @@ class ResponseSystem:
         # are left out (G restricted to the other rows stays positive semi-definite), so their
         # equations are the damping alone. [a, 1], or None.
         self.anchored = None
-        if terms.unanchored is not None:
+        if terms.unanchored is not None and plan.unanchored_flow:
             self.anchored = (~terms.unanchored).to(self.curvature_diagonal.dtype)[:, None]
             self.curvature_diagonal = self.curvature_diagonal * self.anchored
         if diagonal is not None:
@@ -637,14 +652,82 @@ class ResponseSystem:
                                   true_residual=False)
 
 
+class RetrainPace:
+    """Retrain's pace over one segment of the run, on the moving rows [a, d]: its damping ``Λ'``
+    (Adam's accumulated step scale over the segment's ``steps`` with Retrain's ``v̂``, inverted) and
+    the step's drive ``ρ g/n + (ρ − 1)(∇L_{-r}(E_s)/n + λ E_s)``, ``ρ = Λ'/Λ`` (module docstring).
+
+    Retrain's ``v̂`` is the Original's ``moment`` without the removed terms' share of the squared
+    per-term gradients at the segment's table (``ResponsePlan.removed_share``), times ``n/m``
+    (``retrain_moment``, ``retrain_damping`` and ``drive`` [a, d]). ``own``
+    (``UnlearnConfig.own_moments``; bool [a, 1] or None): on some rows — the ones
+    the request leaves unanchored, whose remaining terms all carry one label — the share is read at
+    the candidate table instead (``at``): without the removed terms their logits saturate, their
+    gradients and Retrain's own ``v̂`` fade, and Retrain's steps grow past what the Original's table
+    says (reports/fidelity-poison-tail). Other rows keep the segment table's pace to the bit.
+
+    ``at_table`` [L, d] the segment's local table, ``system`` its operator there, ``moment`` [a, d]
+    the Original's ``v̂`` at the segment's end, ``removed`` the removed terms per epoch, ``gradient``
+    [a, d] the influence right-hand side (a sum)."""
+
+    def __init__(self, plan: ResponsePlan, trace: TrainingTrace, at_table: Tensor, segment: int,
+                 system: "ResponseSystem", moment: Tensor, steps: int, removed: int, gradient: Tensor) -> None:
+        n = round(1.0 / plan.scale)
+        self.trace, self.steps, self.moment, self.boost, self.scale = trace, steps, moment, n / (n - removed), plan.scale
+        self.damping = training_damping(trace, moment, steps)  # the Original's Λ [a, d]
+        share, self.total = plan.removed_and_total(at_table, system, segment)
+        self.kept_share = 1 - share
+        self.gradient = gradient
+        self.remaining = (plan.remaining_gradient(at_table, segment, system) * plan.scale
+                          + trace.l2 * at_table.index_select(0, plan.rows))
+        self.own = None
+        if plan.own_moments and plan.terms(segment).unanchored is not None:
+            self.own = plan.terms(segment).unanchored[:, None]
+        self.retrain_moment, self.retrain_damping, self.drive = self._paced(self.kept_share)
+
+    def _paced(self, kept_share: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Retrain's ``v̂``, ``Λ'`` and the drive for the remaining terms' share ``kept_share`` [a, d] of ``v̂``."""
+        retrain_moment = self.moment * kept_share * self.boost
+        retrain_damping = training_damping(self.trace, retrain_moment, self.steps)
+        pace = retrain_damping / self.damping  # Π/Π' per coordinate [a, d]
+        return retrain_moment, retrain_damping, pace * self.gradient * self.scale + (pace - 1) * self.remaining
+
+    def at(self, kept_squares: Tensor) -> tuple[Tensor, Tensor]:
+        """``(Λ', drive)`` [a, d] each with the ``own`` rows' ``v̂`` read from the remaining terms'
+        squared per-term gradients ``kept_squares`` [a, d] at the candidate table."""
+        _, retrain_damping, drive = self._paced(torch.where(self.own, kept_squares / self.total, self.kept_share))
+        return retrain_damping, drive
+
+
+class StepEquation:
+    """One implicit step over ``length`` of a segment from ``previous`` [a, d] (None: δ = 0), on
+    the moving rows: ``diagonal ⊙ δ + (∇L_{-r}(E + δ) − ∇L_{-r}(E))/n = rhs`` with the damping over
+    the step ``Λ'/length`` (``pace``), ``diagonal = Λ'/length + λ`` and ``rhs = drive + (Λ'/length) ⊙
+    previous``. Both are fixed (``start``) unless the pace reads Retrain's ``v̂`` at the candidate
+    (``reads_candidate``; ``at``)."""
+
+    def __init__(self, pace: RetrainPace, length: float, previous: Tensor | None, l2: float) -> None:
+        self.pace, self.length, self.previous, self.l2 = pace, length, previous, l2
+        self.start = self._terms(pace.retrain_damping, pace.drive)
+        self.reads_candidate = pace.own is not None
+
+    def _terms(self, damping: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
+        damping = damping if self.length == 1.0 else damping / self.length
+        return (drive if self.previous is None else drive + damping * self.previous), damping + self.l2
+
+    def at(self, plan: ResponsePlan, moved: Tensor, segment: int) -> tuple[Tensor, Tensor]:
+        """``(rhs, diagonal)`` [a, d] each at the candidate local table ``moved`` (``reads_candidate``)."""
+        return self._terms(*self.pace.at(plan.squared_gradients(moved, segment)))
+
+
 # A correction that does not reduce the step equation's residual is halved, at most this often,
 # before the corrections stop: Newton's step is only sure to help close to the answer.
 _BACKTRACKS = 4
 
 
 def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagonal: Tensor, delta: Tensor,
-               corrections: int, tol: float, max_iter: int, lap: Callable[[str], None], give_up_far: bool = False
-               ) -> tuple[Tensor, SolveReport, int]:
+               corrections: int, tol: float, max_iter: int, lap: Callable[[str], None], give_up_far: bool = False,
+               reread: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, SolveReport, int]:
     """``delta`` [a, d] after up to ``corrections`` Newton steps on one segment's equation
     ``diagonal ⊙ δ + (∇L_{-r}(E + δ) − ∇L_{-r}(E))/n = rhs`` at the local table ``at``. A step is
     solved to the linear solve's absolute accuracy (``tol ‖rhs‖``; none is taken once the
@@ -655,25 +738,30 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
     solve's own residual is relative to the residual it solved for, and says nothing about the
     equation) and the CG iterations spent. ``give_up_far``: a start no nearer than δ = 0 (its
     residual at least ``rhs``'s) is reported ``stalled`` without a step (an adaptive walk retakes
-    the step shorter instead of spending corrections on it)."""
+    the step shorter instead of spending corrections on it). ``reread`` (``StepEquation.at``): the
+    equation's ``(rhs, diagonal)`` depend on the candidate, read at each candidate local table
+    (``rhs``, ``diagonal``: δ = 0's); the Newton step leaves that dependence out."""
     remaining = plan.remaining_gradient(at, segment)
     # The local table at E + δ: one copy of ``at`` whose moving rows each evaluation overwrites in
     # place (copying the whole table per evaluation was ~5% of a nonlinear request). The operator
     # of a step is built at it and used before the next evaluation edits it; the plan's memo and
     # the operator's table check follow its version.
     moved, start = at.clone(), at.index_select(0, plan.rows)
+    start_norm = float(rhs.norm())
 
-    def residual_at(candidate: Tensor) -> Tensor:
+    def residual_at(candidate: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         moved.index_copy_(0, plan.rows, start + candidate)
         change = (plan.remaining_gradient(moved, segment) - remaining) * plan.scale
-        return rhs - diagonal * candidate - change
+        here, diagonal_here = (rhs, diagonal) if reread is None else reread(moved)
+        return here - diagonal_here * candidate - change, here, diagonal_here
 
-    residual = residual_at(delta)
-    rhs_norm = float(rhs.norm())
-    norm, iterations, report, accuracy, stalled = residual.norm(), 0, None, tol * rhs_norm, False
-    if give_up_far and float(norm) >= rhs_norm:  # no nearer than δ = 0, whose residual is rhs
+    residual, rhs, diagonal = residual_at(delta)
+    rhs_norm = start_norm if reread is None else float(rhs.norm())
+    norm, iterations, report, stalled = residual.norm(), 0, None, False
+    if give_up_far and float(norm) >= start_norm:  # no nearer than δ = 0, whose residual is its rhs
         return delta, SolveReport(0, float(norm) / rhs_norm, "stalled"), 0
     for step in range(1, corrections + 1):
+        accuracy = tol * rhs_norm
         if float(norm) <= accuracy:
             break
         system = plan.system(moved, diagonal, segment)
@@ -682,10 +770,11 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
         iterations += report.iterations
         lap("solve")
         for _ in range(_BACKTRACKS + 1):
-            trial = residual_at(delta + correction)
+            trial, trial_rhs, trial_diagonal = residual_at(delta + correction)
             trial_norm = trial.norm()
             if trial_norm < norm:  # ``moved`` now holds E + δ + correction
-                delta, residual, norm = delta + correction, trial, trial_norm
+                delta, residual, norm, rhs, diagonal = delta + correction, trial, trial_norm, trial_rhs, trial_diagonal
+                rhs_norm = rhs_norm if reread is None else float(rhs.norm())
                 break
             correction = correction / 2
         else:
@@ -693,7 +782,7 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
             break
     if report is not None:
         report = SolveReport(report.iterations, float(norm) / rhs_norm,
-                             "converged" if float(norm) <= accuracy else "stalled" if stalled else "max_iter")
+                             "converged" if float(norm) <= tol * rhs_norm else "stalled" if stalled else "max_iter")
     return delta, report, iterations
 
 
@@ -702,43 +791,44 @@ def _corrected(plan: ResponsePlan, at: Tensor, segment: int, rhs: Tensor, diagon
 _SHORTEST_STEP = 1 / 16
 
 
-def _implicit_step(plan: ResponsePlan, at: Tensor, segment: int, system: "ResponseSystem", drive: Tensor,
-                   damping: Tensor, l2: float, previous: Tensor | None, corrections: int, tol: float, max_iter: int,
-                   lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
-                   give_up_far: bool = False) -> tuple[Tensor, SolveReport, int]:
-    """One implicit step from ``previous`` (None: δ = 0) [a, d]: ``δ`` [a, d] solving
-    ``(G + Λ' + λ) δ = Λ' δ_prev + drive`` at the local table ``at`` (Retrain's damping over the
-    step ``Λ'`` = ``damping`` [a, d], ``drive`` [a, d]), with ``corrections`` Newton steps on its own
-    equation (``_corrected``). A step after the first starts its Newton steps (``corrections + 1``)
-    from ``previous``, where Retrain's table is nearer than at δ = 0 (the linear solve's start); if
-    no step lowers the residual there, the linear solve and its corrections answer instead.
-    Returns δ, the report (``stalled`` where the corrections could not lower the equation's
-    residual; ``give_up_far``: as ``_corrected``'s) and the CG iterations spent."""
-    system.set_diagonal(damping + l2)
-    rhs = drive if previous is None else drive + damping * previous
+def _implicit_step(plan: ResponsePlan, at: Tensor, segment: int, system: "ResponseSystem", equation: StepEquation,
+                   corrections: int, tol: float, max_iter: int, lap: Callable[[str], None],
+                   select: Callable[[Tensor], float] | None = None, give_up_far: bool = False
+                   ) -> tuple[Tensor, SolveReport, int]:
+    """One implicit step, ``equation`` (``StepEquation``: from ``previous``, None: δ = 0), at the
+    local table ``at``: ``δ`` [a, d] solving ``(G + Λ' + λ) δ = Λ' δ_prev + drive`` (the equation at
+    its start, linearised), with ``corrections`` Newton steps on its own equation (``_corrected``).
+    A step after the first starts its Newton steps (``corrections + 1``) from ``previous``, where
+    Retrain's table is nearer than at δ = 0 (the linear solve's start); if no step lowers the
+    residual there, the linear solve and its corrections answer instead. Returns δ, the report
+    (``stalled`` where the corrections could not lower the equation's residual; ``give_up_far``: as
+    ``_corrected``'s) and the CG iterations spent."""
+    rhs, diagonal = equation.start
+    system.set_diagonal(diagonal)
+    previous = equation.previous
+    reread = (lambda moved: equation.at(plan, moved, segment)) if equation.reads_candidate else None
     delta, report, iterations = previous, None, 0
     if corrections and select is None and previous is not None:
         delta, report, iterations = _corrected(plan, at, segment, rhs, system.diagonal, previous, corrections + 1,
-                                               tol, max_iter, lap, give_up_far)
+                                               tol, max_iter, lap, give_up_far, reread)
     if delta is previous:
         delta, report = system.solve(rhs, tol, max_iter, select)
         iterations += report.iterations
         lap("solve")
         if corrections and select is None:
             delta, corrected, extra = _corrected(plan, at, segment, rhs, system.diagonal, delta, corrections,
-                                                 tol, max_iter, lap, give_up_far)
+                                                 tol, max_iter, lap, give_up_far, reread)
             report, iterations = corrected or report, iterations + extra
     return delta, report, iterations
 
 
-def _walk_segment(plan: ResponsePlan, at: Tensor, segment: int, system: "ResponseSystem", drive: Tensor,
-                  damping: Tensor, l2: float, previous: Tensor | None, corrections: int, tol: float, max_iter: int,
+def _walk_segment(plan: ResponsePlan, at: Tensor, segment: int, system: "ResponseSystem", pace: RetrainPace,
+                  l2: float, previous: Tensor | None, corrections: int, tol: float, max_iter: int,
                   lap: Callable[[str], None], select: Callable[[Tensor], float] | None = None,
                   adaptive: bool = False) -> tuple[Tensor, SolveReport, int]:
-    """``δ`` [a, d] at the end of one segment from ``previous`` (None: δ = 0), Retrain's damping
-    over the whole segment ``damping`` [a, d]: one implicit step (``_implicit_step``), or with
-    ``adaptive`` as many as its Newton corrections need. Returns δ, the last step's report and the
-    CG iterations spent.
+    """``δ`` [a, d] at the end of one segment from ``previous`` (None: δ = 0), Retrain's pace over
+    the whole segment ``pace``: one implicit step (``_implicit_step``), or with ``adaptive`` as many
+    as its Newton corrections need. Returns δ, the last step's report and the CG iterations spent.
 
     The step is implicit Euler over the whole segment, and where the remaining loss is far from
     linear over that distance its corrections stall — the first segment, from the initial table to
@@ -755,8 +845,7 @@ def _walk_segment(plan: ResponsePlan, at: Tensor, segment: int, system: "Respons
     while position < 1.0:
         length = min(length, 1.0 - position)
         retakable = adaptive and length > _SHORTEST_STEP  # a stalled step may still be halved
-        answer, report, spent = _implicit_step(plan, at, segment, system, drive,
-                                               damping if length == 1.0 else damping / length, l2, delta,
+        answer, report, spent = _implicit_step(plan, at, segment, system, StepEquation(pace, length, delta, l2),
                                                corrections, tol, max_iter, lap, select, give_up_far=retakable)
         iterations += spent
         if retakable and report.status == "stalled":
@@ -806,7 +895,6 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     ``adaptive_steps``: a segment whose implicit step stalls is walked in shorter steps
     (``_walk_segment``); without it every segment is one step.
     """
-    n = round(1.0 / plan.scale)
     delta, iterations, report = None, 0, None
     segments = trace.segments()
     recorded = len(segments)
@@ -815,22 +903,14 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
     best: tuple[float, int, Tensor, SolveReport] | None = None  # trajectory: score, epoch past the returned one, δ
     for number, (steps, table, second_moment) in enumerate(segments, start=1):
         at = plan.local(emb if table is None else table)
-        moment = plan.moving(second_moment)
-        damping = training_damping(trace, moment, steps)  # on the moving rows, [a, d]
         system = plan.system(at, segment=number - 1)
-        share = plan.removed_share(at, system, number - 1)
-        retrain_moment = moment * (1 - share) * (n / (n - removed))  # Retrain's v̂: without the removed share
-        retrain_damping = training_damping(trace, retrain_moment, steps)
-        pace = retrain_damping / damping  # Π/Π' per coordinate [a, d]
-        remaining = (plan.remaining_gradient(at, number - 1, system) * plan.scale
-                     + trace.l2 * at.index_select(0, plan.rows))
-        drive = pace * gradient(at, number - 1) * plan.scale + (pace - 1) * remaining
+        pace = RetrainPace(plan, trace, at, number - 1, system, plan.moving(second_moment), steps, removed,
+                           gradient(at, number - 1))
         lap("operator")
         # The returned epoch's segment's report is the request's; only its iterates may be selected.
         selecting = select is not None and number == recorded
-        delta, report, extra = _walk_segment(plan, at, number - 1, system, drive, retrain_damping, trace.l2, delta,
-                                             corrections, tol, max_iter, lap, select if selecting else None,
-                                             adaptive_steps)
+        delta, report, extra = _walk_segment(plan, at, number - 1, system, pace, trace.l2, delta, corrections, tol,
+                                             max_iter, lap, select if selecting else None, adaptive_steps)
         iterations += extra
         if trajectory is not None and number >= recorded:
             score = trajectory(number - recorded, delta)
@@ -843,7 +923,7 @@ def training_response(emb: Tensor, trace: TrainingTrace, plan: ResponsePlan, rem
         return delta, SolveReport(iterations, report.residual, report.status), epochs_past
     if validation is not None:
         # the last segment ends at the returned epoch: its system, second moments and drive carry on
-        delta, extra = _extended(trace, system, retrain_moment, drive, delta, validation, tol, max_iter)
+        delta, extra = _extended(trace, system, pace.retrain_moment, pace.drive, delta, validation, tol, max_iter)
         iterations += extra
         lap("solve")
     return delta, SolveReport(iterations, report.residual, report.status), 0
