@@ -35,9 +35,9 @@ pair() {  # cell model scenario fraction seeds [flags...]
   done
 }
 
-# The committed cells (the two other Amazon-shaped LightGCN cells are defined, not yet run: ~1 h each beside other jobs).
+# The committed cells (the sparser Amazon-shaped LightGCN cell is defined, not yet run).
 cells=("$@"); [ $# -gt 0 ] || cells=(mf-full-p8 mf-full-p2 mf-full-g2 mf-full-u1 mf-users25-p8 mf-amazon-p8 mf-planted1e4-p2
-                                      lightgcn-amazon-p2 lightgcn-ml100k-p8)
+                                      lightgcn-amazon-p2 lightgcn-amazon-new-p2 lightgcn-ml100k-p8)
 for cell in "${cells[@]}"; do
   case $cell in
     mf-full-p8) pair "$cell" mf poison 0.08 1 ;;
