@@ -1,43 +1,60 @@
-"""The table of README.md from the cells' reports: python reports/fidelity-own-moments/summary.py
+"""The tables of README.md from the cells' reports: python reports/fidelity-own-moments/summary.py [CELL...]
 
-Per cell (``<cell>.default.json``: the default ``ifru`` calibrated for itself; ``<cell>.own.json``:
-``ifru-own-moments`` calibrated for itself and uncalibrated, on the same Originals and Retrains), means over
-the judged draws as the fidelity report gives them: forget completeness; in ``poison`` test-AUC completeness
-AUC_0 / 1 / 2, else |AUC_0 − R|.
+Per cell (``<cell>.default.json``: ``ifru-original-moments``, the default ``ifru`` of the day the cell ran
+(2026-12-07) calibrated for itself; ``<cell>.own.json``: ``ifru-own-moments`` calibrated for itself and
+uncalibrated, on the same Originals and Retrains), judged as the fidelity matrix judges its cells
+(``../fidelity-endpoint/trajectory/summary.py``'s ``row``: means over the judged draws; forget completeness,
+``*`` outside [0.8, 1.2], in parentheses where the cell is inside the Retrain noise floor; poisoned rows: test-AUC
+completeness AUC_0 / 1 / 2, ``*`` under 0.9 on any; genuine rows and users: |AUC_0 − R|, ``*`` over
+max(0.002, floor)), and the calibration scales. Below it, per model and column, the judged cells that meet each
+target. No speed column: the cells ran beside other jobs (README.md gives the cost measured alone).
 """
 import json
-import os
+import pathlib
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent / "fidelity-endpoint" / "trajectory"))
+from summary import floor_meets_auc_bar, row  # noqa: E402  the matrix's judging of one method's cell
+
+# (report, the method's names in it, column): the default of the day the cells ran is "ifru" in its reports
+# ("ifru-trajectory" in the first Amazon-shaped LightGCN cell's, made by the matrix's run.sh: the same answer)
+COLUMNS = (("default", ("retrain-2",), "retrain-2"), ("default", ("ifru", "ifru-trajectory"), "ifru-original-moments"),
+           ("own", ("ifru-own-moments",), "ifru-own-moments"),
+           ("own", ("ifru-own-moments-uncalibrated",), "ifru-own-moments-uncalibrated"))
+TARGETS = ("forget", "poison AUC", "poison AUC, floor meets", "AUC gap")
 
 
-def shown(report: dict, name: str) -> str:
-    row = report["summary"][name]
-    if report["scenario"] == "poison":
-        quality = " / ".join(f"{row['completeness'][k]:.2f}" for k in ("auc_0", "auc_1", "auc_2"))
-    else:
-        quality = f"{row['auc_gap']:.4f}"
-    return f"{row['forget_completeness']:.2f} | {quality}"
+def judged(report: dict, names: tuple[str, ...], tally: dict, floor_meets: bool) -> str:
+    """``row``'s forget and AUC columns (its speed column dropped)."""
+    return row(report, names, tally, floor_meets).rsplit(" | ", 1)[0]
 
 
-def table(cells: list[str]) -> str:
-    lines = ["| cell | model | request | seeds | retrain-2: forget | AUC | ifru: forget | AUC | "
-             "ifru-own-moments: forget | AUC | uncalibrated: forget | AUC | scales (ifru, own) |",
-             "|" + "---|" * 13]
+def tables(cells: list[str]) -> str:
+    tallies: dict[tuple[str, str], dict] = {}  # (model, column) -> target -> [met, judged]
+    lines = ["| cell | request | seeds | " + " | ".join(f"{name}: forget | AUC" for *_, name in COLUMNS)
+             + " | scales (original, own) |", "|---|---|---|" + "---|---|" * len(COLUMNS) + "---|"]
     for cell in cells:
-        default = json.load(open(os.path.join(HERE, f"{cell}.default.json")))
-        own = json.load(open(os.path.join(HERE, f"{cell}.own.json")))
-        default_name = "ifru" if "ifru" in default["summary"] else "ifru-trajectory"
-        scales = [sorted({draw["calibration"] for draw in report["draws"]}) for report in (default, own)]
-        scales = ", ".join("/".join(f"{s:.3f}" for s in scale) for scale in scales)
-        lines.append(f"| {cell} | {default['model']} | {default['scenario']} {default['fraction']:g} | "
-                     f"{','.join(map(str, default['seeds']))} | {shown(default, 'retrain-2')} | "
-                     f"{shown(default, default_name)} | {shown(own, 'ifru-own-moments')} | "
-                     f"{shown(own, 'ifru-own-moments-uncalibrated')} | {scales} |")
+        reports = {kind: json.loads((HERE / f"{cell}.{kind}.json").read_text()) for kind in ("default", "own")}
+        first = reports["default"]
+        floor_meets = first["scenario"] == "poison" and floor_meets_auc_bar(first)
+        columns = " | ".join(judged(reports[kind], names, tallies.setdefault((first["model"], name), {}), floor_meets)
+                             for kind, names, name in COLUMNS)
+        scales = ", ".join("/".join(f"{s:.3f}" for s in sorted({draw["calibration"] for draw in report["draws"]}))
+                           for report in reports.values())
+        lines.append(f"| {cell} | {first['scenario']} {first['fraction']:g} | {','.join(map(str, first['seeds']))} | "
+                     f"{columns} | {scales} |")
+    lines += ["", "| model | column | cells | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | the same where "
+                  "Retrain-2 meets it | genuine / users AUC gap |", "|---|---|---|---|---|---|---|"]
+    for (model, name), counts in sorted(tallies.items()):
+        if name == "retrain-2":
+            continue
+        shown = sum(1 for cell in cells if json.loads((HERE / f"{cell}.default.json").read_text())["model"] == model)
+        met = [f"{counts[k][0]} of {counts[k][1]}" if k in counts else "–" for k in TARGETS]
+        lines.append(f"| {model} | {name} | {shown} | " + " | ".join(met) + " |")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    cells = sys.argv[1:] or sorted({name.split(".")[0] for name in os.listdir(HERE) if name.endswith(".own.json")})
-    print(table(cells))
+    chosen = sys.argv[1:] or sorted({name.name.split(".")[0] for name in HERE.glob("*.own.json")})
+    print(tables(chosen))
