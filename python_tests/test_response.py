@@ -970,6 +970,46 @@ def test_own_moments_answer_as_the_default_where_no_row_is_unanchored(planted):
         UnlearnConfig(own_moments=True, corrections=0)
 
 
+def test_the_default_reads_retrains_own_moments_on_lightgcn_only(planted):
+    """``own_moments`` None (the default) is ``ifru-own-moments`` on a LightGCN trained with BCE —
+    the same bits, the same estimator to calibrate for — and ``ifru-original-moments`` on MF; a
+    linear or Newton response, BPR and a TableModel resolve it off."""
+    lightgcn, mf = trained(planted, "lightgcn"), trained(planted, "mf")
+    request = unanchoring_request(planted)
+    assert bool(unanchored_reference(planted, request).any())
+    for model, same, other in ((lightgcn, "ifru-own-moments-uncalibrated", "ifru-original-moments-uncalibrated"),
+                               (mf, "ifru-original-moments-uncalibrated", "ifru-own-moments-uncalibrated")):
+        answers = {name: unlearn(model, planted, request, method=name).model.embedding
+                   for name in ("ifru-uncalibrated", same, other)}
+        assert torch.equal(answers["ifru-uncalibrated"], answers[same])
+        assert not torch.equal(answers["ifru-uncalibrated"], answers[other])
+    assert UnlearnConfig().for_model(lightgcn).estimator == UnlearnConfig(own_moments=True).estimator
+    assert UnlearnConfig().for_model(mf).estimator == UnlearnConfig(own_moments=False).estimator
+    assert UnlearnConfig(own_moments=False).for_model(lightgcn).own_moments is False
+    for config in (UnlearnConfig(corrections=0), UnlearnConfig(response="newton")):
+        assert config.for_model(lightgcn).own_moments is False
+    bpr = copy.deepcopy(lightgcn)
+    bpr.trace = replace(bpr.trace, loss="bpr")
+    assert UnlearnConfig().for_model(bpr).own_moments is False
+
+
+def test_a_lightgcn_calibrated_for_the_original_moments_keeps_its_scale_for_them(planted):
+    """A LightGCN checkpoint calibrated before its default read Retrain's own moments: the default
+    answers it uncalibrated, with a warning naming the method whose scale it holds, and
+    ``ifru-original-moments`` applies that scale."""
+    model = trained(planted, "lightgcn")
+    model.trace = replace(model.trace, calibration=1.5, calibrated_for=UnlearnConfig(own_moments=False).estimator)
+    request = unanchoring_request(planted)
+    with pytest.warns(UserWarning, match="answer with ifru-original-moments, whose scale it is"):
+        default = unlearn(model, planted, request).model.embedding
+    assert torch.equal(default, unlearn(model, planted, request, method="ifru-own-moments-uncalibrated").model.embedding)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        original = unlearn(model, planted, request, method="ifru-original-moments").model.embedding
+    uncalibrated = unlearn(model, planted, request, method="ifru-original-moments-uncalibrated").model.embedding
+    assert not torch.equal(original, uncalibrated)
+
+
 def test_a_soft_label_anchors_its_row():
     """``unanchored_rows`` on hand-made terms (three moving rows; slot 3: a row that does not move):
     row 0 keeps label-1 terms only and lost its label-0 one (unanchored); row 1 the same, but it

@@ -79,7 +79,7 @@ def trained_model(path: Path, name: str, dataset: RecDataset, config: TrainConfi
         meta.update(seconds=seconds, best_epoch=result.best_epoch, epochs=result.epochs, train=asdict(config))
     changed = reused is None
     estimator = estimator or UnlearnConfig()
-    key = estimator.estimator
+    key = estimator.for_model(model).estimator
     if not calibrated:
         model.trace.calibration = model.trace.calibrated_for = None  # this run answers with the response as derived
     elif (removal is None and model.trace.calibrated_for != key

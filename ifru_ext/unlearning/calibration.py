@@ -121,7 +121,7 @@ def calibrate(model: Recommender, dataset: RecDataset, fraction: float = CALIBRA
     rows = calibration_rows(model, dataset, fraction, seed)
     retrained = unlearn(model, dataset, rows, RetrainConfig(train=train))
     # A trajectory's answer at the returned epoch is the recorded horizon's: the scale fitted for that serves both.
-    config = config or UnlearnConfig()
+    config = (config or UnlearnConfig()).for_model(model)
     config = replace(config, calibrated=False,
                      horizon="recorded" if config.horizon in ("auto", "trajectory") else config.horizon)
     if config.response != "training":

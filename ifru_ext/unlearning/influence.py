@@ -132,9 +132,15 @@ class UnlearnConfig:
         Retrain's Adam second moments are read at the candidate table inside each step's Newton
         corrections — the remaining terms' squared per-term gradients at ``E + δ`` — instead of at
         the Original's table: those rows' logits saturate under Retrain, their gradients and ``v̂``
-        fade and Retrain's steps grow (``response.RetrainPace``; registry ``ifru-own-moments``). A
-        request that leaves no row unanchored is answered as without it, to the bit. Needs
-        ``corrections`` > 0; the built-in models trained with BCE. Training response only.
+        fade and Retrain's steps grow (``response.RetrainPace``). A request that leaves no row
+        unanchored is answered as without it, to the bit. None (default): on for LightGCN trained
+        with BCE wherever the training response takes Newton corrections, off for MF, a
+        ``TableModel`` and BPR (``for_model``): measured on every LightGCN cell of the fidelity
+        matrix (reports/fidelity-own-moments), it lifts the Amazon-shaped poisoned cells the
+        original moments leave short; on MF, not yet measured over the matrix, it is registry
+        ``ifru-own-moments``. False: the Original's table everywhere (registry
+        ``ifru-original-moments``, LightGCN's default until 2026-12-07). True needs ``corrections``
+        > 0 and a built-in model trained with BCE. Training response only.
     """
 
     method: Literal["ifru", "scif"] = "ifru"
@@ -158,7 +164,7 @@ class UnlearnConfig:
     horizon: Literal["auto", "recorded", "validation", "trajectory"] = "auto"
     unanchored_flow: bool = False
     adaptive_steps: bool | None = None
-    own_moments: bool = False
+    own_moments: bool | None = None
 
     def __post_init__(self) -> None:
         choices = {"method": ("ifru", "scif"), "response": ("newton", "training"), "solver": (None, "cg", "adam"),
@@ -223,7 +229,8 @@ class UnlearnConfig:
     @property
     def estimator(self) -> str:
         """The training response this config answers with, as a calibration records it: a scale
-        fitted for one estimator does not carry over to another."""
+        fitted for one estimator does not carry over to another. Of a config resolved for the
+        model (``for_model``; unresolved, ``own_moments`` None reads as off, MF's)."""
         parts = [f"corrections={self.newton_corrections}"]
         if self.horizon == "validation":  # the trajectory's answer is the recorded one's, continued: its scale
             parts.append(f"horizon={self.horizon}")
@@ -238,6 +245,15 @@ class UnlearnConfig:
         if self.own_moments:
             parts.append("own_moments=unanchored")
         return f"{RESPONSE_FORM}({', '.join(parts)})"
+
+    def for_model(self, model) -> "UnlearnConfig":
+        """This config with ``own_moments`` resolved for ``model`` (the estimator it answers ``model``
+        with, as ``unlearn`` and ``calibrate`` read it): None is on for a LightGCN trained with BCE
+        answered by the training response with Newton corrections, off for every other model."""
+        if self.own_moments is not None:
+            return self
+        graph_bce = isinstance(model, Recommender) and model.num_layers > 0 and training_loss(model) == "bce"
+        return replace(self, own_moments=self.response == "training" and self.newton_corrections > 0 and graph_bce)
 
     @property
     def selects_on_validation(self) -> bool:
@@ -349,6 +365,7 @@ def influence_update(model: Recommender | TableModel, dataset: RecDataset, remov
     rows; a request of label-0 rows only is not in its objective, and the answer is the model
     unchanged — exactly Retrain's (solve status ``not_in_objective``)."""
     lap = clock.lap
+    config = config.for_model(model)
     emb = model.embedding.detach()
     device, dtype = emb.device, emb.dtype
     num_layers = model.num_layers
@@ -473,12 +490,15 @@ def _training_response(model: Recommender | TableModel, dataset: RecDataset, rem
         if trace.calibrated_for == config.estimator:
             scale = trace.calibration
         else:
-            # A checkpoint calibrated before 2026-12-07 holds the fixed-step walk's scale: that method still uses it.
-            fixed_steps = trace.calibrated_for == UnlearnConfig(adaptive_steps=False).estimator
+            # A checkpoint calibrated before a default changed holds the scale of the method that keeps the
+            # earlier default: that method still uses it.
+            earlier = {UnlearnConfig(adaptive_steps=False, own_moments=False).estimator: "ifru-fixed-steps",
+                       UnlearnConfig(own_moments=False).estimator: "ifru-original-moments"}
+            whose = earlier.get(trace.calibrated_for)
             warnings.warn(f"the model's calibration (scale {trace.calibration:.3f}) was fitted for the {trace.calibrated_for} "
                           f"response, this request answers with {config.estimator}: answered uncalibrated; calibrate the "
                           "model again (ifru_ext.unlearning.calibrate) to fit this one"
-                          + (" (or answer with ifru-fixed-steps, whose scale it is)" if fixed_steps else ""), stacklevel=2)
+                          + (f" (or answer with {whose}, whose scale it is)" if whose else ""), stacklevel=2)
     # Adam moves a coordinate by at most about η per step, so after T steps Retrain's table lies
     # within η·T of the initial one, coordinate by coordinate: the linearisation may not leave
     # that box (it can, far from linear, e.g. a few large steps on a tiny dataset).

@@ -77,17 +77,19 @@ METHODS: dict[str, Method] = _methods(
                    "own run (from its training trace), each segment's step solved as the nonlinear equation it is "
                    "(a step whose Newton corrections stall walked in shorter steps), continued along the epochs the "
                    "run trained past its best while the estimate of Retrain improves on validation (Retrain's own "
-                   "stopping rule; BCE models whose trace recorded them), orphaned rows reset; validation cannot "
-                   "veto forgetting, no tuned constant", **TRAINING_RESPONSE),
+                   "stopping rule; BCE models whose trace recorded them), orphaned rows reset, and on LightGCN "
+                   "Retrain's own second moments on the rows a request leaves unanchored (as ifru-own-moments); "
+                   "validation cannot veto forgetting, no tuned constant", **TRAINING_RESPONSE),
     Method("ifru-uncalibrated", UnlearnConfig(calibrated=False), influence_update,
            summary="IFRU's training response as derived, without the model's calibration (ifru_ext.unlearning."
                    "calibrate); the same as ifru for a model that has none", **TRAINING_RESPONSE),
-    Method("ifru-fixed-steps", UnlearnConfig(adaptive_steps=False), influence_update,
+    Method("ifru-fixed-steps", UnlearnConfig(adaptive_steps=False, own_moments=False), influence_update,
            summary="ifru with every segment walked in one implicit step, kept as it is where its Newton corrections "
-                   "stall (the default until 2026-12-07: a large request's first segment on a short run forgets "
-                   "less); uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-fixed-steps)",
-           **TRAINING_RESPONSE),
-    Method("ifru-fixed-steps-uncalibrated", UnlearnConfig(adaptive_steps=False, calibrated=False), influence_update,
+                   "stall, and the Original's second moments everywhere (the default until 2026-12-07: a large "
+                   "request's first segment on a short run forgets less); uses a calibration fitted for it (ifru "
+                   "fidelity --calibrate-for ifru-fixed-steps)", **TRAINING_RESPONSE),
+    Method("ifru-fixed-steps-uncalibrated", UnlearnConfig(adaptive_steps=False, own_moments=False, calibrated=False),
+           influence_update,
            summary="ifru-fixed-steps without the model's calibration", **TRAINING_RESPONSE),
     Method("ifru-linear", UnlearnConfig(corrections=0, horizon="recorded"), influence_update,
            summary="IFRU's training response linearised around the run, at its returned epoch (the default until "
@@ -143,11 +145,19 @@ METHODS: dict[str, Method] = _methods(
            Recommender, "ifru-unanchored without the model's calibration"),
     Method("ifru-own-moments", UnlearnConfig(own_moments=True), influence_update,
            summary="ifru with Retrain's Adam second moments on the rows a request leaves unanchored read at the "
-                   "estimate's own table (their logits saturate, gradients fade and Retrain's steps grow); answers as "
-                   "ifru where no row is left unanchored; uses a calibration fitted for it (ifru fidelity "
-                   "--calibrate-for ifru-own-moments)", model_kind=Recommender),
+                   "estimate's own table (their logits saturate, gradients fade and Retrain's steps grow): ifru's "
+                   "answer on LightGCN, an option on MF; answers as ifru-original-moments where no row is left "
+                   "unanchored; uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-own-moments)",
+           model_kind=Recommender),
     Method("ifru-own-moments-uncalibrated", UnlearnConfig(own_moments=True, calibrated=False), influence_update,
            Recommender, "ifru-own-moments without the model's calibration"),
+    Method("ifru-original-moments", UnlearnConfig(own_moments=False), influence_update,
+           summary="ifru with Retrain's second moments read at the Original's tables on every row: ifru's answer on "
+                   "MF, LightGCN's default until 2026-12-07 (it forgets less of the Amazon-shaped poisoned requests); "
+                   "uses a calibration fitted for it (ifru fidelity --calibrate-for ifru-original-moments)",
+           **TRAINING_RESPONSE),
+    Method("ifru-original-moments-uncalibrated", UnlearnConfig(own_moments=False, calibrated=False),
+           influence_update, summary="ifru-original-moments without the model's calibration", **TRAINING_RESPONSE),
     Method("ifru-validation", UnlearnConfig(response="newton"), influence_update, Recommender,
            "IFRU's Newton step, exact Hessian and spillover, new graph, iterate picked by validation AUC (Adam for "
            "MF, CG for LightGCN): the previous default"),

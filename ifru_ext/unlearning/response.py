@@ -57,10 +57,11 @@ gradient under Retrain, so it keeps its initial value; it is set to ``trace.init
 With ``unanchored_flow`` (``ifru-unanchored``; not the default), a row the request leaves with
 remaining terms of one label only, where it had both (``unanchored_rows``), has no minimiser of the
 remaining loss along it: its rows and columns of ``G`` are left out and it follows the gradient
-flow at Retrain's pace (reports/fidelity-unanchored). With ``own_moments`` (``ifru-own-moments``;
-not the default) those rows keep their curvature, and Retrain's ``v̂`` there is read at the
-candidate table inside the Newton corrections (``RetrainPace``, ``StepEquation``): their logits
-saturate under Retrain, their gradients and ``v̂`` fade, and Retrain's steps grow.
+flow at Retrain's pace (reports/fidelity-unanchored). With ``own_moments`` (LightGCN's default,
+an option on MF: ``ifru-own-moments``) those rows keep their curvature, and Retrain's ``v̂`` there is
+read at the candidate table inside the Newton corrections (``RetrainPace``, ``StepEquation``): their
+logits saturate under Retrain, their gradients and ``v̂`` fade, and Retrain's steps grow
+(reports/fidelity-own-moments).
 
 The system is written once over loss terms (``terms.py``): each term's logit, the rows it
 reads and its Jacobian there, ``ℓ' = σ(x) − y``, ``ℓ'' = σ(x)σ(−x)``. The same code answers BCE
