@@ -13,7 +13,7 @@ from ifru_ext import ops
 from ifru_ext.models import build_model, load_checkpoint, save_checkpoint
 from ifru_ext.models.trace import Snapshot, SnapshotRecorder
 from ifru_ext.training import TrainConfig, train
-from ifru_ext.unlearning import UnlearnConfig, calibrate, unlearn
+from ifru_ext.unlearning import TableModel, UnlearnConfig, calibrate, unlearn
 from ifru_ext.unlearning.influence import _answer_validation, _PairScores, _validation_scorer, removal_seed_counts
 from ifru_ext.unlearning.response import (ResponsePlan, RetrainPace, StepEquation, _corrected, _implicit_step,
                                          _walk_segment, orphaned_rows, training_damping, training_response,
@@ -991,6 +991,12 @@ def test_the_default_reads_retrains_own_moments_on_lightgcn_only(planted):
     bpr = copy.deepcopy(lightgcn)
     bpr.trace = replace(bpr.trace, loss="bpr")
     assert UnlearnConfig().for_model(bpr).own_moments is False
+
+    class DotProduct(TableModel):
+        def scores(self, table, users, items):
+            return (table[users] * table[items]).sum(-1)
+
+    assert UnlearnConfig().for_model(DotProduct(planted.num_users, planted.num_items, 4)).own_moments is False
 
 
 def test_a_lightgcn_calibrated_for_the_original_moments_keeps_its_scale_for_them(planted):
