@@ -370,17 +370,21 @@ def test_graph_without_a_removal_is_the_graph_of_the_remaining_rows(share: float
 
 @pytest.mark.parametrize("share", [0.001, 0.05, 0.5, 1.0])
 def test_incident_rows_and_degree_match_a_scan(share: float) -> None:
-    """Both ways ``incident_rows`` takes (a sort of the few rows found; a mark per training row for
-    many) give the sorted distinct rows touching the nodes, as a scan of every row does."""
+    """Both ways ``incident_rows`` takes (a sort of the few rows found; a mark per row for many)
+    give the sorted distinct rows touching the nodes, as a scan of every row does, in the
+    training split and in the validation split."""
     data = load_dataset("planted:5000")
     num_nodes = data.num_users + data.num_items
     nodes = torch.randperm(num_nodes, generator=torch.Generator().manual_seed(1))[: max(1, round(share * num_nodes))]
     chosen = torch.zeros(num_nodes, dtype=torch.bool)
     chosen[nodes] = True
-    touching = chosen[data.train.users] | chosen[data.train.items + data.num_users]
-    assert torch.equal(data.incident_rows(nodes), touching.nonzero().squeeze(1))
+    for split, rows in (("train", data.train), ("valid", data.valid)):
+        touching = chosen[rows.users] | chosen[rows.items + data.num_users]
+        assert torch.equal(data.incident_rows(nodes, split=split), touching.nonzero().squeeze(1)), split
     ends = torch.cat((data.train.users, data.train.items + data.num_users))
     assert torch.equal(data.degree(nodes), torch.bincount(ends, minlength=num_nodes)[nodes])
+    with pytest.raises(ValueError, match="split must be 'train' or 'valid', got 'test'"):
+        data.incident_rows(nodes, split="test")
 
 
 def test_node_incidence_lists_each_nodes_rows_by_their_other_endpoint() -> None:

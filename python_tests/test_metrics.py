@@ -43,7 +43,7 @@ def test_partial_auc_is_the_auc_of_the_updated_scores(seed: int) -> None:
         new = rng.integers(0, 8, int(mask.sum())).astype(float)
         updated = scores.copy()
         updated[mask] = new
-        with_new = partial.changed(torch.from_numpy(mask))
+        with_new = partial.changed(torch.from_numpy(mask).nonzero().squeeze(1))
         assert math.isclose(with_new(torch.from_numpy(new)), roc_auc_score(labels, updated), rel_tol=1e-12)
         assert math.isclose(with_new(torch.from_numpy(scores[mask])), roc_auc_score(labels, scores), rel_tol=1e-12)
         # exact either way: the won-pair counts are sums of halves

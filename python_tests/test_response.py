@@ -347,12 +347,13 @@ def test_the_horizon_rule_continues_the_run_an_epoch_at_a_time(planted, name):
     torch.testing.assert_close(extended, answer(continued(2)), rtol=1e-8, atol=1e-10)
 
 
-def test_the_answers_validation_auc_rescores_only_the_pairs_it_changes(planted):
+@pytest.mark.parametrize("stride", [2, 7, 97])  # most validation pairs change (PartialAUC._whole), a quarter, few
+def test_the_answers_validation_auc_rescores_only_the_pairs_it_changes(planted, stride):
     """MF's horizon rule scores an answer by ``metrics.PartialAUC`` over the validation pairs that
     read a changed row: the same AUC as scoring the whole answer table."""
     model = trained(planted, "mf")
     emb = model.embedding.detach()
-    changed_rows = torch.arange(3, model.num_nodes, 7)
+    changed_rows = torch.arange(3, model.num_nodes, stride)
     partial = _answer_validation(model, planted, emb, changed_rows, lambda delta: emb[changed_rows] + delta, None)
     whole = _validation_scorer(model, planted, None, emb.device)
     generator = torch.Generator().manual_seed(0)

@@ -34,12 +34,12 @@ class Interactions:
 
 
 class NodeIncidence(NamedTuple):
-    """The training rows at each node of the stacked table (users, then items offset by the
-    number of users), grouped by node: a CSR with one entry per (node, training row it is an
-    endpoint of)."""
+    """The rows of a split (the training rows unless said) at each node of the stacked table
+    (users, then items offset by the number of users), grouped by node: a CSR with one entry per
+    (node, row it is an endpoint of)."""
 
     rowptr: Tensor  # int64 [N+1]: node v's entries are [rowptr[v], rowptr[v+1])
-    rows: Tensor    # int64 [2n]: each entry's training row
+    rows: Tensor    # int64 [2n]: each entry's row of the split
     ends: Tensor    # int64 [2n]: which endpoint of its row the node is (0 the user, 1 the item)
 
 
@@ -150,14 +150,13 @@ class RecDataset:
         node by the row's other endpoint (then by row): the order in which ``ops.pair_sums`` reads
         the table in address order. Built once per dataset (one O(n log n) sort); a request reads
         its every-row grouping from it in O(n) (``unlearning.TermIncidence.from_dataset``)."""
-        num_nodes = self.num_users + self.num_items
-        users, items = self.train.users, self.train.items + self.num_users
-        nodes, other = torch.cat((users, items)), torch.cat((items, users))
-        order = torch.argsort(nodes * num_nodes + other, stable=True)  # entry c·n + j: row j seen from end c
-        rowptr = torch.zeros(num_nodes + 1, dtype=torch.int64)
-        rowptr[1:] = torch.cumsum(torch.bincount(nodes, minlength=num_nodes), 0)
-        size = max(len(self.train), 1)
-        return NodeIncidence(rowptr, order % size, torch.div(order, size, rounding_mode="floor"))
+        return _incidence(self.train, self.num_users, self.num_items)
+
+    @cached_property
+    def validation_incidence(self) -> "NodeIncidence":
+        """``node_incidence`` of the validation rows: which validation pairs read each node (an
+        answer's validation AUC re-scores only the pairs of the rows it moves). Built once."""
+        return _incidence(self.valid, self.num_users, self.num_items)
 
     def degree(self, nodes: Tensor) -> Tensor:
         """Training rows incident to each of ``nodes`` (stacked-table ids, int64 [k]) -> int64 [k]."""
@@ -165,22 +164,26 @@ class RecDataset:
         nodes = nodes.cpu()
         return rowptr[nodes + 1] - rowptr[nodes]
 
-    def incident_rows(self, nodes: Tensor) -> Tensor:
-        """Sorted distinct training rows with an endpoint in ``nodes`` (stacked-table ids, users
-        then items offset by ``num_users``; int64 [k]) -> int64 [m]. Costs what the nodes
-        touch, not the dataset, until they touch a large share of it (then one O(n) mark of the
-        training rows beats sorting them): a request's plan reads only its own neighbourhood."""
-        rowptr, rows, _ = self.node_incidence
+    def incident_rows(self, nodes: Tensor, split: str = "train") -> Tensor:
+        """Sorted distinct rows of ``split`` ("train" | "valid") with an endpoint in ``nodes``
+        (stacked-table ids, users then items offset by ``num_users``; int64 [k]) -> int64 [m]
+        (on the CPU). Costs what the nodes touch, not the dataset, until they touch a large share
+        of it (then one O(n) mark of the split's rows beats sorting them): a request's plan reads
+        only its own neighbourhood."""
+        if split not in ("train", "valid"):
+            raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
+        rowptr, rows, _ = self.node_incidence if split == "train" else self.validation_incidence
+        size = len(self.train) if split == "train" else len(self.valid)
         nodes = nodes.cpu()
         counts = rowptr[nodes + 1] - rowptr[nodes]
         # Entry t of the output block of node k reads rows[rowptr[k] + t].
         starts = torch.repeat_interleave(rowptr[nodes] - (torch.cumsum(counts, 0) - counts), counts)
         found = rows.index_select(0, starts + torch.arange(starts.numel()))
-        if self.sorting_beats_a_pass(found.numel()):
+        if _sorting_beats_a_pass(found.numel(), size):
             return torch.unique(found)  # a sort of the few rows found: k log k
-        # Many rows (a large request, LightGCN's reach): a mark per training row and one scan,
-        # O(n + k), instead of sorting them (BookCrossing, 690k found: 3.5 against 23 ms).
-        marked = torch.zeros(len(self.train), dtype=torch.bool)
+        # Many rows (a large request, LightGCN's reach): a mark per row and one scan, O(n + k),
+        # instead of sorting them (BookCrossing's training rows, 690k found: 3.5 against 23 ms).
+        marked = torch.zeros(size, dtype=torch.bool)
         marked[found] = True
         return marked.nonzero().squeeze(1)
 
@@ -188,7 +191,7 @@ class RecDataset:
         """Whether sorting ``count`` entries (``count log count``) costs less than one pass over the
         training rows: the test by which a request's index work sorts what it found or reads the
         dataset's grouping instead (``incident_rows``, ``unlearning.TermIncidence``)."""
-        return 4 * count * count.bit_length() < len(self.train)
+        return _sorting_beats_a_pass(count, len(self.train))
 
     def touched(self) -> tuple[Tensor, Tensor]:
         """Sorted distinct (users int64 [a], items int64 [b]) appearing in the removal set."""
@@ -214,3 +217,21 @@ class RecDataset:
             "removed_items": int(items.numel()),
         }
 
+
+
+def _incidence(split: Interactions, num_users: int, num_items: int) -> NodeIncidence:
+    """``split``'s rows grouped by stacked-table node, within a node by the row's other endpoint
+    (then by row): one O(n log n) sort (``RecDataset.node_incidence``)."""
+    num_nodes = num_users + num_items
+    users, items = split.users, split.items + num_users
+    nodes, other = torch.cat((users, items)), torch.cat((items, users))
+    order = torch.argsort(nodes * num_nodes + other, stable=True)  # entry c·n + j: row j seen from end c
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.int64)
+    rowptr[1:] = torch.cumsum(torch.bincount(nodes, minlength=num_nodes), 0)
+    size = max(len(split), 1)
+    return NodeIncidence(rowptr, order % size, torch.div(order, size, rounding_mode="floor"))
+
+
+def _sorting_beats_a_pass(count: int, rows: int) -> bool:
+    """Whether sorting ``count`` entries (``count log count``) costs less than one pass over ``rows``."""
+    return 4 * count * count.bit_length() < rows

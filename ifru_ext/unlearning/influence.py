@@ -647,21 +647,21 @@ class _PairScores:
 class _ChangedPairs:
     """The validation pairs an answer changes, those reading one of ``changed_rows`` [c] (global
     ids of a table of ``num_rows`` rows), laid out once per request for every table the
-    horizons score them on: ``reading`` bool [n] (which pairs), ``rows`` [R] (the rows they
-    read, ascending), ``moved_at`` / ``moved_from`` (which of those rows are changed, and where
-    among ``changed_rows``), and ``scores`` (the pairs' scores on a table of ``rows``);
+    horizons score them on, from the dataset's validation incidence (what the request touches,
+    not the validation set): ``reading`` int64 [p] (which pairs, ascending), ``rows`` [R] (the
+    rows they read, ascending), ``moved_at`` / ``moved_from`` (which of those rows are changed,
+    and where among ``changed_rows``), and ``scores`` (the pairs' scores on a table of ``rows``);
     ``every_score``: every validation pair's score on a whole table [num_rows, d] (a run's epoch
     whose ``PartialAUC`` is not yet built)."""
 
     def __init__(self, dataset: RecDataset, changed_rows: Tensor, num_rows: int) -> None:
         device = changed_rows.device
+        self.dataset, self.num_rows, self._every_pair = dataset, num_rows, None
+        self.reading = dataset.incident_rows(changed_rows, split="valid").to(device)
         valid = dataset.valid
-        self.users, self.items = users, items = valid.users.to(device), (valid.items + dataset.num_users).to(device)
-        self.num_rows, self._every_pair = num_rows, None
-        changed = torch.zeros(num_rows, dtype=torch.bool, device=device)
-        changed[changed_rows] = True
-        self.reading = changed[users] | changed[items]
-        self.rows, local = torch.unique(torch.cat((users[self.reading], items[self.reading])), return_inverse=True)
+        users = valid.users.to(device).index_select(0, self.reading)
+        items = valid.items.to(device).index_select(0, self.reading) + dataset.num_users
+        self.rows, local = torch.unique(torch.cat((users, items)), return_inverse=True)
         position = torch.full((num_rows,), -1, dtype=torch.int64, device=device)
         position[changed_rows] = torch.arange(changed_rows.numel(), device=device)
         moved = position[self.rows] >= 0
@@ -670,7 +670,9 @@ class _ChangedPairs:
 
     def every_score(self, table: Tensor) -> Tensor:
         if self._every_pair is None:
-            self._every_pair = _PairScores(self.users, self.items, self.num_rows)
+            valid = self.dataset.valid
+            self._every_pair = _PairScores(valid.users.to(table.device), (valid.items + self.dataset.num_users).to(
+                table.device), self.num_rows)
         return self._every_pair(table)
 
 
