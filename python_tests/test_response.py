@@ -951,6 +951,37 @@ def test_own_moments_read_retrains_second_moments_at_the_candidate(planted):
     assert float(own[users].norm()) > 1.2 * float(default[users].norm())
 
 
+def test_own_moments_on_lightgcn_read_only_the_terms_that_reach_the_unanchored_rows(planted):
+    """LightGCN's own moments at a candidate (``ResponsePlan.own_squares``) sum only the remaining
+    terms within ``K`` hops of the unanchored rows (``TermPlan.own_terms``) and carry them to those
+    rows alone: the same squares there as every term carried to every moving row
+    (``squared_gradients``), and a pace (``RetrainPace.at``) equal to the one read on every row with
+    the unanchored rows' share swapped in, the other rows' kept to the bit."""
+    model = trained(planted, "lightgcn")
+    emb, trace = model.embedding.detach(), model.trace
+    removal = unanchoring_request(planted)
+    keep = torch.zeros(model.num_nodes, dtype=torch.bool)
+    keep[torch.cat((planted.train.users[removal], planted.train.items[removal] + planted.num_users))] = True
+    plan = ResponsePlan(planted, removal, keep, model.num_layers, planted.graph(removal, dtype=torch.float64),
+                        model.graph, torch.device("cpu"), torch.float64, trace=trace, own_moments=True)
+    terms = plan.terms(0)
+    own = terms.unanchored
+    assert torch.equal(terms.own_rows, own.nonzero().squeeze(1)) and 0 < terms.own_rows.numel() < own.numel()
+    assert 0 < len(terms.own_terms) < len(terms.operator)
+    at = plan.local(emb)
+    candidate = at.index_add(0, plan.rows, 0.3 * torch.randn(plan.rows.numel(), emb.shape[1], dtype=torch.float64,
+                                                             generator=torch.Generator().manual_seed(4)))
+    every_row = plan.squared_gradients(candidate, 0)
+    torch.testing.assert_close(plan.own_squares(candidate, 0), every_row[own], rtol=1e-12, atol=0)
+    pace = RetrainPace(plan, trace, at, 0, plan.system(at), plan.moving(trace.second_moment), trace.steps,
+                       removal.numel(), plan.influence(at))
+    damping, drive = pace.at(plan.own_squares(candidate, 0))
+    _, expected_damping, expected_drive = pace._paced(torch.where(own[:, None], every_row / pace.total, pace.kept_share))
+    torch.testing.assert_close(damping, expected_damping, rtol=1e-12, atol=0)
+    torch.testing.assert_close(drive, expected_drive, rtol=1e-12, atol=1e-300)
+    assert torch.equal(damping[~own], pace.retrain_damping[~own]) and torch.equal(drive[~own], pace.drive[~own])
+
+
 def test_own_moments_answer_as_the_default_where_no_row_is_unanchored(planted):
     """``ifru-own-moments`` answers a request that leaves no row unanchored to the bit as ``ifru``; its
     calibration is its own; the Newton response, a linear one and a TableModel or BPR model refuse it."""
