@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# ifru-own-moments next to the default ifru, each calibrated for itself, on the same Originals and Retrains
-# (the second pass hard-links the first pass's checkpoints; a checkpoint is replaced by a rename, never rewritten).
+# ifru-own-moments next to ifru-original-moments (the default ifru until 2026-12-07), each calibrated for itself,
+# on the same Originals and Retrains (the second pass hard-links the first pass's checkpoints; a checkpoint is
+# replaced by a rename, never rewritten).
 # Usage: reports/fidelity-own-moments/run.sh [CELL...]
 #   MF on BookCrossing: mf-full-p8 mf-full-p2 mf-full-g2 mf-full-u1 mf-users25-p8; MF on shaped files:
 #   mf-amazon-p8 mf-planted1e4-p2; LightGCN, every cell of the matrix (../fidelity-endpoint/trajectory, with its
 #   stopping: --no-scaled-patience, but the MovieLens-shaped file's cell, which holds the scaled run):
 #   lightgcn-amazon-p2 lightgcn-amazon-sparse-p2 lightgcn-amazon-new-p2 lightgcn-ml100k-p8 lightgcn-ml100k-p2
 #   lightgcn-ml100k-g2 lightgcn-ml100k-u2 lightgcn-1e4-p2 lightgcn-1e4-g2 lightgcn-full-p1 lightgcn-full-u1
-#   lightgcn-movielens-new-p2
+#   lightgcn-movielens-new-p2; lightgcn-full-g2 (BookCrossing's LightGCN genuine 2% cell, which the trajectory
+#   matrix's adaptive pass did not run either; added 2026-12-07 afternoon, not in the default list)
 # Reports: reports/fidelity-own-moments/<cell>.{default,own}.{md,json}; models in runs/own-moments/<cell>-{a,o}.
 # Environment: IFRU (the CLI), THREADS.
 set -euo pipefail
@@ -28,8 +30,11 @@ pair() {  # cell model scenario fraction seeds [flags...]
   shift 5
   echo "=== $(date +%T) $cell"
   mkdir -p "$out-a" "$out-o"
-  "$IFRU" fidelity --model "$model" --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" --methods ifru \
-      --calibrate-for ifru --threads "$THREADS" --out "$out-a" "$@" > "$out-a.log" 2>&1
+  # the first pass answers with the original moments (the default of the morning these cells first ran, when it was
+  # named ifru; MF's default still), calibrated for themselves
+  "$IFRU" fidelity --model "$model" --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" \
+      --methods ifru-original-moments --calibrate-for ifru-original-moments --threads "$THREADS" --out "$out-a" "$@" \
+      > "$out-a.log" 2>&1
   cp -ln "$out-a"/*.pt "$out-o"/ 2>/dev/null || true
   "$IFRU" fidelity --model "$model" --scenario "$scenario" --fraction "$fraction" --seeds "$seeds" \
       --methods ifru-own-moments,ifru-own-moments-uncalibrated,ifru-uncalibrated --calibrate-for ifru-own-moments \
@@ -66,6 +71,7 @@ for cell in "${cells[@]}"; do
     lightgcn-1e4-g2) pair "$cell" lightgcn genuine 0.02 1,2,3 "${LGN[@]}" --dataset planted:1e4 ;;
     lightgcn-full-p1) pair "$cell" lightgcn poison 0.01 1 "${LGN[@]}" ;;
     lightgcn-full-u1) pair "$cell" lightgcn users 0.01 1 "${LGN[@]}" ;;
+    lightgcn-full-g2) pair "$cell" lightgcn genuine 0.02 1 "${LGN[@]}" ;;
     lightgcn-movielens-new-p2) shaped runs/movielens-new/ratings.dat "3000 2500 400000 23" movielens
       pair "$cell" lightgcn poison 0.02 1 --dataset runs/movielens-new/ratings.dat "${ML[@]}" ;;
     *) echo "unknown cell $cell"; exit 2 ;;
