@@ -125,7 +125,7 @@ class PartialAUC:
     def _whole(self, changed: Tensor) -> Callable[[Tensor], float]:
         """``changed`` when most scores change: each call counts the won pairs of the whole updated
         set, one sort of its negatives and a binary search of its positives, where the subset's
-        way takes eight binary searches per call (BookCrossing MF, a 2% request's answer: most
+        way takes ten binary searches per call (BookCrossing MF, a 2% request's answer: most
         validation pairs read a moved row). Every count is a sum of halves, exact in float64: the
         same AUC to the bit either way."""
         positives, negatives = self.positive.nonzero().squeeze(1), (~self.positive).nonzero().squeeze(1)

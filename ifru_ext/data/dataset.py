@@ -218,7 +218,6 @@ class RecDataset:
         }
 
 
-
 def _incidence(split: Interactions, num_users: int, num_items: int) -> NodeIncidence:
     """``split``'s rows grouped by stacked-table node, within a node by the row's other endpoint
     (then by row): one O(n log n) sort (``RecDataset.node_incidence``)."""

@@ -670,9 +670,9 @@ class _ChangedPairs:
 
     def every_score(self, table: Tensor) -> Tensor:
         if self._every_pair is None:
-            valid = self.dataset.valid
-            self._every_pair = _PairScores(valid.users.to(table.device), (valid.items + self.dataset.num_users).to(
-                table.device), self.num_rows)
+            valid, device = self.dataset.valid, table.device
+            self._every_pair = _PairScores(valid.users.to(device), (valid.items + self.dataset.num_users).to(device),
+                                           self.num_rows)
         return self._every_pair(table)
 
 

@@ -688,8 +688,8 @@ class RetrainPace:
     Retrain's ``v̂`` is the Original's ``moment`` without the removed terms' share of the squared
     per-term gradients at the segment's table (``ResponsePlan.removed_share``), times ``n/m``
     (``retrain_moment``, ``retrain_damping`` and ``drive`` [a, d]). ``own_rows``
-    (``UnlearnConfig.own_moments``; int64 [o] positions among the moving rows, or None): on some rows — the ones
-    the request leaves unanchored, whose remaining terms all carry one label — the share is read at
+    (``UnlearnConfig.own_moments``; int64 [o] positions among the moving rows, or None): on some rows —
+    the ones the request leaves unanchored, whose remaining terms all carry one label — the share is read at
     the candidate table instead (``at``): without the removed terms their logits saturate, their
     gradients and Retrain's own ``v̂`` fade, and Retrain's steps grow past what the Original's table
     says (reports/fidelity-poison-tail). Other rows keep the segment table's pace to the bit.
