@@ -6,8 +6,8 @@ Retrain, for Retrain-2 (the noise floor: a second Retrain, the next seed), ifru-
 the default until 2026-12-06), ifru-nonlinear and ifru-trajectory (the default ``ifru`` from then until
 2026-12-07 answered as it on every model here, their traces carrying the tail: ``ifru-fixed-steps`` since) and
 the adaptive pass (the default ``ifru`` since 2026-12-07, its stalled steps walked shorter; the reports of
-2026-12-07 call it ifru-adaptive; ``– | – | –`` where a cell has no adaptive report) (means over the cell's
-draws, as the reports give them).
+2026-12-07 call it ifru-adaptive; ``– | – | –`` where a cell has no report of that pass: the files drawn after
+the morning of 2026-12-07 ran the adaptive pass only) (means over the cell's draws, as the reports give them).
 ``*``: outside the issue's target (forget [0.8, 1.2]; poison AUC ≥ 0.9 on all three; genuine / users gap ≤
 max(0.002, floor); ≥ 10× Retrain); ``–``: not judged (inside the noise floor). Below the table, per model and
 method, the judged cells that meet each target, and the poisoned-row AUC bar again among the cells where
@@ -66,21 +66,18 @@ if __name__ == "__main__":  # compare.py (reports/fidelity-plateaus/scaled) impo
     tallies: dict[tuple[str, str], dict] = {}  # (model, column) -> target -> [met, judged]
     lines = ["| model | data | request | seeds | " + " | ".join(f"{name}: forget | AUC | speed" for _, _, name in METHODS) + " |",
              "|---|---|---|---|" + "---|---|---|" * len(METHODS)]
-    for default in sorted(HERE.glob("*/*.default.json")):
-        reports = {"default": json.loads(default.read_text())}
-        other = default.with_name(default.name.replace(".default.", ".trajectory."))
-        if not other.exists():
-            continue
-        reports["trajectory"] = json.loads(other.read_text())
-        adaptive = default.with_name(default.name.replace(".default.", ".adaptive."))
-        reports["adaptive"] = json.loads(adaptive.read_text()) if adaptive.exists() else None
-        first = reports["default"]
+    # every cell with a report of any pass (a cell drawn after 2026-12-07 morning ran the adaptive pass only)
+    cells_run = sorted({path.parent / path.name.rsplit(".", 2)[0] for path in HERE.glob("*/*.json")})
+    for cell in cells_run:
+        reports = {kind: json.loads(path.read_text()) if (path := cell.with_name(f"{cell.name}.{kind}.json")).exists()
+                   else None for kind in ("default", "trajectory", "adaptive")}
+        first = next(report for report in reports.values() if report is not None)  # Retrain-2 is in every pass's
         floor_meets = first["scenario"] == "poison" and floor_meets_auc_bar(first)
-        cells = " | ".join("– | – | –" if reports[kind] is None  # a cell not yet answered by that pass
-                           else row(reports[kind], names, tallies.setdefault((first["model"], name), {}), floor_meets)
-                           for kind, names, name in METHODS)
+        cells = " | ".join("– | – | –" if (report := first if names == ("retrain-2",) else reports[kind]) is None
+                           else row(report, names, tallies.setdefault((first["model"], name), {}), floor_meets)
+                           for kind, names, name in METHODS)  # "– | – | –": a cell not answered by that pass
         request = f"{first['scenario']} {first['fraction']:g}"
-        lines.append(f"| {first['model']} | {default.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
+        lines.append(f"| {first['model']} | {cell.parent.name} | {request} | {','.join(map(str, first['seeds']))} | {cells} |")
     lines += ["", "| model | method | forget in [0.8, 1.2] | poison AUC ≥ 0.9 (all three) | the same where Retrain-2 meets it "
                   "| genuine / users AUC gap | ≥ 10× Retrain |",
               "|---|---|---|---|---|---|---|"]
