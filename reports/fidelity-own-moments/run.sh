@@ -9,7 +9,8 @@
 #   lightgcn-amazon-p2 lightgcn-amazon-sparse-p2 lightgcn-amazon-new-p2 lightgcn-ml100k-p8 lightgcn-ml100k-p2
 #   lightgcn-ml100k-g2 lightgcn-ml100k-u2 lightgcn-1e4-p2 lightgcn-1e4-g2 lightgcn-full-p1 lightgcn-full-u1
 #   lightgcn-movielens-new-p2; lightgcn-full-g2 (BookCrossing's LightGCN genuine 2% cell, which the trajectory
-#   matrix's adaptive pass did not run either; added 2026-12-07 afternoon, not in the default list)
+#   matrix's adaptive pass did not run either; added 2026-12-07 afternoon, not in the default list),
+#   lightgcn-movielens-dense-p2 (the poisoned 2% cell of the dense MovieLens-shaped file drawn that afternoon)
 # Reports: reports/fidelity-own-moments/<cell>.{default,own}.{md,json}; models in runs/own-moments/<cell>-{a,o}.
 # Environment: IFRU (the CLI), THREADS.
 set -euo pipefail
@@ -72,6 +73,8 @@ for cell in "${cells[@]}"; do
     lightgcn-full-p1) pair "$cell" lightgcn poison 0.01 1 "${LGN[@]}" ;;
     lightgcn-full-u1) pair "$cell" lightgcn users 0.01 1 "${LGN[@]}" ;;
     lightgcn-full-g2) pair "$cell" lightgcn genuine 0.02 1 "${LGN[@]}" ;;
+    lightgcn-movielens-dense-p2) shaped runs/movielens-dense/ratings.dat "1500 1800 300000 89" movielens
+      pair "$cell" lightgcn poison 0.02 1 --dataset runs/movielens-dense/ratings.dat "${ML[@]}" ;;
     lightgcn-movielens-new-p2) shaped runs/movielens-new/ratings.dat "3000 2500 400000 23" movielens
       pair "$cell" lightgcn poison 0.02 1 --dataset runs/movielens-new/ratings.dat "${ML[@]}" ;;
     *) echo "unknown cell $cell"; exit 2 ;;
