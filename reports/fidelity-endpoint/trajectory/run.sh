@@ -20,7 +20,9 @@
 #           2026-12-07 after the rest: 25,000 users, 4,000 items, 350k ratings, seed 67; MF, four cells, three seeds),
 #           lightgcn-amazon-new (its LightGCN poisoned 2% cell, seed 1), movielens-dense (a denser MovieLens-shaped
 #           file drawn on the afternoon of 2026-12-07: 1,500 users, 1,800 items, 300k ratings, seed 89; MF, four cells,
-#           three seeds), lightgcn-movielens-dense (its LightGCN poisoned 2% cell, seed 1)
+#           three seeds), lightgcn-movielens-dense (its LightGCN poisoned 2% cell, seed 1), movielens-narrow (a
+#           MovieLens-shaped file with many users and few items, drawn after that: 12,000 users, 800 items, 250k
+#           ratings, seed 101; MF, four cells, three seeds), lightgcn-movielens-narrow (its LightGCN poisoned 2% cell)
 # PASSES=adaptive (2026-12-07): the default ifru since then (a stalled step walked in shorter steps), calibrated for
 # itself on the trajectory pass's models (runs/trajectory-<stage>-a). Since 2026-12-07 the trajectory pass's two
 # methods walk stalled steps shorter too; its committed reports are the fixed-step walk's (ifru-fixed-steps).
@@ -133,6 +135,7 @@ for stage in "${stages[@]}"; do
     movielens-wide|lightgcn-movielens-wide) fresh "${stage#lightgcn-}" runs/movielens-wide/ratings.dat "8000 3000 250000 41" ;;
     amazon-new|lightgcn-amazon-new) fresh "${stage#lightgcn-}" runs/amazon-new/ratings.csv "25000 4000 350000 67" amazon ;;
     movielens-dense|lightgcn-movielens-dense) fresh "${stage#lightgcn-}" runs/movielens-dense/ratings.dat "1500 1800 300000 89" ;;
+    movielens-narrow|lightgcn-movielens-narrow) fresh "${stage#lightgcn-}" runs/movielens-narrow/ratings.dat "12000 800 250000 101" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
