@@ -10,7 +10,8 @@
 #   lightgcn-ml100k-g2 lightgcn-ml100k-u2 lightgcn-1e4-p2 lightgcn-1e4-g2 lightgcn-full-p1 lightgcn-full-u1
 #   lightgcn-movielens-new-p2; lightgcn-full-g2 (BookCrossing's LightGCN genuine 2% cell, which the trajectory
 #   matrix's adaptive pass did not run either; added 2026-12-07 afternoon, not in the default list),
-#   lightgcn-movielens-dense-p2 (the poisoned 2% cell of the dense MovieLens-shaped file drawn that afternoon)
+#   lightgcn-movielens-dense-p2, lightgcn-movielens-narrow-p2 (the poisoned 2% cells of the dense and the narrow
+#   MovieLens-shaped files drawn that afternoon)
 # Reports: reports/fidelity-own-moments/<cell>.{default,own}.{md,json}; models in runs/own-moments/<cell>-{a,o}.
 # Environment: IFRU (the CLI), THREADS.
 set -euo pipefail
@@ -75,6 +76,8 @@ for cell in "${cells[@]}"; do
     lightgcn-full-g2) pair "$cell" lightgcn genuine 0.02 1 "${LGN[@]}" ;;
     lightgcn-movielens-dense-p2) shaped runs/movielens-dense/ratings.dat "1500 1800 300000 89" movielens
       pair "$cell" lightgcn poison 0.02 1 --dataset runs/movielens-dense/ratings.dat "${ML[@]}" ;;
+    lightgcn-movielens-narrow-p2) shaped runs/movielens-narrow/ratings.dat "12000 800 250000 101" movielens
+      pair "$cell" lightgcn poison 0.02 1 --dataset runs/movielens-narrow/ratings.dat "${ML[@]}" ;;
     lightgcn-movielens-new-p2) shaped runs/movielens-new/ratings.dat "3000 2500 400000 23" movielens
       pair "$cell" lightgcn poison 0.02 1 --dataset runs/movielens-new/ratings.dat "${ML[@]}" ;;
     *) echo "unknown cell $cell"; exit 2 ;;
