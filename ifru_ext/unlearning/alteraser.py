@@ -59,12 +59,11 @@ from torch.nn.functional import softplus
 
 from .. import ops
 from ..data import RecDataset
-from ..graph import CSRGraph
 from ..models import Recommender, copy_model
 from ..training import EarlyStopping
 from .base import PhaseClock, SolveReport, UnlearnResult
 from .curvature import damped_newton_directions, row_newton_systems
-from .objective import RemainingObjective, ratio, remaining_graph, squared_weights
+from .objective import RemainingObjective, ratio, remaining_graph, squared_weights, within_hops
 from .solvers import conjugate_gradient
 
 __all__ = ["AltEraserConfig", "alteraser"]
@@ -201,19 +200,13 @@ def _mf_phase(emb: Tensor, rows: Tensor, own: Tensor, other: Tensor, labels: Ten
 # --------------------------------------------------------------------------- AltEraser: LightGCN
 
 
-def _within_hops(mask: Tensor, graph: CSRGraph, hops: int) -> Tensor:
-    """Nodes within ``hops`` graph steps of ``mask`` (bool [N]); weights are positive, so exact."""
-    reach = ops.propagate(mask.to(graph.weight.dtype)[:, None], graph, hops)
-    return reach[:, 0] > 0
-
-
 def _lightgcn_curvature(emb: Tensor, rows: Tensor, objective: RemainingObjective) -> Tensor:
     """``C_v = Σ_w P_wv² B_w(F)`` for base rows ``rows`` [a] → [a, d, d], mean units, plus ``(λ + w_v) I``."""
     num_nodes, dim = emb.shape
     graph, num_layers = objective.graph, objective.num_layers
     selected = torch.zeros(num_nodes, dtype=torch.bool, device=emb.device)
     selected[rows] = True
-    needed = _within_hops(selected, graph, num_layers)
+    needed = within_hops(selected, graph, num_layers)
     needed_rows = needed.nonzero().squeeze(1)
     # Both directions of every D_{-r} interaction whose own endpoint is needed.
     own = torch.cat((objective.users, objective.items))

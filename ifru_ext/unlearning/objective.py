@@ -21,7 +21,7 @@ from ..graph import CSRGraph
 from ..metrics import auc
 from ..models import Recommender
 
-__all__ = ["RemainingObjective", "ratio", "remaining_graph", "squared_weights"]
+__all__ = ["RemainingObjective", "ratio", "remaining_graph", "squared_weights", "within_hops"]
 
 
 class RemainingObjective:
@@ -114,3 +114,8 @@ def ratio(numerator: Tensor, denominator: Tensor) -> float:
 def squared_weights(graph: CSRGraph) -> CSRGraph:
     """``Â∘Â``: the same pattern with squared weights."""
     return CSRGraph(graph.rowptr, graph.col, graph.weight.square(), graph.num_nodes, graph.symmetric)
+
+
+def within_hops(mask: Tensor, graph: CSRGraph, hops: int) -> Tensor:
+    """Nodes within ``hops`` graph steps of ``mask`` (bool [N]) -> bool [N]; weights are positive, so exact."""
+    return ops.propagate(mask.to(graph.weight.dtype)[:, None], graph, hops)[:, 0] > 0

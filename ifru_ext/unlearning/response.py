@@ -85,7 +85,7 @@ from ..models import Recommender
 from ..models.trace import TrainingTrace
 from ..training.bpr import NegativeSampler, bpr_rows
 from .base import SolveReport
-from .objective import squared_weights
+from .objective import squared_weights, within_hops
 from .solvers import conjugate_gradient
 from .terms import (BPR_EPOCHS, Scorer, TermIncidence, TermOrigin, Terms, TermStatistics, bpr_terms, endpoint_sums,
                     segment_epochs)
@@ -200,9 +200,9 @@ class TermPlan:
         if plan.own_moments and self.unanchored is not None:
             self.own_rows = self.unanchored.nonzero().squeeze(1)
             if plan.num_layers > 0:
-                seeds = torch.zeros(plan.num_nodes, 1, dtype=plan.dtype, device=self.own_rows.device)
-                seeds[plan.rows.index_select(0, self.own_rows)] = 1.0
-                near = ops.propagate(seeds, plan.old_graph, plan.num_layers)[:, 0] > 0
+                seeds = torch.zeros(plan.num_nodes, dtype=torch.bool, device=self.own_rows.device)
+                seeds[plan.rows.index_select(0, self.own_rows)] = True
+                near = within_hops(seeds, plan.old_graph, plan.num_layers)
                 reaching = near.index_select(0, self.operator.columns[0])
                 for column in self.operator.columns[1:]:
                     reaching |= near.index_select(0, column)
@@ -287,7 +287,7 @@ class ResponsePlan:
         if num_layers > 0:
             seeds = keep.clone()
             seeds[torch.cat((train.users[removal.cpu()], train.items[removal.cpu()] + dataset.num_users)).to(keep.device)] = True
-            reach = ops.propagate(seeds.to(dtype)[:, None], new_graph, num_layers)[:, 0] > 0
+            reach = within_hops(seeds, new_graph, num_layers)
         # Per term set (global ids): (columns, labels, weights, removed, origin).
         if self.loss == "bpr":
             # Time runs in the original run's steps, each averaging its batch over n⁺ triples per epoch.
